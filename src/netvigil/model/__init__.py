@@ -1,0 +1,39 @@
+"""NetVigil's vocabulary: frozen types and enums, no I/O."""
+
+from netvigil.model.alerts import Alert, Level
+from netvigil.model.entities import Entity, EntityRef, EntityType, canonical_code, make_ref
+from netvigil.model.errors import (
+    GeoDataError,
+    InputError,
+    InvalidEntity,
+    NetVigilError,
+    StoreError,
+)
+from netvigil.model.events import Event, EventKind, EventStatus, Scope, SignalEvidence
+from netvigil.model.series import Series
+from netvigil.model.signals import KNOWN_SIGNALS, SignalKind, SourceFamily, signal_kind
+
+__all__ = [
+    "KNOWN_SIGNALS",
+    "Alert",
+    "Entity",
+    "EntityRef",
+    "EntityType",
+    "Event",
+    "EventKind",
+    "EventStatus",
+    "GeoDataError",
+    "InputError",
+    "InvalidEntity",
+    "Level",
+    "NetVigilError",
+    "Scope",
+    "Series",
+    "SignalEvidence",
+    "SignalKind",
+    "SourceFamily",
+    "StoreError",
+    "canonical_code",
+    "make_ref",
+    "signal_kind",
+]

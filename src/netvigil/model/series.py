@@ -1,0 +1,65 @@
+"""Time series on a regular grid where a missing point is NaN, never zero.
+
+A zero means "we measured and saw nothing" (a blackout); NaN means "we have no
+measurement" (a collector outage, a late upload). Detectors must keep the two apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from netvigil.model.entities import EntityRef
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    entity: EntityRef
+    signal: str
+    start: int  # unix seconds of the first bin (bin start)
+    step: int  # seconds
+    values: FloatArray  # NaN = missing
+
+    def __post_init__(self) -> None:
+        if self.step <= 0:
+            raise ValueError("step must be positive")
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def times(self) -> npt.NDArray[np.int64]:
+        return self.start + self.step * np.arange(len(self), dtype=np.int64)
+
+    @property
+    def end(self) -> int:
+        """Exclusive end of the last bin."""
+        return self.start + self.step * len(self)
+
+    @property
+    def present(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.values)))
+
+    @classmethod
+    def from_points(
+        cls, entity: EntityRef, signal: str, times: npt.ArrayLike, values: npt.ArrayLike,
+        step: int,
+    ) -> Series:
+        """Place irregular points on the grid (bin start = floor(t/step)*step); gaps become NaN.
+
+        Several points in one bin: the last one wins (points are facts already binned upstream).
+        """
+        t = np.asarray(times, dtype=np.int64)
+        v = np.asarray(values, dtype=np.float64)
+        if t.size == 0:
+            return cls(entity, signal, 0, step, np.empty(0, dtype=np.float64))
+        bins = t // step
+        first = int(bins.min())
+        out = np.full(int(bins.max()) - first + 1, np.nan)
+        order = np.argsort(t, kind="stable")
+        out[bins[order] - first] = v[order]
+        return cls(entity, signal, first * step, step, out)
