@@ -1,9 +1,35 @@
-"""Placeholder: replaced by the module's owner."""
+"""``netvigil detect``: run the reference detector incrementally over the store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from netvigil.cli.common import handle_errors, store_option
+from netvigil.detect.runner import run_detection
+from netvigil.model import EntityRef
+
+
+@click.command("detect")
+@store_option
+@click.option("--entity", "entity_text", metavar="TYPE/CODE", default=None,
+              help="Only this entity, e.g. country/KZ.")
+@handle_errors
+def detect(store_path: Path, entity_text: str | None) -> None:
+    """Detect outages (ioda.median) on changed series and rebuild their entities' events."""
+    from netvigil.store.duck import Store
+
+    ref = EntityRef.parse(entity_text) if entity_text else None
+    with Store(store_path) as store:
+        rep = run_detection(store, ref)
+    click.echo(
+        f"series examined {rep.series_examined}: recomputed {rep.series_recomputed}, "
+        f"unchanged {rep.series_unchanged}, skipped {rep.series_skipped} (higher is worse)"
+    )
+    click.echo(f"alerts written {rep.alerts_written}")
+    click.echo(f"entities touched {rep.entities_touched}, events written {rep.events_written}")
 
 
 def register(group: click.Group) -> None:
-    pass
+    group.add_command(detect)

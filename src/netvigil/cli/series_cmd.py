@@ -1,9 +1,70 @@
-"""Placeholder: replaced by the module's owner."""
+"""``netvigil series import|list``: get measurements into the store and see what is there."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+
+from netvigil.cli.common import handle_errors, iso_utc, render_table, store_option
+from netvigil.series.importers import FORMATS, import_file
+from netvigil.store import SeriesInfo, Store
+
+LIST_COLUMNS = ("entity_type", "entity_code", "signal", "points", "first", "last")
+
+
+@click.group("series")
+def series_group() -> None:
+    """Import and list time series."""
+
+
+@series_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default=None,
+              help="Input format (default: from the extension, else from the content).")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail",
+              show_default=True,
+              help="fail: write nothing on the first bad row; skip: skip bad rows, report them.")
+@store_option
+@handle_errors
+def import_cmd(file: Path, fmt: str | None, on_error: str, store_path: Path) -> None:
+    """Import FILE (CSV long format or IODA signals/raw JSON, optionally .gz)."""
+    with Store(store_path) as store:
+        summary = import_file(store, file, fmt, on_error)
+    click.echo(summary.text())
+    if summary.skipped:
+        click.echo(f"skipped {summary.skipped} bad row(s) by reason:", err=True)
+        for line in summary.skip_report.lines():
+            click.echo(line, err=True)
+
+
+def _rows(infos: list[SeriesInfo]) -> list[tuple[str, str, str, int, str | None, str | None]]:
+    return [
+        (i.entity.type.value, i.entity.code, i.signal, i.points, iso_utc(i.first),
+         iso_utc(i.last))
+        for i in infos
+    ]
+
+
+@series_group.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@store_option
+@handle_errors
+def list_cmd(fmt: str, store_path: Path) -> None:
+    """List stored series sorted by entity type, code and signal."""
+    infos: list[SeriesInfo] = []
+    if store_path.exists():  # listing must not create a store as a side effect
+        with Store(store_path) as store:
+            infos = store.list_series()
+    rows = _rows(infos)
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(LIST_COLUMNS, r, strict=True)) for r in rows],
+                              indent=2))
+    else:
+        click.echo(render_table(LIST_COLUMNS, rows))
 
 
 def register(group: click.Group) -> None:
-    pass
+    group.add_command(series_group)

@@ -1,9 +1,51 @@
-"""Placeholder: replaced by the module's owner."""
+"""``netvigil store info|export-parquet``: inspect and share the store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from netvigil.cli.common import handle_errors, render_table, store_option
+from netvigil.model import StoreError
+from netvigil.store import Store
+
+
+@click.group("store")
+def store_group() -> None:
+    """Inspect and export the store."""
+
+
+def _open_existing(path: Path) -> Store:
+    if not path.exists():
+        raise StoreError(f"no store at {path} (import something first)")
+    return Store(path)
+
+
+@store_group.command("info")
+@store_option
+@handle_errors
+def info_cmd(store_path: Path) -> None:
+    """Schema version and row counts per table."""
+    with _open_existing(store_path) as store:
+        version = store.schema_version()
+        counts = store.table_counts()
+    click.echo(f"store: {store_path}")
+    click.echo(f"schema version: {version}")
+    click.echo(render_table(("table", "rows"), sorted(counts.items())))
+
+
+@store_group.command("export-parquet")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@store_option
+@handle_errors
+def export_cmd(directory: Path, store_path: Path) -> None:
+    """Write one Parquet file per table into DIRECTORY."""
+    with _open_existing(store_path) as store:
+        paths = store.export_parquet(directory)
+    for p in paths:
+        click.echo(str(p))
 
 
 def register(group: click.Group) -> None:
-    pass
+    group.add_command(store_group)

@@ -1,1 +1,2 @@
-
+"""Human-facing output: NetBlocks-style sentences, the event timeline table, PNG charts and
+the report folder (``netvigil demo``)."""

@@ -1,1 +1,1 @@
-
+"""Source generators and ingesters that emit source-level facts (see :mod:`.registry`)."""

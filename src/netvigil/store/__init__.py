@@ -1,5 +1,5 @@
 """The store: one embedded DuckDB file holding series, alerts, events and source bookkeeping."""
 
-from netvigil.store.duck import SeriesInfo, Store, WriteResult
+from netvigil.store.duck import ImportRecord, SeriesInfo, Store, WriteResult
 
-__all__ = ["SeriesInfo", "Store", "WriteResult"]
+__all__ = ["ImportRecord", "SeriesInfo", "Store", "WriteResult"]

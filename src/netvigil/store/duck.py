@@ -1,23 +1,71 @@
-"""DuckDB-backed store. INTERFACE SKELETON - the store owner implements the bodies.
+"""DuckDB-backed store: one embedded file holding series, alerts, events and bookkeeping.
 
 Contract (other modules code against exactly these signatures):
 
 * times are unix seconds (int), values float with NaN = missing (stored as SQL NULL);
 * every write is idempotent: writing the same facts twice changes nothing;
 * ``transaction()`` groups writes so that a failure leaves the store unchanged.
+
+Why DuckDB: a columnar embedded database gives vectorised upserts of millions of points
+from numpy without a server, SQL for ad-hoc questions, and Parquet export for sharing.
+Columns are registered straight from numpy arrays (no pandas/pyarrow dependency); DuckDB
+turns NaN in a registered float array into NULL, which is exactly our "missing" encoding.
+
+Step of a series (stored in ``series.step``, recomputed on every write to that series):
+
+1. the *declared* step of the writer (``write_series`` passes ``Series.step``, IODA's JSON
+   carries ``step``) if every stored time lies on that grid;
+2. else the signal kind's native step (``signal_kind(name).native_step``) if every stored
+   time is a multiple of it and the most common gap equals it (or there is one point);
+3. else the most common positive difference between consecutive distinct times (ties: the
+   smallest), with the grid anchored at the first time modulo that step (``series.origin``).
+
+``read_series`` places points on ``origin + k*step``; points off that grid fall into the bin
+that contains them (last one wins), as ``Series.from_points`` does.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import time as _time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model import Alert, Entity, EntityRef, Event, Series
+from netvigil.model import (
+    Alert,
+    Entity,
+    EntityRef,
+    EntityType,
+    Event,
+    EventKind,
+    EventStatus,
+    Level,
+    Scope,
+    Series,
+    SignalEvidence,
+    StoreError,
+    signal_kind,
+)
+from netvigil.store import migrations
+
+TABLES = (
+    "schema_migrations",
+    "entities",
+    "series",
+    "points",
+    "alerts",
+    "events",
+    "imports",
+    "state",
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +84,92 @@ class WriteResult:
     updated: int
     unchanged: int
 
+    @property
+    def written(self) -> int:
+        """Rows that changed the store (inserted + updated)."""
+        return self.inserted + self.updated
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One row of the ``imports`` table: which file was loaded, how, and what it did."""
+
+    file_name: str
+    sha256: str
+    format: str
+    rows_read: int
+    rows_written: int
+    rows_skipped: int
+    inserted: int
+    updated: int
+    unchanged: int
+    source_names: tuple[str, ...] = ()
+    imported_at: int = 0  # unix seconds; 0 = now
+
+
+def _float_out(x: float) -> float | str:
+    """JSON has no NaN/Infinity; spell them as strings so the evidence stays valid JSON."""
+    return x if math.isfinite(x) else repr(x)
+
+
+def _float_in(x: Any) -> float:
+    return float(x)
+
+
+def _opt_float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _ref(entity_type: str, code: str) -> EntityRef:
+    return EntityRef(EntityType(entity_type), code)
+
 
 class Store:
+    """The NetVigil store. Open with a path; the file and its parent dirs are created."""
+
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        raise NotImplementedError
+        self.path = Path(path)
+        self.read_only = read_only
+        self._depth = 0
+        self._failed = False
+        if read_only and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create directory for store {self.path}: {exc}") from exc
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        try:
+            version = migrations.current_version(self._con)
+            if version > migrations.LATEST_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {version}, newer than this "
+                    f"NetVigil understands ({migrations.LATEST_VERSION}); upgrade NetVigil"
+                )
+            if version < migrations.LATEST_VERSION:
+                if read_only:
+                    raise StoreError(
+                        f"store {self.path} has schema version {version} and needs migration "
+                        f"to {migrations.LATEST_VERSION}; open it once read-write"
+                    )
+                migrations.migrate(self._con)
+        except BaseException:
+            self._con.close()
+            raise
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._con.close()
 
     def __enter__(self) -> Store:
         return self
@@ -50,22 +177,127 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The raw DuckDB connection, for read-only ad-hoc SQL (reports, tests)."""
+        return self._con
+
+    # -- transactions -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        raise NotImplementedError
-        yield
+        """BEGIN/COMMIT, ROLLBACK on any exception. Nested calls join the outer transaction.
+
+        Every write method runs inside ``transaction()`` itself, so a single write is atomic
+        and several writes grouped in an outer ``with store.transaction():`` commit together.
+        """
+        if self._depth > 0:
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._failed = True
+                raise
+            finally:
+                self._depth -= 1
+            return
+        self._con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        self._failed = False
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._con.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        if self._failed:
+            # An inner block failed but its exception was swallowed: do not half-commit.
+            self._con.execute("ROLLBACK")
+            raise StoreError("a nested write failed; transaction rolled back")
+        try:
+            self._con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise StoreError(f"commit failed: {exc}") from exc
 
     def schema_version(self) -> int:
-        raise NotImplementedError
+        return migrations.current_version(self._con)
 
-    # -- entities ---------------------------------------------------------------------------
+    def table_counts(self) -> dict[str, int]:
+        """Row count per table, in a fixed order (for ``netvigil store info``)."""
+        out: dict[str, int] = {}
+        for table in TABLES:
+            row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            out[table] = int(row[0]) if row else 0
+        return out
+
+    # -- entities -----------------------------------------------------------------------
     def upsert_entities(self, entities: Sequence[Entity]) -> int:
-        raise NotImplementedError
+        """Insert or update entities; returns how many rows were inserted or changed.
+
+        An empty name or a None parent never erases what is stored: imports that do not carry
+        names must not wipe names another source supplied. Last duplicate in the batch wins.
+        """
+        if not entities:
+            return 0
+        latest: dict[EntityRef, Entity] = {e.ref: e for e in entities}
+        rows = [
+            (
+                e.ref.type.value,
+                e.ref.code,
+                e.name or None,
+                e.parent.fqid if e.parent is not None else None,
+            )
+            for e in latest.values()
+        ]
+        with self.transaction():
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE _ent (type VARCHAR, code VARCHAR, name VARCHAR,"
+                " parent VARCHAR)"
+            )
+            self._con.executemany("INSERT INTO _ent VALUES (?, ?, ?, ?)", rows)
+            row = self._con.execute(
+                """
+                SELECT count(*) FROM _ent n LEFT JOIN entities e USING (type, code)
+                WHERE e.code IS NULL
+                   OR coalesce(n.name, e.name) IS DISTINCT FROM e.name
+                   OR coalesce(n.parent, e.parent) IS DISTINCT FROM e.parent
+                """
+            ).fetchone()
+            self._con.execute(
+                """
+                INSERT INTO entities SELECT type, code, name, parent FROM _ent
+                ON CONFLICT (type, code) DO UPDATE SET
+                    name = coalesce(excluded.name, entities.name),
+                    parent = coalesce(excluded.parent, entities.parent)
+                """
+            )
+            self._con.execute("DROP TABLE _ent")
+        return int(row[0]) if row else 0
 
     def entity_name(self, ref: EntityRef) -> str | None:
-        raise NotImplementedError
+        row = self._con.execute(
+            "SELECT name FROM entities WHERE type = ? AND code = ?", [ref.type.value, ref.code]
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
-    # -- series -----------------------------------------------------------------------------
+    def read_entities(self, entity_type: EntityType | None = None) -> list[Entity]:
+        """Stored entities sorted by (type, code)."""
+        sql = "SELECT type, code, name, parent FROM entities"
+        params: list[object] = []
+        if entity_type is not None:
+            sql += " WHERE type = ?"
+            params.append(entity_type.value)
+        rows = self._con.execute(sql + " ORDER BY type, code", params).fetchall()
+        return [
+            Entity(
+                _ref(t, c),
+                n or "",
+                EntityRef.parse(p) if p else None,
+            )
+            for t, c, n, p in rows
+        ]
+
+    # -- series -------------------------------------------------------------------------
     def write_points(
         self,
         entity_types: Sequence[str],
@@ -75,44 +307,450 @@ class Store:
         values: npt.NDArray[np.float64],
         *,
         source: str,
+        step: int | None = None,
     ) -> WriteResult:
-        """Columnar upsert keyed by (entity_type, entity_code, signal, time)."""
-        raise NotImplementedError
+        """Columnar upsert keyed by (entity_type, entity_code, signal, time).
+
+        Codes must already be canonical (``model.make_ref``). Within one call a repeated key
+        keeps the last value. ``step`` optionally declares the grid step of every series in
+        the batch (see module docstring). Counts: inserted = new keys, updated = existing keys
+        whose value changed (NULL vs number counts as a change), unchanged = the rest.
+        """
+        n = len(times)
+        if not (len(entity_types) == len(entity_codes) == len(signals) == len(values) == n):
+            raise ValueError("write_points: all columns must have the same length")
+        if step is not None and step <= 0:
+            raise ValueError("step must be positive")
+        if n == 0:
+            return WriteResult(0, 0, 0)
+        cols = {
+            "entity_type": np.asarray(entity_types, dtype=object),
+            "entity_code": np.asarray(entity_codes, dtype=object),
+            "signal": np.asarray(signals, dtype=object),
+            "time": np.ascontiguousarray(times, dtype=np.int64),
+            "value": np.ascontiguousarray(values, dtype=np.float64),
+            "idx": np.arange(n, dtype=np.int64),
+        }
+        con = self._con
+        with self.transaction():
+            con.register("_np_points", cols)
+            try:
+                # isnan() guard: registered NaN already arrives as NULL, but be explicit.
+                con.execute(
+                    """
+                    CREATE OR REPLACE TEMP TABLE _stage AS
+                    SELECT entity_type, entity_code, signal, time,
+                           CASE WHEN isnan(value) THEN NULL ELSE value END AS value
+                    FROM _np_points
+                    QUALIFY row_number() OVER (
+                        PARTITION BY entity_type, entity_code, signal, time ORDER BY idx DESC
+                    ) = 1
+                    """
+                )
+            finally:
+                con.unregister("_np_points")
+            row = con.execute(
+                """
+                SELECT count(*) FILTER (WHERE p.time IS NULL),
+                       count(*) FILTER (WHERE p.time IS NOT NULL
+                                        AND s.value IS DISTINCT FROM p.value),
+                       count(*) FILTER (WHERE p.time IS NOT NULL
+                                        AND s.value IS NOT DISTINCT FROM p.value)
+                FROM _stage s LEFT JOIN points p
+                  USING (entity_type, entity_code, signal, time)
+                """
+            ).fetchone()
+            assert row is not None
+            result = WriteResult(int(row[0]), int(row[1]), int(row[2]))
+            if result.inserted:
+                con.execute(
+                    """
+                    INSERT INTO points
+                    SELECT s.* FROM _stage s ANTI JOIN points p
+                      USING (entity_type, entity_code, signal, time)
+                    """
+                )
+            if result.updated:
+                con.execute(
+                    """
+                    UPDATE points SET value = s.value FROM _stage s
+                    WHERE points.entity_type = s.entity_type
+                      AND points.entity_code = s.entity_code
+                      AND points.signal = s.signal AND points.time = s.time
+                      AND points.value IS DISTINCT FROM s.value
+                    """
+                )
+            self._refresh_series(source, step)
+            con.execute("DROP TABLE _stage")
+        return result
+
+    def _refresh_series(self, source: str, declared: int | None) -> None:
+        """Recompute step/origin of every series touched by ``_stage`` (see module docstring)."""
+        con = self._con
+        keys = con.execute(
+            "SELECT DISTINCT entity_type, entity_code, signal FROM _stage"
+        ).fetchall()
+        existing = {
+            (t, c, s): (d, src)
+            for t, c, s, d, src in con.execute(
+                """
+                SELECT entity_type, entity_code, signal, declared_step, source FROM series
+                SEMI JOIN _stage USING (entity_type, entity_code, signal)
+                """
+            ).fetchall()
+        }
+        cand_rows = []
+        for t, c, s in keys:
+            prev = existing.get((t, c, s))
+            dec = declared if declared is not None else (prev[0] if prev else None)
+            cand_rows.append((t, c, s, signal_kind(s).native_step, dec))
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _cand (entity_type VARCHAR, entity_code VARCHAR,"
+            " signal VARCHAR, native BIGINT, declared BIGINT)"
+        )
+        con.executemany("INSERT INTO _cand VALUES (?, ?, ?, ?, ?)", cand_rows)
+        stats = con.execute(
+            """
+            WITH pts AS (
+                SELECT p.entity_type, p.entity_code, p.signal, p.time, c.native, c.declared,
+                       p.time - lag(p.time) OVER w AS diff,
+                       min(p.time) OVER w2 AS first
+                FROM points p JOIN _cand c USING (entity_type, entity_code, signal)
+                WINDOW w AS (PARTITION BY p.entity_type, p.entity_code, p.signal
+                             ORDER BY p.time),
+                       w2 AS (PARTITION BY p.entity_type, p.entity_code, p.signal)
+            ),
+            agg AS (
+                SELECT entity_type, entity_code, signal,
+                       any_value(native) AS native, any_value(declared) AS declared,
+                       min(time) AS first,
+                       bool_and(time % native = 0) AS native_fit,
+                       bool_and(declared IS NOT NULL AND (time - first) % declared = 0)
+                           AS declared_fit
+                FROM pts GROUP BY ALL
+            ),
+            modes AS (
+                SELECT entity_type, entity_code, signal, diff FROM (
+                    SELECT entity_type, entity_code, signal, diff, count(*) AS n
+                    FROM pts WHERE diff IS NOT NULL GROUP BY ALL
+                ) QUALIFY row_number() OVER (
+                    PARTITION BY entity_type, entity_code, signal ORDER BY n DESC, diff
+                ) = 1
+            )
+            SELECT a.entity_type, a.entity_code, a.signal, a.native, a.declared, a.first,
+                   a.native_fit, a.declared_fit, m.diff
+            FROM agg a LEFT JOIN modes m USING (entity_type, entity_code, signal)
+            """
+        ).fetchall()
+        rows = []
+        for t, c, s, native, dec, first, native_fit, declared_fit, mode in stats:
+            if dec is not None and declared_fit:
+                step, origin = int(dec), int(first) % int(dec)
+            elif native_fit and (mode is None or mode == native):
+                step, origin = int(native), 0
+            else:
+                step = int(mode) if mode is not None else int(native)
+                origin = int(first) % step
+            rows.append((t, c, s, step, source, origin, dec))
+        con.executemany(
+            """
+            INSERT INTO series (entity_type, entity_code, signal, step, source, origin,
+                                declared_step)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (entity_type, entity_code, signal) DO UPDATE SET
+                step = excluded.step, origin = excluded.origin,
+                declared_step = excluded.declared_step,
+                source = CASE WHEN series.step = excluded.step
+                               AND series.origin = excluded.origin
+                          THEN series.source ELSE excluded.source END
+            """,
+            rows,
+        )
+        con.execute("DROP TABLE _cand")
 
     def write_series(self, series: Series, *, source: str) -> WriteResult:
-        raise NotImplementedError
+        """Write every bin of ``series``, NaN bins as NULL rows (explicitly missing)."""
+        n = len(series)
+        ref = series.entity
+        return self.write_points(
+            [ref.type.value] * n,
+            [ref.code] * n,
+            [series.signal] * n,
+            series.times,
+            np.asarray(series.values, dtype=np.float64),
+            source=source,
+            step=series.step,
+        )
 
     def list_series(self) -> list[SeriesInfo]:
-        raise NotImplementedError
+        rows = self._con.execute(
+            """
+            SELECT s.entity_type, s.entity_code, s.signal, s.step,
+                   coalesce(p.n, 0), p.first, p.last
+            FROM series s LEFT JOIN (
+                SELECT entity_type, entity_code, signal, count(*) AS n,
+                       min(time) AS first, max(time) AS last
+                FROM points GROUP BY ALL
+            ) p USING (entity_type, entity_code, signal)
+            ORDER BY s.entity_type, s.entity_code, s.signal
+            """
+        ).fetchall()
+        return [
+            SeriesInfo(
+                _ref(t, c),
+                s,
+                int(step),
+                int(n),
+                None if first is None else int(first),
+                None if last is None else int(last),
+            )
+            for t, c, s, step, n, first, last in rows
+        ]
+
+    def series_grid(self, entity: EntityRef, signal: str) -> tuple[int, int] | None:
+        """(step, origin) of a stored series, or None if it is unknown."""
+        row = self._con.execute(
+            "SELECT step, origin FROM series WHERE entity_type = ? AND entity_code = ?"
+            " AND signal = ?",
+            [entity.type.value, entity.code, signal],
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     def read_series(
         self, entity: EntityRef, signal: str, start: int | None = None, until: int | None = None
     ) -> Series:
-        """The stored points on the series' grid (step from the series table), gaps NaN."""
-        raise NotImplementedError
+        """The stored points on the series' grid (step from the series table), gaps NaN.
 
-    # -- alerts and events ------------------------------------------------------------------
+        ``start`` is inclusive and ``until`` exclusive (IODA's from/until). The result spans
+        the first to the last stored point inside that window; it is not padded to the
+        window. An unknown series gives an empty Series with the signal's native step.
+        """
+        grid = self.series_grid(entity, signal)
+        if grid is None:
+            return Series(entity, signal, 0, signal_kind(signal).native_step,
+                          np.empty(0, dtype=np.float64))
+        step, origin = grid
+        sql = ("SELECT time, value FROM points WHERE entity_type = ? AND entity_code = ?"
+               " AND signal = ?")
+        params: list[object] = [entity.type.value, entity.code, signal]
+        if start is not None:
+            sql += " AND time >= ?"
+            params.append(int(start))
+        if until is not None:
+            sql += " AND time < ?"
+            params.append(int(until))
+        res = self._con.execute(sql + " ORDER BY time", params).fetchnumpy()
+        t = np.asarray(res["time"], dtype=np.int64)
+        v = np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)
+        if t.size == 0:
+            return Series(entity, signal, 0, step, np.empty(0, dtype=np.float64))
+        bins = (t - origin) // step
+        first = int(bins[0])
+        out = np.full(int(bins[-1]) - first + 1, np.nan)
+        out[bins - first] = v
+        return Series(entity, signal, first * step + origin, step, out)
+
+    # -- alerts and events --------------------------------------------------------------
     def replace_alerts(self, entity: EntityRef, signal: str, method: str,
                        alerts: Sequence[Alert]) -> None:
-        raise NotImplementedError
+        """Replace all alerts of (entity, signal, method) by ``alerts``.
+
+        Rows are stored sorted by (time, level, ...) so the same input, in any order, gives
+        identical rows. Alerts for another entity/signal/method are a programming error.
+        """
+        for a in alerts:
+            if a.entity != entity or a.signal != signal or a.method != method:
+                raise ValueError(
+                    f"alert for {a.entity}/{a.signal}/{a.method} passed to replace_alerts"
+                    f" of {entity}/{signal}/{method}"
+                )
+        ordered = sorted(
+            alerts, key=lambda a: (a.time, int(a.level), a.condition, repr(a.value),
+                                   repr(a.history_value))
+        )
+        rows = [
+            (entity.type.value, entity.code, signal, method, i, a.time, int(a.level),
+             None if math.isnan(a.value) else a.value,
+             None if math.isnan(a.history_value) else a.history_value, a.condition)
+            for i, a in enumerate(ordered)
+        ]
+        with self.transaction():
+            self._con.execute(
+                "DELETE FROM alerts WHERE entity_type = ? AND entity_code = ? AND signal = ?"
+                " AND method = ?",
+                [entity.type.value, entity.code, signal, method],
+            )
+            if rows:
+                self._con.executemany(
+                    "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
 
     def read_alerts(self, entity: EntityRef | None = None, start: int | None = None,
                     until: int | None = None) -> list[Alert]:
-        raise NotImplementedError
+        """Alerts with ``start <= time < until``, sorted by entity, signal, method, time."""
+        sql = ("SELECT entity_type, entity_code, signal, method, time, level, value,"
+               " history_value, condition FROM alerts WHERE true")
+        params: list[object] = []
+        if entity is not None:
+            sql += " AND entity_type = ? AND entity_code = ?"
+            params += [entity.type.value, entity.code]
+        if start is not None:
+            sql += " AND time >= ?"
+            params.append(int(start))
+        if until is not None:
+            sql += " AND time < ?"
+            params.append(int(until))
+        sql += " ORDER BY entity_type, entity_code, signal, method, seq"
+        return [
+            Alert(_ref(t, c), s, int(tm), Level(int(lv)), _opt_float(v), _opt_float(h),
+                  m, cond)
+            for t, c, s, m, tm, lv, v, h, cond in self._con.execute(sql, params).fetchall()
+        ]
 
     def replace_events(self, entity: EntityRef, events: Sequence[Event]) -> None:
-        raise NotImplementedError
+        """Replace all events of ``entity`` (and any stored event with the same ids).
+
+        Stored sorted by (start, id) so identical input gives identical rows.
+        """
+        for e in events:
+            if e.entity != entity:
+                raise ValueError(f"event {e.id} of {e.entity} passed to replace_events({entity})")
+        ordered = sorted(events, key=lambda e: (e.start, e.id))
+        rows = [
+            (
+                e.id, entity.type.value, entity.code, e.entity_name, e.start, e.end,
+                e.status.value, e.scope.value, e.kind.value, e.score, e.confidence,
+                e.min_ratio, self._evidence_json(e.signals), list(e.rules),
+            )
+            for e in ordered
+        ]
+        with self.transaction():
+            self._con.execute(
+                "DELETE FROM events WHERE entity_type = ? AND entity_code = ?",
+                [entity.type.value, entity.code],
+            )
+            if rows:
+                self._con.executemany(
+                    "DELETE FROM events WHERE id = ?", [(r[0],) for r in rows]
+                )
+                self._con.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+
+    @staticmethod
+    def _evidence_json(signals: Sequence[SignalEvidence]) -> str:
+        return json.dumps(
+            [
+                {
+                    "signal": s.signal, "method": s.method, "start": s.start, "end": s.end,
+                    "score": _float_out(s.score), "min_ratio": _float_out(s.min_ratio),
+                    "min_value": _float_out(s.min_value),
+                    "history_value": _float_out(s.history_value),
+                    "worst_level": s.worst_level,
+                }
+                for s in signals
+            ],
+            allow_nan=False,
+        )
+
+    @staticmethod
+    def _evidence_from_json(text: str) -> tuple[SignalEvidence, ...]:
+        return tuple(
+            SignalEvidence(
+                signal=d["signal"], method=d["method"], start=int(d["start"]),
+                end=None if d["end"] is None else int(d["end"]),
+                score=_float_in(d["score"]), min_ratio=_float_in(d["min_ratio"]),
+                min_value=_float_in(d["min_value"]),
+                history_value=_float_in(d["history_value"]), worst_level=d["worst_level"],
+            )
+            for d in json.loads(text)
+        )
 
     def read_events(self, entity: EntityRef | None = None, start: int | None = None,
                     until: int | None = None) -> list[Event]:
-        raise NotImplementedError
+        """Events overlapping [start, until) (ongoing ones extend to +inf), by start, id."""
+        sql = ("SELECT id, entity_type, entity_code, entity_name, start_time, end_time, status,"
+               " scope, kind, score, confidence, min_ratio, evidence, rules FROM events"
+               " WHERE true")
+        params: list[object] = []
+        if entity is not None:
+            sql += " AND entity_type = ? AND entity_code = ?"
+            params += [entity.type.value, entity.code]
+        if start is not None:
+            sql += " AND (end_time IS NULL OR end_time > ?)"
+            params.append(int(start))
+        if until is not None:
+            sql += " AND start_time < ?"
+            params.append(int(until))
+        sql += " ORDER BY start_time, entity_type, entity_code, id"
+        out = []
+        for (eid, t, c, name, st, en, status, scope, kind, score, conf, mr, ev,
+             rules) in self._con.execute(sql, params).fetchall():
+            out.append(
+                Event(
+                    id=eid, entity=_ref(t, c), entity_name=name, start=int(st),
+                    end=None if en is None else int(en), status=EventStatus(status),
+                    scope=Scope(scope), kind=EventKind(kind), score=_opt_float(score),
+                    confidence=_opt_float(conf), min_ratio=_opt_float(mr),
+                    signals=self._evidence_from_json(ev), rules=tuple(rules),
+                )
+            )
+        return out
 
-    # -- bookkeeping ------------------------------------------------------------------------
+    # -- bookkeeping --------------------------------------------------------------------
     def get_state(self, key: str) -> str | None:
-        raise NotImplementedError
+        row = self._con.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
 
     def set_state(self, key: str, value: str) -> None:
-        raise NotImplementedError
+        with self.transaction():
+            self._con.execute(
+                "INSERT INTO state VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value",
+                [key, value],
+            )
+
+    def record_import(self, rec: ImportRecord) -> int:
+        """Append one imports row (bookkeeping is a log, not a fact: not deduplicated)."""
+        with self.transaction():
+            row = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM imports").fetchone()
+            new_id = int(row[0]) if row else 1
+            self._con.execute(
+                "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    new_id, rec.file_name, rec.sha256, rec.format, rec.rows_read,
+                    rec.rows_written, rec.rows_skipped, rec.inserted, rec.updated,
+                    rec.unchanged, list(rec.source_names),
+                    rec.imported_at or int(_time.time()),
+                ],
+            )
+        return new_id
+
+    def list_imports(self) -> list[ImportRecord]:
+        rows = self._con.execute(
+            "SELECT file_name, sha256, format, rows_read, rows_written, rows_skipped, inserted,"
+            " updated, unchanged, source_names, imported_at FROM imports ORDER BY id"
+        ).fetchall()
+        return [
+            ImportRecord(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]),
+                         int(r[7]), int(r[8]), tuple(r[9]), int(r[10]))
+            for r in rows
+        ]
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
-        raise NotImplementedError
+        """One ``<table>.parquet`` per table via DuckDB COPY; returns the paths in table order."""
+        out_dir = Path(directory)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {out_dir}: {exc}") from exc
+        paths = []
+        for table in TABLES:
+            target = out_dir / f"{table}.parquet"
+            quoted = str(target).replace("'", "''")
+            try:
+                self._con.execute(f"COPY {table} TO '{quoted}' (FORMAT parquet)")
+            except duckdb.Error as exc:
+                raise StoreError(f"export of {table} to {target} failed: {exc}") from exc
+            paths.append(target)
+        return paths

@@ -1,0 +1,191 @@
+"""Ordered schema migrations for the DuckDB store.
+
+Why migrations instead of ``CREATE TABLE IF NOT EXISTS``: a store is a user's long-lived
+archive (months of series); a new NetVigil release must be able to open yesterday's file and
+bring it forward without losing data, and an old release must refuse a file written by a newer
+one rather than silently mis-reading it. Each migration is applied once, in order, inside one
+transaction together with its row in ``schema_migrations``, so a store is never half-migrated.
+
+Append new migrations at the end; never edit or reorder a released one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from netvigil.model.errors import StoreError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "entities, series, points, state",
+        (
+            """
+            CREATE TABLE entities (
+                type VARCHAR NOT NULL,
+                code VARCHAR NOT NULL,
+                name VARCHAR,
+                parent VARCHAR,          -- fqid of the parent entity, e.g. country/KZ
+                PRIMARY KEY (type, code)
+            )
+            """,
+            """
+            CREATE TABLE series (
+                entity_type VARCHAR NOT NULL,
+                entity_code VARCHAR NOT NULL,
+                signal VARCHAR NOT NULL,
+                step BIGINT NOT NULL,    -- grid step in seconds (see Store docstring)
+                source VARCHAR NOT NULL, -- last writer, e.g. 'import:kz.csv' or 'ioda'
+                PRIMARY KEY (entity_type, entity_code, signal)
+            )
+            """,
+            """
+            CREATE TABLE points (
+                entity_type VARCHAR NOT NULL,
+                entity_code VARCHAR NOT NULL,
+                signal VARCHAR NOT NULL,
+                time BIGINT NOT NULL,    -- unix seconds, bin start
+                value DOUBLE,            -- NULL = missing (distinct from 0 = measured nothing)
+                PRIMARY KEY (entity_type, entity_code, signal, time)
+            )
+            """,
+            """
+            CREATE TABLE state (
+                key VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "alerts and events",
+        (
+            """
+            CREATE TABLE alerts (
+                entity_type VARCHAR NOT NULL,
+                entity_code VARCHAR NOT NULL,
+                signal VARCHAR NOT NULL,
+                method VARCHAR NOT NULL,
+                seq INTEGER NOT NULL,    -- position in the replaced batch: keeps order stable
+                time BIGINT NOT NULL,
+                level INTEGER NOT NULL,
+                value DOUBLE,
+                history_value DOUBLE,
+                condition VARCHAR NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE events (
+                id VARCHAR NOT NULL,
+                entity_type VARCHAR NOT NULL,
+                entity_code VARCHAR NOT NULL,
+                entity_name VARCHAR NOT NULL,
+                start_time BIGINT NOT NULL,
+                end_time BIGINT,         -- NULL while ongoing
+                status VARCHAR NOT NULL,
+                scope VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                score DOUBLE,
+                confidence DOUBLE,
+                min_ratio DOUBLE,
+                evidence VARCHAR NOT NULL, -- JSON list, one object per signal
+                rules VARCHAR[] NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        3,
+        "imports bookkeeping and step grid origin",
+        (
+            """
+            CREATE TABLE imports (
+                id BIGINT NOT NULL,
+                file_name VARCHAR NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                format VARCHAR NOT NULL,
+                rows_read BIGINT NOT NULL,
+                rows_written BIGINT NOT NULL,
+                rows_skipped BIGINT NOT NULL,
+                inserted BIGINT NOT NULL,
+                updated BIGINT NOT NULL,
+                unchanged BIGINT NOT NULL,
+                source_names VARCHAR[] NOT NULL, -- wire names seen, e.g. ping-slash24
+                imported_at BIGINT NOT NULL      -- unix seconds
+            )
+            """,
+            # Grid origin (time modulo step of the first point) for series whose step was
+            # inferred from data that is not aligned to multiples of the step.
+            "ALTER TABLE series ADD COLUMN origin BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE series ADD COLUMN declared_step BIGINT",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _ensure_migrations_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )
+        """
+    )
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> int:
+    """Apply pending migrations up to ``target``; returns the resulting version.
+
+    Raises StoreError if the database was written by a newer NetVigil (unknown version).
+    ``target`` below the latest exists so tests can build an old-format store.
+    """
+    version = current_version(con)
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"store schema version {version} is newer than this NetVigil understands "
+            f"({LATEST_VERSION}); upgrade NetVigil"
+        )
+    for mig in MIGRATIONS:
+        if mig.version <= version or mig.version > target:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _ensure_migrations_table(con)
+            for stmt in mig.statements:
+                con.execute(stmt)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                [mig.version, mig.name],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"migration {mig.version} ({mig.name}) failed: {exc}") from exc
+        version = mig.version
+    return version

@@ -1,0 +1,268 @@
+"""``netvigil series import`` through the CLI: happy paths, malformed input, error policies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from netvigil.cli.main import cli
+from netvigil.model import make_ref
+from netvigil.store import Store
+
+FIX = Path(__file__).parent / "fixtures" / "series"
+HEADER = "time,entity_type,entity_code,signal,value\n"
+GOOD = HEADER + "2022-01-05T00:00:00Z,country,KZ,bgp,10\n2022-01-05T00:05:00Z,country,KZ,bgp,11\n"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "nv.duckdb"
+
+
+def series_list(store_path: Path) -> str:
+    res = run("series", "list", "--format", "json", "--store", store_path)
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_csv_fixture_import_canonicalises_codes_and_keeps_missing(store_path: Path) -> None:
+    res = run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    assert res.exit_code == 0, res.output
+    assert "7 rows read" in res.output and "3 series touched" in res.output
+    with Store(store_path) as s:
+        probing = s.read_series(make_ref("country", "KZ"), "probing")
+        assert probing.step == 600
+        np.testing.assert_array_equal(probing.values, [11500, 11502, np.nan, 0.0])
+        assert s.entity_name(make_ref("asn", "9198")) == "JSC Kazakhtelecom"
+        ents = {e.ref.fqid: e for e in s.read_entities()}
+        assert ents["asn/9198"].parent == make_ref("country", "KZ")
+        assert ents["region/KZ-75"].parent == make_ref("country", "KZ")
+        assert s.connection.execute("SELECT count(*) FROM points WHERE value IS NULL"
+                                    ).fetchone() == (1,)
+
+
+def test_ioda_fixture_translates_datasources_and_records_originals(store_path: Path) -> None:
+    res = run("series", "import", FIX / "ioda_signals_raw_kz.json", "--store", store_path)
+    assert res.exit_code == 0, res.output
+    listed = json.loads(series_list(store_path))
+    assert [(r["entity_type"], r["entity_code"], r["signal"]) for r in listed] == [
+        ("asn", "9198", "bgp"), ("country", "KZ", "bgp"), ("country", "KZ", "probing"),
+        ("country", "KZ", "telescope")]
+    assert listed[1]["first"] == "2022-01-05T00:00:00Z"
+    with Store(store_path) as s:
+        imp = s.list_imports()[0]
+        assert imp.format == "ioda"
+        assert set(imp.source_names) == {"bgp", "ping-slash24", "merit-nt"}
+        tel = s.read_series(make_ref("country", "KZ"), "telescope")
+        assert tel.step == 300 and np.isnan(tel.values[40]) and np.isnan(tel.values[41])
+        assert s.entity_name(make_ref("country", "KZ")) == "Kazakhstan"
+
+
+def test_gzipped_ioda_is_detected_by_content(tmp_path: Path, store_path: Path) -> None:
+    gz = tmp_path / "dump.gz"
+    gz.write_bytes(gzip.compress((FIX / "ioda_signals_raw_kz.json").read_bytes()))
+    res = run("series", "import", gz, "--store", store_path)
+    assert res.exit_code == 0, res.output
+    assert "252 rows read" in res.output
+
+
+def test_idempotent_reimport_changes_nothing(tmp_path: Path) -> None:
+    csv_gz = tmp_path / "kz.csv.gz"
+    csv_gz.write_bytes(gzip.compress((FIX / "kz_long.csv").read_bytes()))
+    for i, f in enumerate((FIX / "ioda_signals_raw_kz.json", csv_gz)):
+        store_path = tmp_path / f"s{i}.duckdb"
+        first = run("series", "import", f, "--store", store_path)
+        assert first.exit_code == 0 and " 0 unchanged)" in first.output
+        before = series_list(store_path)
+        res = run("series", "import", f, "--store", store_path)
+        assert res.exit_code == 0
+        assert " (0 inserted, 0 updated, " in res.output
+        assert series_list(store_path) == before
+
+
+def test_list_table_is_sorted_with_iso_times(store_path: Path) -> None:
+    run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    out = run("series", "list", "--store", store_path).output.splitlines()
+    assert out[0].split() == ["entity_type", "entity_code", "signal", "points", "first", "last"]
+    assert out[2].split() == ["asn", "9198", "bgp", "2", "2022-01-05T00:00:00Z",
+                              "2022-01-05T00:05:00Z"]
+
+
+def test_list_on_missing_store_is_empty_and_creates_nothing(store_path: Path) -> None:
+    assert json.loads(series_list(store_path)) == []
+    assert not store_path.exists()
+
+
+MALFORMED = [
+    ("bad_time", HEADER + "2022-01-05T00:00:00Z,country,KZ,bgp,1\nyesterday,country,KZ,bgp,1\n",
+     3, "bad time"),
+    ("bad_entity_type", HEADER + "1641340800,city,KZ,bgp,1\n", 2, "entity type"),
+    ("bad_country", HEADER + "1641340800,country,KAZ,bgp,1\n", 2, "ISO 3166-1"),
+    ("bad_region_parent",
+     "time,entity_type,entity_code,signal,value,parent\n1641340800,region,KZ-75,bgp,1,RU\n",
+     2, "lies in KZ, not RU"),
+    ("non_numeric", HEADER + "1641340800,country,KZ,bgp,ten\n", 2, "non-numeric value"),
+    ("nan_value", HEADER + "1641340800,country,KZ,bgp,nan\n", 2, "finite"),
+    ("inf_value", HEADER + "1641340800,country,KZ,bgp,inf\n", 2, "finite"),
+    ("field_count", HEADER + "1641340800,country,KZ,bgp\n", 2, "expected 5 fields"),
+    ("fractional_time", HEADER + "1641340800.5,country,KZ,bgp,1\n", 2, "whole seconds"),
+    ("empty_signal", HEADER + "1641340800,country,KZ, ,1\n", 2, "signal"),
+    ("duplicate_conflict",
+     HEADER + "1641340800,country,KZ,bgp,1\n2022-01-05T00:00:00Z,country,kz,bgp,2\n",
+     3, "is 1.0 at line 3 but 2.0 at line 4"),
+    ("missing_column", "time,entity_type,entity_code,value\n1641340800,country,KZ,1\n",
+     1, "missing required column(s) signal"),
+    ("unknown_column", HEADER.strip() + ",colour\n1641340800,country,KZ,bgp,1,red\n",
+     1, "allowed: time"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "needle"), MALFORMED,
+                         ids=[m[0] for m in MALFORMED])
+def test_malformed_row_with_fail_policy_leaves_store_unchanged(
+        tmp_path: Path, store_path: Path, name: str, text: str, line: int, needle: str) -> None:
+    run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    before = series_list(store_path)
+    # A good row first: it must not be written either (all-or-nothing).
+    if text.startswith(HEADER):
+        text = HEADER + "1641340200,country,KZ,bgp,5\n" + text[len(HEADER):]
+        line += 1
+    bad = write(tmp_path, f"{name}.csv", text)
+    res = run("series", "import", bad, "--store", store_path)
+    assert res.exit_code == 1
+    assert f"{bad}:{line}: " in res.output, res.output
+    assert needle in res.output
+    assert series_list(store_path) == before
+    with Store(store_path) as s:
+        assert len(s.list_imports()) == 1
+        assert s.read_series(make_ref("country", "KZ"), "bgp").values.size == 0
+
+
+def test_duplicate_with_same_value_is_accepted(tmp_path: Path, store_path: Path) -> None:
+    f = write(tmp_path, "d.csv", HEADER + "1641340800,country,KZ,bgp,1\n"
+              "2022-01-05T06:00:00+06:00,country,KZ,bgp,1.0\n")
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 0 and "1 written" in res.output
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"", "empty file"),
+    (b"\n  \n", "empty file"),
+    (b"time,entity_type,entity_code,signal,value\n1641340800,country,KZ,bgp,\xff\n",
+     "undecodable bytes"),
+])
+def test_whole_file_errors_are_clear(tmp_path: Path, store_path: Path, content: bytes,
+                                     needle: str) -> None:
+    f = tmp_path / "x.csv"
+    f.write_bytes(content)
+    res = run("series", "import", f, "--on-error", "skip", "--store", store_path)
+    assert res.exit_code == 1 and needle in res.output and str(f) in res.output
+
+
+def test_undecodable_bytes_name_the_line(tmp_path: Path, store_path: Path) -> None:
+    f = tmp_path / "x.csv"
+    f.write_bytes(HEADER.encode() + b"1641340800,country,KZ,bgp,\xff\n")
+    res = run("series", "import", f, "--store", store_path)
+    assert f"{f}:2: undecodable bytes" in res.output
+
+
+def test_truncated_gzip_fails_and_writes_nothing(tmp_path: Path, store_path: Path) -> None:
+    data = gzip.compress((FIX / "kz_long.csv").read_bytes())
+    f = tmp_path / "kz.csv.gz"
+    f.write_bytes(data[: len(data) // 2])
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1 and "truncated or corrupt gzip" in res.output
+    assert json.loads(series_list(store_path)) == []
+
+
+@pytest.mark.parametrize(("doc", "needle"), [
+    ("{not json", "invalid JSON"),
+    ("[]", "IODA envelope"),
+    ('{"type": "signals"}', "no 'data'"),
+    ('{"data": {"x": 1}}', "must be a list"),
+    ('{"data": [[{"entityType": "country", "entityCode": "KZ", "datasource": "bgp",'
+     ' "from": 1641340800, "until": 1641341400, "step": 0, "values": [1, 2]}]]}',
+     "data[0][0].step"),
+    ('{"data": [{"entityType": "country", "entityCode": "KZ", "datasource": "bgp",'
+     ' "from": 1641340800, "step": 300, "values": [1, "x"]}]}', "data[0].values[1]"),
+    ('{"data": [{"entityType": "planet", "entityCode": "KZ", "datasource": "bgp",'
+     ' "from": 1641340800, "step": 300, "values": [1]}]}', "entity type"),
+    ('{"data": [{"entityType": "country", "entityCode": "KZ",'
+     ' "from": 1641340800, "step": 300, "values": [1]}]}', "missing field 'datasource'"),
+])
+def test_bad_ioda_json_fails_with_field_path(tmp_path: Path, store_path: Path, doc: str,
+                                             needle: str) -> None:
+    run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    before = series_list(store_path)
+    f = write(tmp_path, "bad.json", doc)
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1, res.output
+    assert needle in res.output and f"{f}" in res.output
+    assert series_list(store_path) == before
+
+
+def test_skip_policy_counts_reasons_with_first_lines(tmp_path: Path, store_path: Path) -> None:
+    text = (HEADER + "1641340800,country,KZ,bgp,1\n"
+            "bad,country,KZ,bgp,1\n"
+            "1641341100,country,KZ,bgp,x\n"
+            "worse,country,KZ,bgp,1\n"
+            "1641341400,country,KZ,bgp,3\n"
+            "1641340800,country,KZ,bgp,2\n")
+    f = write(tmp_path, "mixed.csv", text)
+    res = CliRunner().invoke(cli, ["series", "import", str(f), "--on-error", "skip",
+                                   "--store", str(store_path)])
+    assert res.exit_code == 0, res.output
+    assert "6 rows read, 2 written" in res.stdout and "4 skipped" in res.stdout
+    assert "bad time: 2 (first at 3, 5)" in res.stderr
+    assert "non-numeric value: 1 (first at 4)" in res.stderr
+    assert "conflicting duplicate: 1 (first at 7)" in res.stderr
+    with Store(store_path) as s:
+        kept = s.read_series(make_ref("country", "KZ"), "bgp")
+        assert kept.values.tolist() == [1.0, 3.0] and kept.step == 600  # gap 600 inferred
+        assert s.list_imports()[0].rows_skipped == 4
+
+
+def test_skip_policy_bad_ioda_series_skips_its_points(tmp_path: Path, store_path: Path) -> None:
+    doc = json.loads((FIX / "ioda_signals_raw_kz.json").read_text())
+    doc["data"][0][0]["step"] = "five minutes"
+    f = write(tmp_path, "x.json", json.dumps(doc))
+    res = CliRunner().invoke(cli, ["series", "import", str(f), "--on-error", "skip",
+                                   "--store", str(store_path)])
+    assert res.exit_code == 0, res.output
+    assert "252 rows read, 180 written" in res.stdout and "72 skipped" in res.stdout
+    assert "bad series: 1 (first at data[0][0].step)" in res.stderr
+
+
+def test_explicit_format_overrides_extension(tmp_path: Path, store_path: Path) -> None:
+    f = tmp_path / "series.txt"
+    shutil.copy(FIX / "kz_long.csv", f)
+    assert run("series", "import", f, "--format", "csv", "--store", store_path).exit_code == 0
+    res = run("series", "import", f, "--format", "ioda", "--store", store_path)
+    assert res.exit_code == 1 and "invalid JSON" in res.output
+
+
+def test_store_info_and_export(tmp_path: Path, store_path: Path) -> None:
+    assert run("store", "info", "--store", store_path).exit_code == 1
+    run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    res = run("store", "info", "--store", store_path)
+    assert res.exit_code == 0 and "schema version: 3" in res.output
+    assert any(line.split() == ["points", "7"] for line in res.output.splitlines())
+    res = run("store", "export-parquet", tmp_path / "pq", "--store", store_path)
+    assert res.exit_code == 0 and "points.parquet" in res.output
+    assert (tmp_path / "pq" / "imports.parquet").exists()
