@@ -75,6 +75,17 @@ def test_cross_signal_score_is_the_product_of_per_signal_maxima() -> None:
     assert ev.kind is EventKind.ROUTING
 
 
+def test_platform_block_and_later_blackout_stay_separate_events() -> None:
+    # Kazakhstan 2022: messaging blocked from 4 Jan, the network cut on 5 Jan. Merging the two
+    # would move the blackout's start back to the block's start.
+    alerts = [alert("platform:whatsapp", 0, C), alert("platform:whatsapp", 7200, N, 1000),
+              alert("probing", 3600, C), alert("probing", 6000, N, 1000)]
+    block, blackout = build_events(KZ, alerts)
+    assert (block.kind, block.start) == (EventKind.PLATFORM_BLOCK, T0)
+    assert (blackout.kind, blackout.start) == (EventKind.OUTAGE, T0 + 3600)
+    assert "merge.separate-platform" in blackout.rules
+
+
 def test_touching_but_not_overlapping_events_stay_separate() -> None:
     alerts = [alert("probing", 0, C), alert("probing", 1200, N, 1000),
               alert("telescope", 1200, C), alert("telescope", 2400, N, 1000)]
@@ -114,7 +125,6 @@ def test_scope_follows_the_entity_type(ref: EntityRef, scope: Scope) -> None:
         ([("probing", W)], EventKind.OUTAGE, "kind.outage"),
         ([("platform:whatsapp", C), ("platform:telegram", W)], EventKind.PLATFORM_BLOCK,
          "kind.platform-block"),
-        ([("platform:whatsapp", C), ("probing", C)], EventKind.OUTAGE, "kind.outage"),
         ([("probing-loss", W), ("probing-latency", W)], EventKind.DEGRADATION,
          "kind.degradation"),
         ([("probing-loss", C)], EventKind.OUTAGE, "kind.outage"),

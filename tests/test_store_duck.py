@@ -214,3 +214,13 @@ def test_export_parquet_one_file_per_table(store: Store, tmp_path: Path) -> None
     assert all(p.exists() for p in paths)
     n = duckdb.sql(f"SELECT count(*), count(value) FROM '{tmp_path / 'out' / 'points.parquet'}'")
     assert n.fetchall() == [(2, 1)]
+
+
+def test_irregular_gaps_use_a_grid_that_holds_every_point(store: Store) -> None:
+    # gaps 1800 and 1200: the modal gap (1200) would misplace T0+3600, the gcd (600) does not
+    t = np.array([T0 + 600, T0 + 2400, T0 + 3600], dtype=np.int64)
+    store.write_points(["country"] * 3, ["KZ"] * 3, ["custom"] * 3, t + 7,
+                       np.array([1.0, 2.0, 3.0]), source="t")
+    back = store.read_series(KZ, "custom")
+    assert back.step == 600 and back.start == T0 + 607
+    assert dict(zip(back.times.tolist(), back.values.tolist(), strict=True))[T0 + 3607] == 3.0

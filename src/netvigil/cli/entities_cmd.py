@@ -89,8 +89,8 @@ def show_cmd(entity: str, fmt: str) -> None:
         ["parent", f"{row['parent']} ({row['parent_name']})" if ent.parent else None],
         ["regions", counts["region"]],
         ["ases", counts["asn"]],
-        *[[k, v] for k, v in ent.attrs],
     ]
+    pairs.extend([k, v] for k, v in ent.attrs)
     click.echo(render_table(["field", "value"], pairs))
 
 

@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "netvigil.cli.entities_cmd",
     "netvigil.cli.store_cmd",
     "netvigil.cli.demo_cmd",
+    "netvigil.cli.bgp_cmd",
+    "netvigil.cli.probe_cmd",
 )
 
 

@@ -9,7 +9,8 @@ Method (CAIDA/watchtower-sentry, ``filters/MovingStat.py`` + ``sinks/AlertKafka.
 * **warmup**: nothing is emitted until the oldest stored point is at least ``warmup`` seconds
   old; the window is then initialised from everything collected so far;
 * **minprediction**: no ratio is emitted while the prediction is below ``minprediction``
-  (or zero); such a point enters the history raw and does not change the alert state;
+  (or zero); such a point enters the history raw, ends any inpainting (as a non-extreme
+  value does in MovingStat) and does not change the alert state;
 * **inpainting**: if ``value / predicted`` is below ``inpaint_min`` or above ``inpaint_max``
   the *predicted* value enters the history instead of the observation, so an outage does not
   pull down its own baseline. Raw values are buffered meanwhile. An extreme value seen when

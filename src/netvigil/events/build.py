@@ -14,7 +14,8 @@
 3. **Merge.** Per-signal events on one entity whose intervals overlap (``[start, end)``,
    ongoing = open to the right) are merged. A signal with several events in a merged group
    contributes its **maximum** score; the merged score is the **product** of those
-   per-signal maxima, which rewards corroboration.
+   per-signal maxima, which rewards corroboration. Platform-test signals merge only with
+   each other (``merge.separate-platform``, see ``_merge_class``).
 4. **Judgement.** Scope from the entity type (``Scope.for_entity``); kind and confidence
    from :mod:`netvigil.events.rules`; ``min_ratio`` the lowest value/baseline over all
    signals; ``rules`` lists detector ids, detector rule ids, the kind, merge and confidence
@@ -30,7 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netvigil.events.rules import CONFIDENCE_RULE, MERGE_RULE, classify, confidence
+from netvigil.events.rules import (
+    CONFIDENCE_RULE,
+    MERGE_RULE,
+    SEPARATE_PLATFORM_RULE,
+    classify,
+    confidence,
+)
 from netvigil.model import (
     Alert,
     EntityRef,
@@ -40,6 +47,8 @@ from netvigil.model import (
     Scope,
     Series,
     SignalEvidence,
+    SourceFamily,
+    signal_kind,
 )
 
 RuleIdLookup = Callable[[str, str], str | None]  # (method, signal) -> detector rule id
@@ -143,6 +152,33 @@ def _combine(evs: list[SignalEvidence]) -> SignalEvidence:
     )
 
 
+def _merge_class(signal: str) -> str:
+    """Platform tests and connectivity signals never merge into one event.
+
+    IODA merges every overlapping event on an entity because all its signals measure
+    connectivity. A platform block (messaging apps unreachable while the network works)
+    is a different claim; merging it into a later blackout would move the blackout's start
+    to the block's start and hide the order of events (rule ``merge.separate-platform``).
+    """
+    return "platform" if signal_kind(signal).family is SourceFamily.PLATFORM else "connectivity"
+
+
+def _overlap_groups(evidence: list[SignalEvidence]) -> list[list[SignalEvidence]]:
+    """Group time-ordered per-signal events whose ``[start, end)`` intervals overlap."""
+    inf = float("inf")
+    groups: list[list[SignalEvidence]] = []
+    group_end = -inf
+    for ev in evidence:
+        ev_end = inf if ev.end is None else float(ev.end)
+        if groups and ev.start < group_end:
+            groups[-1].append(ev)
+            group_end = max(group_end, ev_end)
+        else:
+            groups.append([ev])
+            group_end = ev_end
+    return groups
+
+
 def event_id(entity: EntityRef, start: int, kind: str) -> str:
     return hashlib.sha256(f"{entity.fqid}|{start}|{kind}".encode()).hexdigest()[:16]
 
@@ -169,17 +205,12 @@ def build_events(
         per_signal.extend(_evidence(segs, s) for segs in _signal_events(group))
     per_signal.sort(key=lambda e: (e.start, e.signal))
 
-    inf = float("inf")
     groups: list[list[SignalEvidence]] = []
-    group_end = -inf
-    for ev in per_signal:
-        ev_end = inf if ev.end is None else float(ev.end)
-        if groups and ev.start < group_end:
-            groups[-1].append(ev)
-            group_end = max(group_end, ev_end)
-        else:
-            groups.append([ev])
-            group_end = ev_end
+    classes = sorted({_merge_class(ev.signal) for ev in per_signal})
+    for merge_class in classes:
+        members = [ev for ev in per_signal if _merge_class(ev.signal) == merge_class]
+        groups += _overlap_groups(members)
+    groups.sort(key=lambda g: (min(ev.start for ev in g), g[0].signal))
 
     name = entity_name or entity.code
     events: list[Event] = []
@@ -197,7 +228,9 @@ def build_events(
         kind_rule = classify(evidence)
         rules: list[str] = sorted({ev.method for ev in evidence})
         rules += sorted({r for ev in evidence if (r := rule_id(ev.method, ev.signal))})
-        rules += [kind_rule.id, MERGE_RULE, CONFIDENCE_RULE]
+        rules += [kind_rule.id, MERGE_RULE]
+        rules += [SEPARATE_PLATFORM_RULE] if len(classes) > 1 else []
+        rules += [CONFIDENCE_RULE]
         events.append(Event(
             id=event_id(entity, start, kind_rule.kind.value),
             entity=entity,

@@ -32,6 +32,7 @@ CONFIDENCE_RULE = "confidence.noisy-or"
 WEIGHT_CRITICAL = 0.6
 WEIGHT_WARNING = 0.3
 MERGE_RULE = "merge.overlap-product"  # overlapping per-signal events merged, score = product
+SEPARATE_PLATFORM_RULE = "merge.separate-platform"  # platform tests never merge with connectivity
 
 
 def _family(ev: SignalEvidence) -> SourceFamily:

@@ -55,7 +55,7 @@ from netvigil.geo.refdata import (
 from netvigil.model.errors import InvalidEntity
 
 ASN_TABLE_ENV = "NETVIGIL_ASN_TABLE"
-DAY = 86_400
+_IPTOCC_CHUNK = 1 << 18
 
 When = dt.datetime | dt.date | int | None
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -154,16 +154,9 @@ class GeoLookup:
         self._mmdb_path = Path(mmdb_path) if mmdb_path is not None else None
         self._region_reader: RegionReader | None = None
         # One country index shared by every snapshot, so bulk answers are comparable over time.
-        codes = sorted({cc for s in self._snapshots for cc in s.countries})
-        self.countries: list[str] = codes
+        codes, self._v4_global, self._v6_global = _global_tables(tuple(self._snapshots))
+        self.countries: list[str] = list(codes)  # grows if iptocc names a code no snapshot has
         self._country_index = {cc: i for i, cc in enumerate(codes)}
-        self._v4_global: list[IntervalTable] = []
-        self._v6_global: list[IntervalTable] = []
-        for snap in self._snapshots:
-            remap = np.array([self._country_index[c] for c in snap.countries], dtype=np.int64)
-            for src, dst in ((snap.v4, self._v4_global), (snap.v6, self._v6_global)):
-                vals = remap[src.values] if src.values.size else src.values
-                dst.append(IntervalTable(src.starts, src.ends, vals, src.family))
 
     @classmethod
     def default(cls) -> GeoLookup:
@@ -304,9 +297,9 @@ class GeoLookup:
         text and passed to iptocc in one batch (it cannot be enumerated into intervals), which
         costs about 1 µs per address.
         """
-        keys = np.asarray(block_starts, dtype=np.uint32).ravel()
+        keys = np.ascontiguousarray(block_starts, dtype=np.uint32).ravel()
         t = to_unix(when)
-        country_idx = np.full(keys.shape, MISSING, dtype=np.int64)
+        country_idx: npt.NDArray[np.int64] | None = None
         source: str | None = None
         snap_date: dt.date | None = None
         before = False
@@ -314,36 +307,50 @@ class GeoLookup:
             country_idx = self._iptocc_bulk(keys)
             source = "iptocc"
         i, before_i = self._snapshot_at(t)
-        if i is not None and (source is None or np.any(country_idx == MISSING)):
-            from_snap = self._v4_global[i].lookup(keys)
-            if source is None:
-                country_idx = from_snap
+        if i is not None:
+            if country_idx is None:
+                country_idx = self._v4_global[i].lookup(keys)
                 source = f"country-ip-blocks {self._snapshots[i].date.isoformat()}"
                 snap_date = self._snapshots[i].date
                 before = before_i
             else:
-                gap = country_idx == MISSING
-                country_idx[gap] = from_snap[gap]
-        asn = np.full(keys.shape, MISSING, dtype=np.int64)
-        origin = self._origin_at(t)
-        if origin is not None:
-            asn = origin.v4.lookup(keys)
-        for table in self._asn_tables:
-            gap = asn == MISSING
-            if not gap.any():
-                break
-            asn[gap] = table.v4.lookup(keys[gap])
-        asn[asn == MISSING] = 0
+                gap = np.flatnonzero(country_idx == MISSING)
+                country_idx[gap] = self._v4_global[i].lookup(keys[gap])
+        if country_idx is None:
+            country_idx = np.full(keys.shape, MISSING, dtype=np.int64)
         return BulkLocation(
-            country_idx.astype(np.int16), list(self.countries), asn, source, snap_date, before
+            country_idx.astype(np.int16), list(self.countries), self._bulk_asn(keys, t),
+            source, snap_date, before,
         )
 
+    def _bulk_asn(self, keys: npt.NDArray[np.uint32], t: int) -> npt.NDArray[np.int64]:
+        """Origin table valid at t first, then each ASN range table for the keys still open."""
+        tables = [table.v4 for table in self._asn_tables]
+        origin = self._origin_at(t)
+        if origin is not None:
+            tables.insert(0, origin.v4)
+        if not tables:
+            return np.zeros(keys.shape, dtype=np.int64)
+        asn = tables[0].lookup(keys)
+        for table in tables[1:]:
+            gap = np.flatnonzero(asn == MISSING)
+            if gap.size == 0:
+                break
+            asn[gap] = table.lookup(keys[gap])
+        asn[asn == MISSING] = 0
+        return asn
+
     def _iptocc_bulk(self, keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
-        codes = _iptocc_many(_format_ipv4(keys))
-        # iptocc answers with ~250 distinct codes: map each distinct code once, then by dict.
-        lut: dict[str | None, int] = {c: self._index_of(c) for c in set(codes) if c}
-        lut[None] = MISSING
-        return np.fromiter(map(lut.__getitem__, codes), dtype=np.int64, count=len(codes))
+        out = np.empty(keys.shape, dtype=np.int64)
+        lut: dict[str | None, int] = {None: MISSING}
+        # Chunks bound the memory of the text copies (≈150 B per address while alive).
+        for lo in range(0, keys.size, _IPTOCC_CHUNK):
+            codes = _iptocc_many(_format_ipv4(keys[lo : lo + _IPTOCC_CHUNK]))
+            # ~250 distinct codes: map each distinct code once, then by dict.
+            lut.update({c: self._index_of(c) for c in set(codes) if c is not None and c not in lut})
+            out[lo : lo + len(codes)] = np.fromiter(map(lut.__getitem__, codes),
+                                                    dtype=np.int64, count=len(codes))
+        return out
 
     def _index_of(self, cc: str) -> int:
         """Global index of a country code, appending codes no snapshot knows (e.g. from iptocc)."""
@@ -367,6 +374,24 @@ class GeoLookup:
             return np.empty(0, dtype=np.uint32)
         starts, ends = self._v4_global[i].select(idx)
         return expand_to_blocks(starts, ends)
+
+
+@functools.lru_cache(maxsize=8)
+def _global_tables(
+    snapshots: tuple[CountrySnapshot, ...],
+) -> tuple[tuple[str, ...], list[IntervalTable], list[IntervalTable]]:
+    """Re-index every snapshot onto one sorted country list; cached so that lookups built
+    from the same snapshots share tables and their lazily built bulk directories."""
+    codes = tuple(sorted({cc for s in snapshots for cc in s.countries}))
+    index = {cc: i for i, cc in enumerate(codes)}
+    v4: list[IntervalTable] = []
+    v6: list[IntervalTable] = []
+    for snap in snapshots:
+        remap = np.array([index[c] for c in snap.countries], dtype=np.int64)
+        for src, dst in ((snap.v4, v4), (snap.v6, v6)):
+            vals = remap[src.values] if src.values.size else src.values
+            dst.append(IntervalTable(src.starts, src.ends, vals, src.family))
+    return codes, v4, v6
 
 
 def expand_to_blocks(

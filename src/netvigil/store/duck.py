@@ -16,12 +16,15 @@ Step of a series (stored in ``series.step``, recomputed on every write to that s
 1. the *declared* step of the writer (``write_series`` passes ``Series.step``, IODA's JSON
    carries ``step``) if every stored time lies on that grid;
 2. else the signal kind's native step (``signal_kind(name).native_step``) if every stored
-   time is a multiple of it and the most common gap equals it (or there is one point);
+   time is a multiple of it and the most common gap (below) equals it, or there is one
+   point, or the most common gap does not hold every point;
 3. else the most common positive difference between consecutive distinct times (ties: the
-   smallest), with the grid anchored at the first time modulo that step (``series.origin``).
+   smallest) if every point lies on its grid;
+4. else the gcd of all gaps (irregular data: the coarsest grid that loses no point).
 
-``read_series`` places points on ``origin + k*step``; points off that grid fall into the bin
-that contains them (last one wins), as ``Series.from_points`` does.
+The grid is anchored at the first time modulo the step (``series.origin``, 0 for native), so
+``read_series`` places every stored point on ``origin + k*step`` without binning loss. The
+``series.source`` column records the first writer of a series.
 """
 
 from __future__ import annotations
@@ -420,38 +423,46 @@ class Store:
                              ORDER BY p.time),
                        w2 AS (PARTITION BY p.entity_type, p.entity_code, p.signal)
             ),
-            agg AS (
-                SELECT entity_type, entity_code, signal,
-                       any_value(native) AS native, any_value(declared) AS declared,
-                       min(time) AS first,
-                       bool_and(time % native = 0) AS native_fit,
-                       bool_and(declared IS NOT NULL AND (time - first) % declared = 0)
-                           AS declared_fit
-                FROM pts GROUP BY ALL
-            ),
             modes AS (
-                SELECT entity_type, entity_code, signal, diff FROM (
+                SELECT entity_type, entity_code, signal, diff AS mode FROM (
                     SELECT entity_type, entity_code, signal, diff, count(*) AS n
                     FROM pts WHERE diff IS NOT NULL GROUP BY ALL
                 ) QUALIFY row_number() OVER (
                     PARTITION BY entity_type, entity_code, signal ORDER BY n DESC, diff
                 ) = 1
             )
-            SELECT a.entity_type, a.entity_code, a.signal, a.native, a.declared, a.first,
-                   a.native_fit, a.declared_fit, m.diff
-            FROM agg a LEFT JOIN modes m USING (entity_type, entity_code, signal)
+            SELECT entity_type, entity_code, signal,
+                   any_value(native), any_value(declared), min(time),
+                   bool_and(time % native = 0),
+                   bool_and(declared IS NOT NULL AND (time - first) % declared = 0),
+                   any_value(mode),
+                   bool_and(mode IS NULL OR (time - first) % mode = 0)
+            FROM pts LEFT JOIN modes USING (entity_type, entity_code, signal)
+            GROUP BY ALL
             """
         ).fetchall()
         rows = []
-        for t, c, s, native, dec, first, native_fit, declared_fit, mode in stats:
+        for (t, c, s, native, dec, first, native_fit, declared_fit, mode,
+             mode_fit) in stats:
             if dec is not None and declared_fit:
-                step, origin = int(dec), int(first) % int(dec)
-            elif native_fit and (mode is None or mode == native):
-                step, origin = int(native), 0
+                step = int(dec)
+            elif mode is None or (native_fit and (mode == native or not mode_fit)):
+                step = int(native)  # one point off the native grid: native step, shifted
+            elif mode_fit:
+                step = int(mode)
             else:
-                step = int(mode) if mode is not None else int(native)
-                origin = int(first) % step
-            rows.append((t, c, s, step, source, origin, dec))
+                # Irregular data: the gcd of all gaps is the coarsest grid holding every point.
+                diffs = con.execute(
+                    """
+                    SELECT DISTINCT diff FROM (
+                        SELECT time - lag(time) OVER (ORDER BY time) AS diff FROM points
+                        WHERE entity_type = ? AND entity_code = ? AND signal = ?
+                    ) WHERE diff IS NOT NULL
+                    """,
+                    [t, c, s],
+                ).fetchall()
+                step = int(np.gcd.reduce(np.array([d for (d,) in diffs], dtype=np.int64)))
+            rows.append((t, c, s, step, source, int(first) % step, dec))
         con.executemany(
             """
             INSERT INTO series (entity_type, entity_code, signal, step, source, origin,
@@ -459,10 +470,7 @@ class Store:
             VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (entity_type, entity_code, signal) DO UPDATE SET
                 step = excluded.step, origin = excluded.origin,
-                declared_step = excluded.declared_step,
-                source = CASE WHEN series.step = excluded.step
-                               AND series.origin = excluded.origin
-                          THEN series.source ELSE excluded.source END
+                declared_step = excluded.declared_step
             """,
             rows,
         )

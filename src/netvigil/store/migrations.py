@@ -45,7 +45,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 entity_code VARCHAR NOT NULL,
                 signal VARCHAR NOT NULL,
                 step BIGINT NOT NULL,    -- grid step in seconds (see Store docstring)
-                source VARCHAR NOT NULL, -- last writer, e.g. 'import:kz.csv' or 'ioda'
+                source VARCHAR NOT NULL, -- first writer, e.g. 'import:kz.csv' or 'ioda'
                 PRIMARY KEY (entity_type, entity_code, signal)
             )
             """,
