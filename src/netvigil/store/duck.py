@@ -257,7 +257,8 @@ class Store:
                 "CREATE OR REPLACE TEMP TABLE _ent (type VARCHAR, code VARCHAR, name VARCHAR,"
                 " parent VARCHAR)"
             )
-            self._con.executemany("INSERT INTO _ent VALUES (?, ?, ?, ?)", rows)
+            self._insert_rows("_ent", ("type", "code", "name", "parent"), rows,
+                              select="type, code, name::VARCHAR, parent::VARCHAR")
             row = self._con.execute(
                 """
                 SELECT count(*) FROM _ent n LEFT JOIN entities e USING (type, code)
@@ -411,7 +412,9 @@ class Store:
             "CREATE OR REPLACE TEMP TABLE _cand (entity_type VARCHAR, entity_code VARCHAR,"
             " signal VARCHAR, native BIGINT, declared BIGINT)"
         )
-        con.executemany("INSERT INTO _cand VALUES (?, ?, ?, ?, ?)", cand_rows)
+        self._insert_rows(
+            "_cand", ("entity_type", "entity_code", "signal", "native", "declared"), cand_rows,
+            select="entity_type, entity_code, signal, native::BIGINT, declared::BIGINT")
         stats = con.execute(
             """
             WITH pts AS (
@@ -589,9 +592,11 @@ class Store:
                 [entity.type.value, entity.code, signal, method],
             )
             if rows:
-                self._con.executemany(
-                    "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                self._insert_rows(
+                    "alerts", ("et", "ec", "sig", "meth", "seq", "time", "level", "value",
+                               "history_value", "condition"), rows,
+                    select="et, ec, sig, meth, seq::BIGINT, time::BIGINT, level::INTEGER,"
+                           " value::DOUBLE, history_value::DOUBLE, condition")
 
     def read_alerts(self, entity: EntityRef | None = None, start: int | None = None,
                     until: int | None = None) -> list[Alert]:
@@ -638,12 +643,41 @@ class Store:
                 [entity.type.value, entity.code],
             )
             if rows:
-                self._con.executemany(
-                    "DELETE FROM events WHERE id = ?", [(r[0],) for r in rows]
-                )
-                self._con.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                ids = [r[0] for r in rows]
+                self._con.execute("DELETE FROM events WHERE list_contains(?, id)", [ids])
+                flat = [(*r[:-1], "\x1f".join(r[-1])) for r in rows]
+                self._insert_rows(
+                    "events", ("id", "et", "ec", "name", "start", "end_", "status", "scope",
+                               "kind", "score", "confidence", "min_ratio", "evidence", "rules"),
+                    flat,
+                    select="id, et, ec, name, start::BIGINT, end_::BIGINT, status, scope, kind,"
+                           " score::DOUBLE, confidence::DOUBLE, min_ratio::DOUBLE, evidence,"
+                           " CASE WHEN rules = '' THEN []::VARCHAR[]"
+                           " ELSE string_split(rules, chr(31)) END")
+
+    def _insert_rows(self, target: str, columns: Sequence[str],
+                     rows: Sequence[tuple[object, ...]], select: str | None = None,
+                     suffix: str = "") -> None:
+        """Insert many rows in one statement by registering them as numpy object columns.
+
+        DuckDB's ``executemany`` runs one statement per row (about 1 ms each here); a
+        registered dict of numpy arrays inserts 20,000 rows in about 10 ms.
+        """
+        if not rows:
+            return
+        cols = {}
+        for i, name in enumerate(columns):
+            col = np.empty(len(rows), dtype=object)
+            col[:] = [r[i] for r in rows]
+            cols[name] = col
+        self._con.register("_bulk_rows", cols)
+        try:
+            self._con.execute(
+                f"INSERT INTO {target} SELECT {select or ', '.join(columns)} FROM _bulk_rows"
+                f" {suffix}"
+            )
+        finally:
+            self._con.unregister("_bulk_rows")
 
     @staticmethod
     def _evidence_json(signals: Sequence[SignalEvidence]) -> str:

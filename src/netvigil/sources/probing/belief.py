@@ -113,7 +113,8 @@ def update(belief: npt.ArrayLike, positive: npt.ArrayLike, availability: npt.Arr
     like_down = np.where(pos, pd, np.float32(1.0) - pd)
     num = like_up * b
     post = num / (num + like_down * (np.float32(1.0) - b))
-    return np.clip(post, np.float32(model.belief_min), np.float32(model.belief_max))
+    out = np.clip(post, np.float32(model.belief_min), np.float32(model.belief_max))
+    return np.asarray(out, dtype=np.float32)
 
 
 def update_sequence(belief: npt.ArrayLike, outcomes: npt.ArrayLike,

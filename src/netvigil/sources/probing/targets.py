@@ -85,7 +85,8 @@ class TargetList:
     def addresses(self, i: int) -> U32:
         """Full addresses of E(b) for block ``i``."""
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-        return self.block_starts[i] + self.hosts[lo:hi].astype(np.uint32)
+        return np.asarray(self.block_starts[i] + self.hosts[lo:hi].astype(np.uint32),
+                          dtype=np.uint32)
 
     def block_index(self, address: int) -> int:
         """Index of the block holding ``address``, or −1."""
