@@ -57,7 +57,7 @@ def test_first_run_detects_and_builds_events(store: Any) -> None:
     assert rep.series_unchanged == 0 and rep.entities_touched == 2
     assert rep.alerts_written == 4 and rep.events_written == 1
     (ev,) = store.read_events(KZ)
-    assert ev.kind.value == "routing" and ev.entity_name == "KZ"
+    assert ev.kind.value == "routing" and ev.entity_name == "Kazakhstan"  # from the entity registry
     assert {s.signal for s in ev.signals} == {"bgp", "probing"}
     assert ev.start == T0 + 2 * 86400 and ev.end == T0 + 2 * 86400 + 6 * 3600
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from netvigil.detect.ioda_median import METHOD, IodaMedian, MedianRule
 from netvigil.events.build import build_events
+from netvigil.geo.entities import default_registry
 from netvigil.model import EntityRef, Series
 from netvigil.store.duck import Store
 
@@ -117,7 +118,7 @@ def run_detection(
                 store.set_state(state_key(ent, s.signal), fp)
                 alerts_written += len(alerts)
                 recomputed += 1
-            name = store.entity_name(ent) or ent.code
+            name = store.entity_name(ent) or default_registry().name(ent)
             events = build_events(ent, store.read_alerts(ent), series, entity_name=name)
             store.replace_events(ent, events)
             events_n += len(events)
