@@ -73,7 +73,7 @@ def test_events_json_fields(store_path: Path) -> None:
     assert "ioda.median.probing" in first["rules"]
     assert kz[1]["kind"] == "routing"
     uz = next(d for d in data if d["entity_code"] == "UZ")
-    assert uz["end"] is None and uz["status"] == "ongoing" and uz["entity_name"] == "UZ"
+    assert uz["end"] is None and uz["status"] == "ongoing" and uz["entity_name"] == "Uzbekistan"
 
 
 def test_events_filters_by_entity_and_window(store_path: Path) -> None:

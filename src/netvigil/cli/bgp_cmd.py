@@ -1,9 +1,143 @@
-"""Placeholder: replaced by the module's owner."""
+"""``netvigil bgp``: read MRT files, measure visibility, ingest archives into the store."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+from netvigil.cli.common import handle_errors, iso_utc, render_table, store_option
+from netvigil.sources.bgp.mrt import ErrorPolicy, MrtReader, to_json, to_psv
+from netvigil.sources.bgp.visibility import VisibilityConfig
+
+_POLICY = click.option(
+    "--on-error", "on_error", type=click.Choice([p.value for p in ErrorPolicy]),
+    default=ErrorPolicy.SKIP.value, show_default=True,
+    help="skip: drop and count undecodable records; fail: stop at the first, with its offset.",
+)
+
+
+def _thresholds(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option("--fraction", type=float, default=0.5, show_default=True,
+                        help="A unit is visible when MORE than this share of full-feed peers "
+                             "cover it.")(func)
+    func = click.option("--ff-v6", type=int, default=10_000, show_default=True,
+                        help="Full-feed peer: more than this many IPv6 prefixes.")(func)
+    func = click.option("--ff-v4", type=int, default=400_000, show_default=True,
+                        help="Full-feed peer: more than this many IPv4 prefixes (IODA).")(func)
+    return func
 
 
 def register(group: click.Group) -> None:
-    pass
+    group.add_command(bgp)
+
+
+@click.group()
+def bgp() -> None:
+    """BGP signal: MRT archives (RIS, RouteViews) to visible-/24 series."""
+
+
+@bgp.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["psv", "json"]), default="psv",
+              show_default=True, help="psv: bgpdump -m lines; json: one object per element.")
+@_POLICY
+@handle_errors
+def elems(file: Path, fmt: str, on_error: str) -> None:
+    """Print every element (announcement, withdrawal, RIB entry, state change) of FILE."""
+    reader = MrtReader(file, on_error)
+    render = to_psv if fmt == "psv" else to_json
+    out = sys.stdout
+    write = out.write
+    batch: list[str] = []
+    for e in reader:
+        batch.append(render(e))
+        if len(batch) >= 4096:
+            write("\n".join(batch) + "\n")
+            batch = []
+    if batch:
+        write("\n".join(batch) + "\n")
+    out.flush()
+    st = reader.stats
+    if not st.ok:
+        first = st.problems[0] if st.problems else None
+        click.echo(
+            f"warning: {file}: {st.skipped} record(s) skipped, {st.truncated} truncated"
+            + (f"; first at byte {first[0]}: {first[2]}" if first else ""),
+            err=True,
+        )
+
+
+@bgp.command()
+@click.argument("rib", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_thresholds
+@click.option("--top", type=int, default=10, show_default=True)
+@_POLICY
+@handle_errors
+def visibility(rib: Path, ff_v4: int, ff_v6: int, fraction: float, top: int,
+               on_error: str) -> None:
+    """Visible /24s and /48s of one RIB, with the top countries and origin ASes."""
+    import numpy as np
+
+    from netvigil.geo import GeoLookup
+    from netvigil.sources.bgp.fastrib import read_rib_columns
+    from netvigil.sources.bgp.visibility import RoutingState
+
+    cols = read_rib_columns(rib, on_error)
+    state = RoutingState(VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6, fraction=fraction))
+    state.load_rib("collector", cols)
+    snap = state.snapshot(cols.timestamp)
+    click.echo(f"RIB {rib.name} at {iso_utc(cols.timestamp)}: {len(cols)} routes, "
+               f"{len(cols.peer_ips)} peers; full-feed v4 {snap.full_feed_v4}, "
+               f"v6 {snap.full_feed_v6}")
+    click.echo(f"visible /24s {snap.visible_v4}   visible /48s {snap.visible_v6}")
+    if snap.v4_blocks.size:
+        loc = GeoLookup.default().bulk_blocks(snap.v4_blocks, cols.timestamp)
+        ci = loc.country_idx.astype(np.int64)
+        bc = np.bincount(ci[ci >= 0], minlength=len(loc.countries))
+        rows = sorted(((loc.countries[i], int(bc[i])) for i in np.flatnonzero(bc)),
+                      key=lambda r: -r[1])[:top]
+        click.echo(render_table(["country", "visible /24s"], rows))
+        asns, n = np.unique(snap.v4_origin, return_counts=True)
+        rows2 = sorted(zip(asns.tolist(), n.tolist(), strict=True), key=lambda r: -r[1])[:top]
+        click.echo(render_table(["origin AS", "visible /24s"], rows2))
+    if not cols.stats.ok:
+        click.echo(f"warning: {cols.stats.skipped} skipped, {cols.stats.truncated} truncated",
+                   err=True)
+
+
+@bgp.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dir", "directory", type=click.Path(exists=True, file_okay=False,
+                                                   path_type=Path),
+              help="Ingest every file under this directory (collector = rrcNN/route-views* "
+                   "directory names).")
+@click.option("--collector", default=None, help="Collector name for all FILES.")
+@_thresholds
+@_POLICY
+@store_option
+@handle_errors
+def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | None,
+           ff_v4: int, ff_v6: int, fraction: float, on_error: str, store_path: Path) -> None:
+    """Ingest RIB + update archives in time order into the store (resumable)."""
+    from netvigil.sources.bgp.ingest import BgpIngester, discover
+    from netvigil.store.duck import Store
+
+    if not files and directory is None:
+        raise click.UsageError("give FILES or --dir")
+    archives = discover(list(files), directory, collector)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with Store(store_path) as store:
+        ing = BgpIngester(store, config=VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6,
+                                                         fraction=fraction),
+                          policy=ErrorPolicy(on_error),
+                          progress=lambda m: click.echo(m, err=True))
+        rep = ing.run(archives)
+    click.echo(f"files {rep.files} (already done {rep.skipped_done}), elements {rep.elements}, "
+               f"bins {rep.bins}, points written {rep.points}")
+    for p in rep.problems:
+        click.echo(f"warning: {p}", err=True)
+    for coll, spans in rep.silent.items():
+        click.echo(f"source health: {coll} silent in {len(spans)} span(s), first "
+                   f"{iso_utc(spans[0][0])}..{iso_utc(spans[0][1])}", err=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
+import secrets
 import socket
 import time
 from collections import deque
@@ -70,7 +70,9 @@ class IcmpEngine:
         self._own_sock = sock is None
         self.sock = sock if sock is not None else icmp.open_raw_socket()
         self.sock.setblocking(False)
-        self.ident_base = (os.getpid() if ident_base is None else ident_base) & 0xFFFF
+        # Random by default: two probers on one host (each socket sees every reply) must not
+        # share identifiers.
+        self.ident_base = (secrets.randbits(16) if ident_base is None else ident_base) & 0xFFFF
         self.stats = EngineStats()
         self._counter = 0
         self._queue: deque[tuple[int, int]] = deque()  # (block index, host position)

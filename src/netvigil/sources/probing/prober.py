@@ -56,6 +56,7 @@ class ProberConfig:
     seed: int = 0
     vantage: str = field(default_factory=socket.gethostname)
     model: bm.BeliefModel = bm.DEFAULT_MODEL
+    align: bool = False  # start rounds on multiples of round_seconds (trinarkular does)
 
     def __post_init__(self) -> None:
         if self.round_seconds <= 0 or self.slices < 1 or self.timeout <= 0 or self.rate <= 0:
@@ -181,8 +182,9 @@ class Prober:
         s0 = 1 if b0 > m.up else (0 if b0 < m.down else -1)
         s1 = 1 if b1 > m.up else (0 if b1 < m.down else -1)
         more = (s0 == 1 and b1 < b0) or (s0 == 0 and b1 > b0) or (s0 == -1 and s1 == -1)
-        if more:
-            self._probe(block, _probes_to_resolve(b1, self._avail[block], m))
+        if more and self._probe(block, _probes_to_resolve(b1, self._avail[block], m)) == 0:
+            # Budget spent and still unresolved: trinarkular declares the block uncertain.
+            self.belief[block] = 0.5
         self.batch_start[block] = self.belief[block]
 
     # ------------------------------------------------------------------ rounds
@@ -229,7 +231,14 @@ class Prober:
                                  timeout=cfg.timeout, sock=self._sock)
         await self.engine.start()
         loop = asyncio.get_running_loop()
+        if cfg.align:
+            # Wait for the next wall-clock multiple of the round, so that rounds of several
+            # vantage points fall in the same bins.
+            now = time.time()
+            await asyncio.sleep(math.ceil(now / cfg.round_seconds) * cfg.round_seconds - now)
         t0, wall0 = loop.time(), time.time()
+        if cfg.align:
+            wall0 = round(wall0 / cfg.round_seconds) * cfg.round_seconds
         try:
             index = 0
             while rounds is None or index < rounds:

@@ -8,8 +8,9 @@ Topology (all names carry a per-lab tag; nothing is created in the caller's name
 
 Blocks live in 198.18.0.0/15, the range RFC 2544 reserves for benchmarking, and the vantage
 namespace routes only that range, so a mistaken probe cannot leave the lab. The router is
-where faults are injected: ``blackhole`` (silent drop), ``prohibit`` (ICMP administratively
-prohibited, type 3 code 13), ``link down`` of a block's veth, and ``tc netem`` loss/delay.
+where faults are injected: ``blackhole`` (silent drop), ``prohibit`` / ``reject_icmp`` (ICMP
+administratively prohibited, type 3 code 13), ``link down`` of a block's veth, and random
+loss (``tc netem``, or an nftables ``numgen`` rule where the kernel lacks netem).
 
 Requires root (``ip netns``); :func:`can_build` says whether this process may.
 """
@@ -51,7 +52,10 @@ def _ip(*args: str, ns: str | None = None) -> None:
 
 
 def _in_ns(ns: str, *cmd: str) -> None:
-    proc = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True)
+    except OSError as exc:
+        raise RuntimeError(f"{cmd[0]}: {exc}") from exc
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} in {ns} failed: {proc.stderr.strip()}")
 
@@ -64,6 +68,8 @@ class Lab:
     hosts: int = 20
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     namespaces: list[str] = field(default_factory=list)
+    _nft_ready: bool = False
+    _sockets: list[socket.socket] = field(default_factory=list)
 
     @property
     def vantage(self) -> str:
@@ -137,7 +143,9 @@ class Lab:
             _ip("addr", "add", f"198.18.{k}.{h}/32", "dev", "lo", ns=bn)
 
     def destroy(self) -> None:
-        """Delete every namespace this lab made (their veths go with them)."""
+        """Close the lab's sockets, delete every namespace it made (veths go with them)."""
+        while self._sockets:
+            self._sockets.pop().close()
         while self.namespaces:
             name = self.namespaces.pop()
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
@@ -151,14 +159,47 @@ class Lab:
 
     def restore(self, k: int) -> None:
         _ip("route", "replace", self.block_cidr(k), "via", f"198.19.{k}.2", ns=self.router)
-        _ip("link", "set", "dev", "ul", "up", ns=self.block_ns(k))
+        bn = self.block_ns(k)
+        _ip("link", "set", "dev", "ul", "up", ns=bn)
+        # A link taken down loses its routes; put the default route back.
+        _ip("route", "replace", "default", "via", f"198.19.{k}.1", ns=bn)
 
     def link_down(self, k: int) -> None:
         _ip("link", "set", "dev", "ul", "down", ns=self.block_ns(k))
 
-    def netem(self, k: int, *spec: str) -> None:
-        """``tc qdisc replace … netem <spec>`` on the router's side of block k (requests)."""
-        _in_ns(self.router, "tc", "qdisc", "replace", "dev", f"b{k}", "root", "netem", *spec)
+    def lossy(self, k: int, percent: int) -> str:
+        """Drop ``percent`` % of requests to block k at random; returns the mechanism used.
+
+        ``tc netem`` where the kernel has it, else an nftables ``numgen random`` drop rule in
+        the router's forward hook (some VM kernels ship without ``sch_netem``).
+        """
+        try:
+            _in_ns(self.router, "tc", "qdisc", "replace", "dev", f"b{k}", "root", "netem",
+                   "loss", f"{percent}%")
+            return "netem"
+        except RuntimeError:
+            pass
+        self._nft(f"add rule inet nvlab filt ip daddr {self.block_cidr(k)} "
+                  f"numgen random mod 100 < {percent} drop")
+        return "nft"
+
+    def reject_icmp(self, k: int) -> str:
+        """Answer echo requests to block k with ICMP admin-prohibited (type 3 code 13)."""
+        try:
+            self._nft(f"add rule inet nvlab filt ip daddr {self.block_cidr(k)} "
+                      "icmp type echo-request reject with icmp type admin-prohibited")
+            return "nft"
+        except (RuntimeError, OSError):
+            self.prohibit(k)
+            return "route"
+
+    def _nft(self, rule: str) -> None:
+        if not self._nft_ready:
+            _in_ns(self.router, "nft", "add table inet nvlab")
+            _in_ns(self.router, "nft",
+                   "add chain inet nvlab filt { type filter hook forward priority 0 ; }")
+            self._nft_ready = True
+        _in_ns(self.router, "nft", rule)
 
     # ------------------------------------------------------------------ probing from inside
     def raw_socket(self) -> socket.socket:
@@ -189,6 +230,7 @@ class Lab:
         got = box[0]
         if isinstance(got, BaseException):
             raise got
+        self._sockets.append(got)  # closed by destroy()
         return got
 
     def exec_argv(self, argv: Sequence[str]) -> list[str]:

@@ -18,6 +18,7 @@ and shared by every prefix of the message.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -39,12 +40,18 @@ _ORIGIN_NAMES = ("IGP", "EGP")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 INADDR_NONE = b"\xff\xff\xff\xff"
+_Z10 = bytes(10)
+_Z12 = bytes(12)
 
 Segment = tuple[int, tuple[int, ...]]
 
 
 class AttributeError_(ValueError):
     """An attribute or NLRI field overruns its container (caller maps it to CorruptRecord)."""
+
+
+class Unsupported(Exception):  # noqa: N818 - a outcome, not a failure
+    """A well-formed record of a kind this reader does not decode (counted, not an error)."""
 
 
 @dataclass(slots=True)
@@ -177,14 +184,42 @@ def _truncated_path(segments: list[Segment]) -> str:
 def format_prefix(afi: int, addr: bytes, plen: int) -> str:
     if afi == AFI_IP:
         return f"{socket.inet_ntoa(addr)}/{plen}"
-    return f"{socket.inet_ntop(socket.AF_INET6, addr)}/{plen}"
+    return f"{format_ipv6(addr)}/{plen}"
 
 
 def format_ip(addr: bytes) -> str:
-    """IPv4 with inet_ntoa, IPv6 with the C library's inet_ntop (as bgpdump does: ``::ffff:a.b.c.d``)."""
+    """IPv4 dotted quad; IPv6 as :func:`format_ipv6`."""
     if len(addr) == 4:
         return socket.inet_ntoa(addr)
-    return socket.inet_ntop(socket.AF_INET6, addr)
+    return format_ipv6(addr)
+
+
+@functools.lru_cache(maxsize=65536)
+def format_ipv6(addr: bytes) -> str:
+    """IPv6 text exactly as bgpdump's ``fmt_ipv6`` writes it.
+
+    Unlike RFC 5952 (and ``inet_ntop``), bgpdump compresses the longest run of zero groups
+    even when it is a single group (``2001:7f8:30::2:1:0:8447``); IPv4-mapped and
+    IPv4-compatible addresses print as ``::ffff:a.b.c.d`` and ``::a.b.c.d``.
+    """
+    if addr[:10] == _Z10 and addr[10:12] == b"\xff\xff":
+        return "::ffff:" + socket.inet_ntoa(addr[12:16])
+    if addr[:12] == _Z12 and int.from_bytes(addr[12:16], "big") > 1:
+        return "::" + socket.inet_ntoa(addr[12:16])
+    words = struct.unpack("!8H", addr)
+    best, best_len, run = -1, 0, 0
+    runs = [0] * 8
+    for i in range(7, -1, -1):
+        run = run + 1 if words[i] == 0 else 0
+        runs[i] = run
+    for i in range(8):
+        if runs[i] > best_len:
+            best, best_len = i, runs[i]
+    if best < 0:
+        return ":".join(f"{w:x}" for w in words)
+    head = ":".join(f"{w:x}" for w in words[:best])
+    tail = ":".join(f"{w:x}" for w in words[best + best_len :])
+    return head + "::" + tail
 
 
 def read_prefixes(
@@ -316,10 +351,10 @@ def decode_attributes(
                 a.aggregator_addr = bytes(buf[pos + asn_len : pos + asn_len + 4])
         elif code == COMMUNITIES:  # RFC 1997
             n = alen // 4
-            a.communities = list(struct.unpack_from("!%dI" % n, buf, pos))
+            a.communities = list(struct.unpack_from(f"!{n}I", buf, pos))
         elif code == LARGE_COMMUNITIES:  # RFC 8092
             n = alen // 12
-            v = struct.unpack_from("!%dI" % (3 * n), buf, pos)
+            v = struct.unpack_from(f"!{3 * n}I", buf, pos)
             a.large_communities = [(v[3 * i], v[3 * i + 1], v[3 * i + 2]) for i in range(n)]
         elif code == MP_REACH:
             _mp_reach(a, buf, pos, aend, addpath)

@@ -20,7 +20,8 @@ from netvigil.sources.bgp.mrt.attributes import INADDR_NONE, Nlri, PathAttribute
 class BgpElem:
     """One announcement (A), withdrawal (W), RIB entry (B) or peer state change (STATE)."""
 
-    record: str  # bgpdump's record label: TABLE_DUMP, TABLE_DUMP2[_AP], BGP4MP[_ET][_LOCAL][_AP], BGP
+    #: bgpdump's record label: TABLE_DUMP, TABLE_DUMP2[_AP], BGP4MP[_ET][_LOCAL][_AP], BGP
+    record: str
     timestamp: int
     microseconds: int | None
     kind: str  # "A" | "W" | "B" | "STATE"

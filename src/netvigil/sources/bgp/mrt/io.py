@@ -10,15 +10,69 @@ reader turns the partial last record into a counted :class:`TruncatedRecord`.
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
+
+
+class _Decompressor:
+    """Incremental gzip/bzip2 decoding over raw chunks: multi-member aware, and a cut-off
+    stream yields everything decoded before the cut (``truncated`` is then set)."""
+
+    def __init__(self, raw: BinaryIO, kind: str, raw_chunk: int = 1 << 20) -> None:
+        self._raw = raw
+        self._kind = kind
+        self._chunk = raw_chunk
+        self._obj = self._new()
+        self.truncated = False
+        self._done = False
+
+    def _new(self) -> Any:
+        if self._kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return bz2.BZ2Decompressor()
+
+    def read(self, n: int) -> bytes:
+        out: list[bytes] = []
+        size = 0
+        while size < n and not self._done:
+            raw = self._raw.read(self._chunk)
+            if not raw:
+                self._done = True
+                if self._kind == "gzip":
+                    tail = self._obj.flush()
+                    if tail:
+                        out.append(tail)
+                if not self._obj.eof and self._started:
+                    self.truncated = True
+                break
+            self._started = True
+            while raw:
+                try:
+                    piece = self._obj.decompress(raw)
+                except (OSError, zlib.error, EOFError):
+                    self.truncated = True
+                    self._done = True
+                    break
+                out.append(piece)
+                size += len(piece)
+                if self._obj.eof:
+                    raw = self._obj.unused_data
+                    self._obj = self._new()
+                    self._started = bool(raw)
+                else:
+                    raw = b""
+        return b"".join(out)
+
+    _started = False
+
+    def close(self) -> None:
+        self._done = True
 
 
 class MrtStream:
@@ -27,36 +81,29 @@ class MrtStream:
     def __init__(self, raw: BinaryIO, name: str, threads: int | None = None) -> None:
         self.name = name
         self.compression = "none"
-        self.compressed_truncated = False
         head = raw.read(3)
         raw.seek(0)
         self._raw = raw
-        self._inner: BinaryIO
+        self._inner: Any = raw
         if head[:2] == GZIP_MAGIC:
             self.compression = "gzip"
-            self._inner = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            self._inner = _Decompressor(raw, "gzip")
         elif head == BZIP2_MAGIC:
             self.compression = "bzip2"
             self._inner = _open_bz2(raw, threads)
-        else:
-            self._inner = raw
+
+    @property
+    def compressed_truncated(self) -> bool:
+        return bool(getattr(self._inner, "truncated", False))
 
     def read(self, n: int) -> bytes:
-        if self.compressed_truncated:
-            return b""
-        try:
-            return self._inner.read(n)
-        except (EOFError, zlib.error, OSError, ValueError) as exc:
-            # The compressed stream ended early or is damaged: stop here; callers see a short
-            # read, and the framing layer records the truncated record with its offset.
-            if isinstance(exc, OSError) and not _is_compression_error(exc):
-                raise
-            self.compressed_truncated = True
-            return b""
+        data: bytes = self._inner.read(n)
+        return data
 
     def close(self) -> None:
         try:
-            self._inner.close()
+            if self._inner is not self._raw:
+                self._inner.close()
         finally:
             self._raw.close()
 
@@ -67,19 +114,35 @@ class MrtStream:
         self.close()
 
 
-def _is_compression_error(exc: OSError) -> bool:
-    text = str(exc).lower()
-    return any(w in text for w in ("crc", "compressed", "invalid data", "not a gzipped"))
-
-
-def _open_bz2(raw: BinaryIO, threads: int | None) -> BinaryIO:
+def _open_bz2(raw: BinaryIO, threads: int | None) -> Any:
+    """Parallel ``indexed_bzip2`` when installed and the file is seekable, else incremental."""
     try:
         import indexed_bzip2  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+        return _Decompressor(raw, "bzip2")
     n = threads if threads is not None else max(1, (os.cpu_count() or 1))
-    # indexed_bzip2 raises on a truncated stream like BZ2File, handled by MrtStream.read.
-    return indexed_bzip2.open(raw, parallelization=n)  # type: ignore[no-any-return]
+    return _ParallelBz2(indexed_bzip2.open(raw, parallelization=n))
+
+
+class _ParallelBz2:
+    """indexed_bzip2 raises on a cut stream; keep what was decoded and flag truncation."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.truncated = False
+
+    def read(self, n: int) -> bytes:
+        if self.truncated:
+            return b""
+        try:
+            data: bytes = self._f.read(n)
+            return data
+        except Exception:  # noqa: BLE001 - any decoder failure means "stream ends here"
+            self.truncated = True
+            return b""
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def open_mrt(source: str | Path | bytes | BinaryIO, threads: int | None = None) -> MrtStream:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from netvigil.sources.bgp.mrt import bgp4mp, bgp_legacy, table_dump, table_dump_v2
-from netvigil.sources.bgp.mrt.attributes import AttributeError_
+from netvigil.sources.bgp.mrt.attributes import AttributeError_, Unsupported
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.errors import (
     CorruptRecord,
@@ -57,6 +57,9 @@ class MrtReader:
         for rec in self.records():
             try:
                 elems = self.decode(rec)
+            except Unsupported:
+                stats.unsupported += 1
+                continue
             except (AttributeError_, struct.error, IndexError, ValueError) as exc:
                 err = CorruptRecord(rec.offset, f"type {rec.type}/{rec.subtype}: {exc}",
                                     _name(self.source))

@@ -10,6 +10,7 @@ bytes it passed over.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ CHUNK = 8 << 20
 #: Largest record we accept before calling the framing damaged (a 60-peer RIB entry with
 #: long paths is well under 1 MiB; bgpdump's 64k-overflow fixture holds a 70 KB record).
 MAX_RECORD = 16 << 20
+#: type (2 bytes) + subtype (2 bytes) of a known record: where a resync may land
+_CANDIDATE = re.compile(rb"\x00[\x05\x0c\x0d\x10\x11]\x00[\x00-\x0d]", re.S)
 _KNOWN_TYPES = {5: 8, 12: 5, 13: 13, 16: 12, 17: 12}  # type -> number of subtypes known
 
 
@@ -86,21 +89,29 @@ def iter_records(
             # resynchronise: next offset where two consecutive plausible headers begin
             found = -1
             p = pos + 1
-            while found < 0:
-                while p + 12 > len(data) and not eof:
+            while True:
+                m = _CANDIDATE.search(data, p + 4)
+                if m is None:
+                    if eof:
+                        break
+                    keep = max(p, len(data) - 16)  # a header may straddle the read
+                    base += keep
+                    data = data[keep:]
+                    p = pos = 0
                     more = stream.read(chunk)
-                    if not more:
-                        eof = True
-                    data = data[pos:] + more
-                    base += pos
-                    p -= pos
-                    pos = 0
-                if p + 12 > len(data):
-                    break
+                    eof = not more
+                    data += more
+                    continue
+                p = m.start() - 4
                 if _plausible(data, p, last_ts):
-                    nlen = HEADER.unpack_from(data, p)[3]
-                    nxt = p + 12 + nlen
-                    if nxt >= len(data) and eof or _plausible(data, nxt, last_ts):
+                    nxt = p + 12 + HEADER.unpack_from(data, p)[3]
+                    if nxt + 12 > len(data) and not eof:
+                        more = stream.read(max(chunk, nxt + 12 - len(data)))
+                        eof = not more
+                        data += more
+                        p -= 1  # search again from the same candidate
+                        continue
+                    if nxt >= len(data) or _plausible(data, nxt, last_ts):
                         found = p
                         break
                 p += 1

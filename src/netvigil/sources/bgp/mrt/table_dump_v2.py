@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from netvigil.sources.bgp.mrt.attributes import (
     AttributeError_,
     Nlri,
+    Unsupported,
     decode_attributes,
     read_prefixes,
 )
@@ -81,7 +82,7 @@ def decode_rib(rec: RawRecord, peers: PeerIndex | None) -> list[BgpElem]:
         safi = buf[p + 2]
         p += 3
         if afi not in (AFI_IP, AFI_IP6) or safi not in (1, 2):
-            raise AttributeError_(f"RIB_GENERIC for AFI {afi} SAFI {safi} is not supported")
+            raise Unsupported(f"RIB_GENERIC for AFI {afi} SAFI {safi}")
     else:
         afi = AFI_IP if sub in (2, 3, 8, 9) else AFI_IP6
     if p >= end:

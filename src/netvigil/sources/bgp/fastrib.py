@@ -1,0 +1,252 @@
+"""Vectorised TABLE_DUMP_V2 RIB reading: raw bytes → columns, no Python object per route.
+
+Issue 3 item 2 measured the per-element Python object as the bottleneck of every Python
+reader. A RIB needs no objects for visibility: only (peer, prefix, origin AS) per entry. This
+module frames records in Python (one loop step per *prefix*, ~20–60 routes each) and then walks
+every RIB entry, attribute and AS_PATH segment of a whole chunk in lock-step with numpy fancy
+indexing (RFC 6396 §4.3.2 entry layout; §4.3.4: 4-octet ASNs in TABLE_DUMP_V2 AS_PATHs).
+
+Records other than PEER_INDEX_TABLE and RIB_IPV4/IPV6_UNICAST[_ADDPATH] are counted and left to
+the general reader. Entries whose lengths overrun their record are dropped and counted under
+the caller's :class:`ErrorPolicy`, like any corrupt record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from netvigil.sources.bgp.mrt.attributes import format_ip
+from netvigil.sources.bgp.mrt.errors import CorruptRecord, ErrorPolicy, ReadStats, TruncatedRecord
+from netvigil.sources.bgp.mrt.io import open_mrt
+from netvigil.sources.bgp.mrt.records import RawRecord, iter_records
+from netvigil.sources.bgp.mrt.table_dump_v2 import PeerIndex, decode_peer_index
+
+I64 = npt.NDArray[np.int64]
+_RIB_SUBTYPES = {2: (4, False), 4: (6, False), 8: (4, True), 10: (6, True)}
+
+
+@dataclass
+class RibColumns:
+    """One RIB as columns. ``net`` holds IPv4 in the low 32 bits, IPv6's top 64 bits."""
+
+    timestamp: int
+    peer_ips: list[str]
+    peer_asns: list[int]
+    collector_id: str
+    peer: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
+    afi: npt.NDArray[np.uint8] = field(default_factory=lambda: np.empty(0, np.uint8))
+    net: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
+    plen: npt.NDArray[np.uint8] = field(default_factory=lambda: np.empty(0, np.uint8))
+    origin: npt.NDArray[np.uint32] = field(default_factory=lambda: np.empty(0, np.uint32))
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    def __len__(self) -> int:
+        return int(self.peer.shape[0])
+
+
+def _u16(b: npt.NDArray[np.uint8], p: I64) -> I64:
+    return (b[p].astype(np.int64) << 8) | b[p + 1]
+
+
+def _u32(b: npt.NDArray[np.uint8], p: I64) -> I64:
+    return (
+        (b[p].astype(np.int64) << 24) | (b[p + 1].astype(np.int64) << 16)
+        | (b[p + 2].astype(np.int64) << 8) | b[p + 3]
+    )
+
+
+def read_rib_columns(
+    source: str | Path | bytes | BinaryIO, policy: ErrorPolicy | str = ErrorPolicy.SKIP,
+) -> RibColumns:
+    """Decode every RIB_IPV4/IPV6_UNICAST (and ADD-PATH) entry of a TABLE_DUMP_V2 file."""
+    pol = ErrorPolicy(policy)
+    stats = ReadStats()
+    peers: PeerIndex | None = None
+    parts: list[tuple[I64, I64, I64, I64, I64]] = []
+    batch: list[RawRecord] = []
+    ts = 0
+    # peer tables may repeat or change mid-file: one global peer list, remapped per table
+    gpeers: dict[tuple[bytes, int], int] = {}
+    remap = np.empty(0, dtype=np.int64)
+    collector = b"\0\0\0\0"
+
+    def flush() -> None:
+        peer, afi, net, plen, origin = _decode_batch(batch, peers, pol, stats)
+        parts.append((remap[peer], afi, net, plen, origin))
+
+    with open_mrt(source) as stream:
+        for rec in iter_records(stream, pol, stats):
+            if rec.type != 13:
+                stats.unsupported += 1
+                continue
+            if rec.subtype == 1:
+                if batch:
+                    flush()
+                    batch = []
+                peers = decode_peer_index(rec)
+                collector = peers.collector_id
+                ids = [gpeers.setdefault(k, len(gpeers))
+                       for k in zip(peers.peer_ips, peers.peer_asns, strict=True)]
+                remap = np.asarray(ids, dtype=np.int64)
+                ts = rec.timestamp
+                continue
+            if rec.subtype not in _RIB_SUBTYPES:
+                stats.unsupported += 1
+                continue
+            if peers is None:
+                err = CorruptRecord(rec.offset, "RIB record before any PEER_INDEX_TABLE",
+                                    stream.name)
+                if pol is ErrorPolicy.FAIL:
+                    raise err
+                stats.note(err)
+                continue
+            if batch and batch[-1].buf is not rec.buf:
+                flush()
+                batch = []
+            batch.append(rec)
+        if batch:
+            flush()
+        if stream.compressed_truncated:
+            cut = TruncatedRecord(stats.bytes_read, f"{stream.compression} stream ends early",
+                                  stream.name)
+            if pol is ErrorPolicy.FAIL:
+                raise cut
+            if not stats.truncated:
+                stats.note(cut)
+    cols = RibColumns(
+        timestamp=ts,
+        peer_ips=[format_ip(ip) for ip, _ in gpeers],
+        peer_asns=[asn for _, asn in gpeers],
+        collector_id=format_ip(collector),
+        stats=stats,
+    )
+    if parts:
+        cols.peer = np.concatenate([p[0] for p in parts]).astype(np.int32)
+        cols.afi = np.concatenate([p[1] for p in parts]).astype(np.uint8)
+        cols.net = np.concatenate([p[2] for p in parts]).astype(np.uint64)
+        cols.plen = np.concatenate([p[3] for p in parts]).astype(np.uint8)
+        cols.origin = np.concatenate([p[4] for p in parts]).astype(np.uint32)
+    stats.elements = len(cols)
+    return cols
+
+
+def _decode_batch(
+    batch: list[RawRecord], peers: PeerIndex | None, policy: ErrorPolicy, stats: ReadStats
+) -> tuple[I64, I64, I64, I64, I64]:
+    """Lock-step decode of every RIB record framed in one read chunk."""
+    buf = batch[0].buf
+    # 8 spare zero bytes so that guarded over-reads stay inside the array
+    b = np.frombuffer(buf + bytes(8), dtype=np.uint8)
+    s = np.fromiter((r.start for r in batch), np.int64, len(batch))
+    e = np.fromiter((r.end for r in batch), np.int64, len(batch))
+    sub = np.fromiter((r.subtype for r in batch), np.int64, len(batch))
+    off = np.fromiter((r.offset for r in batch), np.int64, len(batch))
+    is6 = (sub == 4) | (sub == 10)
+    addp = (sub == 8) | (sub == 10)
+    plen = b[s + 4].astype(np.int64)
+    nbytes = (plen + 7) >> 3
+    bad = (plen > np.where(is6, 128, 32)) | (s + 7 + nbytes > e)
+    # network: IPv4 in 32 bits, IPv6 top 64 bits
+    net = np.zeros(len(batch), dtype=np.uint64)
+    width = np.where(is6, 8, 4)
+    for k in range(8):
+        take = (k < nbytes) & (k < width) & ~bad
+        byte = np.where(take, b[np.minimum(s + 5 + k, len(b) - 1)], 0).astype(np.uint64)
+        shift = np.where(is6, 56 - 8 * k, np.maximum(24 - 8 * k, 0)).astype(np.uint64)
+        net |= np.where(k < width, byte << shift, np.uint64(0))
+    mask_bits = np.where(is6, 64, 32) - np.minimum(plen, np.where(is6, 64, 32))
+    keep = np.where(mask_bits >= 64, np.uint64(0),
+                    ~((np.uint64(1) << mask_bits.astype(np.uint64)) - np.uint64(1)))
+    net &= keep
+    pc = np.where(bad, s, s + 5 + nbytes)
+    count = np.where(bad, 0, _u16(b, pc))
+    # --- entries, in lock-step over records
+    p = pc + 2
+    ent_rec: list[I64] = []
+    ent_peer: list[I64] = []
+    ent_a0: list[I64] = []
+    ent_a1: list[I64] = []
+    active = np.flatnonzero(count > 0)
+    k = 0
+    rec_bad = bad.copy()
+    while active.size:
+        pa = p[active]
+        hdr = np.where(addp[active], 12, 8)
+        ok = pa + hdr <= e[active]
+        pidx = _u16(b, np.where(ok, pa, s[active]))
+        alen = _u16(b, np.where(ok, pa + hdr - 2, s[active]))
+        a0 = pa + hdr
+        a1 = a0 + alen
+        ok &= a1 <= e[active]
+        rec_bad[active[~ok]] = True
+        good = active[ok]
+        ent_rec.append(good)
+        ent_peer.append(pidx[ok])
+        ent_a0.append(a0[ok])
+        ent_a1.append(a1[ok])
+        p[active] = np.where(ok, a1, e[active])
+        k += 1
+        active = active[ok & (count[active] > k)]
+    rec_i = np.concatenate(ent_rec) if ent_rec else np.empty(0, np.int64)
+    peer = np.concatenate(ent_peer) if ent_peer else np.empty(0, np.int64)
+    a0 = np.concatenate(ent_a0) if ent_a0 else np.empty(0, np.int64)
+    a1 = np.concatenate(ent_a1) if ent_a1 else np.empty(0, np.int64)
+    npeers = len(peers.peer_ips) if peers else 0
+    peer_ok = peer < npeers
+    if not peer_ok.all():
+        rec_bad[rec_i[~peer_ok]] = True
+    # drop every entry of a record that had any problem (never a partly-read record)
+    keep_e = ~rec_bad[rec_i]
+    rec_i, peer, a0, a1 = rec_i[keep_e], peer[keep_e], a0[keep_e], a1[keep_e]
+    for i in np.flatnonzero(rec_bad):
+        err = CorruptRecord(int(off[i]), f"TABLE_DUMP_V2/{int(sub[i])} entry overruns record")
+        if policy is ErrorPolicy.FAIL:
+            raise err
+        stats.note(err)
+    origin = _origins(b, a0, a1)
+    return (peer, np.where(is6[rec_i], 2, 1), net[rec_i].astype(np.int64).view(np.int64),
+            plen[rec_i], origin)
+
+
+def _origins(b: npt.NDArray[np.uint8], a0: I64, a1: I64) -> I64:
+    """Origin AS per entry: the last AS of the last AS_PATH segment (0 if none)."""
+    n = a0.size
+    path0 = np.full(n, -1, dtype=np.int64)
+    path1 = np.zeros(n, dtype=np.int64)
+    pos = a0.copy()
+    active = np.flatnonzero(pos + 3 <= a1)
+    while active.size:
+        pa = pos[active]
+        flags = b[pa]
+        code = b[pa + 1]
+        ext = (flags & 0x10) != 0
+        alen = np.where(ext, _u16(b, pa + 2), b[pa + 2].astype(np.int64))
+        start = pa + np.where(ext, 4, 3)
+        hit = code == 2
+        path0[active[hit]] = start[hit]
+        path1[active[hit]] = np.minimum(start[hit] + alen[hit], a1[active[hit]])
+        pos[active] = start + alen
+        nxt = ~hit & (pos[active] + 3 <= a1[active])
+        active = active[nxt]
+    origin = np.zeros(n, dtype=np.int64)
+    seg = path0.copy()
+    last = np.full(n, -1, dtype=np.int64)
+    lastn = np.zeros(n, dtype=np.int64)
+    active = np.flatnonzero((seg >= 0) & (seg + 2 <= path1))
+    while active.size:
+        sa = seg[active]
+        cnt = b[sa + 1].astype(np.int64)
+        fits = sa + 2 + 4 * cnt <= path1[active]
+        last[active[fits]] = sa[fits]
+        lastn[active[fits]] = cnt[fits]
+        seg[active] = np.where(fits, sa + 2 + 4 * cnt, path1[active])
+        active = active[fits & (seg[active] + 2 <= path1[active])]
+    has = (last >= 0) & (lastn > 0)
+    idx = np.flatnonzero(has)
+    origin[idx] = _u32(b, last[idx] + 2 + 4 * (lastn[idx] - 1))
+    return origin
