@@ -80,6 +80,6 @@ def test_raw_socket_without_privilege_says_what_is_needed(monkeypatch: pytest.Mo
     def refuse(*_a: object, **_k: object) -> socket.socket:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(icmp.socket, "socket", refuse)
+    monkeypatch.setattr(icmp, "_raw_socket", refuse)
     with pytest.raises(icmp.ProbePermissionError, match="root or CAP_NET_RAW"):
         icmp.open_raw_socket()

@@ -85,7 +85,7 @@ def _peek(path: Path) -> tuple[int | None, int]:
         head = s.read(12)
     if len(head) < 12:
         return None, 0
-    ts, typ, _sub, _len = HEADER.unpack(head)
+    ts, typ, _sub, _len = HEADER.unpack_from(head)
     return typ, ts
 
 
@@ -238,7 +238,7 @@ class BgpIngester:
     def _read_rib(self, path: Path, rep: IngestReport) -> RibColumns:
         with open_mrt(path) as s:
             head = s.read(12)
-        typ = HEADER.unpack(head)[1] if len(head) == 12 else 13
+        typ = HEADER.unpack_from(head)[1] if len(head) >= 12 else 13
         cols = read_rib_columns(path, self.policy) if typ == 13 else rib_from_elems(
             path, self.policy)
         self._note(path, cols.stats, rep)

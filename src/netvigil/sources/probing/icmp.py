@@ -100,10 +100,14 @@ def parse(packet: bytes) -> IcmpMessage | None:
     return None
 
 
+def _raw_socket() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+
+
 def open_raw_socket(rcvbuf: int = 8 << 20) -> socket.socket:
     """A non-blocking raw IPv4 ICMP socket, or :class:`ProbePermissionError` with the fix."""
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        sock = _raw_socket()
     except PermissionError:
         raise ProbePermissionError(
             "active probing sends raw ICMP echo requests and needs root or CAP_NET_RAW; "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from netvigil.sources.probing import icmp
 from netvigil.sources.probing.prober import Prober, ProberConfig, RoundResult, loss_share
 from netvigil.sources.probing.signals import (
     EntityMap,
@@ -54,6 +55,9 @@ def run(targets: TargetList, config: ProberConfig, rounds: int | None, *,
     if store is not None and emap is None:
         emap = build_entity_map(targets)
     summary = RunSummary()
+    own_sock = sock is None
+    if sock is None:
+        sock = icmp.open_raw_socket()  # fail before anything else if not privileged
     fh: IO[str] | None = out.open("a", encoding="utf-8") if out is not None else None
     prober = Prober(targets, config, sock=sock)
 
@@ -79,4 +83,6 @@ def run(targets: TargetList, config: ProberConfig, rounds: int | None, *,
     finally:
         if fh is not None:
             fh.close()
+        if own_sock:
+            sock.close()
     return summary
