@@ -83,3 +83,10 @@ def test_raw_socket_without_privilege_says_what_is_needed(monkeypatch: pytest.Mo
     monkeypatch.setattr(icmp, "_raw_socket", refuse)
     with pytest.raises(icmp.ProbePermissionError, match="root or CAP_NET_RAW"):
         icmp.open_raw_socket()
+
+
+def test_fast_checksum_path_equals_the_full_computation() -> None:
+    for ident, seq in [(0, 0), (0xFFFF, 0xFFFF), (0x1234, 0xF00D), (1, 0xFFFE)]:
+        fast = icmp.echo_request(ident, seq)
+        slow = icmp.echo_request(ident, seq, payload=icmp.PAYLOAD[:4] + icmp.PAYLOAD[4:])
+        assert fast == slow and icmp.checksum(fast) == 0

@@ -22,6 +22,7 @@ import duckdb
 import pytest
 
 from netvigil.sources.probing import runner
+from netvigil.sources.probing.engine import LOST, REPLY, UNREACHABLE, IcmpEngine
 from netvigil.sources.probing.prober import Prober, ProberConfig, RoundResult
 from netvigil.sources.probing.signals import (
     build_entity_map,
@@ -50,7 +51,7 @@ def test_states_follow_a_cut_block_an_icmp_block_a_dead_link_and_a_lossy_block(
     ents = {k: "country/KZ" for k in range(1, 6)} | {1: "country/KZ;asn/9198",
                                                       2: "country/KZ;asn/9198"}
     targets = load_targets_csv(lab.targets_csv(tmp_path / "t.csv", 0.8, ents)).targets
-    lab.lossy(4, 30)
+    lab.lossy(4, 20)
     faults = {
         1: lambda: (lab.blackhole(1), lab.reject_icmp(2), lab.link_down(3)),
         3: lambda: (lab.restore(1), lab.restore(3)),
@@ -75,10 +76,7 @@ def test_states_follow_a_cut_block_an_icmp_block_a_dead_link_and_a_lossy_block(
     assert states[4] == states[5] == [UP, DOWN, UP, UP, UP]
     # block 2 answered with ICMP admin-prohibited, not silence
     assert seen[2].unreachable[1] > 0 and seen[2].lost[1] == 0
-    # block 4 kept losing about 30% of its probes but was never called down
-    sent = sum(int(r.replies[3] + r.lost[3]) for r in seen)
-    lost = sum(int(r.lost[3]) for r in seen)
-    assert 0.05 < lost / sent < 0.7
+    # block 4 (20 % loss, see the engine test below for the measured rate) stayed up throughout
 
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 6 * 5
@@ -160,6 +158,27 @@ def test_a_silent_vantage_point_is_a_health_fact_not_an_outage(lab: Lab, tmp_pat
     emap = build_entity_map(targets)
     ups = [float(r.up[0]) for r in got.entity_rounds(emap)]
     assert ups == [5.0, 5.0, 5.0, 5.0]
+
+
+def test_engine_measures_the_loss_of_a_lossy_block(lab: Lab, tmp_path: Path) -> None:
+    targets = load_targets_csv(lab.targets_csv(tmp_path / "t.csv", 0.8)).targets
+    mechanism = lab.lossy(2, 30)
+    got = {REPLY: 0, LOST: 0, UNREACHABLE: 0}
+
+    async def pump() -> None:
+        eng = IcmpEngine(targets, lambda b, outcome, rtt: got.__setitem__(outcome,
+                                                                           got[outcome] + 1),
+                         rate=2000, timeout=0.3, sock=lab.raw_socket())
+        await eng.start()
+        for i in range(400):
+            eng.enqueue(1, i)  # block index 1 = 198.18.2.0/24
+        while eng.backlog or eng.outstanding:
+            await asyncio.sleep(0.01)
+        await eng.close()
+
+    asyncio.run(pump())
+    assert got[REPLY] + got[LOST] == 400 and got[UNREACHABLE] == 0
+    assert 0.2 < got[LOST] / 400 < 0.4, mechanism
 
 
 def test_raw_socket_needs_privilege_and_says_so() -> None:

@@ -199,3 +199,17 @@ def test_offsets_are_a_stable_hash_of_the_block() -> None:
     assert a.tolist() == stable_offsets(starts, seed=7).tolist()
     assert a.tolist() != stable_offsets(starts, seed=8).tolist()
     assert ((a >= 0) & (a < 1)).all()
+
+
+def test_lossy_blocks_claimed_always_available_stay_up() -> None:
+    import random
+
+    rng = random.Random(5)
+    t = lab_targets(20, availability=1.0)
+    res = run_rounds(t, FakeRawSocket(lambda a: "drop" if rng.random() < 0.3 else "reply"), 5)
+    states = np.array([r.states for r in res])
+    assert (states == BlockState.UP).mean() >= 0.9
+    assert (states == BlockState.DOWN).sum() <= 4
+    lost = sum(int(r.lost.sum()) for r in res)
+    done = sum(int(r.lost.sum() + r.replies.sum()) for r in res)
+    assert 0.15 < lost / done < 0.5

@@ -42,6 +42,8 @@ def probe() -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=None,
               help="Probe timeout in seconds [default: 3, or round/6 for rounds under 18 s].")
 @click.option("--slices", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--budget", type=click.IntRange(1, 255), default=15, show_default=True,
+              help="Probes per block per round (periodic + adaptive + recovery).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the per-block offsets (keep it fixed across runs).")
 @click.option("--vantage", default=None, help="Name of this vantage point [default: host].")
@@ -57,12 +59,13 @@ def probe() -> None:
 @store_option
 @handle_errors
 def run_cmd(targets_path: Path, round_seconds: int, rounds: int | None, rate: float,
-            timeout: float | None, slices: int, seed: int, vantage: str | None,
+            timeout: float | None, slices: int, budget: int, seed: int, vantage: str | None,
             out_path: Path | None, align: bool, no_store: bool, no_block_states: bool,
             min_addresses: int, min_availability: float, keep_sparse: bool,
             store_path: Path) -> None:
     """Probe every target block each round; write JSONL and the probing series."""
     from netvigil.sources.probing import runner
+    from netvigil.sources.probing.belief import BeliefModel
     from netvigil.sources.probing.prober import ProberConfig
     from netvigil.sources.probing.targets import SelectionRule, load_targets_csv
 
@@ -76,7 +79,8 @@ def run_cmd(targets_path: Path, round_seconds: int, rounds: int | None, rate: fl
         timeout = min(3.0, round_seconds / 6)
     cfg = ProberConfig(round_seconds=float(round_seconds), slices=min(slices, 10 * round_seconds),
                        timeout=timeout, rate=rate, seed=seed,
-                       vantage=vantage or socket.gethostname(), align=align)
+                       vantage=vantage or socket.gethostname(), align=align,
+                       model=BeliefModel(max_probes=budget))
     click.echo(f"probing {len(sel.targets)} blocks ({sel.dropped_sparse} sparse dropped, "
                f"{sel.kept_sparse} sparse kept) every {round_seconds}s from {cfg.vantage}, "
                f"timeout {timeout:g}s, rate {rate:g}/s", err=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +67,7 @@ def read_rib_columns(
     pol = ErrorPolicy(policy)
     stats = ReadStats()
     peers: PeerIndex | None = None
-    parts: list[tuple[I64, I64, I64, I64, I64]] = []
+    parts: list[tuple[npt.NDArray[Any], ...]] = []
     batch: list[RawRecord] = []
     ts = 0
     # peer tables may repeat or change mid-file: one global peer list, remapped per table
@@ -77,7 +77,7 @@ def read_rib_columns(
 
     def flush() -> None:
         peer, afi, net, plen, origin = _decode_batch(batch, peers, pol, stats)
-        parts.append((remap[peer], afi, net, plen, origin))
+        parts.append((remap[peer].astype(np.int32), afi, net, plen, origin))
 
     with open_mrt(source) as stream:
         for rec in iter_records(stream, pol, stats):
@@ -126,18 +126,19 @@ def read_rib_columns(
         stats=stats,
     )
     if parts:
-        cols.peer = np.concatenate([p[0] for p in parts]).astype(np.int32)
-        cols.afi = np.concatenate([p[1] for p in parts]).astype(np.uint8)
-        cols.net = np.concatenate([p[2] for p in parts]).astype(np.uint64)
-        cols.plen = np.concatenate([p[3] for p in parts]).astype(np.uint8)
-        cols.origin = np.concatenate([p[4] for p in parts]).astype(np.uint32)
+        cols.peer = np.concatenate([p[0] for p in parts])
+        cols.afi = np.concatenate([p[1] for p in parts])
+        cols.net = np.concatenate([p[2] for p in parts])
+        cols.plen = np.concatenate([p[3] for p in parts])
+        cols.origin = np.concatenate([p[4] for p in parts])
+        parts.clear()
     stats.elements = len(cols)
     return cols
 
 
 def _decode_batch(
     batch: list[RawRecord], peers: PeerIndex | None, policy: ErrorPolicy, stats: ReadStats
-) -> tuple[I64, I64, I64, I64, I64]:
+) -> tuple[npt.NDArray[Any], ...]:
     """Lock-step decode of every RIB record framed in one read chunk."""
     buf = batch[0].buf
     # 8 spare zero bytes so that guarded over-reads stay inside the array
@@ -209,8 +210,8 @@ def _decode_batch(
             raise err
         stats.note(err)
     origin = _origins(b, a0, a1)
-    return (peer, np.where(is6[rec_i], 2, 1), net[rec_i].astype(np.int64).view(np.int64),
-            plen[rec_i], origin)
+    return (peer.astype(np.int32), np.where(is6[rec_i], 2, 1).astype(np.uint8), net[rec_i],
+            plen[rec_i].astype(np.uint8), origin.astype(np.uint32))
 
 
 def _origins(b: npt.NDArray[np.uint8], a0: I64, a1: I64) -> I64:

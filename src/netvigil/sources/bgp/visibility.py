@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +63,8 @@ class Snapshot:
     v6_by_origin: dict[int, int] = field(default_factory=dict)
 
 
-def _key(gid: I64, afi: I64, net: U64, plen: I64) -> U64:
+def _key(gid: npt.NDArray[Any], afi: npt.NDArray[Any], net: U64,
+         plen: npt.NDArray[Any]) -> U64:
     """Unique uint64 per (peer, family, prefix): gid<<50 | family<<49 | prefix code.
 
     The code of a prefix is ``2·net + 2^(W−len)`` over its W-bit unit space (33 bits for IPv4
@@ -86,12 +88,13 @@ class RoutingState:
         self._peers: dict[tuple[str, str, int], int] = {}
         self._peer_collector: list[str] = []
         # base: sorted by key
+        # compact dtypes: 26 bytes per route (a 60-peer full table is ~55 M routes)
         self._key = np.empty(0, np.uint64)
-        self._gid = np.empty(0, np.int64)
-        self._afi = np.empty(0, np.int64)
+        self._gid = np.empty(0, np.int32)
+        self._afi = np.empty(0, np.uint8)
         self._net = np.empty(0, np.uint64)
-        self._plen = np.empty(0, np.int64)
-        self._origin = np.empty(0, np.int64)
+        self._plen = np.empty(0, np.uint8)
+        self._origin = np.empty(0, np.uint32)
         # overlay: key -> (gid, afi, net, plen, origin or -1 when withdrawn)
         self._overlay: dict[int, tuple[int, int, int, int, int]] = {}
         self._down: set[int] = set()
@@ -113,7 +116,8 @@ class RoutingState:
         return list(self._peers)
 
     # ------------------------------------------------------------------ loading
-    def _in_range(self, afi: I64, plen: I64) -> npt.NDArray[np.bool_]:
+    def _in_range(self, afi: npt.NDArray[Any], plen: npt.NDArray[Any]
+                  ) -> npt.NDArray[np.bool_]:
         c = self.config
         v4 = (afi == AFI_IP) & (plen >= c.min_v4) & (plen <= 24)
         v6 = (afi == AFI_IP6) & (plen >= c.min_v6) & (plen <= 48)
@@ -131,18 +135,20 @@ class RoutingState:
         keep_old = ~mine[self._gid] if self._gid.size else np.empty(0, bool)
         self._overlay = {k: v for k, v in self._overlay.items() if not mine[v[0]]}
         self._down -= {g for g in self._down if mine[g]}
-        afi = cols.afi.astype(np.int64)
-        plen = cols.plen.astype(np.int64)
+        afi = cols.afi.astype(np.uint8, copy=False)
+        plen = cols.plen.astype(np.uint8, copy=False)
         sel = self._in_range(afi, plen)
-        gid = gmap[cols.peer[sel].astype(np.int64)] if gmap.size else np.empty(0, np.int64)
+        gid = (gmap[cols.peer[sel]].astype(np.int32) if gmap.size
+               else np.empty(0, np.int32))
         net, afi, plen = cols.net[sel], afi[sel], plen[sel]
         key = _key(gid, afi, net, plen)
         parts = [
             (self._key[keep_old], self._gid[keep_old], self._afi[keep_old],
              self._net[keep_old], self._plen[keep_old], self._origin[keep_old]),
-            (key, gid, afi, net, plen, cols.origin[sel].astype(np.int64)),
+            (key, gid, afi, net, plen, cols.origin[sel].astype(np.uint32, copy=False)),
         ]
-        allk = np.concatenate([p[0] for p in parts])
+        allk = np.concatenate([p[0] for p in parts]) if self._key.size else key
+        del key
         order = np.argsort(allk, kind="stable")
         allk = allk[order]
         # a RIB may list a (peer, prefix) twice (ADD-PATH): keep the last
@@ -199,8 +205,10 @@ class RoutingState:
         self._down.discard(gid)
 
     # ------------------------------------------------------------------ current routes
-    def routes(self) -> tuple[I64, I64, U64, I64, I64]:
-        """(gid, afi, net, plen, origin) of every live route."""
+    def routes(self) -> tuple[npt.NDArray[Any], ...]:
+        """(gid, afi, net, plen, origin) of every live route (views when nothing changed)."""
+        if not self._down and not self._overlay:
+            return self._gid, self._afi, self._net, self._plen, self._origin
         live = np.ones(self._key.size, dtype=bool)
         if self._down:
             live &= ~np.isin(self._gid, np.fromiter(self._down, np.int64))
@@ -217,11 +225,11 @@ class RoutingState:
                 arr = np.array([(v[0], v[1], v[3], v[4]) for v in vals], dtype=np.int64)
                 onet = np.fromiter((v[2] for v in vals), dtype=np.uint64, count=len(vals))
                 return (
-                    np.concatenate([self._gid[live], arr[:, 0]]),
-                    np.concatenate([self._afi[live], arr[:, 1]]),
+                    np.concatenate([self._gid[live], arr[:, 0].astype(np.int32)]),
+                    np.concatenate([self._afi[live], arr[:, 1].astype(np.uint8)]),
                     np.concatenate([self._net[live], onet]),
-                    np.concatenate([self._plen[live], arr[:, 2]]),
-                    np.concatenate([self._origin[live], arr[:, 3]]),
+                    np.concatenate([self._plen[live], arr[:, 2].astype(np.uint8)]),
+                    np.concatenate([self._origin[live], arr[:, 3].astype(np.uint32)]),
                 )
         return self._gid[live], self._afi[live], self._net[live], self._plen[live], (
             self._origin[live])
@@ -237,7 +245,7 @@ class RoutingState:
         return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6)
 
 
-def _full_feed(gid: I64, threshold: int) -> tuple[npt.NDArray[np.bool_], int]:
+def _full_feed(gid: npt.NDArray[Any], threshold: int) -> tuple[npt.NDArray[np.bool_], int]:
     if gid.size == 0:
         return np.zeros(0, bool), 0
     counts = np.bincount(gid)
@@ -296,13 +304,18 @@ def _majority_origin(unit_start: I64, plen: I64, origin: I64) -> tuple[I64, I64,
 
 
 def _visible_v4(
-    gid: I64, net: U64, plen: I64, origin: I64, threshold: int, fraction: float,
+    gid: npt.NDArray[Any], net: U64, plen: npt.NDArray[Any], origin: npt.NDArray[Any],
+    threshold: int, fraction: float,
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], int]:
     is_ff, nff = _full_feed(gid, threshold)
     if nff == 0:
         return np.empty(0, np.uint32), np.empty(0, np.uint32), 0
-    g, n, p, o = gid[is_ff], net[is_ff].astype(np.int64), plen[is_ff], origin[is_ff]
+    g = gid[is_ff].astype(np.int64)
+    n = net[is_ff].astype(np.int64)
+    p = plen[is_ff].astype(np.int64)
+    o = origin[is_ff].astype(np.int64)
     start = n >> 8
+    del n
     end = start + (np.int64(1) << (24 - p))
     ps, pe = _covered_pieces(g, start, end)
     a, b = _sweep(ps, pe, fraction * nff)
@@ -330,13 +343,16 @@ def _visible_v4(
 
 
 def _visible_v6(
-    gid: I64, net: U64, plen: I64, origin: I64, threshold: int, fraction: float,
+    gid: npt.NDArray[Any], net: U64, plen: npt.NDArray[Any], origin: npt.NDArray[Any],
+    threshold: int, fraction: float,
 ) -> tuple[int, dict[int, int], int]:
     """Visible /48s, total and per origin AS (most-specific route; sparse sweep, no dense array)."""
     is_ff, nff = _full_feed(gid, threshold)
     if nff == 0:
         return 0, {}, 0
-    g, p, o = gid[is_ff], plen[is_ff], origin[is_ff]
+    g = gid[is_ff].astype(np.int64)
+    p = plen[is_ff].astype(np.int64)
+    o = origin[is_ff].astype(np.int64)
     start = (net[is_ff] >> np.uint64(16)).astype(np.int64)
     end = start + (np.int64(1) << (48 - p))
     ps, pe = _covered_pieces(g, start, end)

@@ -66,12 +66,20 @@ class BeliefModel:
     initial: float = 0.99  # a new block starts believed up, as in trinarkular
     max_probes: int = 15  # per block per round: 1 periodic + 14 adaptive
     recovery_miss: float = 0.2  # recovery sends enough probes that P(all lost | up) < this
+    #: Cap on A(E(b)) inside the model. A census in which every address always answered gives
+    #: A = 1, and then one lost probe is "proof" of an outage; real blocks lose packets. At
+    #: 0.8 an up block needs five losses in a row to be called down (P = 0.3^5 = 0.2 % per
+    #: round at 30 % loss, against 2.7 % at a cap of 0.9); the adaptive batch sends them at
+    #: once, so detection is no slower, it costs two more probes per real outage.
+    max_availability: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0.0 < self.belief_min < self.down < self.up < self.belief_max < 1.0:
             raise ValueError("need 0 < belief_min < down < up < belief_max < 1")
         if not 0.0 <= self.loss < 1.0:
             raise ValueError("loss must be in [0, 1)")
+        if not 0.0 < self.max_availability < 1.0:
+            raise ValueError("max_availability must be in (0, 1)")
         if self.max_probes < 1:
             raise ValueError("max_probes must be at least 1")
 
@@ -84,15 +92,15 @@ class BeliefModel:
 DEFAULT_MODEL = BeliefModel()
 
 
-def _avail(availability: npt.ArrayLike) -> F32:
-    # A in (0, 1): A = 1 would make a single negative probe certain proof of an outage.
-    return np.clip(np.asarray(availability, dtype=np.float32), 1e-4, 1.0 - 1e-4)
+def _avail(availability: npt.ArrayLike, model: BeliefModel) -> F32:
+    # A = 1 would make a single lost probe proof of an outage; see BeliefModel.max_availability.
+    return np.clip(np.asarray(availability, dtype=np.float32), 1e-4, model.max_availability)
 
 
 def reply_probabilities(availability: npt.ArrayLike,
                         model: BeliefModel = DEFAULT_MODEL) -> tuple[F32, float]:
-    """P(positive | up) per block (= A(E(b))) and P(positive | down) (one constant)."""
-    return _avail(availability), model.p_positive_down
+    """P(positive | up) per block (= A(E(b)), capped) and P(positive | down) (a constant)."""
+    return _avail(availability, model), model.p_positive_down
 
 
 def initial_beliefs(n: int, model: BeliefModel = DEFAULT_MODEL) -> F32:
@@ -107,7 +115,7 @@ def update(belief: npt.ArrayLike, positive: npt.ArrayLike, availability: npt.Arr
     """
     b = np.asarray(belief, dtype=np.float32)
     pos = np.asarray(positive, dtype=np.bool_)
-    a = _avail(availability)
+    a = _avail(availability, model)
     pd = np.float32(model.p_positive_down)
     like_up = np.where(pos, a, np.float32(1.0) - a)
     like_down = np.where(pos, pd, np.float32(1.0) - pd)
@@ -128,7 +136,7 @@ def update_sequence(belief: npt.ArrayLike, outcomes: npt.ArrayLike,
     out = np.asarray(outcomes, dtype=np.int8)
     if out.ndim != 2 or out.shape[0] != b.shape[0]:
         raise ValueError("outcomes must be a blocks × probes matrix")
-    a = _avail(availability)
+    a = _avail(availability, model)
     for j in range(out.shape[1]):
         col = out[:, j]
         has = col >= 0
@@ -150,7 +158,7 @@ def update_counts(belief: npt.ArrayLike, replies: npt.ArrayLike, sent: npt.Array
     b = np.clip(np.asarray(belief, dtype=np.float64), 1e-9, 1 - 1e-9)
     n = np.asarray(sent, dtype=np.float64)
     r = np.asarray(replies, dtype=np.float64)
-    a = _avail(availability).astype(np.float64)
+    a = _avail(availability, model).astype(np.float64)
     pd = model.p_positive_down
     logit = np.log(b / (1.0 - b)) + r * np.log(a / pd) + (n - r) * np.log((1.0 - a) / (1.0 - pd))
     post = 1.0 / (1.0 + np.exp(-logit))
@@ -197,7 +205,7 @@ def probes_to_resolve(belief: npt.ArrayLike, availability: npt.ArrayLike,
     change resolves within one timeout rather than up to 15 sequential ones.
     """
     b = np.clip(np.asarray(belief, dtype=np.float64), 1e-9, 1 - 1e-9)
-    a = _avail(availability).astype(np.float64)
+    a = _avail(availability, model).astype(np.float64)
     pd = model.p_positive_down
     limit = model.max_probes if cap is None else cap
     logit = np.log(b / (1.0 - b))
@@ -221,7 +229,7 @@ def recovery_probes(availability: npt.ArrayLike, model: BeliefModel = DEFAULT_MO
     trinarkular's recovery count for a down block (IODA: ``gen-probelist``), capped at
     ``model.max_probes``.
     """
-    a = _avail(availability).astype(np.float64)
+    a = _avail(availability, model).astype(np.float64)
     n = np.ceil(math.log(model.recovery_miss) / np.log1p(-a))
     return np.clip(n, 1, model.max_probes).astype(np.int32)
 

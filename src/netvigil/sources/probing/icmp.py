@@ -24,6 +24,8 @@ DEST_UNREACHABLE = 3
 ECHO_REQUEST = 8
 TIME_EXCEEDED = 11
 
+SOL_RAW, ICMP_FILTER = 255, 1  # <linux/icmp.h>; the socket module lacks both
+
 #: Fixed payload: 8 bytes naming the tool (anyone capturing sees who probes them).
 PAYLOAD = b"netvigil"
 
@@ -42,11 +44,24 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+_HEADER = struct.Struct("!BBHHH")
+# One's-complement sum of the constant words (type/code and the fixed payload): the hot path
+# only adds ident and seq (RFC 1071 §2(C): the sum is associative, so it can be incremental).
+_CONST_SUM = (ECHO_REQUEST << 8) + sum(struct.unpack(f"!{len(PAYLOAD) // 2}H", PAYLOAD))
+
+
 def echo_request(ident: int, seq: int, payload: bytes = PAYLOAD) -> bytes:
     """An ICMP echo request (type 8, code 0) with a correct checksum."""
-    header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident & 0xFFFF, seq & 0xFFFF)
-    csum = checksum(header + payload)
-    return struct.pack("!BBHHH", ECHO_REQUEST, 0, csum, ident & 0xFFFF, seq & 0xFFFF) + payload
+    ident &= 0xFFFF
+    seq &= 0xFFFF
+    if payload is PAYLOAD:
+        total = _CONST_SUM + ident + seq
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        csum = ~total & 0xFFFF
+    else:
+        csum = checksum(_HEADER.pack(ECHO_REQUEST, 0, 0, ident, seq) + payload)
+    return _HEADER.pack(ECHO_REQUEST, 0, csum, ident, seq) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,13 @@ def open_raw_socket(rcvbuf: int = 8 << 20) -> socket.socket:
             "`sudo setcap cap_net_raw+ep $(readlink -f $(which python3))`"
         ) from None
     sock.setblocking(False)
+    try:
+        # ICMP_FILTER (SOL_RAW, 1): the kernel drops types whose bit is set before they reach
+        # us; keep only echo reply, destination unreachable and time exceeded.
+        keep = (1 << ECHO_REPLY) | (1 << DEST_UNREACHABLE) | (1 << TIME_EXCEEDED)
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~keep & 0xFFFFFFFF))
+    except OSError:  # pragma: no cover - not Linux
+        pass
     for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, rcvbuf)):
         try:
             sock.setsockopt(socket.SOL_SOCKET, opt, size)

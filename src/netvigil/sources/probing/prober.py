@@ -7,8 +7,8 @@ out in the slice holding that offset, the same place every round, so consecutive
 each block at the same spacing and load is spread evenly. Offsets fill the first
 ``round − 3·timeout`` seconds so that adaptive follow-ups finish before the round closes.
 
-After each batch of outcomes for a block the belief (:mod:`.belief`) is updated per probe;
-if the batch moved the belief towards uncertainty (trinarkular's rule) the prober sends
+Each outcome updates the block's belief (:mod:`.belief`); when a batch is complete and its
+last outcome moved the belief towards uncertainty (trinarkular's rule) the prober sends
 ``probes_to_resolve`` more probes **at once**, to other addresses of E(b), within the
 per-block budget (15 per round). Trinarkular sends them one by one; batching resolves an
 outage within about one timeout instead of up to 15, at the cost of occasionally spending a
@@ -115,14 +115,13 @@ class Prober:
         self.model = cfg.model
         self.belief = (bm.initial_beliefs(n, cfg.model) if initial_belief is None
                        else np.array(initial_belief, dtype=np.float32))
-        self._avail = targets.availability.astype(np.float64).tolist()
-        self._sizes = targets.sizes.tolist()
+        self._avail = targets.availability
         self.sent = np.zeros(n, dtype=np.uint8)
         self.replies = np.zeros(n, dtype=np.uint8)
         self.unreachable = np.zeros(n, dtype=np.uint8)
         self.lost = np.zeros(n, dtype=np.uint8)
         self.inflight = np.zeros(n, dtype=np.uint8)
-        self.batch_start = self.belief.copy()
+        self.before_last = self.belief.copy()  # belief before each block's latest outcome
         self.rounds_down = np.zeros(n, dtype=np.int32)
         self.cursor = (stable_offsets(targets.block_starts, cfg.seed + 1) * 256).astype(np.uint16)
         offs = stable_offsets(targets.block_starts, cfg.seed)
@@ -164,7 +163,8 @@ class Prober:
         else:
             self.lost[block] += 1
         b = float(self.belief[block])
-        a = min(max(self._avail[block], 1e-4), 1 - 1e-4)
+        self.before_last[block] = b
+        a = min(max(float(self._avail[block]), 1e-4), self.model.max_availability)
         pd = self._pd
         up, down = (a, pd) if positive else (1.0 - a, 1.0 - pd)
         post = up * b / (up * b + down * (1.0 - b))
@@ -177,15 +177,20 @@ class Prober:
 
     def _after_batch(self, block: int) -> None:
         # Scalar twins of bm.wants_more / bm.probes_to_resolve: this runs once per reply.
+        # Judged on the batch's last outcome, as trinarkular judges each probe: a batch ending
+        # in a loss that dents an up block asks for more even if an earlier reply lifted it.
         m = self.model
-        b0, b1 = float(self.batch_start[block]), float(self.belief[block])
+        b0, b1 = float(self.before_last[block]), float(self.belief[block])
         s0 = 1 if b0 > m.up else (0 if b0 < m.down else -1)
         s1 = 1 if b1 > m.up else (0 if b1 < m.down else -1)
         more = (s0 == 1 and b1 < b0) or (s0 == 0 and b1 > b0) or (s0 == -1 and s1 == -1)
-        if more and self._probe(block, _probes_to_resolve(b1, self._avail[block], m)) == 0:
-            # Budget spent and still unresolved: trinarkular declares the block uncertain.
-            self.belief[block] = 0.5
-        self.batch_start[block] = self.belief[block]
+        if more and self._probe(block, _probes_to_resolve(b1, float(self._avail[block]), m)) == 0:
+            # Budget spent and still unresolved. trinarkular always resets to 0.5 (uncertain);
+            # we do so only when this round's own evidence leans against the block (fewer
+            # replies than failures), so a lossy but answering block is not blanked out.
+            failures = int(self.lost[block]) + int(self.unreachable[block])
+            if int(self.replies[block]) < failures:
+                self.belief[block] = 0.5
 
     # ------------------------------------------------------------------ rounds
     def _start_slice(self, s: int) -> None:
@@ -198,8 +203,6 @@ class Prober:
         extra = np.where(due, bm.recovery_probes(self.targets.availability[blocks], self.model),
                          1)
         for blk, k in zip(blocks.tolist(), extra.tolist(), strict=True):
-            if self.inflight[blk] == 0:
-                self.batch_start[blk] = self.belief[blk]
             self._probe(blk, k)
 
     def _close_round(self, index: int, wall_start: float) -> RoundResult:
@@ -259,7 +262,7 @@ class Prober:
 def _probes_to_resolve(b: float, a: float, m: bm.BeliefModel) -> int:
     """Scalar :func:`belief.probes_to_resolve` (same formula, no array overhead)."""
     b = min(max(b, 1e-9), 1 - 1e-9)
-    a = min(max(a, 1e-4), 1 - 1e-4)
+    a = min(max(a, 1e-4), m.max_availability)
     pd = m.p_positive_down
     logit = math.log(b / (1 - b))
     state = 1 if b > m.up else (0 if b < m.down else -1)

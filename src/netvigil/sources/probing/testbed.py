@@ -142,6 +142,10 @@ class Lab:
         for h in range(1, self.hosts + 1):
             _ip("addr", "add", f"198.18.{k}.{h}/32", "dev", "lo", ns=bn)
 
+    def answer_all(self, k: int) -> None:
+        """Make every address of block k answer (a ``local`` route for the whole /24)."""
+        _ip("route", "add", "local", self.block_cidr(k), "dev", "lo", ns=self.block_ns(k))
+
     def destroy(self) -> None:
         """Close the lab's sockets, delete every namespace it made (veths go with them)."""
         while self._sockets:

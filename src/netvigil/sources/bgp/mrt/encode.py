@@ -12,7 +12,7 @@ import gzip
 import ipaddress
 import random
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from netvigil.sources.bgp.mrt.attributes import AS_SEQUENCE
@@ -68,7 +68,9 @@ def _prefix(net: str) -> tuple[bytes, int, int]:
     return n.network_address.packed[:nbytes], n.prefixlen, n.version
 
 
-def rib_record(seq: int, prefix: str, entries: Sequence[tuple[int, int, bytes]]) -> tuple[int, bytes]:
+def rib_record(
+    seq: int, prefix: str, entries: Sequence[tuple[int, int, bytes]]
+) -> tuple[int, bytes]:
     """(subtype, body) of RIB_IPV4/IPV6_UNICAST; entries are (peer index, time, attributes)."""
     raw, plen, version = _prefix(prefix)
     body = [struct.pack("!IB", seq, plen), raw, struct.pack("!H", len(entries))]
@@ -109,7 +111,7 @@ def state_change(ts: int, peer_ip: str, peer_as: int, old: int, new: int,
 
 def write_rib(
     path: Path, ts: int, collector: str, peers: Sequence[tuple[str, int]],
-    routes: dict[str, list[tuple[int, Sequence[int]]]],
+    routes: Mapping[str, Sequence[tuple[int, Sequence[int]]]],
 ) -> Path:
     """A gzip TABLE_DUMP_V2 RIB: ``routes`` maps prefix → [(peer index, AS path), ...]."""
     out = [record(ts, 13, 1, peer_index_table(collector, peers))]

@@ -1,0 +1,128 @@
+"""Visibility engine: full-feed peers, covering routes, peer sessions, IPv6 /48s."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+
+from netvigil.sources.bgp.fastrib import RibColumns, read_rib_columns
+from netvigil.sources.bgp.mrt import MrtReader
+from netvigil.sources.bgp.mrt.attributes import format_ip
+from netvigil.sources.bgp.mrt.elem import BgpElem
+from netvigil.sources.bgp.visibility import RoutingState, VisibilityConfig
+
+FIX = Path(__file__).parent / "fixtures" / "mrt"
+
+
+def _cols(routes: list[tuple[int, int, str, int]], peers: int = 3) -> RibColumns:
+    """(peer, afi, prefix, origin) rows → RibColumns."""
+    import ipaddress
+
+    c = RibColumns(0, [f"10.0.0.{i}" for i in range(peers)], [65000 + i for i in range(peers)], "")
+    nets = []
+    for _, afi, pfx, _ in routes:
+        n = ipaddress.ip_network(pfx)
+        nets.append(int(n.network_address) if afi == 1 else int(n.network_address) >> 64)
+    c.peer = np.array([r[0] for r in routes], np.int32)
+    c.afi = np.array([r[1] for r in routes], np.uint8)
+    c.net = np.array(nets, np.uint64)
+    c.plen = np.array([int(r[2].split("/")[1]) for r in routes], np.uint8)
+    c.origin = np.array([r[3] for r in routes], np.uint32)
+    return c
+
+
+def test_fast_rib_columns_equal_the_generic_reader_on_a_real_47_peer_rib() -> None:
+    path = FIX / "rib.20140523.0600_firstMB.bz2"
+    cols = read_rib_columns(path)
+    assert len(cols) == 270_005 and cols.stats.truncated == 1
+    slow = sorted(
+        (format_ip(e.peer_ip), int.from_bytes(e.nlri.addr[:4], "big"), e.nlri.plen,
+         (e.attrs.origin_asns() or (0,))[-1])
+        for e in MrtReader(path) if e.nlri is not None and e.attrs is not None
+    )
+    fast = sorted((cols.peer_ips[p], n, pl, o) for p, n, pl, o in zip(
+        cols.peer.tolist(), cols.net.tolist(), cols.plen.tolist(), cols.origin.tolist(),
+        strict=True))
+    assert fast == slow
+
+
+def test_fast_rib_handles_addpath_ipv6_and_two_peer_tables() -> None:
+    for name in ("bview.ipv6_unicast_add_path.gz", "bird6-mrtdump_rib",
+                 "bview.64k_stream_overflow.gz"):
+        cols = read_rib_columns(FIX / name)
+        assert len(cols) == sum(1 for _ in MrtReader(FIX / name)), name
+
+
+def test_visible_24s_match_a_naive_count_on_a_real_rib() -> None:
+    cols = read_rib_columns(FIX / "rib.20140523.0600_firstMB.bz2")
+    state = RoutingState(VisibilityConfig(ff_v4=5000))
+    state.load_rib("route-views2", cols)
+    snap = state.snapshot(cols.timestamp)
+    per_peer: dict[int, set[tuple[int, int]]] = collections.defaultdict(set)
+    for p, n, pl in zip(cols.peer.tolist(), cols.net.tolist(), cols.plen.tolist(), strict=True):
+        if 8 <= pl <= 24:
+            per_peer[p].add((n >> 8, pl))
+    full = [p for p, s in per_peer.items() if len(s) > 5000]
+    cover: collections.Counter[int] = collections.Counter()
+    for p in full:
+        blocks: set[int] = set()
+        for start, pl in per_peer[p]:
+            blocks.update(range(start, start + (1 << (24 - pl))))
+        cover.update(blocks)
+    naive = sorted(b for b, c in cover.items() if c > 0.5 * len(full))
+    assert snap.full_feed_v4 == len(full) == 31
+    assert sorted((snap.v4_blocks >> 8).tolist()) == naive
+    assert snap.visible_v4 == 384_277
+
+
+def test_withdrawn_more_specific_stays_visible_under_its_covering_prefix() -> None:
+    cfg = VisibilityConfig(ff_v4=0)
+    routes = [(p, 1, pfx, 100) for p in range(3) for pfx in ("10.0.0.0/16", "10.0.5.0/24")]
+    routes += [(p, 1, f"10.9.{p}.0/24", 100) for p in range(3)]  # one per peer: never visible
+    state = RoutingState(cfg)
+    state.load_rib("c", _cols(routes))
+    assert state.snapshot(0).visible_v4 == 256
+    for p in range(3):
+        e = _withdraw(p, "10.0.5.0/24")
+        state.apply("c", e)
+    assert state.snapshot(0).visible_v4 == 256
+    for p in range(2):
+        state.apply("c", _withdraw(p, "10.0.0.0/16"))
+    assert state.snapshot(0).visible_v4 == 0  # one of three peers is not a majority
+
+
+def test_session_down_drops_the_peers_routes_and_its_full_feed_status() -> None:
+    cfg = VisibilityConfig(ff_v4=1)
+    routes = [(p, 1, pfx, 100) for p in range(3) for pfx in ("10.0.0.0/24", "10.0.1.0/24")]
+    routes += [(0, 1, "10.9.0.0/24", 100)]
+    state = RoutingState(cfg)
+    state.load_rib("c", _cols(routes))
+    assert state.snapshot(0).full_feed_v4 == 3
+    down = BgpElem("BGP4MP", 1, None, "STATE", bytes([10, 0, 0, 1]), 65001, old_state=6,
+                   new_state=1)
+    state.apply("c", down)
+    snap = state.snapshot(1)
+    assert snap.full_feed_v4 == 2 and snap.visible_v4 == 2
+
+
+def test_ipv6_counts_visible_48s_per_origin_most_specific_wins() -> None:
+    cfg = VisibilityConfig(ff_v6=0)
+    routes = [(p, 2, "2001:db8::/32", 64500) for p in range(2)]
+    routes += [(p, 2, "2001:db8:1::/48", 64501) for p in range(2)]
+    state = RoutingState(cfg)
+    state.load_rib("c", _cols(routes, peers=2))
+    snap = state.snapshot(0)
+    assert snap.visible_v6 == 1 << 16
+    assert snap.v6_by_origin == {64500: (1 << 16) - 1, 64501: 1}
+
+
+def _withdraw(peer: int, prefix: str) -> BgpElem:
+    import ipaddress
+
+    from netvigil.sources.bgp.mrt.attributes import Nlri
+
+    n = ipaddress.ip_network(prefix)
+    return BgpElem("BGP4MP", 1, None, "W", bytes([10, 0, 0, peer]), 65000 + peer,
+                   Nlri(1, n.network_address.packed, n.prefixlen))
