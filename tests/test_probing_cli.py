@@ -21,7 +21,7 @@ from netvigil.sources.probing.signals import (
     result_entity_round,
     round_lines,
 )
-from netvigil.sources.probing.targets import from_blocks
+from netvigil.sources.probing.targets import SelectionRule, from_blocks
 
 FIX = Path(__file__).parent / "fixtures" / "probing"
 
@@ -92,9 +92,7 @@ def test_collect_merges_vantage_points_into_the_store(tmp_path: Path) -> None:
 def test_blocks_map_to_country_and_as_through_the_geo_lookup() -> None:
     t = from_blocks([(ip("2.72.0.0"), [ip("2.72.0.1")], 0.9), (ip("95.56.0.0"),
                      [ip("95.56.0.1")], 0.9), (ip("198.18.1.0"), [ip("198.18.1.1")], 0.9)],
-                    __import__("netvigil.sources.probing.targets",
-                               fromlist=["SelectionRule"]).SelectionRule(min_addresses=1)
-                    ).targets
+                    SelectionRule(min_addresses=1)).targets
     when = int(dt.datetime(2022, 1, 5, tzinfo=dt.UTC).timestamp())
     emap = build_entity_map(t, when)
     names = {ref.fqid: emap.members[emap.offsets[i]:emap.offsets[i + 1]].tolist()
@@ -120,3 +118,24 @@ def test_round_lines_and_entity_values_from_one_result() -> None:
     assert float(er.up[0]) == 1.0
     assert float(er.loss[0]) == pytest.approx(100 * 5 / 6)
     assert float(er.latency_ms[0]) == pytest.approx(20.0)
+
+
+def test_blocks_map_to_regions_when_the_lookup_has_them() -> None:
+    from netvigil.geo.lookup import BulkLocation
+
+    class RegionGeo:
+        def bulk_blocks(self, starts: np.ndarray, when: object) -> BulkLocation:
+            n = len(starts)
+            return BulkLocation(np.zeros(n, dtype=np.int16), ["KZ"], np.zeros(n, np.int64),
+                                "fake", None)
+
+        def region(self, cidr: str, when: object) -> str | None:
+            return "KZ-75" if cidr.startswith("2.72.") else None
+
+    t = from_blocks([(ip("2.72.0.0"), [ip("2.72.0.1")], 0.9), (ip("95.56.0.0"),
+                     [ip("95.56.0.1")], 0.9)],
+                    SelectionRule(min_addresses=1)).targets
+    emap = build_entity_map(t, 0, geo=RegionGeo())
+    members = {ref.fqid: emap.members[emap.offsets[i]:emap.offsets[i + 1]].tolist()
+               for i, ref in enumerate(emap.refs)}
+    assert members == {"region/KZ-75": [0], "country/KZ": [0, 1]}

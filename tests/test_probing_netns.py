@@ -51,7 +51,10 @@ def test_states_follow_a_cut_block_an_icmp_block_a_dead_link_and_a_lossy_block(
     ents = {k: "country/KZ" for k in range(1, 6)} | {1: "country/KZ;asn/9198",
                                                       2: "country/KZ;asn/9198"}
     targets = load_targets_csv(lab.targets_csv(tmp_path / "t.csv", 0.8, ents)).targets
-    lab.lossy(4, 20)
+    try:
+        lab.lossy(4, 20)
+    except RuntimeError:
+        pass  # neither netem nor nft here: block 4 is simply healthy (see the loss test)
     faults = {
         1: lambda: (lab.blackhole(1), lab.reject_icmp(2), lab.link_down(3)),
         3: lambda: (lab.restore(1), lab.restore(3)),
@@ -162,7 +165,10 @@ def test_a_silent_vantage_point_is_a_health_fact_not_an_outage(lab: Lab, tmp_pat
 
 def test_engine_measures_the_loss_of_a_lossy_block(lab: Lab, tmp_path: Path) -> None:
     targets = load_targets_csv(lab.targets_csv(tmp_path / "t.csv", 0.8)).targets
-    mechanism = lab.lossy(2, 30)
+    try:
+        mechanism = lab.lossy(2, 30)
+    except RuntimeError as exc:
+        pytest.skip(f"no way to inject random loss (kernel lacks sch_netem, no nft): {exc}")
     got = {REPLY: 0, LOST: 0, UNREACHABLE: 0}
 
     async def pump() -> None:

@@ -141,3 +141,60 @@ def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | Non
     for coll, spans in rep.silent.items():
         click.echo(f"source health: {coll} silent in {len(spans)} span(s), first "
                    f"{iso_utc(spans[0][0])}..{iso_utc(spans[0][1])}", err=True)
+
+
+@bgp.command()
+@click.option("--url", default="wss://ris-live.ripe.net/v1/ws/", show_default=True,
+              help="RIS Live websocket endpoint.")
+@click.option("--host", default=None, help="Collector to subscribe to (e.g. rrc00); default all.")
+@click.option("--prefix", "prefixes", multiple=True,
+              help="Only UPDATEs for this prefix and more-specifics (repeatable).")
+@click.option("--duration", type=float, default=None,
+              help="Stop after this many seconds (default: run until interrupted).")
+@click.option("--rib", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Seed the routing state with this RIB (collector = --host).")
+@_thresholds
+@_POLICY
+@store_option
+@handle_errors
+def live(url: str, host: str | None, prefixes: tuple[str, ...], duration: float | None,
+         rib: Path | None, ff_v4: int, ff_v6: int, fraction: float, on_error: str,
+         store_path: Path) -> None:
+    """Stream RIS Live UPDATEs into the store's bgp series (reconnects and resumes)."""
+    import asyncio
+
+    from netvigil.sources.bgp.rislive import (
+        LiveIngester,
+        LiveStats,
+        RisLiveClient,
+        RisLiveParams,
+    )
+    from netvigil.store.duck import Store
+
+    if rib is not None and host is None:
+        raise click.UsageError("--rib needs --host (the collector the RIB belongs to)")
+    config = VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6, fraction=fraction)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    stats = LiveStats()
+    with Store(store_path) as store:
+        sink = LiveIngester(store, config=config, stats=stats)
+        if rib is not None and host is not None:
+            from netvigil.sources.bgp.fastrib import read_rib_columns
+
+            sink.state.load_rib(host, read_rib_columns(rib, on_error))
+        client = RisLiveClient(url, RisLiveParams(host=host, prefixes=prefixes), sink.feed,
+                               policy=ErrorPolicy(on_error), stats=stats)
+        try:
+            asyncio.run(client.run(duration))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+        finally:
+            sink.close()
+    click.echo(f"messages {stats.messages}, elements {stats.elements}, duplicates dropped "
+               f"{stats.duplicates}, malformed {stats.malformed}, reconnects "
+               f"{len(stats.reconnects)}, bins {sink.report.bins}, points {sink.report.points}")
+    for g in stats.gaps:
+        click.echo(f"source health: gap {g['start']}..{g['end']} (replayed overlap "
+                   f"{g['overlap']})", err=True)
+    for msg in stats.server_errors[:5]:
+        click.echo(f"warning: RIS Live error: {msg}", err=True)

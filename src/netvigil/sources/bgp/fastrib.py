@@ -13,6 +13,7 @@ the caller's :class:`ErrorPolicy`, like any corrupt record.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,7 +23,7 @@ import numpy.typing as npt
 
 from netvigil.sources.bgp.mrt.attributes import format_ip
 from netvigil.sources.bgp.mrt.errors import CorruptRecord, ErrorPolicy, ReadStats, TruncatedRecord
-from netvigil.sources.bgp.mrt.io import open_mrt
+from netvigil.sources.bgp.mrt.io import Prefetch, open_mrt
 from netvigil.sources.bgp.mrt.records import RawRecord, iter_records
 from netvigil.sources.bgp.mrt.table_dump_v2 import PeerIndex, decode_peer_index
 
@@ -63,8 +64,24 @@ def _u32(b: npt.NDArray[np.uint8], p: I64) -> I64:
 def read_rib_columns(
     source: str | Path | bytes | BinaryIO, policy: ErrorPolicy | str = ErrorPolicy.SKIP,
 ) -> RibColumns:
-    """Decode every RIB_IPV4/IPV6_UNICAST (and ADD-PATH) entry of a TABLE_DUMP_V2 file."""
+    """Decode every RIB_IPV4/IPV6_UNICAST (and ADD-PATH) entry of a TABLE_DUMP_V2 file.
+
+    Well-formed input goes through the compiled scanner (:func:`_scan`, numba) with
+    decompression on a second thread; anything irregular — a damaged header, an entry that
+    overruns its record, a RIB before its peer table — makes the whole file go through the
+    careful reader below, so both give the same columns, counts and problem offsets.
+    """
     pol = ErrorPolicy(policy)
+    if isinstance(source, str | Path | bytes | bytearray) and _kernel() is not None:
+        try:
+            return _read_fast(source, pol)
+        except _Irregular:
+            pass
+    return _read_careful(source, pol)
+
+
+def _read_careful(source: str | Path | bytes | BinaryIO, pol: ErrorPolicy) -> RibColumns:
+    """The numpy reader: Python framing, lock-step numpy decoding of each read chunk."""
     stats = ReadStats()
     peers: PeerIndex | None = None
     parts: list[tuple[npt.NDArray[Any], ...]] = []
@@ -251,3 +268,246 @@ def _origins(b: npt.NDArray[np.uint8], a0: I64, a1: I64) -> I64:
     idx = np.flatnonzero(has)
     origin[idx] = _u32(b, last[idx] + 2 + 4 * (lastn[idx] - 1))
     return origin
+
+
+# --------------------------------------------------------------------------- compiled scanner
+# One pass over the decompressed bytes: frame each record from its header (RFC 6396 §2) and
+# decode RIB entries in the same loop, ~20 ns per route instead of ~1 µs for the numpy walk
+# above (whose cost is a dozen fancy-indexing passes per chunk plus Python framing per record).
+# The scanner handles only the regular case and stops on anything else; see _read_fast.
+
+_NEED, _PEERS, _IRREGULAR = 0, 1, 2
+_MAX_RECORD = 16 << 20  # records.MAX_RECORD
+_CHUNK = 16 << 20
+_PAD = bytes(8)
+
+
+class _Irregular(Exception):
+    """The input needs the careful reader (damaged framing, a bad entry, no peer table)."""
+
+
+def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of compiling it
+    b: npt.NDArray[np.uint8], pos: int, end: int, npeers: int,
+    o_peer: npt.NDArray[np.int32], o_afi: npt.NDArray[np.uint8],
+    o_net: npt.NDArray[np.uint64], o_plen: npt.NDArray[np.uint8],
+    o_origin: npt.NDArray[np.uint32], counters: I64,
+) -> tuple[int, int, int]:
+    """Consume regular records from ``b[pos:end]``; return (status, pos, entries written).
+
+    ``counters`` accumulates [records, unsupported]. ``npeers`` < 0 means no peer table yet.
+    Same decoding rules as :func:`_decode_batch` and :func:`_origins`, entry for entry.
+    """
+    n = 0
+    while True:
+        if end - pos < 12:
+            return _NEED, pos, n
+        typ = (np.int64(b[pos + 4]) << 8) | b[pos + 5]
+        sub = (np.int64(b[pos + 6]) << 8) | b[pos + 7]
+        length = ((np.int64(b[pos + 8]) << 24) | (np.int64(b[pos + 9]) << 16)
+                  | (np.int64(b[pos + 10]) << 8) | b[pos + 11])
+        if not (typ == 5 or typ == 12 or typ == 13 or typ == 16 or typ == 17) or (
+                length > _MAX_RECORD):
+            return _IRREGULAR, pos, n
+        rec_end = pos + 12 + length
+        if rec_end > end:
+            return _NEED, pos, n
+        if typ == 17 and length < 4:
+            return _IRREGULAR, pos, n
+        if typ == 13 and sub == 1:
+            return _PEERS, pos, n
+        if typ != 13 or not (sub == 2 or sub == 4 or sub == 8 or sub == 10):
+            counters[0] += 1
+            counters[1] += 1
+            pos = rec_end
+            continue
+        if npeers < 0:
+            return _IRREGULAR, pos, n
+        s = pos + 12
+        e = rec_end
+        is6 = sub == 4 or sub == 10
+        hdr = 12 if (sub == 8 or sub == 10) else 8
+        if s + 7 > e:
+            return _IRREGULAR, pos, n
+        plen = np.int64(b[s + 4])
+        nbytes = (plen + 7) >> 3
+        if plen > (128 if is6 else 32) or s + 7 + nbytes > e:
+            return _IRREGULAR, pos, n
+        width = 8 if is6 else 4
+        net = np.uint64(0)
+        for k in range(min(nbytes, width)):
+            shift = (56 - 8 * k) if is6 else (24 - 8 * k)
+            net |= np.uint64(b[s + 5 + k]) << np.uint64(shift)
+        mask_bits = width * 8 - min(plen, width * 8)
+        if mask_bits >= 64:
+            net = np.uint64(0)
+        else:
+            net &= ~((np.uint64(1) << np.uint64(mask_bits)) - np.uint64(1))
+        pc = s + 5 + nbytes
+        count = (np.int64(b[pc]) << 8) | b[pc + 1]
+        p = pc + 2
+        n0 = n
+        for _ in range(count):
+            if p + hdr > e:
+                return _IRREGULAR, pos, n0
+            pidx = (np.int64(b[p]) << 8) | b[p + 1]
+            alen = (np.int64(b[p + hdr - 2]) << 8) | b[p + hdr - 1]
+            a0 = p + hdr
+            a1 = a0 + alen
+            if a1 > e or pidx >= npeers:
+                return _IRREGULAR, pos, n0
+            # origin AS: last AS of the last whole segment of the first AS_PATH attribute
+            q = a0
+            path0 = -1
+            path1 = 0
+            while q + 3 <= a1:
+                flags = b[q]
+                code = b[q + 1]
+                if flags & 0x10:
+                    ln = (np.int64(b[q + 2]) << 8) | b[q + 3]
+                    st = q + 4
+                else:
+                    ln = np.int64(b[q + 2])
+                    st = q + 3
+                if code == 2:
+                    path0 = st
+                    path1 = min(st + ln, a1)
+                    break
+                q = st + ln
+            origin = np.int64(0)
+            if path0 >= 0:
+                seg = path0
+                last = -1
+                lastn = 0
+                while seg + 2 <= path1:
+                    cnt = np.int64(b[seg + 1])
+                    if seg + 2 + 4 * cnt > path1:
+                        break
+                    last = seg
+                    lastn = cnt
+                    seg = seg + 2 + 4 * cnt
+                if last >= 0 and lastn > 0:
+                    t = last + 2 + 4 * (lastn - 1)
+                    origin = ((np.int64(b[t]) << 24) | (np.int64(b[t + 1]) << 16)
+                              | (np.int64(b[t + 2]) << 8) | b[t + 3])
+            o_peer[n] = pidx
+            o_afi[n] = 2 if is6 else 1
+            o_net[n] = net
+            o_plen[n] = plen
+            o_origin[n] = origin
+            n += 1
+            p = a1
+        counters[0] += 1
+        pos = rec_end
+
+
+_KERNEL: list[Any] = []
+
+
+def _kernel() -> Any:
+    """The numba-compiled :func:`_scan_py`, or None without numba (or NETVIGIL_NO_NUMBA=1)."""
+    if not _KERNEL:
+        fn: Any = None
+        if not os.environ.get("NETVIGIL_NO_NUMBA"):
+            try:
+                import numba  # type: ignore[import-untyped,unused-ignore]
+            except ImportError:
+                pass
+            else:
+                fn = numba.njit(nogil=True, cache=True)(_scan_py)
+        _KERNEL.append(fn)
+    return _KERNEL[0]
+
+
+def _read_fast(source: str | Path | bytes | bytearray, pol: ErrorPolicy) -> RibColumns:
+    """Compiled scan over prefetched decompressed chunks; raises _Irregular to hand over."""
+    scan = _kernel()
+    stats = ReadStats()
+    counters = np.zeros(2, np.int64)
+    parts: list[tuple[npt.NDArray[Any], ...]] = []
+    gpeers: dict[tuple[bytes, int], int] = {}
+    remap = np.empty(0, dtype=np.int32)
+    npeers = -1
+    ts = 0
+    collector = b"\0\0\0\0"
+    cap = 0
+    outs: tuple[npt.NDArray[Any], ...] = ()
+    with open_mrt(source) as stream, Prefetch(stream, _CHUNK) as chunks:
+        data = b""
+        pos = base = 0
+        eof = False
+        arr = np.frombuffer(_PAD, np.uint8)
+        need = True
+        while True:
+            if need:
+                if eof:
+                    left = len(data) - pos
+                    if left:
+                        if left < 12:
+                            cut = TruncatedRecord(base + pos, "input ends inside an MRT header",
+                                                  stream.name)
+                        else:
+                            ln = int.from_bytes(data[pos + 8:pos + 12], "big")
+                            cut = TruncatedRecord(
+                                base + pos, f"record of {ln} bytes, only {left - 12} present",
+                                stream.name)
+                        if pol is ErrorPolicy.FAIL:
+                            raise cut
+                        stats.note(cut)
+                    break
+                more = next(chunks, b"")
+                eof = not more
+                data = data[pos:] + more
+                base += pos
+                pos = 0
+                arr = np.frombuffer(data + _PAD, np.uint8)
+                if len(data) // 8 + 1 > cap:
+                    cap = len(data) // 8 + 1
+                    outs = (np.empty(cap, np.int32), np.empty(cap, np.uint8),
+                            np.empty(cap, np.uint64), np.empty(cap, np.uint8),
+                            np.empty(cap, np.uint32))
+                need = False
+            status, pos, n = scan(arr, pos, len(data), npeers, *outs, counters)
+            if n:
+                parts.append((remap[outs[0][:n]], outs[1][:n].copy(), outs[2][:n].copy(),
+                              outs[3][:n].copy(), outs[4][:n].copy()))
+            if status == _NEED:
+                need = True
+            elif status == _PEERS:
+                length = int.from_bytes(data[pos + 8:pos + 12], "big")
+                rec = RawRecord(base + pos, int.from_bytes(data[pos:pos + 4], "big"), 13, 1,
+                                data, pos + 12, pos + 12 + length)
+                peers = decode_peer_index(rec)
+                collector = peers.collector_id
+                ids = [gpeers.setdefault(k, len(gpeers))
+                       for k in zip(peers.peer_ips, peers.peer_asns, strict=True)]
+                remap = np.asarray(ids, dtype=np.int32)
+                npeers = len(ids)
+                ts = rec.timestamp
+                counters[0] += 1
+                pos += 12 + length
+            else:
+                raise _Irregular
+        stats.bytes_read = base + pos
+        if stream.compressed_truncated:
+            cut = TruncatedRecord(stats.bytes_read, f"{stream.compression} stream ends early",
+                                  stream.name)
+            if pol is ErrorPolicy.FAIL:
+                raise cut
+            if not stats.truncated:
+                stats.note(cut)
+    stats.records = int(counters[0])
+    stats.unsupported = int(counters[1])
+    cols = RibColumns(
+        timestamp=ts,
+        peer_ips=[format_ip(ip) for ip, _ in gpeers],
+        peer_asns=[asn for _, asn in gpeers],
+        collector_id=format_ip(collector),
+        stats=stats,
+    )
+    if parts:
+        # one column at a time, dropping its parts, so the peak is the table plus one column
+        for i, name in enumerate(("peer", "afi", "net", "plen", "origin")):
+            setattr(cols, name, np.concatenate([p[i] for p in parts]))
+            parts = [p[:i] + (np.empty(0),) + p[i + 1:] for p in parts]
+    stats.elements = len(cols)
+    return cols

@@ -30,8 +30,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model.entities import EntityRef, EntityType
-from netvigil.model.errors import InputError
+from netvigil.model.entities import EntityRef, EntityType, make_ref
+from netvigil.model.errors import InputError, InvalidEntity
 from netvigil.sources.probing.belief import BlockState
 from netvigil.sources.probing.prober import RoundResult
 from netvigil.sources.probing.targets import TargetList
@@ -84,10 +84,11 @@ class EntityMap:
 
 def build_entity_map(targets: TargetList, when: int | None = None, *,
                      geo: Any | None = None) -> EntityMap:
-    """Country and AS of every block via the spine's as-of-date lookup, or the overrides.
+    """Country, region and AS of every block via the spine's as-of-date lookup, or overrides.
 
     A block with an ``entity`` override counts only in the entities it names; every other
-    block counts in its country and its AS as of ``when`` (unix seconds; None = now).
+    block counts in its country and its AS as of ``when`` (unix seconds; None = now), and
+    in its region when the lookup has a region database (mmdb) configured.
     ``geo`` is a ``GeoLookup`` (default: ``GeoLookup.default()``), only loaded if needed.
     """
     n = len(targets)
@@ -113,7 +114,12 @@ def build_entity_map(targets: TargetList, when: int | None = None, *,
         source = str(loc.country_source or "geo")
         cidx = loc.country_idx.tolist()
         asn = loc.asn.tolist()
+        regions = _regions(geo, [targets.block_cidr(b) for b in plain], when)
         for j, b in enumerate(plain):
+            reg = regions[j]
+            if reg is not None:
+                pairs_e.append(ent(reg))
+                pairs_b.append(b)
             if cidx[j] >= 0:
                 pairs_e.append(ent(EntityRef(EntityType.COUNTRY, loc.countries[cidx[j]])))
                 pairs_b.append(b)
@@ -131,6 +137,26 @@ def build_entity_map(targets: TargetList, when: int | None = None, *,
     offsets = np.zeros(len(refs) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return EntityMap(tuple(refs), offsets, blocks[order], source)
+
+
+def _regions(geo: Any, cidrs: Sequence[str], when: int | None,
+             probe_first: int = 64) -> list[EntityRef | None]:
+    """Region of each block from the geo lookup's mmdb, one address at a time.
+
+    The bulk API has no region column, so this is a per-block loop (~µs each). Without an
+    mmdb configured no block has a region; the first ``probe_first`` answers decide whether
+    to ask for the rest.
+    """
+    out: list[EntityRef | None] = []
+    for i, cidr in enumerate(cidrs):
+        if i == probe_first and not any(r is not None for r in out):
+            return out + [None] * (len(cidrs) - i)
+        code = geo.region(cidr, when) if hasattr(geo, "region") else None
+        try:
+            out.append(make_ref(EntityType.REGION, code) if code else None)
+        except InvalidEntity:
+            out.append(None)
+    return out
 
 
 # ---------------------------------------------------------------------------- signals

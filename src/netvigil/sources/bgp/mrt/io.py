@@ -1,5 +1,9 @@
 """Open MRT files: plain, gzip or bzip2, recognised by magic bytes rather than by name.
 
+gzip is decoded by ISA-L (the optional ``isal`` package, ≈3× zlib's speed) when it is installed,
+else by zlib; :class:`Prefetch` runs the decoder on a second thread (both release the GIL) so
+that decompression overlaps with parsing.
+
 bzip2 is the slow case (issue 3 item 1: ≈480k elements/s with ``bzcat``); when the optional
 ``indexed_bzip2`` package is installed its parallel decoder is used, otherwise the standard
 library's. Both gzip and bzip2 archives cut short (the pyasn "first MiB" files) are read up to
@@ -12,9 +16,21 @@ from __future__ import annotations
 import bz2
 import io
 import os
+import queue
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+try:  # ISA-L inflate: same API as zlib, ~3x faster (issue 3: "half of what decompression allows")
+    from isal import isal_zlib as _gzip_zlib  # type: ignore[import-not-found,unused-ignore]
+
+    _GZIP_ERRORS: tuple[type[BaseException], ...] = (OSError, zlib.error, EOFError,
+                                                     _gzip_zlib.error)
+except ImportError:  # pragma: no cover - isal is optional
+    _gzip_zlib = zlib
+    _GZIP_ERRORS = (OSError, zlib.error, EOFError)
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -34,7 +50,9 @@ class _Decompressor:
 
     def _new(self) -> Any:
         if self._kind == "gzip":
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if os.environ.get("NETVIGIL_NO_ISAL"):
+                return zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return _gzip_zlib.decompressobj(16 + zlib.MAX_WBITS)
         return bz2.BZ2Decompressor()
 
     def read(self, n: int) -> bytes:
@@ -55,7 +73,7 @@ class _Decompressor:
             while raw:
                 try:
                     piece = self._obj.decompress(raw)
-                except (OSError, zlib.error, EOFError):
+                except _GZIP_ERRORS:
                     self.truncated = True
                     self._done = True
                     break
@@ -143,6 +161,60 @@ class _ParallelBz2:
 
     def close(self) -> None:
         self._f.close()
+
+
+class Prefetch:
+    """Iterate ``stream.read(size)`` chunks decoded ahead on a background thread.
+
+    At most ``depth`` chunks wait in the queue, so memory stays bounded. Exceptions raised by
+    the reader thread are re-raised in the consumer; ``close`` (or leaving the ``with`` block)
+    stops the thread before the stream is closed.
+    """
+
+    def __init__(self, stream: MrtStream, size: int, depth: int = 2) -> None:
+        self._q: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._stream = stream
+        self._size = size
+        self._t = threading.Thread(target=self._run, name="mrt-prefetch", daemon=True)
+        self._t.start()
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = self._stream.read(self._size)
+                if not self._put(data) or not data:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self._q.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def __enter__(self) -> Iterator[bytes]:
+        return iter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_mrt(source: str | Path | bytes | BinaryIO, threads: int | None = None) -> MrtStream:
