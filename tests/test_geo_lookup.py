@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from netvigil.geo.entities import default_registry
 from netvigil.geo.lookup import GeoLookup, expand_to_blocks, to_unix
-from netvigil.geo.mmdb import LEGACY_SUBDIVISIONS, RegionReader
+from netvigil.geo.mmdb import LEGACY_SUBDIVISIONS, RegionReader, configured_mmdb
 from netvigil.geo.refdata import read_asn_csv, read_country_blocks, snapshot_from_cidrs
 from netvigil.model import EntityType, make_ref
 from netvigil.model.errors import GeoDataError, InvalidEntity
@@ -53,7 +53,8 @@ def test_locate_reports_the_snapshot_that_answered(default: GeoLookup) -> None:
     assert loc.country_source == "country-ip-blocks 2022-01-04"
     assert loc.snapshot_date == dt.date(2022, 1, 4)
     assert not loc.before_snapshots
-    assert loc.region is None  # no mmdb configured in the test environment
+    # Regions come from the GeoLite2 2019 mmdb of the optional `geoip` extra when installed.
+    assert loc.region == ("KZ-75" if configured_mmdb() else None)
 
 
 def test_time_before_all_snapshots_uses_oldest_and_flags_it(default: GeoLookup) -> None:
