@@ -31,6 +31,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_geo_bulk.py
+	$(BIN)/python benchmarks/bench_probing_belief.py
+	$(BIN)/python benchmarks/bench_probing_scale.py
+	$(BIN)/python benchmarks/bench_probing_rate.py
+	bash benchmarks/setup_bgp_peers.sh
+	$(BIN)/python benchmarks/bench_bgp_parse.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

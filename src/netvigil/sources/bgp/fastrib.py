@@ -72,7 +72,7 @@ def read_rib_columns(
     careful reader below, so both give the same columns, counts and problem offsets.
     """
     pol = ErrorPolicy(policy)
-    if isinstance(source, str | Path | bytes | bytearray) and _kernel() is not None:
+    if isinstance(source, str | Path | bytes) and _kernel() is not None:
         try:
             return _read_fast(source, pol)
         except _Irregular:
@@ -301,10 +301,10 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
     while True:
         if end - pos < 12:
             return _NEED, pos, n
-        typ = (np.int64(b[pos + 4]) << 8) | b[pos + 5]
-        sub = (np.int64(b[pos + 6]) << 8) | b[pos + 7]
-        length = ((np.int64(b[pos + 8]) << 24) | (np.int64(b[pos + 9]) << 16)
-                  | (np.int64(b[pos + 10]) << 8) | b[pos + 11])
+        typ = (int(b[pos + 4]) << 8) | int(b[pos + 5])
+        sub = (int(b[pos + 6]) << 8) | int(b[pos + 7])
+        length = ((int(b[pos + 8]) << 24) | (int(b[pos + 9]) << 16)
+                  | (int(b[pos + 10]) << 8) | int(b[pos + 11]))
         if not (typ == 5 or typ == 12 or typ == 13 or typ == 16 or typ == 17) or (
                 length > _MAX_RECORD):
             return _IRREGULAR, pos, n
@@ -328,7 +328,7 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
         hdr = 12 if (sub == 8 or sub == 10) else 8
         if s + 7 > e:
             return _IRREGULAR, pos, n
-        plen = np.int64(b[s + 4])
+        plen = int(b[s + 4])
         nbytes = (plen + 7) >> 3
         if plen > (128 if is6 else 32) or s + 7 + nbytes > e:
             return _IRREGULAR, pos, n
@@ -343,14 +343,14 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
         else:
             net &= ~((np.uint64(1) << np.uint64(mask_bits)) - np.uint64(1))
         pc = s + 5 + nbytes
-        count = (np.int64(b[pc]) << 8) | b[pc + 1]
+        count = (int(b[pc]) << 8) | int(b[pc + 1])
         p = pc + 2
         n0 = n
         for _ in range(count):
             if p + hdr > e:
                 return _IRREGULAR, pos, n0
-            pidx = (np.int64(b[p]) << 8) | b[p + 1]
-            alen = (np.int64(b[p + hdr - 2]) << 8) | b[p + hdr - 1]
+            pidx = (int(b[p]) << 8) | int(b[p + 1])
+            alen = (int(b[p + hdr - 2]) << 8) | int(b[p + hdr - 1])
             a0 = p + hdr
             a1 = a0 + alen
             if a1 > e or pidx >= npeers:
@@ -363,23 +363,23 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
                 flags = b[q]
                 code = b[q + 1]
                 if flags & 0x10:
-                    ln = (np.int64(b[q + 2]) << 8) | b[q + 3]
+                    ln = (int(b[q + 2]) << 8) | int(b[q + 3])
                     st = q + 4
                 else:
-                    ln = np.int64(b[q + 2])
+                    ln = int(b[q + 2])
                     st = q + 3
                 if code == 2:
                     path0 = st
                     path1 = min(st + ln, a1)
                     break
                 q = st + ln
-            origin = np.int64(0)
+            origin = 0
             if path0 >= 0:
                 seg = path0
                 last = -1
                 lastn = 0
                 while seg + 2 <= path1:
-                    cnt = np.int64(b[seg + 1])
+                    cnt = int(b[seg + 1])
                     if seg + 2 + 4 * cnt > path1:
                         break
                     last = seg
@@ -387,8 +387,8 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
                     seg = seg + 2 + 4 * cnt
                 if last >= 0 and lastn > 0:
                     t = last + 2 + 4 * (lastn - 1)
-                    origin = ((np.int64(b[t]) << 24) | (np.int64(b[t + 1]) << 16)
-                              | (np.int64(b[t + 2]) << 8) | b[t + 3])
+                    origin = ((int(b[t]) << 24) | (int(b[t + 1]) << 16)
+                              | (int(b[t + 2]) << 8) | int(b[t + 3]))
             o_peer[n] = pidx
             o_afi[n] = 2 if is6 else 1
             o_net[n] = net
@@ -400,25 +400,30 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
         pos = rec_end
 
 
-_KERNEL: list[Any] = []
+_COMPILED: dict[Any, Any] = {}
 
 
-def _kernel() -> Any:
-    """The numba-compiled :func:`_scan_py`, or None without numba (or NETVIGIL_NO_NUMBA=1)."""
-    if not _KERNEL:
-        fn: Any = None
+def compiled(fn: Any) -> Any:
+    """``fn`` compiled by numba (nogil, cached on disk), or None when numba is not installed
+    or NETVIGIL_NO_NUMBA is set; callers then take their pure-numpy path."""
+    if fn not in _COMPILED:
+        out: Any = None
         if not os.environ.get("NETVIGIL_NO_NUMBA"):
             try:
                 import numba  # type: ignore[import-untyped,unused-ignore]
             except ImportError:
                 pass
             else:
-                fn = numba.njit(nogil=True, cache=True)(_scan_py)
-        _KERNEL.append(fn)
-    return _KERNEL[0]
+                out = numba.njit(nogil=True, cache=True)(fn)
+        _COMPILED[fn] = out
+    return _COMPILED[fn]
 
 
-def _read_fast(source: str | Path | bytes | bytearray, pol: ErrorPolicy) -> RibColumns:
+def _kernel() -> Any:
+    return compiled(_scan_py)
+
+
+def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
     """Compiled scan over prefetched decompressed chunks; raises _Irregular to hand over."""
     scan = _kernel()
     stats = ReadStats()

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.sources.bgp.fastrib import RibColumns
+from netvigil.sources.bgp.fastrib import RibColumns, compiled
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.types import AFI_IP, AFI_IP6, STATE_ESTABLISHED
 
@@ -149,7 +149,13 @@ class RoutingState:
         return out
 
     def load_rib(self, collector: str, cols: RibColumns) -> None:
-        """Replace everything known about ``collector``'s peers with this RIB."""
+        """Replace everything known about ``collector``'s peers with this RIB.
+
+        A RIB record is one prefix with an entry per peer, so prefixes are found per *run* of
+        equal (afi, net, plen) — ~1 M runs for a 60-peer table instead of ~55 M routes — and
+        the routes are put in (prefix, peer) order by reordering whole runs, then sorting the
+        peers inside each run (O(n); a full sort only without numba).
+        """
         gmap = np.asarray(
             [self.peer_id(collector, ip, asn)
              for ip, asn in zip(cols.peer_ips, cols.peer_asns, strict=True)],
@@ -158,53 +164,78 @@ class RoutingState:
         mine = np.asarray([c == collector for c in self._peer_collector], dtype=bool)
         self._overlay = {k: v for k, v in self._overlay.items() if not mine[v[0]]}
         self._down -= {g for g in self._down if mine[g]}
-        afi = cols.afi.astype(np.uint8, copy=False)
-        plen = cols.plen.astype(np.uint8, copy=False)
-        sel = self._in_range(afi, plen)
-        codes = _prefix_code(afi[sel], cols.net[sel], plen[sel])
-        gid = gmap[cols.peer[sel]] if gmap.size else np.empty(0, np.uint64)
-        org = cols.origin[sel].astype(np.uint32, copy=False)
-        del sel
-        if self._key.size:
+        # runs of the new RIB
+        n_new = len(cols)
+        afi, net, plen = cols.afi, cols.net, cols.plen
+        if n_new:
+            chg = np.empty(n_new, dtype=bool)
+            chg[0] = True
+            np.not_equal(net[1:], net[:-1], out=chg[1:])
+            chg[1:] |= plen[1:] != plen[:-1]
+            chg[1:] |= afi[1:] != afi[:-1]
+            starts = np.flatnonzero(chg)
+            del chg
+        else:
+            starts = np.empty(0, np.int64)
+        lens = np.diff(np.append(starts, n_new))
+        r_afi = afi[starts].astype(np.uint8, copy=False)
+        r_plen = plen[starts].astype(np.uint8, copy=False)
+        r_in = self._in_range(r_afi, r_plen)
+        r_code = _prefix_code(r_afi[r_in], net[starts][r_in], r_plen[r_in])
+        starts, lens = starts[r_in], lens[r_in]
+        el_gid: npt.NDArray[Any] = gmap[cols.peer] if gmap.size else np.empty(0, np.uint64)
+        el_org: npt.NDArray[Any] = cols.origin
+        if self._key.size:  # other collectors' routes: already runs of one prefix each
             keep = ~mine[(self._key & np.uint64(_GMASK)).astype(np.intp)]
             ok = self._key[keep]
-            codes = np.concatenate([self._pcode[(ok >> np.uint64(_GBITS)).astype(np.intp)],
-                                    codes])
-            gid = np.concatenate([ok & np.uint64(_GMASK), gid])
-            org = np.concatenate([self._origin[keep], org])
-            del ok, keep
-        n = int(codes.size)
-        if n == 0:
-            self._pcode, self._key = np.empty(0, np.uint64), np.empty(0, np.uint64)
-            self._origin = np.empty(0, np.uint32)
-            return
-        # distinct prefixes from the runs (a RIB record is one prefix): a sort of ~1 M runs,
-        # not of every route
-        starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
-        pcode, run_p = np.unique(codes[starts], return_inverse=True)
-        del codes
-        lens = np.diff(np.append(starts, n))
-        key = np.repeat(run_p.astype(np.uint64), lens)
-        del starts, lens, run_p
-        key <<= np.uint64(_GBITS)
-        key |= gid
-        del gid
-        # stable sort by key: pack the position below the key (one radix-free uint64 sort,
-        # ~7x faster than argsort) when it fits, else argsort
-        pos_bits = max(1, (n - 1).bit_length())
-        if (max(1, int(pcode.size - 1).bit_length()) + _GBITS + pos_bits) <= 64:
-            key <<= np.uint64(pos_bits)
-            key |= np.arange(n, dtype=np.uint64)
-            key.sort()
-            order = (key & np.uint64((1 << pos_bits) - 1)).astype(np.intp)
-            key >>= np.uint64(pos_bits)
+            op = ok >> np.uint64(_GBITS)
+            o_starts = np.flatnonzero(np.concatenate([[True], op[1:] != op[:-1]])) if (
+                op.size) else np.empty(0, np.int64)
+            o_lens = np.diff(np.append(o_starts, op.size))
+            r_code = np.concatenate([self._pcode[op[o_starts].astype(np.intp)], r_code])
+            starts = np.concatenate([o_starts, starts + op.size])
+            lens = np.concatenate([o_lens, lens])
+            el_gid = np.concatenate([ok & np.uint64(_GMASK), el_gid])
+            el_org = np.concatenate([self._origin[keep], el_org])
+            del ok, op, keep
+        pcode, run_p = np.unique(r_code, return_inverse=True)
+        run_p = run_p.astype(np.uint64)
+        total = int(lens.sum())
+        # element order: runs in prefix order (stable), each run's elements contiguous
+        perm = np.argsort(run_p, kind="stable")
+        if total == el_gid.size and (perm.size == 0 or (
+                np.all(perm[1:] > perm[:-1]) and np.all(starts[1:] == starts[:-1] + lens[:-1]))):
+            order = None  # already in prefix order, nothing out of range
         else:
-            order = np.argsort(key, kind="stable")
-            key = key[order]
-        org = org[order]
-        del order
+            sl = lens[perm]
+            order = np.arange(total, dtype=np.int64)
+            order += np.repeat(starts[perm] - (np.cumsum(sl) - sl), sl)
+            run_p, lens = run_p[perm], sl
+        del perm, starts
+        key = np.repeat(run_p, lens)
+        key <<= np.uint64(_GBITS)
+        step = 1 << 23
+        for i in range(0, total, step):
+            key[i:i + step] |= (el_gid[i:i + step] if order is None
+                                else el_gid[order[i:i + step]])
+        del el_gid
+        org = (el_org.astype(np.uint32, copy=True) if order is None
+               else el_org[order].astype(np.uint32, copy=False))
+        del order, el_org
+        # peers inside each run: stable sort by key (ADD-PATH duplicates keep file order)
+        if total > 1 and bool(np.any(key[1:] < key[:-1])):
+            sort_runs = compiled(_sort_runs_py)
+            if sort_runs is not None:
+                ends = np.cumsum(lens)
+                if run_p.size > 1:  # a prefix may span runs (two collectors, repeated records)
+                    ends = ends[np.append(run_p[1:] != run_p[:-1], True)]
+                sort_runs(key, org, ends)
+            else:
+                order2 = np.argsort(key, kind="stable")
+                key, org = key[order2], org[order2]
+                del order2
         # a RIB may list a (peer, prefix) twice (ADD-PATH): keep the last
-        last = np.ones(n, dtype=bool)
+        last = np.ones(total, dtype=bool)
         last[:-1] = key[1:] != key[:-1]
         if last.all():
             self._key, self._origin = key, org
@@ -325,6 +356,26 @@ class RoutingState:
                                             c.fraction)
             n6, by6, ff6 = 0, {}, 0
         return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6)
+
+
+def _sort_runs_py(key: U64, org: npt.NDArray[np.uint32], ends: I64) -> None:
+    """Stable insertion sort of ``key`` (carrying ``org``) inside each ``[ends[i-1], ends[i])``.
+
+    Each span is one prefix's entries (a few dozen peers), so this is linear in practice.
+    """
+    lo = 0
+    for hi in ends:
+        for i in range(lo + 1, hi):
+            k = key[i]
+            o = org[i]
+            j = i - 1
+            while j >= lo and key[j] > k:
+                key[j + 1] = key[j]
+                org[j + 1] = org[j]
+                j -= 1
+            key[j + 1] = k
+            org[j + 1] = o
+        lo = hi
 
 
 def _paint(dense: npt.NDArray[Any], start: I64, plen: npt.NDArray[Any],

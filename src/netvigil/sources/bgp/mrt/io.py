@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+_gzip_zlib: Any = zlib
 try:  # ISA-L inflate: same API as zlib, ~3x faster (issue 3: "half of what decompression allows")
-    from isal import isal_zlib as _gzip_zlib  # type: ignore[import-not-found,unused-ignore]
+    from isal import isal_zlib as _isal_zlib  # type: ignore[import-not-found,unused-ignore]
 
-    _GZIP_ERRORS: tuple[type[BaseException], ...] = (OSError, zlib.error, EOFError,
-                                                     _gzip_zlib.error)
+    _gzip_zlib = _isal_zlib
 except ImportError:  # pragma: no cover - isal is optional
-    _gzip_zlib = zlib
-    _GZIP_ERRORS = (OSError, zlib.error, EOFError)
+    pass
+_GZIP_ERRORS: tuple[type[BaseException], ...] = (OSError, zlib.error, EOFError, _gzip_zlib.error)
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
