@@ -134,8 +134,12 @@ def test_cli_probe_run_sees_a_block_go_dark_within_one_round(lab: Lab, tmp_path:
     con = duckdb.connect(str(store), read_only=True)
     vals = [v for (v,) in con.execute("SELECT value FROM points WHERE entity_code = 'KZ' AND "
                                       "signal = 'probing' ORDER BY time").fetchall()]
+    block = [v for (v,) in con.execute(
+        "SELECT value FROM points WHERE entity_type = 'block' AND entity_code = '198.18.5.0/24'"
+        " AND signal = 'probing' ORDER BY time").fetchall()]
     con.close()
     assert vals[0] == 5 and vals[-1] == 4
+    assert block[0] == 1 and block[-1] == 0  # the dark block's own series: up, then down
 
 
 def test_a_silent_vantage_point_is_a_health_fact_not_an_outage(lab: Lab, tmp_path: Path) -> None:

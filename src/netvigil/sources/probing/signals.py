@@ -13,7 +13,8 @@ Per round and entity (country, AS, or the override of the targets file):
 
 Block states are persisted twice: one JSONL line per block per round (the fact record, with
 counts and belief) and, in the store, a ``probing-state`` series per block entity
-(1 up, 0 down, −1 uncertain, NULL unprobed). Series bins are ``floor(round_start / step)``
+(1 up, 0 down, −1 uncertain, NULL unprobed) plus the block's own ``probing`` series (1 up,
+0 down, NULL otherwise). Series bins are ``floor(round_start / step)``
 with ``step`` the round length, so rounds need not start on a bin boundary.
 """
 
@@ -249,8 +250,16 @@ def write_block_states(store: Any, targets: TargetList, states: I8, time: float,
     vals = states.astype(np.float64)
     vals[states == BlockState.UNPROBED] = np.nan
     codes = [targets.block_cidr(i) for i in range(n)]
-    store.write_points([EntityType.BLOCK.value] * n, codes, [SIGNAL_BLOCK_STATE] * n,
-                       np.full(n, t, dtype=np.int64), vals, source=source, step=step)
+    times = np.full(n, t, dtype=np.int64)
+    kinds = [EntityType.BLOCK.value] * n
+    store.write_points(kinds, codes, [SIGNAL_BLOCK_STATE] * n, times, vals, source=source,
+                       step=step)
+    # The ``probing`` signal of a block entity is its own count of up /24s: 1 up, 0 down,
+    # missing while uncertain or unprobed. It exists even for blocks that no geo table maps
+    # to a country or AS (a private test bed), so every probed block has a ``probing`` series.
+    up = np.where(states == BlockState.UP, 1.0,
+                  np.where(states == BlockState.DOWN, 0.0, np.nan))
+    store.write_points(kinds, codes, [SIGNAL_UP] * n, times, up, source=source, step=step)
     return n
 
 
