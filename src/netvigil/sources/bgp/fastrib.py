@@ -290,14 +290,15 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
     b: npt.NDArray[np.uint8], pos: int, end: int, npeers: int,
     o_peer: npt.NDArray[np.int32], o_afi: npt.NDArray[np.uint8],
     o_net: npt.NDArray[np.uint64], o_plen: npt.NDArray[np.uint8],
-    o_origin: npt.NDArray[np.uint32], counters: I64,
+    o_origin: npt.NDArray[np.uint32], counters: I64, n: int,
 ) -> tuple[int, int, int]:
-    """Consume regular records from ``b[pos:end]``; return (status, pos, entries written).
+    """Consume regular records from ``b[pos:end]``, writing entries from index ``n`` on;
+    return (status, pos, entries written so far).
 
     ``counters`` accumulates [records, unsupported]. ``npeers`` < 0 means no peer table yet.
     Same decoding rules as :func:`_decode_batch` and :func:`_origins`, entry for entry.
+    The outputs must have room for ``(end - pos) // 8`` more entries (an entry is ≥ 8 bytes).
     """
-    n = 0
     while True:
         if end - pos < 12:
             return _NEED, pos, n
@@ -424,34 +425,43 @@ def _kernel() -> Any:
 
 
 def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
-    """Compiled scan over prefetched decompressed chunks; raises _Irregular to hand over."""
+    """Compiled scan over prefetched decompressed chunks; raises _Irregular to hand over.
+
+    The decompressed bytes go into one reused buffer and the entries straight into the output
+    columns, which grow in place (``ndarray.resize``: realloc, no second copy), so the main
+    thread does one copy per byte besides the scan, and the decoder thread runs meanwhile.
+    """
     scan = _kernel()
     stats = ReadStats()
     counters = np.zeros(2, np.int64)
-    parts: list[tuple[npt.NDArray[Any], ...]] = []
     gpeers: dict[tuple[bytes, int], int] = {}
     remap = np.empty(0, dtype=np.int32)
     npeers = -1
     ts = 0
     collector = b"\0\0\0\0"
-    cap = 0
-    outs: tuple[npt.NDArray[Any], ...] = ()
+    dtypes = (np.int32, np.uint8, np.uint64, np.uint8, np.uint32)
+    outs: list[npt.NDArray[Any]] = [np.empty(1 << 20, dt) for dt in dtypes]
+    nout = seg = 0  # entries written; first entry under the current peer table
+
+    def remap_segment() -> None:
+        if nout > seg and not np.array_equal(remap, np.arange(remap.size)):
+            outs[0][seg:nout] = remap[outs[0][seg:nout]]
+
+    buf = np.zeros(2 * _CHUNK + 8, np.uint8)
     with open_mrt(source) as stream, Prefetch(stream, _CHUNK) as chunks:
-        data = b""
-        pos = base = 0
+        end = pos = base = 0
         eof = False
-        arr = np.frombuffer(_PAD, np.uint8)
         need = True
         while True:
             if need:
                 if eof:
-                    left = len(data) - pos
+                    left = end - pos
                     if left:
                         if left < 12:
                             cut = TruncatedRecord(base + pos, "input ends inside an MRT header",
                                                   stream.name)
                         else:
-                            ln = int.from_bytes(data[pos + 8:pos + 12], "big")
+                            ln = int.from_bytes(buf[pos + 8:pos + 12].tobytes(), "big")
                             cut = TruncatedRecord(
                                 base + pos, f"record of {ln} bytes, only {left - 12} present",
                                 stream.name)
@@ -461,27 +471,36 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
                     break
                 more = next(chunks, b"")
                 eof = not more
-                data = data[pos:] + more
+                left = end - pos
+                if left + len(more) + 8 > buf.size:
+                    grown = np.zeros(2 * (left + len(more)) + 8, np.uint8)
+                    grown[:left] = buf[pos:end]
+                    buf = grown
+                elif left:
+                    buf[:left] = buf[pos:end].copy()
+                buf[left:left + len(more)] = np.frombuffer(more, np.uint8)
                 base += pos
                 pos = 0
-                arr = np.frombuffer(data + _PAD, np.uint8)
-                if len(data) // 8 + 1 > cap:
-                    cap = len(data) // 8 + 1
-                    outs = (np.empty(cap, np.int32), np.empty(cap, np.uint8),
-                            np.empty(cap, np.uint64), np.empty(cap, np.uint8),
-                            np.empty(cap, np.uint32))
+                end = left + len(more)
+                buf[end:end + 8] = 0  # guarded over-reads see zeros, as in _decode_batch
+                del more
                 need = False
-            status, pos, n = scan(arr, pos, len(data), npeers, *outs, counters)
-            if n:
-                parts.append((remap[outs[0][:n]], outs[1][:n].copy(), outs[2][:n].copy(),
-                              outs[3][:n].copy(), outs[4][:n].copy()))
+            room = (end - pos) // 8 + 1
+            if outs[0].size - nout < room:
+                cap = max(room + nout, outs[0].size * 3 // 2)
+                for o in outs:
+                    o.resize(cap, refcheck=False)
+            status, pos, nout = scan(buf, pos, end, npeers, *outs, counters, nout)
             if status == _NEED:
                 need = True
             elif status == _PEERS:
-                length = int.from_bytes(data[pos + 8:pos + 12], "big")
-                rec = RawRecord(base + pos, int.from_bytes(data[pos:pos + 4], "big"), 13, 1,
-                                data, pos + 12, pos + 12 + length)
+                length = int.from_bytes(buf[pos + 8:pos + 12].tobytes(), "big")
+                raw = buf[pos:pos + 12 + length].tobytes()
+                rec = RawRecord(base + pos, int.from_bytes(raw[:4], "big"), 13, 1, raw, 12,
+                                12 + length)
                 peers = decode_peer_index(rec)
+                remap_segment()
+                seg = nout
                 collector = peers.collector_id
                 ids = [gpeers.setdefault(k, len(gpeers))
                        for k in zip(peers.peer_ips, peers.peer_asns, strict=True)]
@@ -492,6 +511,7 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
                 pos += 12 + length
             else:
                 raise _Irregular
+        remap_segment()
         stats.bytes_read = base + pos
         if stream.compressed_truncated:
             cut = TruncatedRecord(stats.bytes_read, f"{stream.compression} stream ends early",
@@ -502,17 +522,15 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
                 stats.note(cut)
     stats.records = int(counters[0])
     stats.unsupported = int(counters[1])
+    for o in outs:
+        o.resize(nout, refcheck=False)  # shrink in place
     cols = RibColumns(
         timestamp=ts,
         peer_ips=[format_ip(ip) for ip, _ in gpeers],
         peer_asns=[asn for _, asn in gpeers],
         collector_id=format_ip(collector),
+        peer=outs[0], afi=outs[1], net=outs[2], plen=outs[3], origin=outs[4],
         stats=stats,
     )
-    if parts:
-        # one column at a time, dropping its parts, so the peak is the table plus one column
-        for i, name in enumerate(("peer", "afi", "net", "plen", "origin")):
-            setattr(cols, name, np.concatenate([p[i] for p in parts]))
-            parts = [p[:i] + (np.empty(0),) + p[i + 1:] for p in parts]
     stats.elements = len(cols)
     return cols

@@ -116,9 +116,9 @@ class RoutingState:
         self.config = config or VisibilityConfig()
         self._peers: dict[tuple[str, str, int], int] = {}
         self._peer_collector: list[str] = []
-        self._pcode = np.empty(0, np.uint64)  # distinct prefixes, sorted codes
-        self._key = np.empty(0, np.uint64)  # pidx << 13 | gid, sorted
-        self._origin = np.empty(0, np.uint32)
+        self._pcode: npt.NDArray[Any] = np.empty(0, np.uint64)  # distinct prefixes, sorted
+        self._key: npt.NDArray[Any] = np.empty(0, np.uint64)  # pidx << 13 | gid, sorted
+        self._origin: npt.NDArray[Any] = np.empty(0, np.uint32)
         # overlay: key -> (gid, afi, net, plen, origin or -1 when withdrawn)
         self._overlay: dict[int, tuple[int, int, int, int, int]] = {}
         self._down: set[int] = set()
@@ -183,8 +183,10 @@ class RoutingState:
         r_in = self._in_range(r_afi, r_plen)
         r_code = _prefix_code(r_afi[r_in], net[starts][r_in], r_plen[r_in])
         starts, lens = starts[r_in], lens[r_in]
-        el_gid: npt.NDArray[Any] = gmap[cols.peer] if gmap.size else np.empty(0, np.uint64)
+        # route peers as indices into gmap_all (other collectors' routes: gid + len(gmap))
+        el_peer: npt.NDArray[Any] = cols.peer
         el_org: npt.NDArray[Any] = cols.origin
+        gmap_all = gmap
         if self._key.size:  # other collectors' routes: already runs of one prefix each
             keep = ~mine[(self._key & np.uint64(_GMASK)).astype(np.intp)]
             ok = self._key[keep]
@@ -195,33 +197,40 @@ class RoutingState:
             r_code = np.concatenate([self._pcode[op[o_starts].astype(np.intp)], r_code])
             starts = np.concatenate([o_starts, starts + op.size])
             lens = np.concatenate([o_lens, lens])
-            el_gid = np.concatenate([ok & np.uint64(_GMASK), el_gid])
+            el_peer = np.concatenate([(ok & np.uint64(_GMASK)).astype(np.int64) + gmap.size,
+                                      el_peer])
+            gmap_all = np.concatenate([gmap, np.arange(len(self._peers), dtype=np.uint64)])
             el_org = np.concatenate([self._origin[keep], el_org])
             del ok, op, keep
         pcode, run_p = np.unique(r_code, return_inverse=True)
         run_p = run_p.astype(np.uint64)
         total = int(lens.sum())
-        # element order: runs in prefix order (stable), each run's elements contiguous
+        # runs in prefix order (stable); each run's elements stay contiguous
         perm = np.argsort(run_p, kind="stable")
-        if total == el_gid.size and (perm.size == 0 or (
-                np.all(perm[1:] > perm[:-1]) and np.all(starts[1:] == starts[:-1] + lens[:-1]))):
-            order = None  # already in prefix order, nothing out of range
+        run_p, starts, lens = run_p[perm], starts[perm], lens[perm]
+        del perm
+        key = np.empty(total, np.uint64)
+        org = np.empty(total, np.uint32)
+        gather = compiled(_gather_runs_py)
+        if gather is not None:
+            gather(el_peer, gmap_all, el_org, starts, lens, run_p << np.uint64(_GBITS), key, org)
         else:
-            sl = lens[perm]
-            order = np.arange(total, dtype=np.int64)
-            order += np.repeat(starts[perm] - (np.cumsum(sl) - sl), sl)
-            run_p, lens = run_p[perm], sl
-        del perm, starts
-        key = np.repeat(run_p, lens)
-        key <<= np.uint64(_GBITS)
-        step = 1 << 23
-        for i in range(0, total, step):
-            key[i:i + step] |= (el_gid[i:i + step] if order is None
-                                else el_gid[order[i:i + step]])
-        del el_gid
-        org = (el_org.astype(np.uint32, copy=True) if order is None
-               else el_org[order].astype(np.uint32, copy=False))
-        del order, el_org
+            key[:] = np.repeat(run_p, lens)
+            key <<= np.uint64(_GBITS)
+            if total == el_peer.size and (starts.size == 0 or bool(
+                    np.all(starts[1:] == starts[:-1] + lens[:-1]))):
+                order = None  # already in prefix order, nothing out of range
+            else:
+                order = np.arange(total, dtype=np.int64)
+                order += np.repeat(starts - (np.cumsum(lens) - lens), lens)
+            step = 1 << 23
+            for i in range(0, total, step):
+                src = el_peer[i:i + step] if order is None else el_peer[order[i:i + step]]
+                key[i:i + step] |= gmap_all[src]
+                org[i:i + step] = (el_org[i:i + step] if order is None
+                                   else el_org[order[i:i + step]])
+            del order
+        del starts, el_peer, el_org
         # peers inside each run: stable sort by key (ADD-PATH duplicates keep file order)
         if total > 1 and bool(np.any(key[1:] < key[:-1])):
             sort_runs = compiled(_sort_runs_py)
@@ -358,6 +367,19 @@ class RoutingState:
         return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6)
 
 
+def _gather_runs_py(peer: npt.NDArray[Any], gmap: U64, org_in: npt.NDArray[Any], starts: I64,
+                    lens: I64, run_key: U64, key: U64, org: npt.NDArray[np.uint32]) -> None:
+    """key/org of every route, run after run: ``run_key | gmap[peer]`` (compiled path)."""
+    n = 0
+    for r in range(starts.size):
+        s = starts[r]
+        pk = run_key[r]
+        for i in range(s, s + lens[r]):
+            key[n] = pk | gmap[peer[i]]
+            org[n] = org_in[i]
+            n += 1
+
+
 def _sort_runs_py(key: U64, org: npt.NDArray[np.uint32], ends: I64) -> None:
     """Stable insertion sort of ``key`` (carrying ``org``) inside each ``[ends[i-1], ends[i])``.
 
@@ -418,41 +440,95 @@ def _visible_v4_dense(
     if nff == 0:
         return empty, empty, 0
     rank = np.cumsum(ffg) - 1
-    isff = ffg[gid]
-    if isff.all():
-        fp, fr, fo = pidx, rank[gid], origin
-    else:
-        fp, fr, fo = pidx[isff], rank[gid[isff]], origin[isff]
-    del isff
     npfx = p_net.size
-    present = np.zeros(npfx, bool)
-    present[fp] = True
-    used = np.flatnonzero(present)
+    words = (nff + 63) // 64
+    kern = compiled(_prefix_bits_py)
+    if kern is not None:  # one compiled pass over the routes
+        gword = np.where(ffg, rank >> 6, -1).astype(np.int64)
+        gbit = np.where(ffg, np.uint64(1) << (rank & 63).astype(np.uint64), np.uint64(0))
+        bits_w = np.zeros((words, npfx), np.uint64)
+        best = np.full(npfx, np.iinfo(np.uint32).max, np.uint32)
+        hi = np.zeros(npfx, np.uint32)
+        kern(pidx, gid, origin, gword, gbit, bits_w, best, hi)
+        used = np.flatnonzero(best <= hi)  # prefixes some full-feed peer routes
+        moas = best != hi
+        moas[best > hi] = False
+        if moas.any():
+            sel = moas[pidx] & ffg[gid]
+            _moas_fix(best, pidx[sel], origin[sel])
+            del sel
+        del hi, moas
+        word_bits: list[npt.NDArray[np.uint64]] = [bits_w[w][used] for w in range(words)]
+        del bits_w
+    else:
+        isff = ffg[gid]
+        if isff.all():
+            fp, fr, fo = pidx, rank[gid], origin
+        else:
+            fp, fr, fo = pidx[isff], rank[gid[isff]], origin[isff]
+        del isff
+        present = np.zeros(npfx, bool)
+        present[fp] = True
+        used = np.flatnonzero(present)
+        word_bits = []
+        for w in range(words):
+            if nff > 64:
+                m = (fr >> 6) == w
+                wp, wr = fp[m], fr[m]
+            else:
+                wp, wr = fp, fr
+            bits = np.zeros(npfx, np.uint64)
+            # (peer, prefix) is unique in the state, so adding distinct bits is OR
+            np.add.at(bits, wp, np.uint64(1) << (wr & 63).astype(np.uint64))
+            word_bits.append(bits[used])
+            del bits
+        best = _majority_by_prefix(fp, fo, npfx)
     start = (p_net[used] >> np.uint64(8)).astype(np.int64)
     plen = p_plen[used]
     count = np.zeros(1 << 24, np.uint16)
-    for w in range((nff + 63) // 64):
-        if nff > 64:
-            m = (fr >> 6) == w
-            wp, wr = fp[m], fr[m]
-        else:
-            wp, wr = fp, fr
-        bits = np.zeros(npfx, np.uint64)
-        # (peer, prefix) is unique in the state, so adding distinct bits is OR
-        np.add.at(bits, wp, np.uint64(1) << (wr & 63).astype(np.uint64))
+    for wb in word_bits:
         cov = np.zeros(1 << 24, np.uint64)
-        _paint(cov, start, plen, bits[used], combine=True)
-        del bits
+        _paint(cov, start, plen, wb, combine=True)
         count += np.bitwise_count(cov)
         del cov
+    del word_bits
     blocks = np.flatnonzero(count > fraction * nff)
     del count
     if blocks.size == 0:
         return empty, empty, nff
-    best = _majority_by_prefix(fp, fo, npfx)
     paint = np.zeros(1 << 24, dtype=np.uint32)
     _paint(paint, start, plen, best[used], combine=False)
     return (blocks << 8).astype(np.uint32), paint[blocks], nff
+
+
+def _prefix_bits_py(pidx: npt.NDArray[Any], gid: npt.NDArray[Any], origin: npt.NDArray[Any],
+                    gword: I64, gbit: U64, bits: npt.NDArray[np.uint64],
+                    lo: npt.NDArray[np.uint32], hi: npt.NDArray[np.uint32]) -> None:
+    """Per prefix: OR of its full-feed peers' bits (word ``gword[g]``), min and max origin."""
+    for i in range(pidx.size):
+        g = gid[i]
+        w = gword[g]
+        if w >= 0:
+            p = pidx[i]
+            bits[w, p] |= gbit[g]
+            o = origin[i]
+            if o < lo[p]:
+                lo[p] = o
+            if o > hi[p]:
+                hi[p] = o
+
+
+def _moas_fix(best: npt.NDArray[np.uint32], fp: npt.NDArray[Any], fo: npt.NDArray[Any]) -> None:
+    """Set ``best`` for prefixes seen with several origins: most routes, ties to smallest AS.
+    ``fp``/``fo`` are all full-feed routes of those prefixes."""
+    pair = (fp.astype(np.int64) << 32) | fo.astype(np.int64)
+    up, cnt = np.unique(pair, return_counts=True)
+    pid = up >> 32
+    org = up & 0xFFFFFFFF
+    order = np.lexsort((org, -cnt, pid))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = pid[order][1:] != pid[order][:-1]
+    best[pid[order][first]] = org[order][first]
 
 
 def _majority_by_prefix(fp: npt.NDArray[Any], fo: npt.NDArray[Any], npfx: int
@@ -466,14 +542,7 @@ def _majority_by_prefix(fp: npt.NDArray[Any], fo: npt.NDArray[Any], npfx: int
     best = lo
     multi = lo[fp] != hi[fp]  # prefixes with more than one origin (MOAS): count them
     if multi.any():
-        pair = (fp[multi].astype(np.int64) << 32) | fo[multi].astype(np.int64)
-        up, cnt = np.unique(pair, return_counts=True)
-        pid = up >> 32
-        org = up & 0xFFFFFFFF
-        order = np.lexsort((org, -cnt, pid))
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = pid[order][1:] != pid[order][:-1]
-        best[pid[order][first]] = org[order][first]
+        _moas_fix(best, fp[multi], fo[multi])
     return best
 
 

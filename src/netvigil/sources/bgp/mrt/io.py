@@ -40,7 +40,7 @@ class _Decompressor:
     """Incremental gzip/bzip2 decoding over raw chunks: multi-member aware, and a cut-off
     stream yields everything decoded before the cut (``truncated`` is then set)."""
 
-    def __init__(self, raw: BinaryIO, kind: str, raw_chunk: int = 1 << 20) -> None:
+    def __init__(self, raw: BinaryIO, kind: str, raw_chunk: int = 1 << 18) -> None:
         self._raw = raw
         self._kind = kind
         self._chunk = raw_chunk
