@@ -72,12 +72,21 @@ def read_rib_columns(
     careful reader below, so both give the same columns, counts and problem offsets.
     """
     pol = ErrorPolicy(policy)
-    if isinstance(source, str | Path | bytes) and _kernel() is not None:
+    if isinstance(source, str | Path | bytes) and _kernel(_work(source)) is not None:
         try:
             return _read_fast(source, pol)
         except _Irregular:
             pass
     return _read_careful(source, pol)
+
+
+def _work(source: str | Path | bytes) -> int:
+    """Rough element count for :func:`compiled`: ≥ 6 compressed bytes per RIB entry."""
+    try:
+        size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+    except OSError:
+        size = 0
+    return size // 8
 
 
 def _read_careful(source: str | Path | bytes | BinaryIO, pol: ErrorPolicy) -> RibColumns:
@@ -402,12 +411,19 @@ def _scan_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the point of co
 
 
 _COMPILED: dict[Any, Any] = {}
+#: Below this much work (routes; for a file, its size on disk / 8) the pure-numpy paths run,
+#: unless the compiled function is already loaded in this process: importing numba and loading
+#: its on-disk cache costs ~0.8 s once per process, more than numpy needs for a small RIB.
+NUMBA_MIN_WORK = int(os.environ.get("NETVIGIL_NUMBA_MIN_WORK", "1000000"))
 
 
-def compiled(fn: Any) -> Any:
-    """``fn`` compiled by numba (nogil, cached on disk), or None when numba is not installed
-    or NETVIGIL_NO_NUMBA is set; callers then take their pure-numpy path."""
+def compiled(fn: Any, work: int | None = None) -> Any:
+    """``fn`` compiled by numba (nogil, cached on disk), or None — numba not installed,
+    NETVIGIL_NO_NUMBA set, or less than :data:`NUMBA_MIN_WORK` of ``work`` in a process that has
+    not loaded ``fn`` yet; callers then take their pure-numpy path, which gives equal results."""
     if fn not in _COMPILED:
+        if work is not None and work < NUMBA_MIN_WORK:
+            return None
         out: Any = None
         if not os.environ.get("NETVIGIL_NO_NUMBA"):
             try:
@@ -420,8 +436,8 @@ def compiled(fn: Any) -> Any:
     return _COMPILED[fn]
 
 
-def _kernel() -> Any:
-    return compiled(_scan_py)
+def _kernel(work: int | None = None) -> Any:
+    return compiled(_scan_py, work)
 
 
 def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:

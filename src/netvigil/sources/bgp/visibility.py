@@ -211,7 +211,7 @@ class RoutingState:
         del perm
         key = np.empty(total, np.uint64)
         org = np.empty(total, np.uint32)
-        gather = compiled(_gather_runs_py)
+        gather = compiled(_gather_runs_py, total)
         if gather is not None:
             gather(el_peer, gmap_all, el_org, starts, lens, run_p << np.uint64(_GBITS), key, org)
         else:
@@ -233,7 +233,7 @@ class RoutingState:
         del starts, el_peer, el_org
         # peers inside each run: stable sort by key (ADD-PATH duplicates keep file order)
         if total > 1 and bool(np.any(key[1:] < key[:-1])):
-            sort_runs = compiled(_sort_runs_py)
+            sort_runs = compiled(_sort_runs_py, total)
             if sort_runs is not None:
                 ends = np.cumsum(lens)
                 if run_p.size > 1:  # a prefix may span runs (two collectors, repeated records)
@@ -442,7 +442,7 @@ def _visible_v4_dense(
     rank = np.cumsum(ffg) - 1
     npfx = p_net.size
     words = (nff + 63) // 64
-    kern = compiled(_prefix_bits_py)
+    kern = compiled(_prefix_bits_py, int(gid.size))
     if kern is not None:  # one compiled pass over the routes
         gword = np.where(ffg, rank >> 6, -1).astype(np.int64)
         gbit = np.where(ffg, np.uint64(1) << (rank & 63).astype(np.uint64), np.uint64(0))
