@@ -107,6 +107,30 @@ def test_session_down_drops_the_peers_routes_and_its_full_feed_status() -> None:
     assert snap.full_feed_v4 == 2 and snap.visible_v4 == 2
 
 
+def test_routes_announced_after_a_session_reset_count_again() -> None:
+    import ipaddress
+
+    from netvigil.sources.bgp.mrt.attributes import AS_SEQUENCE, Nlri, PathAttributes
+
+    cfg = VisibilityConfig(ff_v4=0)  # a peer with any route is full-feed
+    routes = [(p, 1, pfx, 100) for p in range(3) for pfx in ("10.0.0.0/24", "10.0.1.0/24")]
+    state = RoutingState(cfg)
+    state.load_rib("c", _cols(routes))
+    for p in (1, 2):  # two of three sessions reset: peer 0 is the only full-feed peer left
+        state.apply("c", BgpElem("BGP4MP", 1, None, "STATE", bytes([10, 0, 0, p]), 65000 + p,
+                                 old_state=6, new_state=1))
+    before = state.snapshot(1)
+    assert (before.full_feed_v4, before.visible_v4) == (1, 2)
+    n = ipaddress.ip_network("10.0.1.0/24")
+    attrs = PathAttributes(as_path=[(AS_SEQUENCE, [65001, 100])])
+    state.apply("c", BgpElem("BGP4MP", 2, None, "A", bytes([10, 0, 0, 1]), 65001,
+                             Nlri(1, n.network_address.packed, n.prefixlen), attrs))
+    # Peer 1 is back and re-announced 10.0.1.0/24, so it is full-feed again: both
+    # full-feed peers carry 10.0.1.0/24; 10.0.0.0/24 has 1 of 2, not more than half.
+    snap = state.snapshot(2)
+    assert snap.full_feed_v4 == 2 and snap.visible_v4 == 1
+
+
 def test_ipv6_counts_visible_48s_per_origin_most_specific_wins() -> None:
     cfg = VisibilityConfig(ff_v6=0)
     routes = [(p, 2, "2001:db8::/32", 64500) for p in range(2)]

@@ -287,7 +287,10 @@ class RoutingState:
         self._overlay[key] = (gid, n.afi, net, plen, origin)
 
     def drop_peer(self, gid: int) -> None:
-        """The session went down: every route it sent is gone (RFC 4271 §8, Cease/Idle)."""
+        """The session went down: every route it sent is gone (RFC 4271 §8, Cease/Idle).
+
+        Routes the peer announces afterwards (the session re-established) count again.
+        """
         self._down.add(gid)
         self._overlay = {k: v for k, v in self._overlay.items() if v[0] != gid}
 
@@ -328,8 +331,10 @@ class RoutingState:
                 np.zeros(at.size, bool))
             live[at_c[hit]] = False
             org_all = np.fromiter((v[4] for v in ov.values()), np.int64, count=len(ov))
-            down = np.fromiter(self._down, np.int64) if self._down else np.empty(0, np.int64)
-            keep = (org_all >= 0) & ~np.isin(og, down)
+            # Overlay routes of a peer whose session dropped were cleared by ``drop_peer``, so
+            # any still here were announced after the drop (the session came back): they count.
+            # Only the peer's RIB routes from before the drop stay hidden (``_down``).
+            keep = org_all >= 0
             new_codes = np.unique(ocode[keep & ~known])
             opidx = np.where(known, pos_c,
                              pc.size + np.searchsorted(new_codes, ocode)).astype(np.intp)[keep]
