@@ -184,3 +184,85 @@ def test_fast_path_and_generic_reader_give_the_same_routes(tmp_path: Path) -> No
 
     assert rows(a) == rows(b)
     assert np.all(a.origin > 0)
+
+
+KZ_ORIGIN = {"2.132.0.0/16": 9198, "5.34.0.0/20": 48716, "37.150.0.0/16": 9198,
+             "41.32.0.0/16": 8452}
+
+
+def _write_kz_archive(root: Path) -> list[Path]:
+    """One collector: a RIB of KZ prefixes (many regions) and an EG one, then every peer
+    withdraws 37.150.0.0/16 in the second bin."""
+    import gzip
+
+    (root / "rrc00").mkdir(parents=True)
+    routes = {pfx: [(p, [PEERS[p][1], 3356, o]) for p in range(3)] for pfx, o in KZ_ORIGIN.items()}
+    rib = write_rib(root / "rrc00" / "bview.20220105.0000.gz", T0, "192.0.2.255", PEERS, routes)
+    raw = b"".join(bgp4mp_update(T0 + 400, PEERS[p][0], PEERS[p][1], withdraw=["37.150.0.0/16"])
+                   for p in range(3))
+    upd = root / "rrc00" / "updates.20220105.0005.gz"
+    upd.write_bytes(gzip.compress(raw))
+    return [rib, upd]
+
+
+def _kz_region_counts(geo: GeoLookup, prefixes: list[str]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for pfx in prefixes:
+        for sub in ipaddress.ip_network(pfx).subnets(new_prefix=24):
+            region = geo.region(str(sub.network_address))
+            if region:
+                out[region] += 1
+    return out
+
+
+def _region_rows(store: Store) -> dict[str, list[float]]:
+    rows = store.connection.execute(
+        "SELECT entity_code, time, value FROM points WHERE entity_type = 'region' "
+        "AND signal = 'bgp' ORDER BY entity_code, time").fetchall()
+    out: dict[str, list[float]] = {}
+    for code, _t, v in rows:
+        out.setdefault(str(code), []).append(float(v))
+    return out
+
+
+def test_region_series_sum_to_at_most_the_country_count(tmp_path: Path, geo: GeoLookup) -> None:
+    if not geo.has_regions:
+        pytest.skip("the optional `geoip` extra (region mmdb) is not installed")
+    files = _write_kz_archive(tmp_path / "archive")
+    with Store(tmp_path / "s.duckdb") as store:
+        ing = BgpIngester(store, geo, CFG)
+        rep = ing.run(discover(files, None, None))
+        assert rep.bins == 2 and not rep.problems
+        kz = [float(v) for v in store.read_series(
+            make_ref("country", "KZ"), "bgp", T0, T0 + 600).values]
+        assert kz == [256.0 + 16 + 256, 256.0 + 16]
+        eg = [float(v) for v in store.read_series(
+            make_ref("country", "EG"), "bgp", T0, T0 + 600).values]
+        every = _region_rows(store)
+        regions = {c: v for c, v in every.items() if c.startswith("KZ-")}
+        eg_regions = {c: v for c, v in every.items() if c.startswith("EG-")}
+        assert set(every) == set(regions) | set(eg_regions) and eg_regions
+        assert "KZ-75" in regions  # GeoLite2's legacy KZ-ALA, mapped
+        for b in range(2):
+            assert 0 < sum(v[b] for v in regions.values()) <= kz[b]
+            assert 0 < sum(v[b] for v in eg_regions.values()) <= eg[b] == 256
+        before = _kz_region_counts(geo, ["2.132.0.0/16", "5.34.0.0/20", "37.150.0.0/16"])
+        after = _kz_region_counts(geo, ["2.132.0.0/16", "5.34.0.0/20"])
+        assert regions == {code: [float(before[code]), float(after[code])] for code in before}
+        assert regions["KZ-79"] == [1.0, 0.0]  # only in the withdrawn /16: a measured zero
+        # the second bin asked the mmdb nothing new: every visible /24 was seen in the first
+        assert ing._region_map is not None and int((ing._region_map != -2).sum()) == 528 + 256
+
+
+def test_no_region_series_without_a_region_mmdb(tmp_path: Path) -> None:
+    from netvigil.geo.refdata import load_shipped_kz_asn, load_shipped_snapshots
+
+    geo = GeoLookup(load_shipped_snapshots(), [load_shipped_kz_asn()], mmdb_path=None)
+    files = _write_kz_archive(tmp_path / "archive")
+    with Store(tmp_path / "s.duckdb") as store:
+        ing = BgpIngester(store, geo, CFG)
+        ing.run(discover(files, None, None))
+        assert _region_rows(store) == {}
+        assert ing._region_map is None
+        kz = store.read_series(make_ref("country", "KZ"), "bgp", T0, T0 + 600)
+        assert [float(v) for v in kz.values] == [528.0, 272.0]

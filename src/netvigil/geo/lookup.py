@@ -95,6 +95,22 @@ class BulkLocation:
 
 
 @dataclass(frozen=True, eq=False)
+class BulkRegions:
+    """Vectorised ISO 3166-2 regions for many /24 blocks (or addresses).
+
+    ``region_idx`` indexes ``regions`` (−1 = no region, or no mmdb configured).
+    """
+
+    region_idx: npt.NDArray[np.int32]
+    regions: list[str]
+
+    def region_codes(self) -> list[str | None]:
+        """Per-block region codes (None where unknown); a Python list, so not for hot loops."""
+        table = [*self.regions, None]
+        return [table[i] for i in self.region_idx.tolist()]
+
+
+@dataclass(frozen=True, eq=False)
 class _OriginTable:
     valid_from: int
     v4: IntervalTable
@@ -322,6 +338,28 @@ class GeoLookup:
             country_idx.astype(np.int16), list(self.countries), self._bulk_asn(keys, t),
             source, snap_date, before,
         )
+
+    @property
+    def has_regions(self) -> bool:
+        """Whether an mmdb is configured, i.e. whether region lookups can answer at all."""
+        return self._mmdb_path is not None
+
+    def bulk_regions(self, block_starts: npt.ArrayLike, when: When = None) -> BulkRegions:
+        """ISO 3166-2 region of many IPv4 addresses (normally /24 network addresses).
+
+        Same answers as :meth:`region` for each address, with one mmdb query per distinct
+        mmdb network touched (:meth:`RegionReader.bulk`). ``when`` is accepted for symmetry
+        with :meth:`bulk_blocks`; the mmdb is a single undated build. Without an mmdb every
+        index is −1 and ``regions`` is empty.
+        """
+        del when  # the mmdb is not dated
+        keys = np.ascontiguousarray(block_starts, dtype=np.uint32).ravel()
+        if self._mmdb_path is None:
+            return BulkRegions(np.full(keys.shape, -1, dtype=np.int32), [])
+        if self._region_reader is None:
+            self._region_reader = RegionReader(self._mmdb_path)
+        idx, regions = self._region_reader.bulk(keys)
+        return BulkRegions(idx, regions)
 
     def _bulk_asn(self, keys: npt.NDArray[np.uint32], t: int) -> npt.NDArray[np.int64]:
         """Origin table valid at t first, then each ASN range table for the keys still open."""

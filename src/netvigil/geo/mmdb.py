@@ -19,6 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from netvigil.model.errors import GeoDataError
 
 MMDB_ENV = "NETVIGIL_MMDB"
@@ -79,17 +82,60 @@ class RegionReader:
         except (OSError, ValueError) as exc:
             raise GeoDataError(f"{path}: cannot open mmdb: {exc}") from exc
         self.path = Path(path)
+        self.lookups = 0  # mmdb queries made by :meth:`bulk` (tests and benchmarks read it)
 
     def region(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-        record = self._reader.get(str(ip))
-        if not isinstance(record, dict):
-            return None
-        cc = (record.get("country") or {}).get("iso_code")
-        subs = record.get("subdivisions") or []
-        if not cc or not subs or not subs[0].get("iso_code"):
-            return None
-        code = f"{cc}-{subs[0]['iso_code']}".upper()
-        return LEGACY_SUBDIVISIONS.get(code, code)
+        return _region_code(self._reader.get(str(ip)))
+
+    def bulk(
+        self, block_starts: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.int32], list[str]]:
+        """Region of many IPv4 addresses (normally /24 network addresses), one per input.
+
+        Returns ``(idx, regions)``: ``idx[k]`` indexes ``regions`` (−1 = no region), and each
+        answer equals :meth:`region` of that address. The distinct addresses are sorted and
+        one address is queried with ``get_with_prefix_len``; its answer holds for the whole
+        mmdb network containing it, so every requested address inside that network takes it
+        (``searchsorted`` jumps past them). The queries made are therefore one per distinct
+        network touched, not one per address (counted in :attr:`lookups`).
+        """
+        keys = np.ascontiguousarray(block_starts, dtype=np.uint32).ravel()
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        out = np.full(uniq.shape, -1, dtype=np.int32)
+        regions: list[str] = []
+        index: dict[str, int] = {}
+        starts = uniq.astype(np.int64)
+        get = self._reader.get_with_prefix_len
+        n = int(starts.size)
+        i = 0
+        while i < n:
+            addr = int(starts[i])
+            record, plen = get(ipaddress.IPv4Address(addr))
+            self.lookups += 1
+            size = 1 << (32 - min(max(int(plen), 0), 32))
+            end = (addr & ~(size - 1)) + size  # first address after the network
+            j = max(i + 1, int(np.searchsorted(starts, end, side="left")))
+            code = _region_code(record)
+            if code is not None:
+                k = index.get(code)
+                if k is None:
+                    k = index[code] = len(regions)
+                    regions.append(code)
+                out[i:j] = k
+            i = j
+        return out[inverse.ravel()], regions
 
     def close(self) -> None:
         self._reader.close()
+
+
+def _region_code(record: object) -> str | None:
+    """ISO 3166-2 code of a GeoLite2/GeoIP2 City record (legacy KZ codes mapped), or None."""
+    if not isinstance(record, dict):
+        return None
+    cc = (record.get("country") or {}).get("iso_code")
+    subs = record.get("subdivisions") or []
+    if not cc or not subs or not subs[0].get("iso_code"):
+        return None
+    code = f"{cc}-{subs[0]['iso_code']}".upper()
+    return LEGACY_SUBDIVISIONS.get(code, code)

