@@ -266,3 +266,64 @@ def test_no_region_series_without_a_region_mmdb(tmp_path: Path) -> None:
         assert ing._region_map is None
         kz = store.read_series(make_ref("country", "KZ"), "bgp", T0, T0 + 600)
         assert [float(v) for v in kz.values] == [528.0, 272.0]
+
+
+V6_ORIGIN = {"2a00:12f8::/40": 9198, "2001:4220::/44": 8452, "2001:678::/36": 25152}
+V6_CFG = VisibilityConfig(ff_v4=2, ff_v6=1)
+
+
+def _mp_unreach(ts: int, peer_ip: str, peer_as: int, prefix: str) -> bytes:
+    """A BGP4MP_MESSAGE_AS4 UPDATE withdrawing one IPv6 prefix (MP_UNREACH_NLRI, RFC 4760)."""
+    import struct
+
+    from netvigil.sources.bgp.mrt.encode import _attr, _ip, _nlri, record
+
+    attrs = _attr(15, struct.pack("!HB", 2, 1) + _nlri([prefix]), 0x80)
+    upd = struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs
+    msg = b"\xff" * 16 + struct.pack("!HB", 19 + len(upd), 2) + upd
+    body = struct.pack("!IIHH", peer_as, 12654, 0, 1) + _ip(peer_ip) + _ip("192.0.2.1") + msg
+    return record(ts, 16, 4, body)
+
+
+def _v6_brute(prefixes: list[str], when: int) -> Counter[str]:
+    """/48s per country: every /48 of the prefixes looked up one at a time (scalar API)."""
+    geo = GeoLookup.default()
+    keys: set[int] = set()
+    for pfx in prefixes:
+        n = ipaddress.ip_network(pfx)
+        first = int(n.network_address) >> 80
+        keys.update(range(first, first + (1 << (48 - n.prefixlen))))
+    out: Counter[str] = Counter()
+    for k in keys:
+        cc = geo.country(str(ipaddress.IPv6Address(k << 80)), when)
+        if cc:
+            out[cc] += 1
+    return out
+
+
+def test_ipv6_country_series_match_a_brute_force_count(tmp_path: Path, geo: GeoLookup) -> None:
+    import gzip
+
+    root = tmp_path / "archive" / "rrc00"
+    root.mkdir(parents=True)
+    routes = {pfx: [(p, [PEERS[p][1], 3356, o]) for p in range(3)]
+              for pfx, o in V6_ORIGIN.items()}
+    rib = write_rib(root / "bview.20220105.0000.gz", T0, "192.0.2.255", PEERS, routes)
+    upd = root / "updates.20220105.0005.gz"
+    upd.write_bytes(gzip.compress(b"".join(
+        _mp_unreach(T0 + 400, PEERS[p][0], PEERS[p][1], "2001:4220::/44") for p in range(3))))
+    with Store(tmp_path / "s.duckdb") as store:
+        rep = BgpIngester(store, geo, V6_CFG).run(discover([rib, upd], None, None))
+        assert rep.bins == 2 and not rep.problems
+        before = _v6_brute(list(V6_ORIGIN), T0)
+        after = _v6_brute(["2a00:12f8::/40", "2001:678::/36"], T0 + 300)
+        assert before["EG"] == 16 and before["KZ"] == 257 and "EG" not in after
+        rows = store.connection.execute(
+            "SELECT entity_code, time, value FROM points WHERE entity_type = 'country' "
+            "AND signal = 'bgp-v6' ORDER BY entity_code, time").fetchall()
+        got: dict[str, list[float]] = {}
+        for code, _t, v in rows:
+            got.setdefault(str(code), []).append(float(v))
+        assert got == {cc: [float(before[cc]), float(after[cc])] for cc in before}
+        assert got["EG"] == [16.0, 0.0]  # withdrawn: a measured zero, not a gap
+        assert got["KZ"] == [257.0, 257.0]

@@ -150,3 +150,70 @@ def _withdraw(peer: int, prefix: str) -> BgpElem:
     n = ipaddress.ip_network(prefix)
     return BgpElem("BGP4MP", 1, None, "W", bytes([10, 0, 0, peer]), 65000 + peer,
                    Nlri(1, n.network_address.packed, n.prefixlen))
+
+
+def _v6_withdraw(peer: int, prefix: str) -> BgpElem:
+    import ipaddress
+
+    from netvigil.sources.bgp.mrt.attributes import Nlri
+
+    n = ipaddress.ip_network(prefix)
+    return BgpElem("BGP4MP", 1, None, "W", bytes([10, 0, 0, peer]), 65000 + peer,
+                   Nlri(2, n.network_address.packed, n.prefixlen))
+
+
+# real 2022-01-04 ranges: 2a00:12f8::/32 is KZ, 2001:4220::/32 is EG; 2001:678::/36 holds
+# RIPE PI /48s of several countries (2001:678:98::/48 is KZ), so it straddles ranges
+V6_PREFIXES = ["2a00:12f8::/40", "2001:4220::/44", "2001:678::/36"]
+
+
+def _brute_v6_countries(prefixes: list[str]) -> collections.Counter[str]:
+    """Visible /48s per country by enumerating every /48 and looking it up one by one in the
+    2022-01-04 snapshot's own (un-reindexed) table."""
+    import datetime as dt
+    import ipaddress
+
+    from netvigil.geo.refdata import load_shipped_snapshots
+
+    snap = next(s for s in load_shipped_snapshots() if s.date == dt.date(2022, 1, 4))
+    keys: set[int] = set()
+    for pfx in prefixes:
+        n = ipaddress.ip_network(pfx)
+        first = int(n.network_address) >> 80
+        keys.update(range(first, first + (1 << (48 - n.prefixlen))))
+    out: collections.Counter[str] = collections.Counter()
+    for v in snap.v6.lookup(np.array(sorted(keys), np.int64)).tolist():
+        if v >= 0:
+            out[snap.countries[v]] += 1
+    return out
+
+
+def test_ipv6_visible_intervals_give_per_country_48_counts() -> None:
+    from netvigil.geo import GeoLookup
+    from netvigil.sources.bgp.ingest import overlap_by_value
+
+    geo = GeoLookup.default()
+    when = 1_641_340_800  # 2022-01-05: the 2022-01-04 snapshot answers
+    state = RoutingState(VisibilityConfig(ff_v6=0))
+    routes = [(p, 2, pfx, 64500 + i) for p in range(2) for i, pfx in enumerate(V6_PREFIXES)]
+    state.load_rib("c", _cols(routes, peers=2))
+
+    def per_country(snap_time: int) -> dict[str, int]:
+        snap = state.snapshot(snap_time)
+        assert int((snap.v6_ends - snap.v6_starts).sum()) == snap.visible_v6
+        assert np.all(snap.v6_starts[1:] >= snap.v6_ends[:-1])
+        rng = geo.country_ranges_v6(when)
+        assert rng.snapshot_date is not None and rng.snapshot_date.isoformat() == "2022-01-04"
+        per = overlap_by_value(snap.v6_starts, snap.v6_ends, rng.starts, rng.ends,
+                               rng.country_idx, len(rng.countries))
+        return {rng.countries[i]: int(per[i]) for i in np.flatnonzero(per)}
+
+    got = per_country(0)
+    want = _brute_v6_countries(V6_PREFIXES)
+    assert got == dict(want)
+    assert got["KZ"] == 256 + 1 and got["EG"] == 16 and len(got) > 3
+    for p in range(2):
+        state.apply("c", _v6_withdraw(p, "2001:4220::/44"))
+    after = per_country(1)
+    assert "EG" not in after
+    assert after == dict(_brute_v6_countries(["2a00:12f8::/40", "2001:678::/36"]))

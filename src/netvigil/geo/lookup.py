@@ -111,6 +111,19 @@ class BulkRegions:
 
 
 @dataclass(frozen=True, eq=False)
+class CountryRangesV6:
+    """IPv6 country ranges as of a time, in /48 units: ``[starts[i], ends[i])`` (end exclusive),
+    sorted and disjoint, ``country_idx[i]`` indexing ``countries``."""
+
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    country_idx: npt.NDArray[np.int64]
+    countries: list[str]
+    snapshot_date: dt.date | None
+    before_snapshots: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class _OriginTable:
     valid_from: int
     v4: IntervalTable
@@ -412,6 +425,22 @@ class GeoLookup:
             return np.empty(0, dtype=np.uint32)
         starts, ends = self._v4_global[i].select(idx)
         return expand_to_blocks(starts, ends)
+
+    def country_ranges_v6(self, when: When = None) -> CountryRangesV6:
+        """Every IPv6 country range of the snapshot chosen for T, in /48 units (end exclusive).
+
+        Same snapshot rule as :meth:`bulk_blocks` (newest dated ≤ T, else the oldest, flagged);
+        in the iptocc period the newest snapshot answers, since iptocc cannot be enumerated.
+        """
+        i, before = self._snapshot_at(to_unix(when))
+        if i is None:
+            z = np.empty(0, dtype=np.int64)
+            return CountryRangesV6(z, z.copy(), z.copy(), list(self.countries), None)
+        table = self._v6_global[i]
+        starts = table.starts.astype(np.int64)
+        ends = table.ends.astype(np.int64) + 1
+        return CountryRangesV6(starts, ends, table.values.astype(np.int64),
+                               list(self.countries), self._snapshots[i].date, before)
 
 
 @functools.lru_cache(maxsize=8)

@@ -306,6 +306,12 @@ class BgpIngester:
         for a, c in snap.v6_by_origin.items():
             if a:
                 counts[(EntityType.ASN.value, str(a), "bgp-v6")] = float(c)
+        if snap.v6_starts.size:
+            rng = self.geo.country_ranges_v6(t)
+            per = overlap_by_value(snap.v6_starts, snap.v6_ends, rng.starts, rng.ends,
+                                   rng.country_idx, len(rng.countries))
+            for idx in np.flatnonzero(per):
+                counts[(EntityType.COUNTRY.value, rng.countries[idx], "bgp-v6")] = float(per[idx])
         # an entity measured before and absent now is a measured zero (a withdrawn country)
         for k in self._seen:
             counts.setdefault(k, 0.0)
@@ -355,6 +361,33 @@ class BgpIngester:
             )
         rep.points += res.written
         self._pending = []
+
+
+def overlap_by_value(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64],
+                     starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
+                     values: npt.NDArray[np.int64], n_values: int) -> npt.NDArray[np.int64]:
+    """Per value, the length of ``∪[a, b)`` inside the ranges ``[starts, ends)`` carrying it.
+
+    Both lists are sorted and disjoint. ``F(x)`` = covered length below ``x`` is the length of
+    the intervals ending by ``x`` plus the part of the one straddling it (one searchsorted per
+    range bound), so each range's overlap is ``F(end) − F(start)``.
+    """
+    out = np.zeros(n_values, dtype=np.int64)
+    if a.size == 0 or starts.size == 0:
+        return out
+    cum = np.concatenate([[0], np.cumsum(b - a)])
+
+    def covered_below(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        i = np.searchsorted(a, x, side="right")  # intervals starting before x
+        j = np.maximum(i - 1, 0)
+        part = np.where(i > 0, np.clip(x - a[j], 0, b[j] - a[j]), 0)
+        res: npt.NDArray[np.int64] = cum[j] + part
+        return np.where(i > 0, res, 0)
+
+    lens = covered_below(ends) - covered_below(starts)
+    ok = (lens > 0) & (values >= 0)
+    np.add.at(out, values[ok], lens[ok])
+    return out
 
 
 def _merge_spans(spans: list[list[int]]) -> list[list[int]]:

@@ -61,6 +61,9 @@ class Snapshot:
     v4_blocks: npt.NDArray[np.uint32]  # network address of every visible /24
     v4_origin: npt.NDArray[np.uint32]  # origin AS of each visible /24 (0 = unknown)
     v6_by_origin: dict[int, int] = field(default_factory=dict)
+    # visible /48s as sorted disjoint intervals [v6_starts[i], v6_ends[i]) in /48 units
+    v6_starts: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    v6_ends: I64 = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def _key(gid: npt.NDArray[Any], afi: npt.NDArray[Any], net: U64,
@@ -363,13 +366,14 @@ class RoutingState:
             b4, o4, ff4 = _visible_v4_dense(pidx[v4], gid[v4], origin[v4], p_net, p_plen,
                                             c.ff_v4, c.fraction)
             p6 = pidx[r6]
-            n6, by6, ff6 = _visible_v6(gid[r6], p_net[p6], p_plen[p6], origin[r6], c.ff_v6,
-                                       c.fraction)
+            n6, by6, ff6, a6, e6 = _visible_v6(gid[r6], p_net[p6], p_plen[p6], origin[r6],
+                                               c.ff_v6, c.fraction)
         else:
             b4, o4, ff4 = _visible_v4_dense(pidx, gid, origin, p_net, p_plen, c.ff_v4,
                                             c.fraction)
             n6, by6, ff6 = 0, {}, 0
-        return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6)
+            a6, e6 = np.empty(0, np.int64), np.empty(0, np.int64)
+        return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6, a6, e6)
 
 
 def _gather_runs_py(peer: npt.NDArray[Any], gmap: U64, org_in: npt.NDArray[Any], starts: I64,
@@ -651,11 +655,13 @@ def _visible_v4(
 def _visible_v6(
     gid: npt.NDArray[Any], net: U64, plen: npt.NDArray[Any], origin: npt.NDArray[Any],
     threshold: int, fraction: float,
-) -> tuple[int, dict[int, int], int]:
-    """Visible /48s, total and per origin AS (most-specific route; sparse sweep, no dense array)."""
+) -> tuple[int, dict[int, int], int, I64, I64]:
+    """Visible /48s: total, per origin AS (most-specific route; sparse sweep, no dense array),
+    full-feed peers, and the visible intervals ``[a, b)`` in /48 units (sorted, disjoint)."""
     is_ff, nff = _full_feed(gid, threshold)
+    none = np.empty(0, np.int64)
     if nff == 0:
-        return 0, {}, 0
+        return 0, {}, 0, none, none
     g = gid[is_ff].astype(np.int64)
     p = plen[is_ff].astype(np.int64)
     o = origin[is_ff].astype(np.int64)
@@ -665,7 +671,7 @@ def _visible_v6(
     a, b = _sweep(ps, pe, fraction * nff)
     total = int((b - a).sum())
     if total == 0:
-        return 0, {}, nff
+        return 0, {}, nff, none, none
     us, ul, uo = _majority_origin(start, p, o)
     ue = us + (np.int64(1) << (48 - ul))
     by: Counter[int] = Counter()
@@ -697,4 +703,4 @@ def _visible_v6(
             j += 1
         if covered > 0:
             by[stack[-1][1]] += covered
-    return total, dict(by), nff
+    return total, dict(by), nff, a, b
