@@ -6,7 +6,7 @@ side by side with ``bgpdump -m`` and, when installed, pybgpkit-parser 0.6.2 and 
 
 Inputs: the real 47-peer RouteViews RIB slice from the test fixtures (270,005 elements, bz2,
 truncated tail), and a full-size synthetic RIB encoded in real MRT by
-``netvigil.sources.bgp.mrt.encode.synthetic_rib`` (cached under $NETVIGIL_BENCH_CACHE,
+``netvigil.testing.mrt_encode.synthetic_rib`` (cached under $NETVIGIL_BENCH_CACHE,
 default ~/.cache/netvigil-bench). Every figure is elements per second, median of 3 runs for the
 fast tools (1 run for per-element Python peers, capped in time); ratios are against
 ``bgpdump -m`` printing the same file to /dev/null.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from netvigil.sources.bgp.fastrib import read_rib_columns  # noqa: E402
 from netvigil.sources.bgp.mrt import MrtReader  # noqa: E402
-from netvigil.sources.bgp.mrt.encode import synthetic_rib  # noqa: E402
+from netvigil.testing.mrt_encode import synthetic_rib  # noqa: E402
 from netvigil.sources.bgp.visibility import RoutingState, VisibilityConfig  # noqa: E402
 
 FIX = ROOT / "tests" / "fixtures" / "mrt"

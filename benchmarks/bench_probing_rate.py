@@ -3,7 +3,7 @@
 Run (root): ``.venv/bin/python benchmarks/bench_probing_rate.py [--probes 300000]``
 
 Builds a throw-away namespace lab (vantage → router → block, veth pairs; see
-``netvigil.sources.probing.testbed``) whose block answers on all 254 addresses, then pushes
+``netvigil.testing.netns``) whose block answers on all 254 addresses, then pushes
 ``--probes`` echo requests through :class:`IcmpEngine` (one raw socket, ``add_reader``,
 token-bucket pacer) at several rate limits, counting replies, wall time and process CPU time.
 A second measurement times the prober's per-outcome work (Bayes update + adaptive decision)
@@ -28,7 +28,7 @@ import numpy as np
 from netvigil.sources.probing.engine import REPLY, IcmpEngine
 from netvigil.sources.probing.prober import Prober, ProberConfig
 from netvigil.sources.probing.targets import TargetList, synthetic
-from netvigil.sources.probing.testbed import Lab, can_build
+from netvigil.testing.netns import Lab, can_build
 
 
 def one_block(start: int) -> TargetList:

@@ -14,7 +14,7 @@ import pytest
 from netvigil.geo import GeoLookup
 from netvigil.model import make_ref
 from netvigil.sources.bgp.ingest import BgpIngester, discover
-from netvigil.sources.bgp.mrt.encode import bgp4mp_update, state_change, write_rib
+from netvigil.testing.mrt_encode import bgp4mp_update, state_change, write_rib
 from netvigil.sources.bgp.visibility import VisibilityConfig
 from netvigil.store.duck import Store
 
@@ -276,7 +276,7 @@ def _mp_unreach(ts: int, peer_ip: str, peer_as: int, prefix: str) -> bytes:
     """A BGP4MP_MESSAGE_AS4 UPDATE withdrawing one IPv6 prefix (MP_UNREACH_NLRI, RFC 4760)."""
     import struct
 
-    from netvigil.sources.bgp.mrt.encode import _attr, _ip, _nlri, record
+    from netvigil.testing.mrt_encode import _attr, _ip, _nlri, record
 
     attrs = _attr(15, struct.pack("!HB", 2, 1) + _nlri([prefix]), 0x80)
     upd = struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs

@@ -17,7 +17,7 @@ from netvigil.sources.bgp.mrt import (
     TruncatedRecord,
     to_psv,
 )
-from netvigil.sources.bgp.mrt.encode import bgp4mp_update, state_change, write_rib
+from netvigil.testing.mrt_encode import bgp4mp_update, state_change, write_rib
 
 FIX = Path(__file__).parent / "fixtures" / "mrt"
 CUT_RIB = FIX / "rib.20140523.0600_firstMB.bz2"

@@ -1,6 +1,6 @@
 """Real ICMP packets through Linux network namespaces: blocks cut, lossy, ICMP-blocked.
 
-Each test builds its own lab (:mod:`netvigil.sources.probing.testbed`): a vantage namespace,
+Each test builds its own lab (:mod:`netvigil.testing.netns`): a vantage namespace,
 a router and one namespace per /24 block (20 addresses each, in 198.18.0.0/15, the
 benchmarking range; the vantage namespace routes nothing else). Faults are injected at the
 router between rounds and the per-round states are asserted. Namespaces are deleted even
@@ -30,7 +30,7 @@ from netvigil.sources.probing.signals import (
     write_round_jsonl,
 )
 from netvigil.sources.probing.targets import load_targets_csv
-from netvigil.sources.probing.testbed import Lab, can_build
+from netvigil.testing.netns import Lab, can_build
 from netvigil.sources.probing.vantage import collect
 
 OK, WHY = can_build()

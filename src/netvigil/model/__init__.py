@@ -3,6 +3,7 @@
 from netvigil.model.alerts import Alert, Level
 from netvigil.model.entities import Entity, EntityRef, EntityType, canonical_code, make_ref
 from netvigil.model.errors import (
+    ErrorPolicy,
     GeoDataError,
     InputError,
     InvalidEntity,
@@ -19,6 +20,7 @@ __all__ = [
     "Entity",
     "EntityRef",
     "EntityType",
+    "ErrorPolicy",
     "Event",
     "EventKind",
     "EventStatus",

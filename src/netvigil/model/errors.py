@@ -11,6 +11,19 @@ Surfaces (CLI, API) map these to exit codes / HTTP statuses in one place each.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class ErrorPolicy(StrEnum):
+    """What a reader does with a record it cannot use: the one vocabulary of every
+    ``--on-error`` option (MRT, series import, RIS Live, OONI), chosen by the caller as in
+    ripe-atlas-sagan."""
+
+    #: Count the record, keep the first few as evidence, carry on with the rest.
+    SKIP = "skip"
+    #: Stop at the first bad record with its file and line (or byte offset); write nothing.
+    FAIL = "fail"
+
 
 class NetVigilError(Exception):
     """Base class of every error NetVigil raises on purpose."""

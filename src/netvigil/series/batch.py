@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from netvigil.model import EntityRef, InputError
+from netvigil.model import EntityRef, ErrorPolicy, InputError
 
-ON_ERROR_POLICIES = ("fail", "skip")
+ON_ERROR_POLICIES = tuple(p.value for p in ErrorPolicy)
 MAX_EXAMPLE_LINES = 5
 
 

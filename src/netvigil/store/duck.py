@@ -58,6 +58,7 @@ from netvigil.model import (
     signal_kind,
 )
 from netvigil.store import migrations
+from netvigil.store.detection import DetectionTables
 
 TABLES = (
     "schema_migrations",
@@ -68,6 +69,7 @@ TABLES = (
     "events",
     "imports",
     "state",
+    "detector_state",
 )
 
 
@@ -134,7 +136,7 @@ def _ref(entity_type: str, code: str) -> EntityRef:
     return EntityRef(EntityType(entity_type), code)
 
 
-class Store:
+class Store(DetectionTables):
     """The NetVigil store. Open with a path; the file and its parent dirs are created."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:

@@ -131,6 +131,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE series ADD COLUMN declared_step BIGINT",
         ),
     ),
+    Migration(
+        4,
+        "series bounds kept on write; per-series detector state",
+        (
+            # Bounds and counts of each series, maintained set-based by every write so that
+            # listing, step inference and detection never rescan the points table.
+            "ALTER TABLE series ADD COLUMN first_time BIGINT",
+            "ALTER TABLE series ADD COLUMN last_time BIGINT",
+            "ALTER TABLE series ADD COLUMN n_points BIGINT NOT NULL DEFAULT 0",
+            """
+            UPDATE series SET first_time = p.first, last_time = p.last, n_points = p.n
+            FROM (SELECT entity_type, entity_code, signal, min(time) AS first,
+                         max(time) AS last, count(*) AS n
+                  FROM points GROUP BY ALL) p
+            WHERE series.entity_type = p.entity_type AND series.entity_code = p.entity_code
+              AND series.signal = p.signal
+            """,
+            # One row per (detector, series): where the detector stopped (``cursor`` = the
+            # last bin it consumed) and its serialised state (moving window, inpainting
+            # buffer, pending alert), so a new bin costs O(series), not O(history).
+            """
+            CREATE TABLE detector_state (
+                method VARCHAR NOT NULL,
+                entity_type VARCHAR NOT NULL,
+                entity_code VARCHAR NOT NULL,
+                signal VARCHAR NOT NULL,
+                config VARCHAR NOT NULL,  -- digest of the rule the state was built with
+                cursor BIGINT NOT NULL,   -- last time consumed (unix seconds)
+                state BLOB NOT NULL,
+                PRIMARY KEY (method, entity_type, entity_code, signal)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -8,18 +8,9 @@ silently wrong: a skipped record is counted in :class:`ReadStats` (style princip
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from netvigil.model.errors import ErrorPolicy, NetVigilError
 
-from netvigil.model.errors import NetVigilError
-
-
-class ErrorPolicy(StrEnum):
-    """What the reader does with a record it cannot decode."""
-
-    #: Skip the record (its length field still frames the stream), count it, keep the evidence.
-    SKIP = "skip"
-    #: Raise :class:`MrtError` with the byte offset of the offending record.
-    FAIL = "fail"
+__all__ = ["CorruptRecord", "ErrorPolicy", "MrtError", "ReadStats", "TruncatedRecord"]
 
 
 class MrtError(NetVigilError):
