@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from netvigil.sources.bgp.fastrib import read_rib_columns  # noqa: E402
 from netvigil.sources.bgp.mrt import MrtReader  # noqa: E402
-from netvigil.testing.mrt_encode import synthetic_rib  # noqa: E402
 from netvigil.sources.bgp.visibility import RoutingState, VisibilityConfig  # noqa: E402
+from netvigil.testing.mrt_encode import synthetic_rib  # noqa: E402
 
 FIX = ROOT / "tests" / "fixtures" / "mrt"
 

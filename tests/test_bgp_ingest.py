@@ -14,9 +14,9 @@ import pytest
 from netvigil.geo import GeoLookup
 from netvigil.model import make_ref
 from netvigil.sources.bgp.ingest import BgpIngester, discover
-from netvigil.testing.mrt_encode import bgp4mp_update, state_change, write_rib
 from netvigil.sources.bgp.visibility import VisibilityConfig
 from netvigil.store.duck import Store
+from netvigil.testing.mrt_encode import bgp4mp_update, state_change, write_rib
 
 T0 = 1_641_340_800  # 2022-01-05 00:00 UTC
 PEERS = [("10.0.0.1", 65001), ("10.0.0.2", 65002), ("10.0.0.3", 65003), ("10.0.0.4", 65004)]

@@ -20,7 +20,6 @@ from netvigil.sources.bgp.ingest import BgpIngester, classify
 from netvigil.sources.bgp.mrt import ErrorPolicy, MrtReader
 from netvigil.sources.bgp.mrt.attributes import AS_SET, format_ip
 from netvigil.sources.bgp.mrt.bgp4mp import decode as decode_bgp4mp
-from netvigil.testing.mrt_encode import state_change
 from netvigil.sources.bgp.mrt.records import HEADER
 from netvigil.sources.bgp.rislive import (
     HEALTH_KEY,
@@ -36,6 +35,7 @@ from netvigil.sources.bgp.rislive import (
 )
 from netvigil.sources.bgp.visibility import RoutingState, VisibilityConfig
 from netvigil.store.duck import Store
+from netvigil.testing.mrt_encode import state_change
 
 FIX = Path(__file__).parent / "fixtures" / "mrt"
 LIVE = FIX / "ris-live-stream.json"

@@ -30,8 +30,8 @@ from netvigil.sources.probing.signals import (
     write_round_jsonl,
 )
 from netvigil.sources.probing.targets import load_targets_csv
-from netvigil.testing.netns import Lab, can_build
 from netvigil.sources.probing.vantage import collect
+from netvigil.testing.netns import Lab, can_build
 
 OK, WHY = can_build()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)

@@ -8,6 +8,7 @@ silently wrong: a skipped record is counted in :class:`ReadStats` (style princip
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from netvigil.model.errors import ErrorPolicy, NetVigilError
 
 __all__ = ["CorruptRecord", "ErrorPolicy", "MrtError", "ReadStats", "TruncatedRecord"]
