@@ -12,6 +12,7 @@ sharded by unit (blocks, prefixes, ASes) and merged by concatenation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -135,9 +136,17 @@ Fact = ProbeRound | BgpVisibility | PlatformTests | PointBatch
 
 class FactSink(Protocol):
     """Where a source hands its facts. :class:`netvigil.pipeline.Pipeline` is the one real
-    sink; tests may collect facts in a list. ``flush`` marks a consistent point (end of a
-    file, of a round): everything emitted before it is durable once it returns."""
+    sink; tests may collect facts in a list.
+
+    ``flush(cursors)`` marks a consistent point (end of a file, of a round, of a bin): the
+    series derived from every fact emitted before it and the source's ``cursors`` (progress
+    and health bookkeeping, ``key -> JSON text``) become durable together or not at all, so a
+    crash never leaves series without the cursor that says they were written, or the reverse.
+    ``cursor(key)`` reads one back (``None`` if never written): how a source resumes.
+    """
 
     def emit(self, fact: Fact) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self, cursors: Mapping[str, str] | None = None) -> None: ...
+
+    def cursor(self, key: str) -> str | None: ...
