@@ -13,7 +13,7 @@ import pytest
 
 from netvigil.detect import IodaMedian
 from netvigil.detect.ioda_median import rule_for
-from netvigil.detect.runner import fingerprint, in_shard, run_detection, state_key
+from netvigil.events.runner import fingerprint, in_shard, run_detection, state_key
 from netvigil.model import Entity, Series, make_ref
 from test_detect_support import KZ, T0, FakeStore, series
 

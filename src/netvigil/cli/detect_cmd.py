@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import handle_errors, store_option
-from netvigil.detect.runner import run_detection
+from netvigil.events.runner import run_detection
 from netvigil.model import EntityRef
 
 

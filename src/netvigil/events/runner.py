@@ -1,4 +1,6 @@
-"""Incremental detection over a store: series -> alerts (``ioda.median``) -> events.
+"""Detection orchestration (the public entry point): series -> alerts -> events.
+
+Incremental detection over a store: series -> alerts (``ioda.median``) -> events.
 
 For every stored series the runner computes a **fingerprint** — number of points, first
 and last time, step, a SHA-256 of the values (NaN canonicalised) and the digest of the

@@ -3,7 +3,7 @@
 Why this order: the demo must prove the real path works end to end, so nothing here is
 demo-specific except the generator. Source-level facts go through the same aggregation a
 live deployment would run (:mod:`netvigil.pipeline.probing`, ``.bgp``, ``.platform``), the
-series are written to the store, ``detect.runner.run_detection`` turns them into alerts and
+series are written to the store, ``events.runner.run_detection`` turns them into alerts and
 events, and the reports read the events back from the store.
 
 Entities: the scenario country and every AS with at least ``truth.min_blocks`` (20) /24s in a
@@ -163,7 +163,7 @@ def write_all(store: Store, series: list[Series]) -> None:
 def run_demo(store: Store, out_dir: str | Path, *, seed: int | None = None,
              locator: Locator = geo_locator) -> DemoResult:
     """The whole demo; returns the events read back from the store and the written files."""
-    from netvigil.detect.runner import run_detection
+    from netvigil.events.runner import run_detection
     from netvigil.reports.folder import write_report
 
     timings: dict[str, float] = {}
