@@ -1,12 +1,12 @@
 # Two entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   - create the environment, install, replay the (reconstructed) Kazakhstan 2022 shutdown
-#   make test   - create the environment, run lint, types and the whole test suite
+#   make test   - create the environment, run lint, import contracts, types and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types unit bench clean
+.PHONY: demo test check lint imports types unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -18,10 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/netvigil demo
 
-test: lint types unit
+test: lint imports types unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# Import rules (tiers, no cycles, no test harness in the runtime): [tool.importlinter] in pyproject.toml.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -1,0 +1,118 @@
+"""The architecture as checked rules (issue 7): import tiers, no cycles, no harness at run time.
+
+The contracts live in ``[tool.importlinter]`` of pyproject.toml and ``make imports`` runs
+them; these tests run the same check so ``pytest`` alone catches a broken rule, prove the
+contracts are not vacuous (an injected upward import is reported), and scan the source for
+imports of ``netvigil.testing`` independently of import-linter.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "netvigil"
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if not LINT_IMPORTS.exists():
+        pytest.fail(f"{LINT_IMPORTS} is missing: install the dev extra (pip install -e '.[dev]')")
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def _contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def test_import_contracts_hold() -> None:
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_contracts_name_every_tier_and_forbid_cycles() -> None:
+    by_type = {str(c["type"]): c for c in _contracts()}
+    tiers = by_type["layers"]
+    assert tiers["exhaustive"] is True, "a new top-level package must be placed in a tier"
+    named = {
+        part.strip().strip("()")
+        for layer in tiers["layers"]  # type: ignore[attr-defined]
+        for part in layer.replace(":", "|").split("|")
+    }
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    unplaced = packages - named - set(tiers["exhaustive_ignores"])  # type: ignore[arg-type]
+    assert not unplaced, f"packages in no tier: {sorted(unplaced)}"
+    assert "acyclic_siblings" in by_type
+    assert by_type["forbidden"]
+
+
+def test_contracts_report_an_upward_import(tmp_path: Path) -> None:
+    """Inject ``model -> cli`` into a copy of the package: the tier contract must break."""
+    copy = tmp_path / "netvigil"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    init = copy / "model" / "__init__.py"
+    init.write_text(init.read_text() + "\nimport netvigil.cli.main  # injected by the test\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = _lint_imports(tmp_path, env)
+    assert result.returncode != 0, result.stdout
+    assert "netvigil.model is not allowed to import netvigil.cli" in result.stdout, result.stdout
+
+
+def _package_of(path: Path) -> str:
+    return ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute module names a file imports, function-level and relative imports included."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parts, base]) if base else ".".join(parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.startswith("netvigil."):  # importlib.import_module("netvigil.x")
+                names.add(node.value)
+    return names
+
+
+def test_no_runtime_module_imports_the_test_harnesses() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in mods if m.startswith("netvigil.testing"))
+        for path in sorted(SRC.rglob("*.py"))
+        if "testing" not in path.relative_to(SRC).parts[:1]
+        for mods in [_imported_modules(path, _package_of(path))]
+        if any(m == "netvigil.testing" or m.startswith("netvigil.testing.") for m in mods)
+    }
+    assert not offenders, f"netvigil.testing is for tests only: {offenders}"
+
+
+def test_the_harness_scan_sees_imports(tmp_path: Path) -> None:
+    """The scanner itself must see absolute, relative and function-level imports."""
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    from ..testing import netns\n    import netvigil.testing.mrt_encode\n"
+    )
+    found = _imported_modules(module, "netvigil.detect")
+    assert "netvigil.testing.netns" in found
+    assert "netvigil.testing.mrt_encode" in found
