@@ -1,13 +1,19 @@
-"""The vocabulary: canonical codes, missing-versus-zero series, scopes."""
+"""The vocabulary: canonical codes, missing-versus-zero series, scopes, signal directions."""
 
 from __future__ import annotations
 
+import ast
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from netvigil.detect import detect_series, rule_for
 from netvigil.model import (
+    KNOWN_SIGNALS,
+    Direction,
     EntityRef,
     EntityType,
     InvalidEntity,
@@ -18,6 +24,9 @@ from netvigil.model import (
     make_ref,
     signal_kind,
 )
+from netvigil.model.signals import PLATFORM_PREFIX
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "netvigil"
 
 
 @pytest.mark.parametrize(
@@ -83,3 +92,105 @@ def test_scope_follows_entity_type() -> None:
 def test_alert_levels_are_coded_as_watchtower_alert_does() -> None:
     assert [int(level) for level in Level] == [0, 1, 2]
     assert Level.CRITICAL.label == "critical"
+
+
+# ------------------------------------------------------------------ signals and directions
+def test_every_known_signal_states_its_direction() -> None:
+    assert all(isinstance(k.direction, Direction) for k in KNOWN_SIGNALS.values())
+    assert signal_kind("probing-latency-p90").direction is Direction.HIGHER_IS_WORSE
+    assert signal_kind("probing-loss").direction is Direction.HIGHER_IS_WORSE
+    state = signal_kind("probing-state")
+    assert state.direction is Direction.STATE and not state.judged
+    assert not state.higher_is_better
+    assert signal_kind("bgp").higher_is_better and signal_kind("bgp").judged
+    assert signal_kind("platform:signal").direction is Direction.HIGHER_IS_BETTER
+
+
+@pytest.mark.parametrize("signal", ["probing-latency", "probing-latency-p90", "probing-state"])
+def test_a_fall_of_latency_or_state_never_raises_an_alert(signal: str) -> None:
+    """The issue-7 bug: an unknown ``probing-latency-p90`` was judged as a count, so a drop
+    of latency raised a critical outage. The same values named ``probing`` do alert."""
+    day = 144
+    values = np.r_[np.full(2 * day, 120.0), np.full(day // 2, 5.0)]
+    series = Series(make_ref("country", "KZ"), signal, 1_641_254_400, 600, values)
+    assert rule_for(signal) is None
+    assert detect_series(series) == []
+    control = Series(series.entity, "probing", series.start, series.step, values)
+    assert any(a.level is Level.CRITICAL for a in detect_series(control))
+
+
+# Packages whose code writes series (sources emit facts, the pipeline turns them into points,
+# importers translate wire names, scenarios generate facts).
+EMITTING_PACKAGES = ("sources", "pipeline", "series", "scenarios")
+# Module-level names that hold signal names: SIGNAL, SIGNAL_*, SIGNALS (a tuple).
+_CONSTANT = re.compile(r"^SIGNAL(S|_[A-Z0-9_]+)?$")
+# Any literal shaped like a derived signal of a known family ("probing-latency-p90", "bgp-v6").
+_DERIVED = re.compile(r"^(bgp|probing|telescope|traffic)-[a-z0-9][a-z0-9-]*$")
+
+
+def _strings(node: ast.expr | None, consts: dict[str, str]) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.Name) and node.id in consts:
+        return [consts[node.id]]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [v for elt in node.elts for v in _strings(elt, consts)]
+    return []
+
+
+def signal_names_written(path: Path) -> dict[str, str]:
+    """Signal names a module writes, ``{name: "file:line"}``: its SIGNAL* constants and any
+    literal shaped like a derived signal name."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: dict[str, str] = {}
+    consts: dict[str, str] = {}
+    for stmt in tree.body:
+        target, value = None, None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign):
+            target, value = stmt.target, stmt.value
+        if not isinstance(target, ast.Name):
+            continue
+        names = _strings(value, consts)
+        if len(names) == 1 and isinstance(value, ast.Constant):
+            consts[target.id] = names[0]
+        if _CONSTANT.match(target.id):
+            found.update((n, f"{path}:{stmt.lineno}") for n in names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _DERIVED.match(node.value):
+                found.setdefault(node.value, f"{path}:{node.lineno}")
+    return found
+
+
+def _written_by_the_code() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for package in EMITTING_PACKAGES:
+        for path in sorted((SRC / package).rglob("*.py")):
+            found.update(signal_names_written(path))
+    return found
+
+
+def _unknown(names: dict[str, str]) -> dict[str, str]:
+    return {n: where for n, where in names.items()
+            if n not in KNOWN_SIGNALS and not n.startswith(PLATFORM_PREFIX)}
+
+
+def test_every_signal_the_code_writes_is_a_known_signal() -> None:
+    written = _written_by_the_code()
+    # The collector must see the names we know are written, or the check below is empty.
+    assert {"bgp", "bgp-v6", "probing", "probing-latency-p90", "probing-state"} <= set(written)
+    unknown = _unknown(written)
+    assert not unknown, f"add these to KNOWN_SIGNALS with their direction: {unknown}"
+
+
+def test_the_signal_collector_flags_an_unknown_name(tmp_path: Path) -> None:
+    module = tmp_path / "emitter.py"
+    module.write_text(
+        'SIGNAL_UP = "probing"\nSIGNAL_JITTER = "jitter"\nSIGNALS = (SIGNAL_UP, SIGNAL_JITTER)\n'
+        'def f(store):\n    store.write("probing-jitter-p99")\n'
+    )
+    written = signal_names_written(module)
+    assert set(written) == {"probing", "jitter", "probing-jitter-p99"}
+    assert set(_unknown(written)) == {"jitter", "probing-jitter-p99"}

@@ -12,11 +12,18 @@ from netvigil.model.errors import (
 )
 from netvigil.model.events import Event, EventKind, EventStatus, Scope, SignalEvidence
 from netvigil.model.series import Series
-from netvigil.model.signals import KNOWN_SIGNALS, SignalKind, SourceFamily, signal_kind
+from netvigil.model.signals import (
+    KNOWN_SIGNALS,
+    Direction,
+    SignalKind,
+    SourceFamily,
+    signal_kind,
+)
 
 __all__ = [
     "KNOWN_SIGNALS",
     "Alert",
+    "Direction",
     "Entity",
     "EntityRef",
     "EntityType",
