@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from netvigil.cli.main import cli
 from netvigil.model import make_ref
-from netvigil.store import Store
+from netvigil.store import Store, migrations
 
 FIX = Path(__file__).parent / "fixtures" / "series"
 HEADER = "time,entity_type,entity_code,signal,value\n"
@@ -261,7 +261,7 @@ def test_store_info_and_export(tmp_path: Path, store_path: Path) -> None:
     assert run("store", "info", "--store", store_path).exit_code == 1
     run("series", "import", FIX / "kz_long.csv", "--store", store_path)
     res = run("store", "info", "--store", store_path)
-    assert res.exit_code == 0 and "schema version: 3" in res.output
+    assert res.exit_code == 0 and f"schema version: {migrations.LATEST_VERSION}" in res.output
     assert any(line.split() == ["points", "7"] for line in res.output.splitlines())
     res = run("store", "export-parquet", tmp_path / "pq", "--store", store_path)
     assert res.exit_code == 0 and "points.parquet" in res.output

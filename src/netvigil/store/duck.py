@@ -11,20 +11,35 @@ from numpy without a server, SQL for ad-hoc questions, and Parquet export for sh
 Columns are registered straight from numpy arrays (no pandas/pyarrow dependency); DuckDB
 turns NaN in a registered float array into NULL, which is exactly our "missing" encoding.
 
-Step of a series (stored in ``series.step``, recomputed on every write to that series):
+Step of a series (``series.step``/``origin``, decided on every write from the NEW points and
+the stored series row only; the stored points are never rescanned, so a write costs
+O(new points) whatever the history):
 
-1. the *declared* step of the writer (``write_series`` passes ``Series.step``, IODA's JSON
-   carries ``step``) if every stored time lies on that grid;
-2. else the signal kind's native step (``signal_kind(name).native_step``) if every stored
-   time is a multiple of it and the most common gap (below) equals it, or there is one
-   point, or the most common gap does not hold every point;
-3. else the most common positive difference between consecutive distinct times (ties: the
-   smallest) if every point lies on its grid;
-4. else the gcd of all gaps (irregular data: the coarsest grid that loses no point).
+* **Exact case** (a new series, or one whose row still tells every stored time: at most two
+  stored points, ``{first_time, last_time}``): the rules below over stored + new times.
 
-The grid is anchored at the first time modulo the step (``series.origin``, 0 for native), so
-``read_series`` places every stored point on ``origin + k*step`` without binning loss. The
-``series.source`` column records the first writer of a series.
+  1. the *declared* step of the writer (``write_series`` passes ``Series.step``, IODA's JSON
+     carries ``step``; a declaration is remembered in ``series.declared_step``) if every
+     time lies on that grid anchored at the first time;
+  2. else the signal kind's native step (``signal_kind(name).native_step``) if every time is a
+     multiple of it and the most common gap (below) equals it, or there is one point, or the
+     most common gap does not hold every point;
+  3. else the most common positive difference between consecutive distinct times (ties: the
+     smallest) if every point lies on its grid;
+  4. else the gcd of all gaps (irregular data: the coarsest grid that loses no point).
+
+* **Refinement** (three or more stored points): every stored time lies on the stored grid
+  ``origin + k*step``. If every new time does too, the grid is kept. Otherwise it is refined to
+  ``g = gcd(step, (t - origin) mod step for each new t)``, the coarsest grid holding both the
+  stored grid and the new points. The declared step replaces ``g`` when it divides ``g``
+  (then every point provably lies on it). Rule 2/3 preferences (native, modal gap) are not
+  re-evaluated here: they need the gap histogram of the history, which is what this design
+  avoids; a grid is only ever refined, never coarsened, once three points are stored.
+
+The grid is anchored at the first time modulo the step (``series.origin``), so ``read_series``
+places every stored point on ``origin + k*step`` without binning loss.
+``series.first_time/last_time/n_points`` are kept by every write (``list_series`` reads
+them, not the points). The ``series.source`` column records the first writer of a series.
 """
 
 from __future__ import annotations
@@ -134,6 +149,108 @@ def _opt_float(x: Any) -> float:
 
 def _ref(entity_type: str, code: str) -> EntityRef:
     return EntityRef(EntityType(entity_type), code)
+
+
+def _pmod(a: str, m: str) -> str:
+    """SQL for a mod m in [0, m) (DuckDB's % takes the sign of the dividend)."""
+    return f"((({a}) % ({m})) + ({m})) % ({m})"
+
+
+#: Per touched series: the new grid, bounds and count, from ``_stage`` + ``_hit`` + the stored
+#: series row only (see the module docstring, "Step of a series"). ``_native`` maps each
+#: signal of the batch to its kind's native step; ``$declared`` is the batch's declared step.
+_GRID_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _grid AS
+WITH ins AS (
+    SELECT s.entity_type, s.entity_code, s.signal,
+           count(*) FILTER (WHERE h.time IS NULL) AS n_ins,
+           min(s.time) AS tmin, max(s.time) AS tmax
+    FROM _stage s LEFT JOIN _hit h USING (entity_type, entity_code, signal, time)
+    GROUP BY ALL
+),
+cur AS (
+    SELECT i.*, n.native, r.step AS old_step, r.origin AS old_origin,
+           r.first_time, r.last_time, coalesce(r.n_points, 0) AS old_n,
+           coalesce(CAST($declared AS BIGINT), r.declared_step) AS dec,
+           r.step IS NULL OR r.n_points <= 2 AS exact
+    FROM ins i JOIN _native n USING (signal)
+    LEFT JOIN series r USING (entity_type, entity_code, signal)
+),
+pts AS (  -- series whose every stored time is known from the row: new times + {{first, last}}
+    SELECT entity_type, entity_code, signal, time FROM _stage
+    SEMI JOIN (SELECT * FROM cur WHERE exact) USING (entity_type, entity_code, signal)
+    UNION
+    SELECT entity_type, entity_code, signal, first_time FROM cur
+    WHERE exact AND first_time IS NOT NULL
+    UNION
+    SELECT entity_type, entity_code, signal, last_time FROM cur
+    WHERE exact AND last_time IS NOT NULL
+),
+gaps AS (
+    SELECT entity_type, entity_code, signal, time,
+           time - lag(time) OVER (PARTITION BY entity_type, entity_code, signal
+                                  ORDER BY time) AS diff
+    FROM pts
+),
+modes AS (  -- most common gap, ties: the smallest
+    SELECT entity_type, entity_code, signal, diff AS mode FROM (
+        SELECT entity_type, entity_code, signal, diff, count(*) AS c
+        FROM gaps WHERE diff IS NOT NULL GROUP BY ALL
+    ) QUALIFY row_number() OVER (PARTITION BY entity_type, entity_code, signal
+                                 ORDER BY c DESC, diff) = 1
+),
+fullr AS (  -- rules 1-4 over every point: G = gcd of all gaps (NULL for one point)
+    SELECT g.entity_type, g.entity_code, g.signal, min(g.time) AS first,
+           any_value(m.mode) AS mode,
+           nullif(list_reduce(list(DISTINCT g.diff) FILTER (WHERE g.diff IS NOT NULL),
+                              lambda a, b: gcd(a, b), 0::BIGINT), 0) AS g
+    FROM gaps g LEFT JOIN modes m USING (entity_type, entity_code, signal)
+    GROUP BY ALL
+),
+refine AS (  -- stored grid refined by the residues of the new times (0 = all on grid)
+    SELECT s.entity_type, s.entity_code, s.signal,
+           list_reduce(list(DISTINCT {_pmod('s.time - c.old_origin', 'c.old_step')}),
+                       lambda a, b: gcd(a, b), 0::BIGINT) AS res
+    FROM _stage s JOIN cur c USING (entity_type, entity_code, signal)
+    WHERE NOT c.exact
+    GROUP BY ALL
+),
+decided AS (
+    SELECT c.*, f.first, f.mode, f.g,
+           CASE
+             WHEN c.exact THEN CASE
+               WHEN c.dec IS NOT NULL AND (f.g IS NULL OR f.g % c.dec = 0) THEN c.dec
+               WHEN f.mode IS NULL
+                    OR (f.first % c.native = 0 AND f.g % c.native = 0
+                        AND (f.mode = c.native OR f.g <> f.mode)) THEN c.native
+               WHEN f.g = f.mode THEN f.mode
+               ELSE f.g END
+             WHEN c.dec IS NOT NULL AND gcd(c.old_step, r.res) % c.dec = 0 THEN c.dec
+             ELSE gcd(c.old_step, r.res)
+           END AS step
+    FROM cur c
+    LEFT JOIN fullr f USING (entity_type, entity_code, signal)
+    LEFT JOIN refine r USING (entity_type, entity_code, signal)
+)
+SELECT entity_type, entity_code, signal, step,
+       {_pmod('CASE WHEN exact THEN first ELSE old_origin END', 'step')} AS origin,
+       dec AS declared_step,
+       least(first_time, tmin) AS first_time, greatest(last_time, tmax) AS last_time,
+       old_n + n_ins AS n_points
+FROM decided
+"""
+
+_SERIES_UPSERT_SQL = """
+INSERT INTO series (entity_type, entity_code, signal, step, source, origin, declared_step,
+                    first_time, last_time, n_points)
+SELECT entity_type, entity_code, signal, step, $source, origin, declared_step,
+       first_time, last_time, n_points
+FROM _grid
+ON CONFLICT (entity_type, entity_code, signal) DO UPDATE SET
+    step = excluded.step, origin = excluded.origin, declared_step = excluded.declared_step,
+    first_time = excluded.first_time, last_time = excluded.last_time,
+    n_points = excluded.n_points
+"""
 
 
 class Store(DetectionTables):
@@ -321,6 +438,10 @@ class Store(DetectionTables):
         keeps the last value. ``step`` optionally declares the grid step of every series in
         the batch (see module docstring). Counts: inserted = new keys, updated = existing keys
         whose value changed (NULL vs number counts as a change), unchanged = the rest.
+
+        Set-based: a fixed number of statements whatever the batch size, and the stored
+        points are only probed for keys inside a touched series' stored [first, last] span
+        (a new bin after the last one, the streaming case, never reads old points).
         """
         n = len(times)
         if not (len(entity_types) == len(entity_codes) == len(signals) == len(values) == n):
@@ -337,149 +458,113 @@ class Store(DetectionTables):
             "value": np.ascontiguousarray(values, dtype=np.float64),
             "idx": np.arange(n, dtype=np.int64),
         }
-        con = self._con
         with self.transaction():
-            con.register("_np_points", cols)
+            self._con.register("_np_points", cols)
             try:
-                # isnan() guard: registered NaN already arrives as NULL, but be explicit.
-                con.execute(
-                    """
-                    CREATE OR REPLACE TEMP TABLE _stage AS
-                    SELECT entity_type, entity_code, signal, time,
-                           CASE WHEN isnan(value) THEN NULL ELSE value END AS value
-                    FROM _np_points
-                    QUALIFY row_number() OVER (
-                        PARTITION BY entity_type, entity_code, signal, time ORDER BY idx DESC
-                    ) = 1
-                    """
-                )
+                self._stage_points()
             finally:
-                con.unregister("_np_points")
-            row = con.execute(
-                """
-                SELECT count(*) FILTER (WHERE p.time IS NULL),
-                       count(*) FILTER (WHERE p.time IS NOT NULL
-                                        AND s.value IS DISTINCT FROM p.value),
-                       count(*) FILTER (WHERE p.time IS NOT NULL
-                                        AND s.value IS NOT DISTINCT FROM p.value)
-                FROM _stage s LEFT JOIN points p
+                self._con.unregister("_np_points")
+            result = self._merge_stage()
+            self._update_series(source, step)
+            self._con.execute("DROP TABLE _stage")
+            self._con.execute("DROP TABLE _hit")
+        return result
+
+    def _stage_points(self) -> None:
+        """``_stage``: the batch deduplicated (last wins), NaN as NULL, each row flagged
+        ``maybe`` when its time lies inside its series' stored [first_time, last_time] (only
+        those rows can collide with a stored point)."""
+        self._con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _stage AS
+            SELECT d.entity_type, d.entity_code, d.signal, d.time, d.value,
+                   coalesce(d.time BETWEEN r.first_time AND r.last_time, false) AS maybe
+            FROM (
+                SELECT entity_type, entity_code, signal, time,
+                       CASE WHEN isnan(value) THEN NULL ELSE value END AS value
+                FROM _np_points
+                QUALIFY row_number() OVER (
+                    PARTITION BY entity_type, entity_code, signal, time ORDER BY idx DESC
+                ) = 1
+            ) d LEFT JOIN series r USING (entity_type, entity_code, signal)
+            """
+        )
+
+    def _merge_stage(self) -> WriteResult:
+        """Insert new keys, update changed values; exact counts from the probed collisions."""
+        con = self._con
+        row = con.execute(
+            "SELECT count(*), min(time) FILTER (WHERE maybe), max(time) FILTER (WHERE maybe)"
+            " FROM _stage"
+        ).fetchone()
+        assert row is not None
+        total, lo, hi = int(row[0]), row[1], row[2]
+        if lo is None:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _hit (entity_type VARCHAR, entity_code VARCHAR,"
+                " signal VARCHAR, time BIGINT, value DOUBLE, changed BOOLEAN)"
+            )
+        else:
+            # Literal bounds (ints we computed) let DuckDB skip row groups by their zonemaps.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _hit AS
+                SELECT s.entity_type, s.entity_code, s.signal, s.time, s.value,
+                       s.value IS DISTINCT FROM p.value AS changed
+                FROM (SELECT * FROM _stage WHERE maybe) s
+                JOIN (SELECT * FROM points WHERE time BETWEEN {int(lo)} AND {int(hi)}) p
                   USING (entity_type, entity_code, signal, time)
                 """
-            ).fetchone()
-            assert row is not None
-            result = WriteResult(int(row[0]), int(row[1]), int(row[2]))
-            if result.inserted:
+            )
+        hit = con.execute("SELECT count(*), count(*) FILTER (WHERE changed) FROM _hit").fetchone()
+        assert hit is not None
+        n_hit, n_changed = int(hit[0]), int(hit[1])
+        result = WriteResult(total - n_hit, n_changed, n_hit - n_changed)
+        if result.inserted:
+            if n_hit:
                 con.execute(
                     """
                     INSERT INTO points
-                    SELECT s.* FROM _stage s ANTI JOIN points p
-                      USING (entity_type, entity_code, signal, time)
+                    SELECT s.entity_type, s.entity_code, s.signal, s.time, s.value
+                    FROM _stage s ANTI JOIN _hit h USING (entity_type, entity_code, signal, time)
                     """
                 )
-            if result.updated:
+            else:
                 con.execute(
-                    """
-                    UPDATE points SET value = s.value FROM _stage s
-                    WHERE points.entity_type = s.entity_type
-                      AND points.entity_code = s.entity_code
-                      AND points.signal = s.signal AND points.time = s.time
-                      AND points.value IS DISTINCT FROM s.value
-                    """
+                    "INSERT INTO points SELECT entity_type, entity_code, signal, time, value"
+                    " FROM _stage"
                 )
-            self._refresh_series(source, step)
-            con.execute("DROP TABLE _stage")
+        if n_changed:
+            con.execute(
+                f"""
+                UPDATE points SET value = h.value FROM _hit h
+                WHERE h.changed AND points.time BETWEEN {int(lo)} AND {int(hi)}
+                  AND points.entity_type = h.entity_type
+                  AND points.entity_code = h.entity_code
+                  AND points.signal = h.signal AND points.time = h.time
+                """
+            )
         return result
 
-    def _refresh_series(self, source: str, declared: int | None) -> None:
-        """Recompute step/origin of every series touched by ``_stage`` (see module docstring)."""
+    def _update_series(self, source: str, declared: int | None) -> None:
+        """Upsert the series rows of ``_stage``: bounds, counts and grid (module docstring).
+
+        O(new points): the stored row (step, origin, first/last time, count) stands for the
+        stored points; they are never rescanned.
+        """
         con = self._con
-        keys = con.execute(
-            "SELECT DISTINCT entity_type, entity_code, signal FROM _stage"
-        ).fetchall()
-        existing = {
-            (t, c, s): (d, src)
-            for t, c, s, d, src in con.execute(
-                """
-                SELECT entity_type, entity_code, signal, declared_step, source FROM series
-                SEMI JOIN _stage USING (entity_type, entity_code, signal)
-                """
-            ).fetchall()
+        signals = [r[0] for r in con.execute("SELECT DISTINCT signal FROM _stage").fetchall()]
+        native = {
+            "signal": np.asarray(signals, dtype=object),
+            "native": np.array([signal_kind(s).native_step for s in signals], dtype=np.int64),
         }
-        cand_rows = []
-        for t, c, s in keys:
-            prev = existing.get((t, c, s))
-            dec = declared if declared is not None else (prev[0] if prev else None)
-            cand_rows.append((t, c, s, signal_kind(s).native_step, dec))
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _cand (entity_type VARCHAR, entity_code VARCHAR,"
-            " signal VARCHAR, native BIGINT, declared BIGINT)"
-        )
-        self._insert_rows(
-            "_cand", ("entity_type", "entity_code", "signal", "native", "declared"), cand_rows,
-            select="entity_type, entity_code, signal, native::BIGINT, declared::BIGINT")
-        stats = con.execute(
-            """
-            WITH pts AS (
-                SELECT p.entity_type, p.entity_code, p.signal, p.time, c.native, c.declared,
-                       p.time - lag(p.time) OVER w AS diff,
-                       min(p.time) OVER w2 AS first
-                FROM points p JOIN _cand c USING (entity_type, entity_code, signal)
-                WINDOW w AS (PARTITION BY p.entity_type, p.entity_code, p.signal
-                             ORDER BY p.time),
-                       w2 AS (PARTITION BY p.entity_type, p.entity_code, p.signal)
-            ),
-            modes AS (
-                SELECT entity_type, entity_code, signal, diff AS mode FROM (
-                    SELECT entity_type, entity_code, signal, diff, count(*) AS n
-                    FROM pts WHERE diff IS NOT NULL GROUP BY ALL
-                ) QUALIFY row_number() OVER (
-                    PARTITION BY entity_type, entity_code, signal ORDER BY n DESC, diff
-                ) = 1
-            )
-            SELECT entity_type, entity_code, signal,
-                   any_value(native), any_value(declared), min(time),
-                   bool_and(time % native = 0),
-                   bool_and(declared IS NOT NULL AND (time - first) % declared = 0),
-                   any_value(mode),
-                   bool_and(mode IS NULL OR (time - first) % mode = 0)
-            FROM pts LEFT JOIN modes USING (entity_type, entity_code, signal)
-            GROUP BY ALL
-            """
-        ).fetchall()
-        rows = []
-        for (t, c, s, native, dec, first, native_fit, declared_fit, mode,
-             mode_fit) in stats:
-            if dec is not None and declared_fit:
-                step = int(dec)
-            elif mode is None or (native_fit and (mode == native or not mode_fit)):
-                step = int(native)  # one point off the native grid: native step, shifted
-            elif mode_fit:
-                step = int(mode)
-            else:
-                # Irregular data: the gcd of all gaps is the coarsest grid holding every point.
-                diffs = con.execute(
-                    """
-                    SELECT DISTINCT diff FROM (
-                        SELECT time - lag(time) OVER (ORDER BY time) AS diff FROM points
-                        WHERE entity_type = ? AND entity_code = ? AND signal = ?
-                    ) WHERE diff IS NOT NULL
-                    """,
-                    [t, c, s],
-                ).fetchall()
-                step = int(np.gcd.reduce(np.array([d for (d,) in diffs], dtype=np.int64)))
-            rows.append((t, c, s, step, source, int(first) % step, dec))
-        con.executemany(
-            """
-            INSERT INTO series (entity_type, entity_code, signal, step, source, origin,
-                                declared_step)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (entity_type, entity_code, signal) DO UPDATE SET
-                step = excluded.step, origin = excluded.origin,
-                declared_step = excluded.declared_step
-            """,
-            rows,
-        )
-        con.execute("DROP TABLE _cand")
+        con.register("_native", native)
+        try:
+            con.execute(_GRID_SQL, {"declared": declared})
+        finally:
+            con.unregister("_native")
+        con.execute(_SERIES_UPSERT_SQL, {"source": source})
+        con.execute("DROP TABLE _grid")
 
     def write_series(self, series: Series, *, source: str) -> WriteResult:
         """Write every bin of ``series``, NaN bins as NULL rows (explicitly missing)."""
@@ -496,16 +581,11 @@ class Store(DetectionTables):
         )
 
     def list_series(self) -> list[SeriesInfo]:
+        """Every series from the series table (bounds and counts kept by each write)."""
         rows = self._con.execute(
             """
-            SELECT s.entity_type, s.entity_code, s.signal, s.step,
-                   coalesce(p.n, 0), p.first, p.last
-            FROM series s LEFT JOIN (
-                SELECT entity_type, entity_code, signal, count(*) AS n,
-                       min(time) AS first, max(time) AS last
-                FROM points GROUP BY ALL
-            ) p USING (entity_type, entity_code, signal)
-            ORDER BY s.entity_type, s.entity_code, s.signal
+            SELECT entity_type, entity_code, signal, step, n_points, first_time, last_time
+            FROM series ORDER BY entity_type, entity_code, signal
             """
         ).fetchall()
         return [
