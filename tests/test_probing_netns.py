@@ -32,9 +32,10 @@ from netvigil.sources.probing.signals import (
 from netvigil.sources.probing.targets import load_targets_csv
 from netvigil.sources.probing.vantage import collect
 from netvigil.testing.netns import Lab, can_build
+from prereq import missing, require, requires
 
 OK, WHY = can_build()
-pytestmark = pytest.mark.skipif(not OK, reason=WHY)
+pytestmark = requires(OK, WHY)
 
 ROUND = 2.0
 UP, DOWN = 1, 0
@@ -176,7 +177,7 @@ def test_engine_measures_the_loss_of_a_lossy_block(lab: Lab, tmp_path: Path) -> 
     try:
         mechanism = lab.lossy(2, 30)
     except RuntimeError as exc:
-        pytest.skip(f"no way to inject random loss (kernel lacks sch_netem, no nft): {exc}")
+        missing(f"no way to inject random loss (kernel lacks sch_netem, no nft): {exc}")
     got = {REPLY: 0, LOST: 0, UNREACHABLE: 0}
 
     async def pump() -> None:
@@ -196,8 +197,7 @@ def test_engine_measures_the_loss_of_a_lossy_block(lab: Lab, tmp_path: Path) -> 
 
 
 def test_raw_socket_needs_privilege_and_says_so() -> None:
-    if os.geteuid() != 0:  # pragma: no cover - the module is skipped then
-        pytest.skip("root only")
+    require(os.geteuid() == 0, "root only")
     code = ("import os\n"
             "from netvigil.sources.probing.icmp import open_raw_socket\n"
             "os.setgid(65534); os.setuid(65534)\n"
