@@ -5,19 +5,77 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import platformdirs
 
-from netvigil.model.errors import InputError, NetVigilError
+from netvigil.model.errors import InputError, NetVigilError, StoreError
+
+if TYPE_CHECKING:
+    from netvigil.store.duck import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STORE_ENV = "NETVIGIL_STORE"
+LOCK_WAIT_ENV = "NETVIGIL_LOCK_WAIT"
+DEFAULT_LOCK_WAIT = 60.0  # seconds; a `netvigil run` bin write on 70k series takes a few
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """DuckDB's "another process holds the file" error (read-write excludes everyone else,
+    read-only openers exclude a writer); any other open failure is not retried."""
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def lock_wait_seconds() -> float:
+    """How long commands wait for a locked store: ``NETVIGIL_LOCK_WAIT`` or 60 s."""
+    raw = os.environ.get(LOCK_WAIT_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_LOCK_WAIT
+    except ValueError:
+        return DEFAULT_LOCK_WAIT
+
+
+def open_store(path: Path, *, read_only: bool = False, wait: float | None = None,
+               on_wait: Callable[[float], None] | None = None) -> Store:
+    """Open the store, retrying while another process holds DuckDB's file lock.
+
+    DuckDB admits one read-write process, or any number of read-only ones, per file
+    (duckdb.org/docs/connect/concurrency). ``netvigil run`` holds the store only while it
+    writes a bin and closes it between bins, so every command waits here, with a bounded
+    exponential backoff (50 ms doubling to 1 s), for at most ``wait`` seconds (default
+    ``NETVIGIL_LOCK_WAIT`` or 60 s), then fails with a message that says who to wait for.
+    ``on_wait(delay)`` is told before each sleep (the run loop logs it).
+    """
+    from netvigil.store.duck import Store
+
+    budget = lock_wait_seconds() if wait is None else wait
+    deadline = time.monotonic() + budget
+    delay = 0.05
+    while True:
+        try:
+            return Store(path, read_only=read_only)
+        except StoreError as exc:
+            left = deadline - time.monotonic()
+            if not is_lock_error(exc) or left <= 0:
+                if is_lock_error(exc):
+                    raise StoreError(
+                        f"store {path} stayed locked by another process for {budget:g} s "
+                        f"(a running `netvigil run` holds it while it writes a bin; a "
+                        f"long write or a second writer keeps it longer); retry, or set "
+                        f"{LOCK_WAIT_ENV} to wait longer") from exc
+                raise
+            pause = min(delay, left)
+            if on_wait is not None:
+                on_wait(pause)
+            time.sleep(pause)
+            delay = min(delay * 2, 1.0)
 
 
 def default_store_path() -> Path:

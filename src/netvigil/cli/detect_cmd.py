@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netvigil.cli.common import handle_errors, store_option
+from netvigil.cli.common import handle_errors, open_store, store_option
 from netvigil.events.runner import run_detection
 from netvigil.model import EntityRef
 
@@ -18,10 +18,8 @@ from netvigil.model import EntityRef
 @handle_errors
 def detect(store_path: Path, entity_text: str | None) -> None:
     """Detect outages (ioda.median) on changed series and rebuild their entities' events."""
-    from netvigil.store.duck import Store
-
     ref = EntityRef.parse(entity_text) if entity_text else None
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         rep = run_detection(store, ref)
     click.echo(
         f"series examined {rep.series_examined}: recomputed {rep.series_recomputed}, "

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from netvigil.cli.common import handle_errors, iso_utc, parse_time, render_table, store_option
+from netvigil.cli.common import (
+    handle_errors,
+    iso_utc,
+    open_store,
+    parse_time,
+    render_table,
+    store_option,
+)
 from netvigil.events.codf import to_codf
 from netvigil.events.serialize import event_to_dict, events_to_csv
 from netvigil.model import EntityRef
@@ -27,12 +34,10 @@ from netvigil.model import EntityRef
 def events(store_path: Path, fmt: str, entity_text: str | None, start_text: str | None,
            until_text: str | None) -> None:
     """Show events (outages explained: scope, kind, score, confidence, evidence)."""
-    from netvigil.store.duck import Store
-
     ref = EntityRef.parse(entity_text) if entity_text else None
     start = parse_time(start_text) if start_text else None
     until = parse_time(until_text) if until_text else None
-    with Store(store_path, read_only=True) as store:
+    with open_store(store_path, read_only=True) as store:
         found = store.read_events(ref, start, until)
     found.sort(key=lambda e: (e.start, e.entity))
     if fmt == "json":

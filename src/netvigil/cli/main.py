@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "netvigil.cli.demo_cmd",
     "netvigil.cli.bgp_cmd",
     "netvigil.cli.probe_cmd",
+    "netvigil.cli.run_cmd",
 )
 
 

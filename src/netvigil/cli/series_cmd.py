@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from netvigil.cli.common import handle_errors, iso_utc, render_table, store_option
+from netvigil.cli.common import handle_errors, iso_utc, open_store, render_table, store_option
 from netvigil.series.importers import FORMATS, import_file
-from netvigil.store import SeriesInfo, Store
+from netvigil.store import SeriesInfo
 
 LIST_COLUMNS = ("entity_type", "entity_code", "signal", "points", "first", "last")
 
@@ -30,7 +30,7 @@ def series_group() -> None:
 @handle_errors
 def import_cmd(file: Path, fmt: str | None, on_error: str, store_path: Path) -> None:
     """Import FILE (CSV long format or IODA signals/raw JSON, optionally .gz)."""
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         summary = import_file(store, file, fmt, on_error)
     click.echo(summary.text())
     if summary.skipped:
@@ -56,7 +56,7 @@ def list_cmd(fmt: str, store_path: Path) -> None:
     """List stored series sorted by entity type, code and signal."""
     infos: list[SeriesInfo] = []
     if store_path.exists():  # listing must not create a store as a side effect
-        with Store(store_path) as store:
+        with open_store(store_path, read_only=True) as store:
             infos = store.list_series()
     rows = _rows(infos)
     if fmt == "json":
