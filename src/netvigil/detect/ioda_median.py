@@ -18,7 +18,10 @@ Method (CAIDA/watchtower-sentry, ``filters/MovingStat.py`` + ``sinks/AlertKafka.
   history is rebuilt from the buffered raw values (warmup again if they span less than
   ``warmup``). A non-extreme value ends inpainting and forgets the buffer;
 * a history that empties during a long gap restarts the warmup (watchtower would index an
-  empty list here; this is the only deliberate divergence from the source).
+  empty list here; this is the only deliberate divergence from the source). Once warm, the
+  window stays warm until it empties (a gap that leaves only young points in the window
+  does not re-enter warmup: that used to append to the history without updating the sorted
+  window, found by the incremental property test).
 
 *AlertKafka* (per series): ``ratio < critical`` -> critical, ``ratio < warning`` -> warning,
 otherwise normal (IODA's sink is configured with ``min`` only, so HIGH ratios are normal).
@@ -48,13 +51,16 @@ import hashlib
 import json
 import tomllib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from netvigil.detect.protocol import DetectorUpdate, PointChunk
 from netvigil.model import Alert, Level, Series, signal_kind
 
 METHOD = "ioda.median"
@@ -181,7 +187,7 @@ def moving_median(series: Series, rule: MedianRule) -> MedianTrace:
         if value != value:  # NaN: a gap, not an observation
             continue
         t = start + i * step
-        if not vtq or vtq[0][1] > t - warmup:
+        if window is None and (not vtq or vtq[0][1] > t - warmup):
             vtq.append((value, t))  # still warming up
             continue
         window_start = t - history
@@ -279,7 +285,12 @@ def transitions(series: Series, trace: MedianTrace, rule: MedianRule,
 
 
 class IodaMedian:
-    """The ``ioda.median`` detector: rules by signal family, alerts per series."""
+    """The ``ioda.median`` detector: rules by signal family, alerts per series.
+
+    Implements :class:`netvigil.detect.protocol.Detector`: :meth:`detect` is the readable
+    from-scratch reference, :meth:`update` the resumable batch path
+    (:mod:`netvigil.detect.median_kernel`), which gives the same alerts.
+    """
 
     method = METHOD
 
@@ -288,6 +299,48 @@ class IodaMedian:
 
     def rule_for(self, signal: str) -> MedianRule | None:
         return rule_for(signal, self.rules)
+
+    def configure(self, signal: str) -> MedianRule | None:
+        """The rule judging ``signal``; None where higher is worse (not judged)."""
+        return self.rule_for(signal)
+
+    def update(self, chunk: PointChunk, states: Sequence[bytes | None]) -> DetectorUpdate:
+        """Resume every series of ``chunk`` from its state (None: from scratch).
+
+        Series whose signal is not judged must not be in the chunk (ValueError).
+        """
+        from netvigil.detect import median_kernel as mk
+
+        n = len(chunk.keys)
+        if len(states) != n:
+            raise ValueError("update: one state per series of the chunk")
+        rules: list[MedianRule] = []
+        by_signal: dict[str, MedianRule] = {}
+        for _, signal in chunk.keys:
+            rule = by_signal.get(signal) or self.rule_for(signal)
+            if rule is None:
+                raise ValueError(f"update: signal {signal!r} is not judged by {METHOD}")
+            by_signal[signal] = rule
+            rules.append(rule)
+
+        def col(name: str, dtype: type) -> npt.NDArray[Any]:
+            return np.fromiter((getattr(r, name) for r in rules), dtype, n)
+
+        params = mk.RuleParams(
+            col("history", np.int64), col("warmup", np.int64), col("maxduration", np.int64),
+            col("minduration", np.int64), col("minprediction", np.float64),
+            col("inpaint_min", np.float64), col("inpaint_max", np.float64),
+            col("warning", np.float64), col("critical", np.float64))
+        res = mk.advance(chunk.offsets, chunk.times, chunk.values, params, states)
+        a = res.alerts
+        alerts = []
+        for k, t, code, v, p in zip(a.index.tolist(), a.time.tolist(), a.level.tolist(),
+                                    a.value.tolist(), a.predicted.tolist(), strict=True):
+            entity, signal = chunk.keys[k]
+            level = Level(code)
+            alerts.append(Alert(entity, signal, t, level, v, p, METHOD,
+                                rules[k].condition(level)))
+        return DetectorUpdate(alerts, res.states, res.reported_before != int(Level.NORMAL))
 
     def trace(self, series: Series) -> MedianTrace | None:
         rule = self.rule_for(series.signal)
