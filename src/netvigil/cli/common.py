@@ -15,6 +15,7 @@ import click
 import platformdirs
 
 from netvigil.model.errors import InputError, NetVigilError, StoreError
+from netvigil.model.times import iso_utc as iso_utc  # the one formatter, re-exported
 
 if TYPE_CHECKING:
     from netvigil.store.duck import Store
@@ -110,13 +111,6 @@ def _iso(raw: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp())
-
-
-def iso_utc(ts: int | None) -> str | None:
-    """Unix seconds -> ``2022-01-05T10:40:00Z``; None stays None."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

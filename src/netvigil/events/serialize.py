@@ -5,21 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from netvigil.model import Event, SignalEvidence
+from netvigil.model.times import iso_utc
 
 FLAT_FIELDS = ("id", "entity_type", "entity_code", "entity_name", "start", "end", "duration",
                "status", "scope", "kind", "score", "confidence", "min_ratio", "signals",
                "rules")
-
-
-def iso_utc(ts: int | None) -> str | None:
-    """Unix seconds -> ``2022-01-05T10:40:00Z`` (same format as ``cli.common.iso_utc``)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def evidence_to_dict(ev: SignalEvidence) -> dict[str, Any]:

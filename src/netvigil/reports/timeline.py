@@ -11,10 +11,15 @@ HEADERS = ("start (UTC)", "end (UTC)", "entity", "scope", "kind", "min %", "scor
            "signals")
 
 
+#: A display format for people (minutes, no ``T``/``Z``), not a data format: files and JSON
+#: spell instants with ``netvigil.model.times.iso_utc``.
+DISPLAY_TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+
 def _t(ts: int | None) -> str:
     if ts is None:
         return "ongoing"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(DISPLAY_TIME_FORMAT)
 
 
 def rows(events: Sequence[Event]) -> list[list[str]]:
