@@ -174,3 +174,17 @@ def test_tests_skip_only_through_prereq() -> None:
                     found.add((path.name, node.attr, node.lineno))
     bare = sorted(f for f in found if (f[0], f[1]) not in NOT_A_PREREQUISITE)
     assert not bare, f"use prereq.require/missing/requires (fail in CI) instead: {bare}"
+
+
+def test_one_iso_time_formatter() -> None:
+    """Instants are spelled by ``netvigil.model.times.iso_utc`` only (issue 7: one formatter);
+    a display format (e.g. the timeline's minutes) must not be an ISO 8601 ``T`` format."""
+    home = SRC / "model" / "times.py"
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted(SRC.rglob("*.py")) if path != home
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and "%Y-%m-%dT" in node.value
+    ]
+    assert not offenders, f"use netvigil.model.times.iso_utc instead: {offenders}"
