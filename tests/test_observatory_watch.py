@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
 from test_observatory_support import (
     STEP,
     cli,

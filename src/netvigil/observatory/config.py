@@ -23,6 +23,7 @@ Example (the reference is docs/observatory.md)::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -184,7 +185,11 @@ def parse_config(text: str, path: Path) -> ObservatoryConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(file, getattr(exc, "lineno", None), f"not valid TOML: {exc}") from None
+        # Python 3.11's tomllib puts the position only in the message: "(at line 2, column 7)"
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(m.group(1)) if m else None
+        reason = re.sub(r"\s*\(at line \d+, column (\d+)\)", r" (column \1)", str(exc))
+        raise InputError(file, line, f"not valid TOML: {reason}") from None
     base = path.resolve().parent
     for key, value in raw.items():
         if key in SCHEMA and key and not isinstance(value, dict):
