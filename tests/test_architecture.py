@@ -188,3 +188,16 @@ def test_one_iso_time_formatter() -> None:
         and "%Y-%m-%dT" in node.value
     ]
     assert not offenders, f"use netvigil.model.times.iso_utc instead: {offenders}"
+
+
+def test_no_untyped_store() -> None:
+    """``store: Any`` hides the store from mypy and lets a source write to it without an import
+    the contracts would see; a store parameter names ``SeriesStore`` (or ``Store``) instead."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.arg) or node.arg != "store" or node.annotation is None:
+                continue
+            if "Any" in ast.unparse(node.annotation):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"type these store parameters: {offenders}"
