@@ -16,8 +16,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import click
 import pytest
 
+from netvigil.cli.main import cli
+from netvigil.model import ErrorPolicy
 from prereq import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,3 +204,31 @@ def test_no_untyped_store() -> None:
             if "Any" in ast.unparse(node.annotation):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, f"type these store parameters: {offenders}"
+
+
+def _on_error_options(group: click.Group) -> list[tuple[str, click.Parameter]]:
+    out = []
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out += [(f"{name} {n}", p) for n, p in _on_error_options(cmd)]
+        else:
+            out += [(name, p) for p in cmd.params if p.name == "on_error"]
+    return out
+
+
+def test_one_error_policy_vocabulary() -> None:
+    """Issue 7: two error-policy vocabularies. One enum, ``netvigil.model.ErrorPolicy``, is
+    defined, and every ``--on-error`` option offers exactly its values."""
+    defining = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted(SRC.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.ClassDef) and node.name.endswith(("ErrorPolicy", "OnError"))
+    ]
+    assert len(defining) == 1 and defining[0].startswith("src/netvigil/model/errors.py:"), defining
+    options = _on_error_options(cli)
+    assert options, "no command has --on-error"
+    values = sorted(p.value for p in ErrorPolicy)
+    wrong = {name: sorted(p.type.choices) for name, p in options
+             if not isinstance(p.type, click.Choice) or sorted(p.type.choices) != values}
+    assert not wrong, f"--on-error must offer exactly {values}: {wrong}"
