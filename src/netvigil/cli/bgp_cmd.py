@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import handle_errors, iso_utc, render_table, store_option
+from netvigil.model.errors import NetVigilError
+from netvigil.sources.bgp.ingest import IngestReport
 from netvigil.sources.bgp.mrt import ErrorPolicy, MrtReader, to_json, to_psv
 from netvigil.sources.bgp.visibility import VisibilityConfig
 
@@ -22,11 +24,35 @@ def _thresholds(func: click.decorators.FC) -> click.decorators.FC:
     func = click.option("--fraction", type=float, default=0.5, show_default=True,
                         help="A unit is visible when MORE than this share of full-feed peers "
                              "cover it.")(func)
-    func = click.option("--ff-v6", type=int, default=10_000, show_default=True,
-                        help="Full-feed peer: more than this many IPv6 prefixes.")(func)
-    func = click.option("--ff-v4", type=int, default=400_000, show_default=True,
-                        help="Full-feed peer: more than this many IPv4 prefixes (IODA).")(func)
+    func = click.option("--full-feed", "full_feed", type=click.Choice(sorted(_RULE_SETS)),
+                        default="era", show_default=True,
+                        help="Full-feed rule: era = at least 80% of the largest table at that "
+                             "instant (floor 20k IPv4 / 100 IPv6); ioda = IODA's fixed "
+                             ">400k IPv4 / >10k IPv6.")(func)
+    func = click.option("--ff-v6", type=int, default=None,
+                        help="Override: full-feed = more than this many IPv6 prefixes.")(func)
+    func = click.option("--ff-v4", type=int, default=None,
+                        help="Override: full-feed = more than this many IPv4 prefixes.")(func)
     return func
+
+
+_RULE_SETS = {"era": ("ff-v4-era", "ff-v6-era"), "ioda": ("ioda-ff-v4", "ioda-ff-v6")}
+
+
+def _config(ff_v4: int | None, ff_v6: int | None, full_feed: str,
+            fraction: float) -> VisibilityConfig:
+    r4, r6 = _RULE_SETS[full_feed]
+    return VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6, fraction=fraction, ff_rule_v4=r4,
+                            ff_rule_v6=r6)
+
+
+def _no_full_feed(rep: IngestReport, config: VisibilityConfig) -> NetVigilError:
+    r4, r6 = config.rule(4), config.rule(6)
+    return NetVigilError(
+        f"no full-feed peer in any of {rep.bins} bin(s), so no series were written: rule "
+        f"{r4.id} needs more than {rep.threshold_v4} IPv4 prefixes (largest table "
+        f"{rep.largest_v4}), rule {r6.id} more than {rep.threshold_v6} IPv6 prefixes (largest "
+        f"{rep.largest_v6}); see --full-feed / --ff-v4 / --ff-v6")
 
 
 def register(group: click.Group) -> None:
@@ -75,8 +101,8 @@ def elems(file: Path, fmt: str, on_error: str) -> None:
 @click.option("--top", type=int, default=10, show_default=True)
 @_POLICY
 @handle_errors
-def visibility(rib: Path, ff_v4: int, ff_v6: int, fraction: float, top: int,
-               on_error: str) -> None:
+def visibility(rib: Path, ff_v4: int | None, ff_v6: int | None, full_feed: str,
+               fraction: float, top: int, on_error: str) -> None:
     """Visible /24s and /48s of one RIB, with the top countries and origin ASes."""
     import numpy as np
 
@@ -85,12 +111,15 @@ def visibility(rib: Path, ff_v4: int, ff_v6: int, fraction: float, top: int,
     from netvigil.sources.bgp.visibility import RoutingState
 
     cols = read_rib_columns(rib, on_error)
-    state = RoutingState(VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6, fraction=fraction))
+    config = _config(ff_v4, ff_v6, full_feed, fraction)
+    state = RoutingState(config)
     state.load_rib("collector", cols)
     snap = state.snapshot(cols.timestamp)
     click.echo(f"RIB {rib.name} at {iso_utc(cols.timestamp)}: {len(cols)} routes, "
-               f"{len(cols.peer_ips)} peers; full-feed v4 {snap.full_feed_v4}, "
-               f"v6 {snap.full_feed_v6}")
+               f"{len(cols.peer_ips)} peers; full-feed v4 {snap.full_feed_v4} "
+               f"({config.rule(4).id}: > {snap.threshold_v4}, largest {snap.largest_v4}), "
+               f"v6 {snap.full_feed_v6} ({config.rule(6).id}: > {snap.threshold_v6}, "
+               f"largest {snap.largest_v6})")
     click.echo(f"visible /24s {snap.visible_v4}   visible /48s {snap.visible_v6}")
     if snap.v4_blocks.size:
         loc = GeoLookup.default().bulk_blocks(snap.v4_blocks, cols.timestamp)
@@ -119,28 +148,40 @@ def visibility(rib: Path, ff_v4: int, ff_v6: int, fraction: float, top: int,
 @store_option
 @handle_errors
 def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | None,
-           ff_v4: int, ff_v6: int, fraction: float, on_error: str, store_path: Path) -> None:
-    """Ingest RIB + update archives in time order into the store (resumable)."""
+           ff_v4: int | None, ff_v6: int | None, full_feed: str, fraction: float,
+           on_error: str, store_path: Path) -> None:
+    """Ingest RIB + update archives in time order into the store (resumable).
+
+    Exits 1 when no bin had a full-feed peer (nothing could be measured).
+    """
+    from netvigil.geo import GeoLookup
+    from netvigil.pipeline import Pipeline
     from netvigil.sources.bgp.ingest import BgpIngester, discover
     from netvigil.store.duck import Store
 
     if not files and directory is None:
         raise click.UsageError("give FILES or --dir")
     archives = discover(list(files), directory, collector)
+    config = _config(ff_v4, ff_v6, full_feed, fraction)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with Store(store_path) as store:
-        ing = BgpIngester(store, config=VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6,
-                                                         fraction=fraction),
-                          policy=ErrorPolicy(on_error),
+        pipeline = Pipeline(store, GeoLookup.default())
+        ing = BgpIngester(pipeline, config=config, policy=ErrorPolicy(on_error),
                           progress=lambda m: click.echo(m, err=True))
         rep = ing.run(archives)
     click.echo(f"files {rep.files} (already done {rep.skipped_done}), elements {rep.elements}, "
-               f"bins {rep.bins}, points written {rep.points}")
+               f"bins {rep.bins}, full-feed peers v4 {rep.full_feed_v4} v6 {rep.full_feed_v6} "
+               f"(last bin), points written {pipeline.stats.points}")
     for p in rep.problems:
         click.echo(f"warning: {p}", err=True)
     for coll, spans in rep.silent.items():
         click.echo(f"source health: {coll} silent in {len(spans)} span(s), first "
                    f"{iso_utc(spans[0][0])}..{iso_utc(spans[0][1])}", err=True)
+    if rep.bins_without_full_feed and not rep.no_full_feed:
+        click.echo(f"warning: {rep.bins_without_full_feed} of {rep.bins} bin(s) had no "
+                   "full-feed peer (missing, not zero)", err=True)
+    if rep.no_full_feed:
+        raise _no_full_feed(rep, config)
 
 
 @bgp.command()
@@ -158,8 +199,8 @@ def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | Non
 @store_option
 @handle_errors
 def live(url: str, host: str | None, prefixes: tuple[str, ...], duration: float | None,
-         rib: Path | None, ff_v4: int, ff_v6: int, fraction: float, on_error: str,
-         store_path: Path) -> None:
+         rib: Path | None, ff_v4: int | None, ff_v6: int | None, full_feed: str,
+         fraction: float, on_error: str, store_path: Path) -> None:
     """Stream RIS Live UPDATEs into the store's bgp series (reconnects and resumes)."""
     import asyncio
 
@@ -173,11 +214,15 @@ def live(url: str, host: str | None, prefixes: tuple[str, ...], duration: float 
 
     if rib is not None and host is None:
         raise click.UsageError("--rib needs --host (the collector the RIB belongs to)")
-    config = VisibilityConfig(ff_v4=ff_v4, ff_v6=ff_v6, fraction=fraction)
+    from netvigil.geo import GeoLookup
+    from netvigil.pipeline import Pipeline
+
+    config = _config(ff_v4, ff_v6, full_feed, fraction)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     stats = LiveStats()
     with Store(store_path) as store:
-        sink = LiveIngester(store, config=config, stats=stats)
+        pipeline = Pipeline(store, GeoLookup.default())
+        sink = LiveIngester(pipeline, config=config, stats=stats)
         if rib is not None and host is not None:
             from netvigil.sources.bgp.fastrib import read_rib_columns
 
@@ -192,9 +237,12 @@ def live(url: str, host: str | None, prefixes: tuple[str, ...], duration: float 
             sink.close()
     click.echo(f"messages {stats.messages}, elements {stats.elements}, duplicates dropped "
                f"{stats.duplicates}, malformed {stats.malformed}, reconnects "
-               f"{len(stats.reconnects)}, bins {sink.report.bins}, points {sink.report.points}")
+               f"{len(stats.reconnects)}, bins {sink.report.bins}, points "
+               f"{pipeline.stats.points}")
     for g in stats.gaps:
         click.echo(f"source health: gap {g['start']}..{g['end']} (replayed overlap "
                    f"{g['overlap']})", err=True)
     for msg in stats.server_errors[:5]:
         click.echo(f"warning: RIS Live error: {msg}", err=True)
+    if sink.report.no_full_feed:
+        raise _no_full_feed(sink.report, config)

@@ -288,7 +288,7 @@ def _resolve(
     order = np.lexsort((np.arange(s.size), s))  # by start, then input order
     s, e, v = s[order], e[order], v[order]
     if np.all(s[1:] > e[:-1]):
-        return _merge_adjacent(s, e, v)
+        return merge_adjacent(s, e, v)
 
     bounds = np.unique(np.concatenate([s, e + 1]))
     seg_of_start = np.searchsorted(bounds, s)
@@ -328,10 +328,10 @@ def _resolve(
     has = painted != MISSING
     seg_s = bounds[:-1][has]
     seg_e = bounds[1:][has] - 1
-    return _merge_adjacent(seg_s, seg_e, painted[has])
+    return merge_adjacent(seg_s, seg_e, painted[has])
 
 
-def _merge_adjacent(
+def merge_adjacent(
     s: npt.NDArray[np.int64], e: npt.NDArray[np.int64], v: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Merge touching ranges (``end + 1 == next start``) that carry the same value."""

@@ -318,8 +318,12 @@ class GeoLookup:
 
     # ------------------------------------------------------------------ bulk API
 
-    def bulk_blocks(self, block_starts: npt.ArrayLike, when: When = None) -> BulkLocation:
+    def bulk_blocks(self, block_starts: npt.ArrayLike, when: When = None, *,
+                    with_asn: bool = True) -> BulkLocation:
         """Country and AS of many IPv4 addresses (normally /24 network addresses) at T.
+
+        ``with_asn=False`` skips the AS tables (``asn`` is then all 0): callers that already
+        know the origin AS, such as the BGP aggregation, do not pay for it.
 
         One ``searchsorted`` per table over sorted disjoint intervals; same answers as
         :meth:`locate` for each address. In the iptocc period the addresses are formatted as
@@ -348,7 +352,8 @@ class GeoLookup:
         if country_idx is None:
             country_idx = np.full(keys.shape, MISSING, dtype=np.int64)
         return BulkLocation(
-            country_idx.astype(np.int16), list(self.countries), self._bulk_asn(keys, t),
+            country_idx.astype(np.int16), list(self.countries),
+            self._bulk_asn(keys, t) if with_asn else np.zeros(keys.shape, dtype=np.int64),
             source, snap_date, before,
         )
 
@@ -360,9 +365,10 @@ class GeoLookup:
     def bulk_regions(self, block_starts: npt.ArrayLike, when: When = None) -> BulkRegions:
         """ISO 3166-2 region of many IPv4 addresses (normally /24 network addresses).
 
-        Same answers as :meth:`region` for each address, with one mmdb query per distinct
-        mmdb network touched (:meth:`RegionReader.bulk`). ``when`` is accepted for symmetry
-        with :meth:`bulk_blocks`; the mmdb is a single undated build. Without an mmdb every
+        Same answers as :meth:`region` for each address, from the region interval table
+        built once from the mmdb (:meth:`RegionReader.table`): one vectorised lookup.
+        ``when`` is accepted for symmetry with :meth:`bulk_blocks`; the mmdb is a single
+        undated build. Without an mmdb every
         index is −1 and ``regions`` is empty.
         """
         del when  # the mmdb is not dated

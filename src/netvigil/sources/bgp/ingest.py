@@ -1,16 +1,17 @@
-"""Backfill: RIB and update archives of many collectors → ``bgp`` / ``bgp-v6`` series.
+"""Backfill: RIB and update archives of many collectors → per-bin BGP visibility facts.
 
 Files are ordered by time (RIBs before updates of the same minute); each collector's routing
 state starts at its RIB and is rolled forward by every update element in time order (a k-way
 merge across collectors). At each 5-minute boundary the state is measured (value of bin
-``[t, t+300)`` = state after every element stamped before ``t+300``) and per-entity counts are
-upserted into the store.
+``[t, t+300)`` = state after every element stamped before ``t+300``) and handed to a
+:class:`~netvigil.model.facts.FactSink` as a :class:`~netvigil.model.facts.BgpVisibility` fact;
+:class:`netvigil.pipeline.bgp.BgpAggregator` turns it into per-entity points.
 
 Resuming after a crash never double counts: points are upserts keyed by (entity, signal, bin),
 and a resumed run replays from the latest RIB of each collector that precedes the first file
-not yet recorded as done, recomputing (identically) the bins it rewrites. Progress lives in the
-store's state table (``bgp:ingest:done``). Collectors that send nothing for a bin are recorded
-as source-health facts (``bgp:health:<collector>``), never as a visibility drop.
+not yet recorded as done, recomputing (identically) the bins it rewrites. Progress is a sink
+cursor (``bgp:ingest:done``) flushed with the facts it covers. Collectors that send nothing
+for a bin are source-health cursors (``bgp:health:<collector>``), never a visibility drop.
 """
 
 from __future__ import annotations
@@ -24,11 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-from netvigil.geo import GeoLookup
-from netvigil.model.entities import EntityType, make_ref
-from netvigil.model.errors import InvalidEntity
+from netvigil.model.facts import FactSink
 from netvigil.sources.bgp.fastrib import RibColumns, read_rib_columns
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy, ReadStats
@@ -36,14 +34,12 @@ from netvigil.sources.bgp.mrt.io import open_mrt
 from netvigil.sources.bgp.mrt.reader import MrtReader
 from netvigil.sources.bgp.mrt.records import HEADER
 from netvigil.sources.bgp.visibility import RoutingState, Snapshot, VisibilityConfig
-from netvigil.store.duck import Store
 
 SOURCE = "bgp"
 DONE_KEY = "bgp:ingest:done"
 _NAME_TIME = re.compile(r"(\d{8})[.\-_]?(\d{4})")
 _COLLECTOR = re.compile(r"^(rrc\d\d|route-views[\w.\-]*|pch[\w.\-]*)$", re.I)
 _RIB_NAME = re.compile(r"^(bview|rib)\b", re.I)
-_UNSEEN = -2  # region map entry for a /24 not looked up yet (-1 = looked up, no region)
 
 
 @dataclass(frozen=True, order=True)
@@ -94,13 +90,36 @@ def _peek(path: Path) -> tuple[int | None, int]:
 
 @dataclass
 class IngestReport:
+    """What a run did. ``bins_without_full_feed`` counts bins where no peer met the full-feed
+    rule in either family (those bins are missing, not zero); ``largest_v4``/``threshold_v4``
+    are the last snapshot's largest IPv4 table and the count a full-feed peer had to exceed."""
+
     files: int = 0
     skipped_done: int = 0
     elements: int = 0
     bins: int = 0
-    points: int = 0
+    bins_without_full_feed: int = 0
+    full_feed_v4: int = 0  # in the last bin
+    full_feed_v6: int = 0
+    largest_v4: int = 0
+    threshold_v4: int = 0
+    largest_v6: int = 0
+    threshold_v6: int = 0
     problems: list[str] = field(default_factory=list)
     silent: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    @property
+    def no_full_feed(self) -> bool:
+        """Every bin measured lacked a full-feed peer: the run produced no series."""
+        return self.bins > 0 and self.bins_without_full_feed == self.bins
+
+    def note_bin(self, snap: Snapshot) -> None:
+        self.bins += 1
+        if snap.full_feed_v4 == 0 and snap.full_feed_v6 == 0:
+            self.bins_without_full_feed += 1
+        self.full_feed_v4, self.full_feed_v6 = snap.full_feed_v4, snap.full_feed_v6
+        self.largest_v4, self.threshold_v4 = snap.largest_v4, snap.threshold_v4
+        self.largest_v6, self.threshold_v6 = snap.largest_v6, snap.threshold_v6
 
 
 def rib_from_elems(path: Path, policy: ErrorPolicy) -> RibColumns:
@@ -131,34 +150,34 @@ def rib_from_elems(path: Path, policy: ErrorPolicy) -> RibColumns:
 
 
 class BgpIngester:
-    """Turns archives into series in a store. ``geo`` places /24s in countries as of each bin."""
+    """Turns archives into per-bin :class:`BgpVisibility` facts handed to a :class:`FactSink`.
+
+    The sink (normally :class:`netvigil.pipeline.Pipeline`) turns facts into series; the
+    ingester only keeps its progress (``bgp:ingest:done``) and source health
+    (``bgp:health:<collector>``) as cursors flushed with the facts, so points and progress
+    become durable together.
+    """
 
     def __init__(
         self,
-        store: Store,
-        geo: GeoLookup | None = None,
+        sink: FactSink,
         config: VisibilityConfig | None = None,
         policy: ErrorPolicy = ErrorPolicy.SKIP,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.store = store
-        self.geo = geo if geo is not None else GeoLookup.default()
+        self.sink = sink
         self.config = config or VisibilityConfig()
         self.policy = policy
         self.progress = progress or (lambda _msg: None)
         self.state = RoutingState(self.config)
-        self._seen: set[tuple[str, str, str]] = set()
-        self._pending: list[tuple[str, str, str, int, float]] = []
-        # Region of every /24 looked up so far (dense over the IPv4 /24 space, built lazily
-        # and only when the lookup has a region mmdb): each /24 is looked up once per run.
-        self._region_map: npt.NDArray[np.int16] | None = None
-        self._regions: list[str] = []
-        self._region_index: dict[str, int] = {}
 
     # -------------------------------------------------------------- planning
+    def _done(self) -> set[str]:
+        return set(json.loads(self.sink.cursor(DONE_KEY) or "[]"))
+
     def plan(self, files: Sequence[ArchiveFile]) -> tuple[list[ArchiveFile], int]:
         """Files to (re)process, in order, and how many were already done and not replayed."""
-        done = set(json.loads(self.store.get_state(DONE_KEY) or "[]"))
+        done = self._done()
         ordered = sorted(files)
         pending = [f for f in ordered if f.key not in done]
         if not pending:
@@ -180,7 +199,7 @@ class BgpIngester:
         rep = IngestReport(files=len(todo), skipped_done=skipped)
         if not todo:
             return rep
-        done = set(json.loads(self.store.get_state(DONE_KEY) or "[]"))
+        done = self._done()
         step = self.config.step
         collectors = sorted({f.collector for f in todo})
         # group: consecutive updates between RIB loads are merged in time order
@@ -228,19 +247,12 @@ class BgpIngester:
                     last_snap = self._emit(bin_start, last_snap, active, collectors, rep)
                     active = {}
                     bin_start += step
-            with self.store.transaction():  # points and progress commit together
-                self._flush(rep)
-                self.store.set_state(DONE_KEY, json.dumps(sorted(done)))
+            self.sink.flush({DONE_KEY: json.dumps(sorted(done))})  # series + progress together
         if bin_start is not None and (active or last_snap is None):
             self._emit(bin_start, last_snap, active, collectors, rep)
-        with self.store.transaction():
-            self._flush(rep)
-            self.store.set_state(DONE_KEY, json.dumps(sorted(done)))
-            for coll, spans in rep.silent.items():
-                key = f"bgp:health:{coll}"
-                old = json.loads(self.store.get_state(key) or "[]")
-                merged = _merge_spans(old + spans)
-                self.store.set_state(key, json.dumps(merged))
+        cursors = {DONE_KEY: json.dumps(sorted(done))}
+        cursors.update(health_cursors(self.sink, rep.silent))
+        self.sink.flush(cursors)
         return rep
 
     def _read_rib(self, path: Path, rep: IngestReport) -> RibColumns:
@@ -269,124 +281,27 @@ class BgpIngester:
 
     def _emit(self, t: int, last: Snapshot | None, active: dict[str, int],
               collectors: list[str], rep: IngestReport) -> Snapshot:
+        """Measure bin ``[t, t+step)`` (state after every element before its end) and emit it."""
         snap = last if last is not None else self.state.snapshot(t + self.config.step)
-        for coll in collectors:
-            if coll not in active:
-                spans = rep.silent.setdefault(coll, [])
-                if spans and spans[-1][1] == t:
-                    spans[-1][1] = t + self.config.step
-                else:
-                    spans.append([t, t + self.config.step])
-        self._points(t, snap)
-        rep.bins += 1
+        silent = tuple(c for c in collectors if c not in active)
+        for coll in silent:
+            spans = rep.silent.setdefault(coll, [])
+            if spans and spans[-1][1] == t:
+                spans[-1][1] = t + self.config.step
+            else:
+                spans.append([t, t + self.config.step])
+        self.sink.emit(snap.to_fact(t, self.config.step, silent))
+        rep.note_bin(snap)
         return snap
 
-    def _points(self, t: int, snap: Snapshot) -> None:
-        counts: dict[tuple[str, str, str], float] = {}
-        if snap.v4_blocks.size:
-            loc = self.geo.bulk_blocks(snap.v4_blocks, t)
-            ci = loc.country_idx.astype(np.int64)
-            ok = ci >= 0
-            if ok.any():
-                bc = np.bincount(ci[ok], minlength=len(loc.countries))
-                for idx in np.flatnonzero(bc):
-                    counts[(EntityType.COUNTRY.value, loc.countries[idx], "bgp")] = float(bc[idx])
-            if self.geo.has_regions:
-                ri = self._regions_of(snap.v4_blocks).astype(np.int64)
-                ok = ri >= 0
-                if ok.any():
-                    bc = np.bincount(ri[ok], minlength=len(self._regions))
-                    for idx in np.flatnonzero(bc):
-                        counts[(EntityType.REGION.value, self._regions[idx], "bgp")] = float(
-                            bc[idx])
-            asns, n = np.unique(snap.v4_origin, return_counts=True)
-            for a, c in zip(asns.tolist(), n.tolist(), strict=True):
-                if a:
-                    counts[(EntityType.ASN.value, str(a), "bgp")] = float(c)
-        for a, c in snap.v6_by_origin.items():
-            if a:
-                counts[(EntityType.ASN.value, str(a), "bgp-v6")] = float(c)
-        if snap.v6_starts.size:
-            rng = self.geo.country_ranges_v6(t)
-            per = overlap_by_value(snap.v6_starts, snap.v6_ends, rng.starts, rng.ends,
-                                   rng.country_idx, len(rng.countries))
-            for idx in np.flatnonzero(per):
-                counts[(EntityType.COUNTRY.value, rng.countries[idx], "bgp-v6")] = float(per[idx])
-        # an entity measured before and absent now is a measured zero (a withdrawn country)
-        for k in self._seen:
-            counts.setdefault(k, 0.0)
-        self._seen.update(counts)
-        for (et, code, sig), v in counts.items():
-            self._pending.append((et, code, sig, t, v))
 
-    def _regions_of(self, blocks: npt.NDArray[np.uint32]) -> npt.NDArray[np.int16]:
-        """Index into ``self._regions`` of each /24 (−1 = none); the mmdb is asked only
-        about /24s never seen before in this run (:meth:`GeoLookup.bulk_regions`)."""
-        if self._region_map is None:
-            self._region_map = np.full(1 << 24, _UNSEEN, dtype=np.int16)
-        rmap = self._region_map
-        slots = blocks >> np.uint32(8)
-        idx: npt.NDArray[np.int16] = rmap[slots]
-        miss = idx == _UNSEEN
-        if miss.any():
-            new = slots[miss]
-            found = self.geo.bulk_regions(new << np.uint32(8))
-            remap = np.array([*map(self._region_slot, found.regions), -1], dtype=np.int16)
-            rmap[new] = remap[found.region_idx]
-            idx = rmap[slots]
-        return idx
-
-    def _region_slot(self, code: str) -> int:
-        """Stable index of a region code in this run (−1 for a code that is not ISO 3166-2)."""
-        k = self._region_index.get(code)
-        if k is None:
-            try:
-                canon = make_ref(EntityType.REGION, code).code
-            except InvalidEntity:
-                k = -1
-            else:
-                k = len(self._regions)
-                self._regions.append(canon)
-            self._region_index[code] = k
-        return k
-
-    def _flush(self, rep: IngestReport) -> None:
-        if not self._pending:
-            return
-        et, code, sig, t, v = zip(*self._pending, strict=True)
-        with self.store.transaction():
-            res = self.store.write_points(
-                list(et), list(code), list(sig), np.asarray(t, dtype=np.int64),
-                np.asarray(v, dtype=np.float64), source=SOURCE, step=self.config.step,
-            )
-        rep.points += res.written
-        self._pending = []
-
-
-def overlap_by_value(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64],
-                     starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
-                     values: npt.NDArray[np.int64], n_values: int) -> npt.NDArray[np.int64]:
-    """Per value, the length of ``∪[a, b)`` inside the ranges ``[starts, ends)`` carrying it.
-
-    Both lists are sorted and disjoint. ``F(x)`` = covered length below ``x`` is the length of
-    the intervals ending by ``x`` plus the part of the one straddling it (one searchsorted per
-    range bound), so each range's overlap is ``F(end) − F(start)``.
-    """
-    out = np.zeros(n_values, dtype=np.int64)
-    if a.size == 0 or starts.size == 0:
-        return out
-    cum = np.concatenate([[0], np.cumsum(b - a)])
-
-    def covered_below(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        i = np.searchsorted(a, x, side="right")  # intervals starting before x
-        j = np.maximum(i - 1, 0)
-        part = np.where(i > 0, np.clip(x - a[j], 0, b[j] - a[j]), 0)
-        res: npt.NDArray[np.int64] = cum[j] + part
-        return np.where(i > 0, res, 0)
-
-    lens = covered_below(ends) - covered_below(starts)
-    ok = (lens > 0) & (values >= 0)
-    np.add.at(out, values[ok], lens[ok])
+def health_cursors(sink: FactSink, silent: dict[str, list[list[int]]]) -> dict[str, str]:
+    """``bgp:health:<collector>`` cursors: stored silent spans merged with this run's."""
+    out: dict[str, str] = {}
+    for coll, spans in silent.items():
+        key = f"bgp:health:{coll}"
+        old = json.loads(sink.cursor(key) or "[]")
+        out[key] = json.dumps(_merge_spans(old + spans))
     return out
 
 

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from netvigil.model.errors import NetVigilError
+from netvigil.model.facts import FactSink
 from netvigil.sources.bgp.mrt.attributes import (
     AGGREGATOR,
     AS_PATH,
@@ -58,6 +59,7 @@ from netvigil.sources.bgp.mrt.attributes import (
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy
 from netvigil.sources.bgp.mrt.types import AFI_IP, AFI_IP6, STATE_ESTABLISHED
+from netvigil.sources.bgp.visibility import VisibilityConfig
 
 DEFAULT_URL = "wss://ris-live.ripe.net/v1/ws/"
 RECORD = "RIS_LIVE"
@@ -522,19 +524,21 @@ class RisLiveClient:
 
 # ------------------------------------------------------------------ feeding the engine
 class LiveIngester:
-    """Live elements → 5-minute ``bgp`` / ``bgp-v6`` points, exactly as :class:`BgpIngester`
+    """Live elements → 5-minute :class:`BgpVisibility` facts, exactly as :class:`BgpIngester`
     bins an update file: the value of bin ``[t, t+300)`` is the state after every element
-    stamped before ``t+300``; a bin is written when the first element of a later bin arrives,
+    stamped before ``t+300``; a bin is emitted when the first element of a later bin arrives,
     and the open bin at :meth:`close`. Elements that arrive late (stamped before the open bin)
-    are applied to it. Health facts (reconnects, gaps, malformed counts) go to the store state
-    ``bgp:live:health``; silent collectors to ``bgp:health:<collector>`` as the backfill does.
+    are applied to it. Health facts (reconnects, gaps, malformed counts) are the sink cursor
+    ``bgp:live:health``, silent collectors ``bgp:health:<collector>`` as in the backfill; both
+    are flushed with the facts of the bins they describe.
     """
 
-    def __init__(self, store: Any, geo: Any = None, config: Any = None,
+    def __init__(self, sink: FactSink, config: VisibilityConfig | None = None,
                  stats: LiveStats | None = None, collectors: Sequence[str] = ()) -> None:
         from netvigil.sources.bgp.ingest import BgpIngester, IngestReport
 
-        self.ingester = BgpIngester(store, geo=geo, config=config)
+        self.sink = sink
+        self.ingester = BgpIngester(sink, config=config)
         self.state = self.ingester.state
         self.step = self.ingester.config.step
         self.report = IngestReport()
@@ -544,7 +548,7 @@ class LiveIngester:
         self.late = 0
         self._active: dict[str, int] = {}
         self._last_snap: Any = None
-        self._health_base = json.loads(store.get_state(HEALTH_KEY) or "{}")
+        self._health_base = json.loads(sink.cursor(HEALTH_KEY) or "{}")
 
     def feed(self, collector: str, e: BgpElem) -> None:
         ts = e.timestamp
@@ -569,18 +573,14 @@ class LiveIngester:
             self.flush()
 
     def flush(self) -> None:
-        from netvigil.sources.bgp.ingest import _merge_spans
+        """Make the emitted bins and the health cursors durable together."""
+        from netvigil.sources.bgp.ingest import health_cursors
 
-        store = self.ingester.store
-        with store.transaction():
-            self.ingester._flush(self.report)
-            for coll, spans in self.report.silent.items():
-                key = f"bgp:health:{coll}"
-                old = json.loads(store.get_state(key) or "[]")
-                store.set_state(key, json.dumps(_merge_spans(old + spans)))
-            self.report.silent = {}
-            if self.stats is not None:
-                store.set_state(HEALTH_KEY, json.dumps(self._health()))
+        cursors = health_cursors(self.sink, self.report.silent)
+        self.report.silent = {}
+        if self.stats is not None:
+            cursors[HEALTH_KEY] = json.dumps(self._health())
+        self.sink.flush(cursors)
 
     def _health(self) -> dict[str, Any]:
         assert self.stats is not None

@@ -22,6 +22,7 @@ beside the series, never a drop in visibility.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from netvigil.model.facts import BgpVisibility
 from netvigil.sources.bgp.fastrib import RibColumns, compiled
 from netvigil.sources.bgp.mrt.elem import BgpElem
 from netvigil.sources.bgp.mrt.types import AFI_IP, AFI_IP6, STATE_ESTABLISHED
@@ -38,20 +40,83 @@ I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class VisibilityConfig:
-    """IODA's thresholds (anchors §1.2); lower them for small fixtures."""
+class FullFeedRule:
+    """Which peers count as *full-feed* for one address family: rules are data with ids.
 
-    ff_v4: int = 400_000
-    ff_v6: int = 10_000
+    A peer is full-feed when its table (prefixes in the counted length range) holds **more
+    than** ``floor`` prefixes **and at least** ``share`` of the largest table of that family
+    held by any peer in the state at that instant. ``share = 0`` is an absolute rule (IODA's).
+    """
+
+    id: str
+    family: int  # 4 or 6
+    floor: int
+    share: float
+    cite: str
+
+    def threshold(self, largest: int) -> int:
+        """Counts strictly above this are full-feed (integer form of both conditions)."""
+        return max(self.floor, math.ceil(self.share * largest) - 1)
+
+
+#: Stable ids; ``netvigil bgp`` commands and :class:`VisibilityConfig` name rules by id.
+FULL_FEED_RULES: dict[str, FullFeedRule] = {r.id: r for r in (
+    FullFeedRule(
+        "ff-v4-era", 4, 20_000, 0.8,
+        "NetVigil, era-relative (docs/bgp.md 'Full-feed peers in every era'): IODA's 400k "
+        "was ~0.8 of the May-2014 table (just under the 512k reached on 12 Aug 2014); the "
+        "floor is below every full table since the RIS/RouteViews archives began"),
+    FullFeedRule(
+        "ff-v6-era", 6, 100, 0.8,
+        "NetVigil, era-relative: the IPv4 share applied to IPv6; the floor keeps a handful "
+        "of routes from making a peer full-feed"),
+    FullFeedRule("ioda-ff-v4", 4, 400_000, 0.0,
+                 "IODA bgp datasource: >400k IPv4 prefixes (anchors §1.2)"),
+    FullFeedRule("ioda-ff-v6", 6, 10_000, 0.0,
+                 "IODA bgp datasource: >10k IPv6 prefixes (anchors §1.2)"),
+)}
+
+
+@dataclass(frozen=True)
+class VisibilityConfig:
+    """IODA's visibility rules (anchors §1.2) with an era-relative full-feed rule.
+
+    ``ff_rule_v4``/``ff_rule_v6`` name rules in :data:`FULL_FEED_RULES`. ``ff_v4``/``ff_v6``,
+    when set, replace them with an absolute threshold (more than N prefixes), as IODA's rule
+    and the small test fixtures need.
+    """
+
+    ff_v4: int | None = None
+    ff_v6: int | None = None
     fraction: float = 0.5
     min_v4: int = 8
     min_v6: int = 16
     step: int = 300
+    ff_rule_v4: str = "ff-v4-era"
+    ff_rule_v6: str = "ff-v6-era"
+
+    def __post_init__(self) -> None:
+        for rid, fam in ((self.ff_rule_v4, 4), (self.ff_rule_v6, 6)):
+            rule = FULL_FEED_RULES.get(rid)
+            if rule is None or rule.family != fam:
+                known = sorted(k for k, r in FULL_FEED_RULES.items() if r.family == fam)
+                raise ValueError(f"unknown IPv{fam} full-feed rule {rid!r} (known: {known})")
+
+    def rule(self, family: int) -> FullFeedRule:
+        """The full-feed rule in force for ``family`` (an absolute override keeps its id)."""
+        fixed = self.ff_v4 if family == 4 else self.ff_v6
+        if fixed is not None:
+            return FullFeedRule(f"absolute-v{family}>{fixed}", family, fixed, 0.0,
+                                "caller-supplied absolute threshold")
+        return FULL_FEED_RULES[self.ff_rule_v4 if family == 4 else self.ff_rule_v6]
+
+    def rule_ids(self) -> tuple[str, str]:
+        return self.rule(4).id, self.rule(6).id
 
 
 @dataclass
 class Snapshot:
-    """Visibility at one instant."""
+    """Visibility at one instant (what :class:`BgpVisibility` carries, plus diagnostics)."""
 
     time: int
     full_feed_v4: int
@@ -64,6 +129,20 @@ class Snapshot:
     # visible /48s as sorted disjoint intervals [v6_starts[i], v6_ends[i]) in /48 units
     v6_starts: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     v6_ends: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    # the full-feed decision: largest table per family and the count a peer had to exceed
+    largest_v4: int = 0
+    largest_v6: int = 0
+    threshold_v4: int = 0
+    threshold_v6: int = 0
+
+    def to_fact(self, bin_start: int, step: int,
+                silent_collectors: tuple[str, ...] = ()) -> BgpVisibility:
+        """The per-bin fact sources emit (:class:`netvigil.model.facts.BgpVisibility`)."""
+        return BgpVisibility(
+            time=bin_start, step=step, full_feed_v4=self.full_feed_v4,
+            full_feed_v6=self.full_feed_v6, v4_blocks=self.v4_blocks, v4_origin=self.v4_origin,
+            v6_starts=self.v6_starts, v6_ends=self.v6_ends, v6_by_origin=dict(self.v6_by_origin),
+            silent_collectors=tuple(silent_collectors))
 
 
 def _key(gid: npt.NDArray[Any], afi: npt.NDArray[Any], net: U64,
@@ -357,23 +436,39 @@ class RoutingState:
 
     # ------------------------------------------------------------------ visibility
     def snapshot(self, when: int) -> Snapshot:
+        """Visibility of the current state; full-feed peers by the config's rules as of now.
+
+        Each peer's table size is counted per family over the counted prefix lengths, the
+        largest gives the era-relative threshold (:meth:`FullFeedRule.threshold`).
+        """
         pidx, gid, origin, pc = self._live()
         c = self.config
         p_afi, p_net, p_plen = _decode_codes(pc)
         r6 = p_afi[pidx] == AFI_IP6
         if r6.any():
             v4 = ~r6
+            big4, thr4 = _threshold(gid[v4], c.rule(4))
             b4, o4, ff4 = _visible_v4_dense(pidx[v4], gid[v4], origin[v4], p_net, p_plen,
-                                            c.ff_v4, c.fraction)
+                                            thr4, c.fraction)
             p6 = pidx[r6]
+            big6, thr6 = _threshold(gid[r6], c.rule(6))
             n6, by6, ff6, a6, e6 = _visible_v6(gid[r6], p_net[p6], p_plen[p6], origin[r6],
-                                               c.ff_v6, c.fraction)
+                                               thr6, c.fraction)
         else:
-            b4, o4, ff4 = _visible_v4_dense(pidx, gid, origin, p_net, p_plen, c.ff_v4,
+            big4, thr4 = _threshold(gid, c.rule(4))
+            b4, o4, ff4 = _visible_v4_dense(pidx, gid, origin, p_net, p_plen, thr4,
                                             c.fraction)
             n6, by6, ff6 = 0, {}, 0
+            big6, thr6 = 0, c.rule(6).threshold(0)
             a6, e6 = np.empty(0, np.int64), np.empty(0, np.int64)
-        return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6, a6, e6)
+        return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6, a6, e6,
+                        big4, big6, thr4, thr6)
+
+
+def _threshold(gid: npt.NDArray[Any], rule: FullFeedRule) -> tuple[int, int]:
+    """(largest table, count to exceed) for the routes of one family."""
+    largest = int(np.bincount(gid).max()) if gid.size else 0
+    return largest, rule.threshold(largest)
 
 
 def _gather_runs_py(peer: npt.NDArray[Any], gmap: U64, org_in: npt.NDArray[Any], starts: I64,
