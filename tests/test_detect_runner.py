@@ -1,6 +1,5 @@
-"""Incremental runner: fingerprints, idempotence, partial recompute, shards, rollback.
-
-Each scenario runs against the in-memory fake and the DuckDB store."""
+"""Runner (``netvigil.events.runner``) on a real DuckDB store: idempotence, partial
+updates, shards, rollback."""
 
 from __future__ import annotations
 
@@ -11,11 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from netvigil.detect import IodaMedian
-from netvigil.detect.ioda_median import rule_for
-from netvigil.events.runner import fingerprint, in_shard, run_detection, state_key
+from netvigil.events.runner import in_shard, run_detection
 from netvigil.model import Entity, Series, make_ref
-from test_detect_support import KZ, T0, FakeStore, series
+from test_detect_support import KZ, T0, series
 
 DAY = 86400 // 600
 AS9198 = make_ref("asn", "9198")
@@ -28,11 +25,8 @@ def outage(signal: str, step: int = 600, entity: Any = KZ) -> Series:
     return series(signal, values, step=step, entity=entity)
 
 
-@pytest.fixture(params=["fake", "duckdb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "fake":
-        yield FakeStore()
-        return
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Any]:
     from netvigil.store.duck import Store
 
     with Store(tmp_path / "nv.duckdb") as s:
@@ -67,7 +61,8 @@ def test_detect_is_idempotent(store: Any) -> None:
     run_detection(store)
     before = snapshot(store)
     rep = run_detection(store)
-    assert (rep.series_recomputed, rep.series_unchanged, rep.alerts_written) == (0, 3, 0)
+    assert (rep.series_recomputed, rep.series_updated) == (0, 0)
+    assert (rep.series_unchanged, rep.alerts_written, rep.points_read) == (3, 0, 0)
     assert (rep.entities_touched, rep.events_written) == (0, 0)
     assert snapshot(store) == before
 
@@ -79,7 +74,8 @@ def test_only_changed_series_are_recomputed(store: Any) -> None:
     longer = np.r_[np.full(3 * DAY, 500.0), np.full(DAY, 510.0)]
     store.write_series(series("probing", longer, entity=AS9198), source="test")
     rep = run_detection(store)
-    assert (rep.series_recomputed, rep.series_unchanged, rep.entities_touched) == (1, 2, 1)
+    assert (rep.series_updated, rep.series_recomputed, rep.series_unchanged) == (1, 0, 2)
+    assert rep.points_read == DAY and rep.entities_touched == 0  # no alert, no open event
     assert store.read_events(KZ) == kz_events
 
 
@@ -99,37 +95,27 @@ def test_shards_partition_the_entities(store: Any) -> None:
 
 
 def test_entity_name_comes_from_the_store(store: Any) -> None:
-    if isinstance(store, FakeStore):
-        store.names[KZ] = "Kazakhstan"
-    else:
-        store.upsert_entities([Entity(KZ, "Kazakhstan")])
+    store.upsert_entities([Entity(KZ, "Kazakstan (stored)")])
     fill(store)
     run_detection(store)
-    assert store.read_events(KZ)[0].entity_name == "Kazakhstan"
+    assert store.read_events(KZ)[0].entity_name == "Kazakstan (stored)"
 
 
-def test_a_failure_leaves_the_entity_and_its_state_unchanged(store: Any) -> None:
+def test_a_failure_leaves_the_entity_and_its_state_unchanged(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts are appended and states written before events are built; a failure while
+    building events rolls all of it back."""
     fill(store)
+    import netvigil.events.runner as runner
 
-    class Broken(IodaMedian):
-        def detect(self, s: Series) -> list[Any]:
-            if s.signal == "bgp":
-                raise RuntimeError("boom")
-            return super().detect(s)
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
 
+    monkeypatch.setattr(runner, "build_events", broken)
     with pytest.raises(RuntimeError):
-        run_detection(store, KZ, detector=Broken())
-    assert store.get_state(state_key(KZ, "probing")) is None
+        run_detection(store, KZ)
     assert store.read_alerts(KZ) == []
+    assert store.connection.execute("SELECT count(*) FROM detector_state").fetchone() == (0,)
+    monkeypatch.undo()
     assert run_detection(store, KZ).series_recomputed == 2
-
-
-def test_fingerprint_tracks_values_and_rule() -> None:
-    rule = rule_for("probing")
-    assert rule is not None
-    a = series("probing", [1.0, np.nan, 3.0])
-    assert fingerprint(a, rule) == fingerprint(series("probing", [1.0, np.nan, 3.0]), rule)
-    assert fingerprint(a, rule) != fingerprint(series("probing", [1.0, np.nan, 4.0]), rule)
-    other = rule_for("bgp")
-    assert other is not None
-    assert fingerprint(a, rule) != fingerprint(a, other)
+    assert len(store.read_events(KZ)) == 1

@@ -43,16 +43,16 @@ def invoke(*args: str) -> str:
 
 def test_detect_prints_a_summary_and_is_idempotent(store_path: Path) -> None:
     out = invoke("detect", "--store", str(store_path))
-    assert "series examined 3: recomputed 3, unchanged 0" in out
+    assert "series examined 3: updated 0, recomputed 3, unchanged 0" in out
     assert "events written 3" in out
     again = invoke("detect", "--store", str(store_path))
-    assert "recomputed 0, unchanged 3" in again
+    assert "updated 0, recomputed 0, unchanged 3" in again
     assert "alerts written 0" in again
 
 
 def test_detect_for_one_entity(store_path: Path) -> None:
     out = invoke("detect", "--store", str(store_path), "--entity", "country/uz")
-    assert "series examined 1: recomputed 1" in out
+    assert "series examined 1: updated 0, recomputed 1" in out
 
 
 def test_events_json_fields(store_path: Path) -> None:

@@ -15,16 +15,21 @@ from netvigil.model import EntityRef
 @store_option
 @click.option("--entity", "entity_text", metavar="TYPE/CODE", default=None,
               help="Only this entity, e.g. country/KZ.")
+@click.option("--rebuild", is_flag=True, default=False,
+              help="Recompute every selected series from scratch (ignore saved states).")
 @handle_errors
-def detect(store_path: Path, entity_text: str | None) -> None:
-    """Detect outages (ioda.median) on changed series and rebuild their entities' events."""
+def detect(store_path: Path, entity_text: str | None, rebuild: bool) -> None:
+    """Detect outages (ioda.median) incrementally: new points of every series are fed to
+    the detector from its saved state; events of the touched entities are rebuilt."""
     ref = EntityRef.parse(entity_text) if entity_text else None
     with open_store(store_path) as store:
-        rep = run_detection(store, ref)
+        rep = run_detection(store, ref, rebuild=rebuild)
     click.echo(
-        f"series examined {rep.series_examined}: recomputed {rep.series_recomputed}, "
-        f"unchanged {rep.series_unchanged}, skipped {rep.series_skipped} (higher is worse)"
+        f"series examined {rep.series_examined}: updated {rep.series_updated}, "
+        f"recomputed {rep.series_recomputed}, unchanged {rep.series_unchanged}, "
+        f"skipped {rep.series_skipped} (not judged: higher is worse)"
     )
+    click.echo(f"points read {rep.points_read}")
     click.echo(f"alerts written {rep.alerts_written}")
     click.echo(f"entities touched {rep.entities_touched}, events written {rep.events_written}")
 

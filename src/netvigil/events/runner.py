@@ -1,74 +1,79 @@
-"""Detection orchestration (the public entry point): series -> alerts -> events.
+"""Detection orchestration, the public entry point: series -> alerts -> events.
 
-Incremental detection over a store: series -> alerts (``ioda.median``) -> events.
+:func:`run_detection` is what the demo, ``netvigil detect`` and the observatory loop call.
+It lives in ``events`` (above ``detect`` in the tier order) because it also rebuilds events.
 
-For every stored series the runner computes a **fingerprint** — number of points, first
-and last time, step, a SHA-256 of the values (NaN canonicalised) and the digest of the
-detector rule that applies — and keeps it with ``store.set_state``. A series whose
-fingerprint is unchanged is skipped; a changed one is recomputed from scratch and its alerts
-replaced (``store.replace_alerts``). The events of every touched entity are rebuilt from all
-its stored alerts (``store.replace_events``), inside one ``store.transaction()`` per entity,
-so a failure leaves that entity as it was and the state is only advanced with the results.
-Re-running without new data changes nothing.
+Incremental, set-based (issue 7). For a detector (``ioda.median`` by default, any
+:class:`netvigil.detect.protocol.Detector`) every judged series has one ``detector_state``
+row: ``config`` (the digest of the rule it was built with), ``cursor`` (the last stored time
+consumed) and ``state`` = 8 bytes little-endian *rows consumed* (stored rows, NULL values
+included, with ``time <= cursor``) followed by the detector's own opaque state. One run:
+
+1. one statement reads every series row (grid, bounds ``n_points``/``last_time`` kept by
+   the store on write) joined with its state;
+2. a series is **recomputed from scratch** when it has no state, its rule digest changed,
+   or a write landed at or before its cursor. The last is detected by counting: rows with
+   ``time > cursor`` are read, and if ``n_points != consumed + new rows`` some row was
+   inserted at or before the cursor (a backfill: a late bin, a NULL row, a point before the
+   first). Its alerts are deleted and the whole series is fed again. A series with
+   ``last_time <= cursor`` and matching counts is **unchanged** and not touched;
+3. one statement reads the new rows of all other changed series (``time > cursor``), one
+   more the whole history of the recomputed ones; the detector advances all of them in
+   one call; alerts are appended and states upserted in one statement each;
+4. events are rebuilt for the touched entities only: those with new alerts, recomputed
+   series, or an event still open (its score grows with every new bin). One statement
+   reads their alerts, one the points their evidence needs (from each signal's first
+   alert on), one DELETE and one INSERT replace their events.
+
+Everything from step 3 on runs in one transaction: a failure leaves alerts, events and
+states as they were. Re-running without new data changes nothing.
+
+Known limit: a write that *changes the value* of a stored row at or before the cursor
+(same count) is not seen by the count check; it needs a write marker from the store
+(see the issue-7 report). Recompute such a series with ``netvigil detect --rebuild``.
 
 Partitioning. Alerts depend on one series only, and events on the alerts of one entity, so
-the unit of work is the **entity**: partition key ``entity.fqid`` (entities are spread over
-``count`` shards by ``crc32(fqid) % count``, see ``shard=``). Runs on different shards
-touch disjoint alerts, events and state keys and can go in parallel. Across time, a window
-``[t0, t1)`` can be processed independently if it is read with a look-back of
-``history + maxduration`` (14 days for the 7-day rules) so MovingStat is warm and its
-inpainting state is settled; events open at ``t1`` are flagged ``overlaps_window`` in CODF
-and must be joined with the next window (the same as ioda-api's ``extendWindow``). The full
-partition key is therefore ``(crc32(entity.fqid) % shards, window start)``; this runner
-implements the entity axis and processes the whole stored history of each series.
+the unit of work is the **entity**: partition key ``entity.fqid`` (``shard=(i, n)`` keeps
+entities with ``crc32(fqid) % n == i``). Runs on different shards touch disjoint alerts,
+events and state rows and can go in parallel. Across time, a window ``[t0, t1)`` can be
+processed independently if it is read with a look-back of ``history + maxduration``
+(14 days for the 7-day rules) so MovingStat is warm and its inpainting state is settled;
+events open at ``t1`` are flagged ``overlaps_window`` in CODF and must be joined with the
+next window (the same as ioda-api's ``extendWindow``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from netvigil.detect.ioda_median import METHOD, IodaMedian, MedianRule
+from netvigil.detect.ioda_median import IodaMedian
+from netvigil.detect.protocol import Detector, DetectorRule, PointChunk
 from netvigil.events.build import build_events
 from netvigil.geo.entities import default_registry
-from netvigil.model import EntityRef, Series
+from netvigil.model import Alert, EntityRef, EntityType, Event, Series
+from netvigil.store.detection import PointColumns, SeriesKeys
 from netvigil.store.duck import Store
 
-STATE_PREFIX = f"detect/{METHOD}/"
+_NEG = -(2**62)
+_ENVELOPE = 8  # bytes: rows consumed (int64 little-endian) before the detector's state
 
 
 @dataclass(frozen=True)
 class DetectionReport:
     series_examined: int
-    series_recomputed: int
+    series_recomputed: int  # from scratch: new series, rule changed, or backfilled
     series_unchanged: int
-    series_skipped: int  # signals the reference detector does not judge (higher is worse)
+    series_skipped: int  # signals the detector does not judge (higher is worse)
     alerts_written: int
     entities_touched: int
     events_written: int
-
-
-def state_key(entity: EntityRef, signal: str) -> str:
-    return f"{STATE_PREFIX}{entity.fqid}/{signal}"
-
-
-def fingerprint(series: Series, rule: MedianRule) -> str:
-    """Points, first/last time, step, value checksum and rule digest, as a JSON string."""
-    vals = np.ascontiguousarray(series.values, dtype=np.float64)
-    vals = np.where(np.isnan(vals), np.nan, vals)  # one NaN bit pattern
-    present = ~np.isnan(vals)
-    idx = np.flatnonzero(present)
-    last = None if idx.size == 0 else int(series.start + series.step * int(idx[-1]))
-    first = None if idx.size == 0 else int(series.start + series.step * int(idx[0]))
-    digest = hashlib.sha256(vals.tobytes()).hexdigest()[:24]
-    return json.dumps({"points": int(idx.size), "first": first, "last": last,
-                       "step": series.step, "values": digest, "rule": rule.id,
-                       "rule_digest": rule.digest()}, sort_keys=True)
+    series_updated: int = 0  # resumed from their state with new points
+    points_read: int = 0
 
 
 def in_shard(entity: EntityRef, shard: tuple[int, int] | None) -> bool:
@@ -79,50 +84,172 @@ def in_shard(entity: EntityRef, shard: tuple[int, int] | None) -> bool:
     return zlib.crc32(entity.fqid.encode()) % count == index
 
 
+def _csr(points: PointColumns, n: int) -> npt.NDArray[np.int64]:
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(points.idx, minlength=n), out=offsets[1:])
+    return offsets
+
+
 def run_detection(
     store: Store,
     entity: EntityRef | None = None,
     *,
     shard: tuple[int, int] | None = None,
-    detector: IodaMedian | None = None,
+    detector: Detector | None = None,
+    rebuild: bool = False,
 ) -> DetectionReport:
-    """Detect on every changed series (optionally one entity / one shard); rebuild events."""
-    det = detector or IodaMedian()
-    by_entity: dict[EntityRef, list[str]] = defaultdict(list)
-    for info in store.list_series():
-        if (entity is None or info.entity == entity) and in_shard(info.entity, shard):
-            by_entity[info.entity].append(info.signal)
+    """Detect on every changed series (optionally one entity / one shard); update events.
 
-    examined = recomputed = unchanged = skipped = alerts_written = touched = events_n = 0
-    for ent in sorted(by_entity):
-        series: dict[str, Series] = {}
-        changed: list[tuple[Series, str]] = []
-        for signal in sorted(set(by_entity[ent])):
-            examined += 1
-            s = store.read_series(ent, signal)
-            series[signal] = s
-            rule = det.rule_for(signal)
-            if rule is None:
-                skipped += 1
-                continue
-            fp = fingerprint(s, rule)
-            if store.get_state(state_key(ent, signal)) == fp:
-                unchanged += 1
-            else:
-                changed.append((s, fp))
-        if not changed:
+    ``rebuild`` recomputes every selected series from scratch (after a correction the
+    count check cannot see, or to verify the incremental state).
+    """
+    det: Detector = detector if detector is not None else IodaMedian()
+    method = det.method
+    view = store.detection_view(method)
+    keys = view.keys
+    n_all = len(keys)
+    types, codes, signals = keys.entity_type.tolist(), keys.entity_code.tolist(), \
+        keys.signal.tolist()
+    refs = [EntityRef(EntityType(t), c) for t, c in zip(types, codes, strict=True)]
+
+    rules: dict[str, DetectorRule | None] = {}
+    examined = skipped = unchanged = 0
+    scratch: list[int] = []
+    resume: list[int] = []
+    for i in range(n_all):
+        ref = refs[i]
+        if (entity is not None and ref != entity) or not in_shard(ref, shard):
             continue
-        touched += 1
-        with store.transaction():
-            for s, fp in changed:
-                alerts = det.detect(s)
-                store.replace_alerts(ent, s.signal, METHOD, alerts)
-                store.set_state(state_key(ent, s.signal), fp)
-                alerts_written += len(alerts)
-                recomputed += 1
-            name = store.entity_name(ent) or default_registry().name(ent)
-            events = build_events(ent, store.read_alerts(ent), series, entity_name=name)
-            store.replace_events(ent, events)
-            events_n += len(events)
-    return DetectionReport(examined, recomputed, unchanged, skipped, alerts_written, touched,
-                           events_n)
+        examined += 1
+        sig = signals[i]
+        if sig not in rules:
+            rules[sig] = det.configure(sig)
+        rule = rules[sig]
+        if rule is None:
+            skipped += 1
+            continue
+        if view.n_points[i] == 0:
+            unchanged += 1
+            continue
+        blob = view.state[i]
+        if rebuild or blob is None or view.config[i] != rule.digest():
+            scratch.append(i)
+            continue
+        consumed = int.from_bytes(blob[:_ENVELOPE], "little", signed=True)
+        if view.last_time[i] > view.cursor[i]:
+            resume.append(i)
+        elif view.n_points[i] != consumed:
+            scratch.append(i)  # rows added at or before the cursor
+        else:
+            unchanged += 1
+
+    # new rows of resumed series; a count mismatch sends a series to the scratch list
+    res_idx = np.array(resume, dtype=np.int64)
+    new_pts = store.read_points_after(keys.take(res_idx), view.cursor[res_idx])
+    counts = np.bincount(new_pts.idx, minlength=len(resume))
+    consumed_before = np.array(
+        [int.from_bytes(view.state[i][:_ENVELOPE], "little", signed=True) for i in resume],
+        dtype=np.int64)
+    ok = view.n_points[res_idx] == consumed_before + counts
+    if not ok.all():
+        scratch += res_idx[~ok].tolist()
+        keep = np.flatnonzero(ok)
+        remap = np.full(len(resume), -1, np.int64)
+        remap[keep] = np.arange(len(keep))
+        sel = ok[new_pts.idx]
+        new_pts = PointColumns(remap[new_pts.idx[sel]], new_pts.time[sel], new_pts.value[sel])
+        res_idx = res_idx[keep]
+        consumed_before = consumed_before[keep]
+    scr_idx = np.array(sorted(scratch), dtype=np.int64)
+    full_pts = store.read_points_after(keys.take(scr_idx),
+                                       np.full(len(scr_idx), _NEG, np.int64))
+
+    # one detector call for both groups: resumed first, then scratch
+    order = np.concatenate([res_idx, scr_idx]).astype(np.int64)
+    n_run = len(order)
+    idx = np.concatenate([new_pts.idx, full_pts.idx + len(res_idx)])
+    times = np.concatenate([new_pts.time, full_pts.time])
+    values = np.concatenate([new_pts.value, full_pts.value])
+    offsets = _csr(PointColumns(idx, times, values), n_run)
+    states_in: list[bytes | None] = [view.state[i][_ENVELOPE:] for i in res_idx.tolist()]
+    states_in += [None] * len(scr_idx)
+    chunk = PointChunk([(refs[i], signals[i]) for i in order.tolist()], offsets, times,
+                       values)
+    if n_run == 0:
+        return DetectionReport(examined, 0, unchanged, skipped, 0, 0, 0, 0, 0)
+    upd = det.update(chunk, states_in)
+
+    n_rows = np.diff(offsets)
+    consumed_after = np.concatenate([consumed_before, np.zeros(len(scr_idx), np.int64)])
+    consumed_after = consumed_after + n_rows
+    last_seen = np.full(n_run, _NEG, np.int64)
+    nonempty = n_rows > 0
+    last_seen[nonempty] = times[offsets[1:][nonempty] - 1]
+    cursor = np.maximum(view.cursor[order], last_seen)
+    cursor[len(res_idx):] = last_seen[len(res_idx):]
+    envelopes = [int(c).to_bytes(_ENVELOPE, "little", signed=True) + s
+                 for c, s in zip(consumed_after.tolist(), upd.states, strict=True)]
+    configs = []
+    for i in order.tolist():
+        rule = rules[signals[i]]
+        assert rule is not None
+        configs.append(rule.digest())
+
+    touched: set[EntityRef] = {a.entity for a in upd.alerts}
+    touched.update(refs[i] for i in scr_idx.tolist())
+    touched.update(refs[order[k]] for k in np.flatnonzero(upd.open_before).tolist())
+    ents = sorted(touched)
+    with store.transaction():
+        store.append_alerts(method, upd.alerts, replace=keys.take(scr_idx))
+        store.write_detector_states(method, keys.take(order), configs, cursor, envelopes)
+        events = _rebuild_events(store, ents, view_index={(refs[i], signals[i]): i
+                                                          for i in range(n_all)},
+                                 step=view.step, origin=view.origin, keys=keys)
+        store.replace_events_of(ents, events)
+    return DetectionReport(
+        series_examined=examined, series_recomputed=len(scr_idx),
+        series_unchanged=unchanged, series_skipped=skipped, alerts_written=len(upd.alerts),
+        entities_touched=len(ents), events_written=len(events),
+        series_updated=len(res_idx), points_read=len(times))
+
+
+def _rebuild_events(store: Store, ents: list[EntityRef],
+                    view_index: dict[tuple[EntityRef, str], int],
+                    step: npt.NDArray[np.int64], origin: npt.NDArray[np.int64],
+                    keys: SeriesKeys) -> list[Event]:
+    """Events of ``ents`` from all their alerts and the points their evidence covers."""
+    if not ents:
+        return []
+    alerts = store.read_alerts_of(ents)
+    by_entity: dict[EntityRef, list[Alert]] = defaultdict(list)
+    since: dict[tuple[EntityRef, str], int] = {}
+    for a in alerts:
+        by_entity[a.entity].append(a)
+        key = (a.entity, a.signal)
+        since[key] = min(since.get(key, a.time), a.time)
+    wanted = [(k, t) for k, t in sorted(since.items()) if k in view_index]
+    rows = np.array([view_index[k] for k, _ in wanted], dtype=np.int64)
+    pts = store.read_points_after(keys.take(rows),
+                                  np.array([t - 1 for _, t in wanted], dtype=np.int64))
+    offsets = _csr(pts, len(wanted))
+    series: dict[EntityRef, dict[str, Series]] = defaultdict(dict)
+    for k, ((ent, sig), _) in enumerate(wanted):
+        a, b = int(offsets[k]), int(offsets[k + 1])
+        if a == b:
+            continue
+        i = int(rows[k])
+        st, org = int(step[i]), int(origin[i])
+        t = pts.time[a:b]
+        bins = (t - org) // st
+        first = int(bins[0])
+        vals = np.full(int(bins[-1]) - first + 1, np.nan)
+        vals[bins - first] = pts.value[a:b]
+        series[ent][sig] = Series(ent, sig, first * st + org, st, vals)
+    names = store.entity_names(ents)
+    registry = default_registry()
+    events: list[Event] = []
+    for ent in ents:
+        if by_entity.get(ent):
+            events += build_events(ent, by_entity[ent], series.get(ent, {}),
+                                   entity_name=names.get(ent) or registry.name(ent))
+    return events
