@@ -13,6 +13,7 @@ import pytest
 
 from netvigil.geo import GeoLookup
 from netvigil.model import make_ref
+from netvigil.pipeline import Pipeline
 from netvigil.sources.bgp.ingest import BgpIngester, discover
 from netvigil.sources.bgp.visibility import VisibilityConfig
 from netvigil.store.duck import Store
@@ -124,7 +125,7 @@ def _series(store: Store, kind: str, code: str) -> list[float]:
 def test_withdrawn_country_matches_an_independent_count(tmp_path: Path, geo: GeoLookup) -> None:
     _write_archive(tmp_path / "archive")
     with Store(tmp_path / "s.duckdb") as store:
-        rep = BgpIngester(store, geo, CFG).run(discover([], tmp_path / "archive", None))
+        rep = BgpIngester(Pipeline(store, geo), CFG).run(discover([], tmp_path / "archive", None))
         assert rep.bins == 3 and not rep.problems
         expected = _independent_counts(geo)
         for cc in ("EG", "KZ", "NZ"):
@@ -143,7 +144,7 @@ def test_withdrawn_country_matches_an_independent_count(tmp_path: Path, geo: Geo
 def test_silent_collector_is_a_health_fact_not_an_outage(tmp_path: Path, geo: GeoLookup) -> None:
     _write_archive(tmp_path / "archive")
     with Store(tmp_path / "s.duckdb") as store:
-        BgpIngester(store, geo, CFG).run(discover([], tmp_path / "archive", None))
+        BgpIngester(Pipeline(store, geo), CFG).run(discover([], tmp_path / "archive", None))
         assert json.loads(store.get_state("bgp:health:rrc01") or "[]") == [[T0 + 300, T0 + 900]]
         assert store.get_state("bgp:health:rrc00") is None
         nz = _series(store, "country", "NZ")
@@ -153,12 +154,12 @@ def test_silent_collector_is_a_health_fact_not_an_outage(tmp_path: Path, geo: Ge
 def test_resumed_ingest_does_not_double_count(tmp_path: Path, geo: GeoLookup) -> None:
     files = _write_archive(tmp_path / "archive")
     with Store(tmp_path / "full.duckdb") as full:
-        BgpIngester(full, geo, CFG).run(discover(files, None, None))
+        BgpIngester(Pipeline(full, geo), CFG).run(discover(files, None, None))
         ref = {cc: _series(full, "country", cc) for cc in ("EG", "KZ", "NZ")}
     with Store(tmp_path / "s.duckdb") as store:
         # "crash" after the RIB and the first update file of rrc00
-        BgpIngester(store, geo, CFG).run(discover(files[:2], None, None))
-        rep = BgpIngester(store, geo, CFG).run(discover(files, None, None))
+        BgpIngester(Pipeline(store, geo), CFG).run(discover(files[:2], None, None))
+        rep = BgpIngester(Pipeline(store, geo), CFG).run(discover(files, None, None))
         assert rep.files == len(files)  # replayed from the RIB that precedes the pending files
         for cc, values in ref.items():
             assert _series(store, "country", cc) == values
@@ -166,8 +167,8 @@ def test_resumed_ingest_does_not_double_count(tmp_path: Path, geo: GeoLookup) ->
             "SELECT count(*) FROM points WHERE entity_code = 'EG' AND signal = 'bgp'"
         ).fetchone()
         assert n is not None and n[0] == 3
-        again = BgpIngester(store, geo, CFG).run(discover(files, None, None))
-        assert again.files == 0 and again.points == 0
+        again = BgpIngester(Pipeline(store, geo), CFG).run(discover(files, None, None))
+        assert again.files == 0 and again.bins == 0
 
 
 def test_fast_path_and_generic_reader_give_the_same_routes(tmp_path: Path) -> None:
@@ -230,7 +231,7 @@ def test_region_series_sum_to_at_most_the_country_count(tmp_path: Path, geo: Geo
     require(geo.has_regions, "the optional `geoip` extra (region mmdb) is not installed")
     files = _write_kz_archive(tmp_path / "archive")
     with Store(tmp_path / "s.duckdb") as store:
-        ing = BgpIngester(store, geo, CFG)
+        ing = BgpIngester(Pipeline(store, geo), CFG)
         rep = ing.run(discover(files, None, None))
         assert rep.bins == 2 and not rep.problems
         kz = [float(v) for v in store.read_series(
@@ -250,8 +251,8 @@ def test_region_series_sum_to_at_most_the_country_count(tmp_path: Path, geo: Geo
         after = _kz_region_counts(geo, ["2.132.0.0/16", "5.34.0.0/20"])
         assert regions == {code: [float(before[code]), float(after[code])] for code in before}
         assert regions["KZ-79"] == [1.0, 0.0]  # only in the withdrawn /16: a measured zero
-        # the second bin asked the mmdb nothing new: every visible /24 was seen in the first
-        assert ing._region_map is not None and int((ing._region_map != -2).sum()) == 528 + 256
+        # regions came from one interval table built from the mmdb, not per-/24 queries
+        assert geo._region_reader is not None and geo._region_reader.lookups == 1
 
 
 def test_no_region_series_without_a_region_mmdb(tmp_path: Path) -> None:
@@ -260,10 +261,10 @@ def test_no_region_series_without_a_region_mmdb(tmp_path: Path) -> None:
     geo = GeoLookup(load_shipped_snapshots(), [load_shipped_kz_asn()], mmdb_path=None)
     files = _write_kz_archive(tmp_path / "archive")
     with Store(tmp_path / "s.duckdb") as store:
-        ing = BgpIngester(store, geo, CFG)
+        ing = BgpIngester(Pipeline(store, geo), CFG)
         ing.run(discover(files, None, None))
         assert _region_rows(store) == {}
-        assert ing._region_map is None
+        assert geo._region_reader is None
         kz = store.read_series(make_ref("country", "KZ"), "bgp", T0, T0 + 600)
         assert [float(v) for v in kz.values] == [528.0, 272.0]
 
@@ -313,7 +314,7 @@ def test_ipv6_country_series_match_a_brute_force_count(tmp_path: Path, geo: GeoL
     upd.write_bytes(gzip.compress(b"".join(
         _mp_unreach(T0 + 400, PEERS[p][0], PEERS[p][1], "2001:4220::/44") for p in range(3))))
     with Store(tmp_path / "s.duckdb") as store:
-        rep = BgpIngester(store, geo, V6_CFG).run(discover([rib, upd], None, None))
+        rep = BgpIngester(Pipeline(store, geo), V6_CFG).run(discover([rib, upd], None, None))
         assert rep.bins == 2 and not rep.problems
         before = _v6_brute(list(V6_ORIGIN), T0)
         after = _v6_brute(["2a00:12f8::/40", "2001:678::/36"], T0 + 300)

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from netvigil.geo import GeoLookup
+from netvigil.pipeline import Pipeline
 from netvigil.sources.bgp.ingest import BgpIngester, classify
 from netvigil.sources.bgp.mrt import ErrorPolicy, MrtReader
 from netvigil.sources.bgp.mrt.attributes import AS_SET, format_ip
@@ -265,14 +267,14 @@ def test_live_stream_equals_file_per_bin(tmp_path: Path) -> None:
     lines = _ris_live_lines(path)
     assert len(lines) > 700
     with Store(tmp_path / "file.duckdb") as fs:
-        ing = BgpIngester(fs, config=CFG)
+        ing = BgpIngester(Pipeline(fs, GeoLookup.default()), config=CFG)
         rep = ing.run([classify(path)])
         assert rep.bins == 4
         file_points = _points(fs)
         file_snap = ing.state.snapshot(T0 + 1200)
     with Store(tmp_path / "live.duckdb") as ls:
         stats = LiveStats()
-        live = LiveIngester(ls, config=CFG, stats=stats)
+        live = LiveIngester(Pipeline(ls, GeoLookup.default()), config=CFG, stats=stats)
         got: list[Any] = []
 
         def feed(c: str, e: Any) -> None:

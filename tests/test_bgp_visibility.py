@@ -190,7 +190,7 @@ def _brute_v6_countries(prefixes: list[str]) -> collections.Counter[str]:
 
 def test_ipv6_visible_intervals_give_per_country_48_counts() -> None:
     from netvigil.geo import GeoLookup
-    from netvigil.sources.bgp.ingest import overlap_by_value
+    from netvigil.pipeline.bgp import overlap_by_value
 
     geo = GeoLookup.default()
     when = 1_641_340_800  # 2022-01-05: the 2022-01-04 snapshot answers

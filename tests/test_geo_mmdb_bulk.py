@@ -12,6 +12,7 @@ from datetime import date
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,18 +61,48 @@ def test_bulk_equals_scalar_for_random_blocks() -> None:
 
 
 @needs_mmdb
-def test_lookups_are_per_network_not_per_block() -> None:
+def test_region_table_is_built_once_per_reader() -> None:
     path = packaged_geolite2()
     assert path is not None
     reader = RegionReader(path)
     try:
         blocks = _kz_blocks()
         idx, regions = reader.bulk(blocks)
-        assert 0 < reader.lookups < blocks.size // 2
+        assert reader.lookups == 1
         assert int((idx >= 0).sum()) > blocks.size // 2 and len(regions) >= 10
-        before = reader.lookups
         reader.bulk(np.empty(0, dtype=np.uint32))
-        assert reader.lookups == before
+        assert reader.lookups == 1
+    finally:
+        reader.close()
+
+
+@needs_mmdb
+def test_interval_table_equals_per_address_answers_with_and_without_region(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table built by walking the mmdb (compiled decoder) and the one built by asking the
+    library once per record both equal ``Reader.get`` per address, regions or none."""
+    import ipaddress
+
+    from netvigil.geo import mmdb as mmdb_mod
+    from netvigil.geo import mmdb_walk
+
+    monkeypatch.setenv("NETVIGIL_CACHE", "off")
+    path = packaged_geolite2()
+    assert path is not None
+    reader = RegionReader(path)
+    try:
+        rng = np.random.default_rng(20100701)
+        keys = np.concatenate([rng.integers(0, 2**32, 6000, dtype=np.uint64).astype(np.uint32),
+                               _kz_blocks()[::7]])
+        want = [reader.region(ipaddress.IPv4Address(int(k))) for k in keys.tolist()]
+        assert sum(w is None for w in want) > 1000 and sum(w is not None for w in want) > 1000
+        idx, regions = reader.bulk(keys)
+        assert [regions[i] if i >= 0 else None for i in idx.tolist()] == want
+        if mmdb_walk.COMPILED:  # the library path gives the same table
+            monkeypatch.setattr(mmdb_walk, "COMPILED", False)
+            table, regs = mmdb_mod._region_table(path, reader._reader)
+            got = table.lookup(keys)
+            assert [regs[i] if i >= 0 else None for i in got.tolist()] == want
     finally:
         reader.close()
 

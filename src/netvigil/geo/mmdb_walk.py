@@ -109,7 +109,7 @@ def _records(tree: npt.NDArray[np.uint8], nodes: I64, record_size: int) -> tuple
 
 
 # ---------------------------------------------------------------------- data-section decoder
-def _ctrl_py(d: Any, off: int) -> tuple[int, int, int]:
+def _ctrl_py(d: Any, off: Any) -> tuple[Any, Any, Any]:
     """(type, size or pointer target, offset of the payload) of the field at ``off``."""
     c = np.int64(d[off])
     off += 1
@@ -149,7 +149,7 @@ def _ctrl_py(d: Any, off: int) -> tuple[int, int, int]:
     return t, s, off
 
 
-def _skip_py(d: Any, off: int) -> int:
+def _skip_py(d: Any, off: Any) -> Any:
     """Offset after the field at ``off`` (maps and arrays by a pending-field counter)."""
     pending = 1
     while pending > 0:
@@ -166,7 +166,7 @@ def _skip_py(d: Any, off: int) -> int:
     return off
 
 
-def _deref_py(d: Any, off: int) -> tuple[int, int, int]:
+def _deref_py(d: Any, off: Any) -> tuple[Any, Any, Any]:
     t, s, o = _ctrl(d, off)
     if t == _T_POINTER:
         return _ctrl(d, s)
@@ -183,7 +183,7 @@ def _key_is_py(d: Any, off: int, pat: Any) -> bool:
     return True
 
 
-def _value_of_py(d: Any, off: int, pat: Any) -> int:
+def _value_of_py(d: Any, off: Any, pat: Any) -> Any:
     """Offset of the value under key ``pat`` in the map at ``off`` (−1 if absent)."""
     t, s, o = _deref(d, off)
     if t != _T_MAP:
@@ -197,7 +197,7 @@ def _value_of_py(d: Any, off: int, pat: Any) -> int:
     return -1
 
 
-def _string_at_py(d: Any, off: int) -> int:
+def _string_at_py(d: Any, off: Any) -> Any:
     """Offset of the string field at ``off`` with its pointer followed (−1 if none)."""
     if off < 0:
         return -1
