@@ -166,7 +166,7 @@ def _skip_py(d: Any, off: Any) -> Any:
     return off
 
 
-def _deref_py(d: Any, off: Any) -> tuple[Any, Any, Any]:
+def _deref_py(d: Any, off: Any) -> Any:
     t, s, o = _ctrl(d, off)
     if t == _T_POINTER:
         return _ctrl(d, s)
