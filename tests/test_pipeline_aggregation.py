@@ -1,184 +1,170 @@
-"""Aggregation units: Trinocular belief, the >50%-of-full-feed BGP rule, missing vs zero."""
+"""The pipeline's aggregators: one Trinocular belief chained per (vantage, block), several
+vantage points, AS attribution by BGP origins, the storage rule, platform shares."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from netvigil.geo.lookup import GeoLookup
+from netvigil.geo.refdata import load_shipped_snapshots
 from netvigil.model import EntityRef, EntityType
-from netvigil.pipeline.bgp import aggregate_bgp, build_atoms, visible
-from netvigil.pipeline.entities import BlockLocations, EntityMatrix, Grouping, concat_windows
-from netvigil.pipeline.platform import aggregate_platform
-from netvigil.pipeline.probing import (
-    DOWN,
-    UNCERTAIN,
-    UNPROBED,
-    UP,
-    BeliefModel,
-    aggregate_probing,
-    block_states,
-    update_belief,
-)
-from netvigil.sources.kz2022 import BgpFacts, PlatformFacts, ProbingFacts
+from netvigil.model.facts import PlatformTests, PointBatch, ProbeRound
+from netvigil.pipeline import Pipeline
+from netvigil.pipeline.entities import RouteOrigins
+from netvigil.pipeline.platform import PlatformAggregator
+from netvigil.pipeline.probing import ProbingAggregator, ProbingOptions
+from netvigil.sources.probing import belief as bm
+from netvigil.store.duck import Store
+
+KZ = EntityRef(EntityType.COUNTRY, "KZ")
+KCELL_BLOCKS = (np.arange(40, dtype=np.uint32) << np.uint32(8)) + np.uint32(0x02480000)  # 2.72/13
 
 
-def logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
+@pytest.fixture(scope="module")
+def geo() -> GeoLookup:
+    """Country snapshots only: no AS range table, so an AS can only come from BGP origins."""
+    return GeoLookup(load_shipped_snapshots(), (), use_iptocc=False)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.asarray(1 / (1 + np.exp(-x)))
-
-
-def probing(sent: list[list[int]], replies: list[list[int]], avail: list[float]) -> ProbingFacts:
+def rnd(blocks: np.ndarray, sent: list[int] | np.ndarray, replies: list[int] | np.ndarray, *,
+        t: float = 1_641_000_000.0, vantage: str = "vp1", avail: float = 0.7,
+        overrides: tuple[tuple[EntityRef, ...] | None, ...] | None = None,
+        rtt_block: np.ndarray | None = None, rtt: np.ndarray | None = None) -> ProbeRound:
     s = np.asarray(sent, dtype=np.uint8)
-    nb = s.shape[1]
-    return ProbingFacts(
-        start=0, step=600, block_starts=(np.arange(nb, dtype=np.uint32) << 8),
-        ever_responsive=np.full(nb, 100, dtype=np.uint16),
-        availability=np.asarray(avail, dtype=np.float32), offset=np.zeros(nb, dtype=np.int32),
-        sent=s, replies=np.asarray(replies, dtype=np.uint8), max_probes=15, loss=0.01,
-        initial_belief=0.5)
+    r = np.asarray(replies, dtype=np.uint8)
+    return ProbeRound(vantage, t, 600, blocks, np.full(blocks.size, avail, np.float32), s, r,
+                      np.zeros(blocks.size, np.uint8), s - r,
+                      rtt_block=np.empty(0, np.int32) if rtt_block is None else rtt_block,
+                      rtt=np.empty(0) if rtt is None else rtt, entity_overrides=overrides)
 
 
-def test_belief_update_is_bayes_and_clamped() -> None:
-    a = 0.5
-    b = update_belief(np.array([0.0]), [1], [1], [a])  # prior 0.5, one positive reply
-    expected = a * 0.5 / (a * 0.5 + 0.01 * 0.5)
-    assert sigmoid(b)[0] == pytest.approx(expected)
-    b = update_belief(np.array([0.0]), [1], [0], [a])  # one negative
-    assert sigmoid(b)[0] == pytest.approx(0.5 * 0.5 / (0.5 * 0.5 + 0.99 * 0.5))
-    many = update_belief(np.array([0.0]), [15], [15], [0.9])
-    assert sigmoid(many)[0] == pytest.approx(0.99)  # clamped
-    none = update_belief(np.array([0.0]), [15], [0], [0.9])
-    assert sigmoid(none)[0] == pytest.approx(0.01)
-    same = update_belief(np.array([1.234]), [0], [0], [0.9])  # not probed: unchanged
-    assert same[0] == 1.234
+def values(batches: list[PointBatch], etype: str, code: str, signal: str) -> list[float]:
+    out: list[float] = []
+    for b in batches:
+        m = (b.entity_types == etype) & (b.entity_codes == code) & (b.signals == signal)
+        out += b.values[m].tolist()
+    return out
 
 
-def test_order_of_replies_inside_a_round_does_not_matter() -> None:
-    seq = [1, 0, 0, 1, 0]
-    a, loss = 0.4, 0.01
-    x = logit(0.5)
-    for r in seq:
-        x += np.log(a / loss) if r else np.log((1 - a) / (1 - loss))
-    closed = update_belief(np.array([logit(0.5)]), [len(seq)], [sum(seq)], [a])
-    assert closed[0] == pytest.approx(np.clip(x, logit(0.01), logit(0.99)))
+def test_beliefs_chain_across_rounds_with_the_one_belief_model(geo: GeoLookup) -> None:
+    blocks = KCELL_BLOCKS[:3]
+    agg = ProbingAggregator(geo)
+    rounds = [([1, 5, 0], [1, 0, 0]), ([1, 1, 3], [1, 0, 3]), ([2, 0, 1], [0, 0, 1])]
+    expect = bm.initial_beliefs(3)
+    for sent, rep in rounds:
+        batches = agg.points(rnd(blocks, sent, rep))
+        expect = bm.update_counts(expect, rep, sent, np.full(3, 0.7, np.float32))
+        _, got = agg.beliefs("vp1")
+        assert np.allclose(got, expect)
+    # block 0 lost 2 of 2 from 0.99: belief.update_counts says down or uncertain, never up
+    states = values(batches, "block", "2.72.0.0/24", "probing-state")
+    assert states == [float(bm.classify(expect)[0])]
+    # block 1 lost 5 in round 1 and is still believed down, but it was not probed in round 3:
+    # its state that round is missing (NaN), not down
+    assert bm.classify(expect)[1] == bm.BlockState.DOWN
+    assert np.isnan(values(batches, "block", "2.72.1.0/24", "probing-state")[0])
+    assert np.isnan(values(batches, "block", "2.72.1.0/24", "probing")[0])
 
 
-def test_block_states_thresholds_and_unprobed() -> None:
-    f = probing(sent=[[1, 15, 0, 1], [1, 15, 0, 1]],
-                replies=[[1, 0, 0, 0], [1, 0, 0, 0]], avail=[0.5, 0.5, 0.5, 0.05])
-    states, final = block_states(f)
-    assert states[0, 0] == UP  # one positive from 0.5: 0.98 > 0.9
-    assert states[0, 1] == DOWN  # 15 negatives at A=0.5
-    assert states[0, 2] == UNPROBED
-    assert states[0, 3] == UNCERTAIN  # a negative on a sparse block says little
-    assert sigmoid(final)[2] == pytest.approx(0.5)
-    assert BeliefModel().up == 0.9 and BeliefModel().down == 0.1
+def test_all_down_is_a_measured_zero_and_unprobed_is_missing(geo: GeoLookup) -> None:
+    blocks = KCELL_BLOCKS[:25]
+    agg = ProbingAggregator(geo, ProbingOptions(block_series=False))
+    n = blocks.size
+    up = agg.points(rnd(blocks, [1] * n, [1] * n))
+    assert values(up, "country", "KZ", "probing") == [25.0]
+    assert values(up, "country", "KZ", "probing-loss") == [0.0]
+    down = agg.points(rnd(blocks, [8] * n, [0] * n, t=1_641_000_600.0))
+    assert values(down, "country", "KZ", "probing") == [0.0]
+    assert values(down, "country", "KZ", "probing-loss") == [100.0]
+    silent = agg.points(rnd(blocks, [0] * n, [0] * n, t=1_641_001_200.0))
+    assert np.isnan(values(silent, "country", "KZ", "probing")[0])
+    assert np.isnan(values(silent, "country", "KZ", "probing-loss")[0])
+    assert not values(up, "block", "2.72.0.0/24", "probing-state")  # block series off
 
 
-def test_probing_counts_up_blocks_and_missing_is_not_zero() -> None:
-    f = probing(sent=[[1, 1, 1], [15, 15, 15], [0, 0, 0]],
-                replies=[[1, 1, 1], [0, 0, 0], [0, 0, 0]], avail=[0.5, 0.5, 0.5])
-    locs = BlockLocations(np.zeros(3, dtype=np.int16), ("KZ",),
-                          np.array([9198, 9198, 29355], dtype=np.int64))
-    mats, _ = aggregate_probing(f, Grouping.from_locations(locs))
-    country = mats[0].values()[:, 0]
-    assert country[0] == 3 and country[1] == 0  # measured: everything down is a zero
-    assert np.isnan(country[2])  # nothing probed: missing
-    assert mats[1].refs == (EntityRef(EntityType.ASN, "9198"), EntityRef(EntityType.ASN, "29355"))
-    assert mats[1].values()[0].tolist() == [2.0, 1.0]
+def test_as_comes_from_bgp_origins_and_small_entities_are_not_stored(geo: GeoLookup) -> None:
+    origins = RouteOrigins()
+    origins.update(KCELL_BLOCKS[:25], np.full(25, 29355, np.uint32))
+    origins.update(KCELL_BLOCKS[25:], np.full(15, 64500, np.uint32))
+    agg = ProbingAggregator(geo, ProbingOptions(block_series=False), origins)
+    n = KCELL_BLOCKS.size
+    out = agg.points(rnd(KCELL_BLOCKS, [1] * n, [1] * n))
+    assert values(out, "asn", "29355", "probing") == [25.0]
+    assert values(out, "asn", "64500", "probing") == []  # 15 < 20 blocks: rule min-blocks
+    assert values(out, "country", "KZ", "probing") == [40.0]
+    without = ProbingAggregator(geo, ProbingOptions(block_series=False))
+    out = without.points(rnd(KCELL_BLOCKS, [1] * n, [1] * n))
+    assert values(out, "asn", "29355", "probing") == []  # no route, no AS table: no AS
 
 
-def test_probing_windows_chain_and_shards_add() -> None:
-    rng = np.random.default_rng(1)
-    sent = rng.integers(0, 4, (6, 8)).tolist()
-    replies = [[int(rng.integers(0, s + 1)) for s in row] for row in sent]
-    f = probing(sent, replies, [0.5] * 8)
-    locs = BlockLocations(np.zeros(8, dtype=np.int16), ("KZ",), np.zeros(8, dtype=np.int64))
-    g = Grouping.from_locations(locs, asns=False)[0]
-    whole, _ = aggregate_probing(f, [g])
-    first, prior = aggregate_probing(f, [g], rounds=slice(0, 3))
-    second, _ = aggregate_probing(f, [g], rounds=slice(3, 6), prior_logit=prior)
-    joined = concat_windows([first[0], second[0]])
-    assert np.array_equal(joined.values(), whole[0].values(), equal_nan=True)
-    a_idx, b_idx = np.arange(0, 4), np.arange(4, 8)
-    ga = Grouping(g.refs, g.index[a_idx])
-    gb = Grouping(g.refs, g.index[b_idx])
-    sa, _ = aggregate_probing(f, [ga], blocks=a_idx)
-    sb, _ = aggregate_probing(f, [gb], blocks=b_idx)
-    assert np.array_equal(sa[0].merge(sb[0]).values(), whole[0].values(), equal_nan=True)
+def test_overrides_replace_geo_and_are_always_stored(geo: GeoLookup) -> None:
+    lab = np.array([0xC6120000, 0xC6120100], dtype=np.uint32)  # 198.18.0.0/24, 198.18.1.0/24
+    ov = ((EntityRef(EntityType.COUNTRY, "KZ"), EntityRef(EntityType.ASN, "64512")),) * 2
+    out = ProbingAggregator(geo).points(rnd(lab, [1, 3], [1, 0], overrides=ov))
+    assert values(out, "asn", "64512", "probing") == [1.0]
+    assert values(out, "country", "KZ", "probing") == [1.0]
+    assert np.isnan(values(out, "block", "198.18.1.0/24", "probing")[0])  # uncertain
 
 
-def bgp_facts(carriers: list[int], table: list[list[int]]) -> BgpFacts:
-    """One /22 prefix (4 /24s) and one more-specific /24 inside it; bitmask rows per bin."""
-    n_bins = len(table)
-    carried = np.array([[c, 0] for c in carriers], dtype=np.uint32)
-    return BgpFacts(
-        start=0, step=300, peer_asns=np.arange(1, 5, dtype=np.int64),
-        table_size=np.asarray(table, dtype=np.int32),
-        prefix_net=np.array([0x0A000000, 0x0A000100], dtype=np.uint32),
-        prefix_len=np.array([22, 24], dtype=np.uint8),
-        prefix_origin=np.array([1, 1], dtype=np.int64), carried=carried[:n_bins])
+def test_latency_percentiles_per_entity(geo: GeoLookup) -> None:
+    blocks = KCELL_BLOCKS[:2]
+    rtt = np.array([0.010, 0.020, 0.030, 0.100])
+    ov = ((KZ,), (KZ,))
+    out = ProbingAggregator(geo).points(rnd(blocks, [2, 2], [2, 2], overrides=ov,
+                                            rtt_block=np.array([0, 0, 1, 1], np.int32),
+                                            rtt=rtt))
+    assert values(out, "country", "KZ", "probing-latency") == pytest.approx(
+        [np.percentile(rtt * 1000, 50)])
+    assert values(out, "country", "KZ", "probing-latency-p90") == pytest.approx(
+        [np.percentile(rtt * 1000, 90)])
 
 
-def test_visible_needs_more_than_half_of_full_feed_peers() -> None:
-    ff = np.array([0b1111, 0b1111, 0b1111, 0b0011, 0], dtype=np.uint32)
-    masks = np.array([[0b0111], [0b0011], [0b0001], [0b0001], [0b1111]], dtype=np.uint32)
-    vis, has = visible(masks, ff)
-    assert vis[:, 0].tolist() == [True, False, False, False, False]  # 3/4 yes, 2/4 no
-    assert has.tolist() == [True, True, True, True, False]
-    vis2, _ = visible(np.array([[0b0011]], dtype=np.uint32), np.array([0b0011], dtype=np.uint32))
-    assert vis2[0, 0]  # 2 of 2 full-feed peers
+def test_vantage_points_combine_up_if_anyone_saw_it_up(geo: GeoLookup) -> None:
+    blocks = KCELL_BLOCKS[:2]
+    ov = ((KZ,), (KZ,))
+    agg = ProbingAggregator(geo)
+    a = agg.points(rnd(blocks, [6, 6], [0, 0], vantage="a", overrides=ov))
+    assert values(a, "country", "KZ", "probing") == [0.0]
+    b = agg.points(rnd(blocks, [1, 6], [1, 0], vantage="b", overrides=ov, t=1_641_000_010.0))
+    # same bin re-emitted with both reports: block 0 up (b saw it), block 1 down (both)
+    assert values(b, "country", "KZ", "probing") == [1.0]
+    assert values(b, "block", "2.72.1.0/24", "probing-state") == [0.0]
 
 
-def test_bgp_counts_covering_routes_and_missing_without_full_feed() -> None:
-    full = 500_000
-    f = bgp_facts(
-        carriers=[0b0111, 0b0011, 0b0111, 0b0111],
-        table=[[full] * 4, [full] * 4, [full, full, full, 0], [0] * 4])
-    atoms = build_atoms(f.prefix_net, f.prefix_len)
-    covered = atoms.blocks()
-    assert covered.size == 4
-    locs = BlockLocations(np.zeros(4, dtype=np.int16), ("KZ",), np.full(4, 1, dtype=np.int64))
-    mats = aggregate_bgp(f, atoms, atoms.atom_of(covered),
-                         Grouping.from_locations(locs, asns=False))
-    vals = mats[0].values()[:, 0]
-    assert vals[0] == 4  # 3 of 4 peers carry the /22: all four /24s visible
-    assert vals[1] == 0  # exactly 2 of 4: not visible
-    assert vals[2] == 4  # peer 4 session down: 3 of 3 remaining full-feed peers
-    assert np.isnan(vals[3])  # no full-feed peer at all: missing, not zero
+def test_pipeline_writes_the_combined_value_last(tmp_path: object, geo: GeoLookup) -> None:
+    from pathlib import Path
+
+    blocks = KCELL_BLOCKS[:2]
+    ov = ((KZ,), (KZ,))
+    with Store(Path(str(tmp_path)) / "s.duckdb") as store:
+        p = Pipeline(store, geo)
+        p.emit(rnd(blocks, [6, 6], [0, 0], vantage="a", overrides=ov))
+        p.emit(rnd(blocks, [1, 6], [1, 0], vantage="b", overrides=ov, t=1_641_000_010.0))
+        p.flush({"probing.vantage.b.last_round": "1641000010"})
+        s = store.read_series(KZ, "probing")
+        assert s.values.tolist() == [1.0]
+        assert p.cursor("probing.vantage.b.last_round") == "1641000010"
 
 
-def test_bgp_more_specific_covers_its_24() -> None:
-    f = bgp_facts(carriers=[0b0001], table=[[500_000] * 4])
-    f = BgpFacts(f.start, f.step, f.peer_asns, f.table_size, f.prefix_net, f.prefix_len,
-                 f.prefix_origin, np.array([[0b0001, 0b1110]], dtype=np.uint32))
-    atoms = build_atoms(f.prefix_net, f.prefix_len)
-    covered = atoms.blocks()
-    locs = BlockLocations(np.zeros(4, dtype=np.int16), ("KZ",), np.zeros(4, dtype=np.int64))
-    mats = aggregate_bgp(f, atoms, atoms.atom_of(covered),
-                         Grouping.from_locations(locs, asns=False))
-    assert mats[0].values()[0, 0] == 1  # only 10.0.1.0/24: the /24 route + the /22 = 4 peers
-
-
-def test_platform_percent_and_missing_hours() -> None:
-    ok = np.array([[[9], [0]], [[0], [0]], [[0], [0]]], dtype=np.uint16)
-    blocked = np.array([[[1], [0]], [[5], [0]], [[0], [0]]], dtype=np.uint16)
-    f = PlatformFacts(0, 3600, ("whatsapp",), np.array([9198, 29355], dtype=np.int64),
-                      ("KZ", "KZ"), ok, blocked)
-    mats = aggregate_platform(f)
-    country, per_as = mats[0], mats[1]
-    assert country.signal == "platform:whatsapp"
-    v = country.values()[:, 0]
-    assert v[0] == pytest.approx(90.0) and v[1] == 0.0 and np.isnan(v[2])
-    assert np.isnan(per_as.values()[0, 1])  # AS29355 ran no tests in hour 0
-
-
-def test_merge_rejects_mismatched_shards() -> None:
-    ref = (EntityRef(EntityType.COUNTRY, "KZ"),)
-    a = EntityMatrix("probing", 0, 600, ref, np.zeros((2, 1)), np.ones((2, 1)))
-    b = EntityMatrix("probing", 600, 600, ref, np.zeros((2, 1)), np.ones((2, 1)))
-    with pytest.raises(ValueError):
-        a.merge(b)
+def test_platform_share_excludes_failures_and_empty_bins_are_missing() -> None:
+    z = np.zeros((3, 2, 1), np.uint16)
+    ok = z.copy()
+    ok[0, :, 0] = [8, 1]
+    anomaly = z.copy()
+    anomaly[0, :, 0] = [1, 1]
+    confirmed = z.copy()
+    confirmed[0, 0, 0] = 1
+    failure = z.copy()
+    failure[0, :, 0] = [5, 5]
+    failure[1, :, 0] = [3, 0]  # only failures: nothing counted
+    fact = PlatformTests(0, 3600, ("whatsapp",), ("KZ", "KZ"), np.array([9198, 29355]),
+                         ok, anomaly, confirmed, failure)
+    (batch,) = PlatformAggregator(None).points(fact)
+    got = {(t, c, int(tm)): v for t, c, tm, v in zip(batch.entity_types, batch.entity_codes,
+                                                      batch.times, batch.values, strict=True)}
+    assert got[("country", "KZ", 0)] == pytest.approx(100 * 9 / 12)
+    assert got[("asn", "9198", 0)] == pytest.approx(80.0)
+    assert got[("asn", "29355", 0)] == pytest.approx(50.0)
+    assert np.isnan(got[("country", "KZ", 3600)]) and np.isnan(got[("asn", "9198", 7200)])
+    assert set(batch.signals.tolist()) == {"platform:whatsapp"}

@@ -31,15 +31,16 @@ DEFAULT_OUT = Path("netvigil-report-kz2022")
 def demo(store_path: Path | None, out_dir: Path, seed: int | None) -> None:
     """Replay a RECONSTRUCTION of the Kazakhstan January 2022 shutdown.
 
-    Generates per-/24 probe replies, per-peer BGP tables and messaging-test outcomes from the
-    public timeline (not measured data), aggregates them, detects events and writes a report
-    folder (timeline, events JSON/CSV, NetBlocks-style sentences, PNG chart).
+    Generates probe rounds, per-peer BGP routes and messaging-test outcomes from the public
+    timeline (not measured data), feeds them through the pipeline real data takes, detects
+    events and writes a report folder (timeline, events JSON/CSV, NetBlocks-style sentences,
+    PNG chart).
     """
-    from netvigil.pipeline.demo import run_demo
+    from netvigil.reports.demo import run_demo
     from netvigil.reports.folder import banner
     from netvigil.reports.netblocks import sentences
     from netvigil.reports.timeline import render_table
-    from netvigil.sources.kz2022 import load_scenario
+    from netvigil.scenarios.kz2022 import load_scenario
     from netvigil.store.duck import Store
 
     t0 = time.perf_counter()

@@ -150,3 +150,43 @@ def group_sum(units: npt.NDArray[np.generic], grouping: Grouping) -> F64:
     sums = np.add.reduceat(np.asarray(units[:, order], dtype=np.float64), starts, axis=1)
     out[:, gidx[starts]] = sums
     return out
+
+
+class RouteOrigins:
+    """Origin AS of every /24 as BGP last showed it: how real data attributes blocks to ASes.
+
+    Fed by the pipeline from each :class:`netvigil.model.facts.BgpVisibility` fact (the
+    origin of the most-specific full-feed route covering each visible /24). A /24 that
+    stops being visible keeps its last origin (a blackout that withdraws routes must not
+    move blocks out of their AS). Dense over the /24 space (2^24 × 4 bytes = 64 MiB),
+    allocated on the first fact: updates and lookups are one scatter / gather.
+    """
+
+    def __init__(self) -> None:
+        self._dense: npt.NDArray[np.uint32] | None = None
+        #: bumped whenever an origin actually changes, so users can cache attributions
+        self.version = 0
+
+    @property
+    def known(self) -> bool:
+        return self._dense is not None
+
+    def update(self, blocks: U32, origins: npt.NDArray[np.uint32]) -> None:
+        if blocks.size == 0:
+            return
+        if self._dense is None:
+            self._dense = np.zeros(1 << 24, dtype=np.uint32)
+        o = np.asarray(origins, dtype=np.uint32)
+        ok = o > 0
+        slots = np.asarray(blocks, dtype=np.uint32)[ok] >> np.uint32(8)
+        if not np.array_equal(self._dense[slots], o[ok]):
+            self._dense[slots] = o[ok]
+            self.version += 1
+
+    def lookup(self, blocks: U32) -> I64:
+        """Origin AS of each /24 (0 = never seen in BGP)."""
+        if self._dense is None:
+            return np.zeros(np.asarray(blocks).shape, dtype=np.int64)
+        out: I64 = self._dense[np.asarray(blocks, dtype=np.uint32) >> np.uint32(8)].astype(
+            np.int64)
+        return out

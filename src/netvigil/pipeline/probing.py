@@ -1,117 +1,396 @@
-"""Active probing facts → per-/24 Trinocular belief → block state → ``probing`` (up /24s).
+"""Probe rounds → per-/24 Trinocular belief → block state → ``probing`` (up /24s) per entity.
 
-The belief model is Trinocular's (Quan et al. 2013; trinarkular, anchors §2.1): for a block
-with census availability A = A(E(b)), a positive reply has likelihood A when the block is up
-and ``loss`` (0.01) when it is down; a negative reply has 1 − A and 1 − loss. Bayes' rule in
-log-odds form makes the update of one round a sum,
+The belief is :mod:`netvigil.sources.probing.belief`, the one implementation (Quan, Heidemann
+and Pradkin, SIGCOMM 2013; trinarkular's constants, anchors §2.1). A :class:`ProbeRound` fact
+carries *counts* (probes sent, echo replies, ICMP errors, timeouts); this aggregator folds
+each round's resolved probes into the block's belief with :func:`belief.update_counts`
+(log-odds, order-free: a replay of counts gives the same belief whatever the reply order)
+and keeps that belief per ``(vantage, block)`` from round to round. A block with no resolved
+probe this round keeps its belief and is *unprobed* (no observation, never "down").
 
-    logit B' = logit B + r·log(A/loss) + (n − r)·log((1 − A)/(1 − loss)),
+Several vantage points: per round bin ``floor(round_start / step)`` the states of every
+vantage point that reported are combined by :func:`netvigil.sources.probing.vantage.combine`
+(up if anyone saw it up, down only if every reporter saw it down). The combination lives
+here, in the pipeline, because it is a judgement over facts; the vantage module keeps the
+rule and the prober-health facts. A vantage point reporting a bin later re-emits that bin's
+points; the store upserts, so the stored value is always the combination of every report.
 
-for n probes with r replies, so it does not depend on the order of replies inside the round;
-the belief is then clamped to [0.01, 0.99] as trinarkular does. A block is **up** when
-B > 0.9, **down** when B < 0.1, else uncertain. A round in which the block was not probed
-(``sent == 0``) leaves the belief as it was and is not an observation.
+Per entity (country, ISO 3166-2 region when the geo lookup has a region database, AS, or the
+fact's ``entity_overrides`` instead of the geo location):
 
-Per entity the signal counts up blocks per 600 s round. A round in which *no* block of an
-entity was probed is missing (NaN), not zero.
+* ``probing``: up /24s; NaN when no block of the entity was observed or fewer than
+  ``min_coverage`` of them were (a prober that fell behind is a gap, never an outage);
+* ``probing-loss``: % of resolved probes without an echo reply;
+* ``probing-latency`` / ``probing-latency-p90``: median / 90th percentile RTT (ms), only when
+  the fact carries RTT samples.
 
-Partition key: ``(round window, block shard)``. Blocks are independent, so any shard of blocks
-(e.g. by /8 or by AS) aggregates on its own and shards merge by addition
-(:meth:`EntityMatrix.merge`). Time windows chain through the beliefs: pass the ``final_logit``
-of window k as ``prior_logit`` of window k+1.
+Per block (``block_series``): ``probing-state`` (1 up, 0 down, −1 uncertain, NaN unprobed)
+and the block's own ``probing`` (1 up, 0 down, NaN otherwise).
+
+AS of a block: the origin of its most-specific visible route when the pipeline has seen BGP
+visibility (:class:`netvigil.pipeline.entities.RouteOrigins`, fed by the pipeline), else the
+geo lookup's (its BGP origin tables, then its AS range tables) — the way real data is
+attributed, never a generator's own table.
+
+What is stored (rule ``probing.store.min-blocks``): countries and override entities always;
+a region or an AS only if at least ``min_entity_blocks`` (20, IODA's ``minprediction``,
+anchors §1.3) of the round's target blocks belong to it — below that the detector can never
+alert, so the series would only cost writes. The rule looks at the round's targets only,
+never at a scenario's timeline.
+
+Partition key: ``(round window, block shard)``; beliefs chain through rounds per block, so a
+block shard is self-contained and per-entity sums of shards add.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.pipeline.entities import EntityMatrix, Grouping, group_sum
-from netvigil.sources.kz2022 import ProbingFacts
+from netvigil.model.entities import EntityRef, EntityType, make_ref
+from netvigil.model.errors import InvalidEntity
+from netvigil.model.facts import PointBatch, ProbeRound
+from netvigil.pipeline.entities import RouteOrigins
+from netvigil.sources.probing import belief as bm
+from netvigil.sources.probing.vantage import combine
 
-F64 = npt.NDArray[np.float64]
+if TYPE_CHECKING:
+    from netvigil.geo.lookup import GeoLookup
+
 I8 = npt.NDArray[np.int8]
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+U32 = npt.NDArray[np.uint32]
 
-SIGNAL = "probing"
-UP, DOWN, UNCERTAIN, UNPROBED = 1, 0, -1, -2
+SIGNAL_UP = "probing"
+SIGNAL_LOSS = "probing-loss"
+SIGNAL_LATENCY = "probing-latency"
+SIGNAL_LATENCY_P90 = "probing-latency-p90"
+SIGNAL_BLOCK_STATE = "probing-state"
+SOURCE = "probing"
 
+#: Rule id and value of the storage rule (module docstring).
+RULE_MIN_BLOCKS = "probing.store.min-blocks"
+MIN_ENTITY_BLOCKS = 20
 
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
+UP, DOWN, UNCERTAIN, UNPROBED = (int(bm.BlockState.UP), int(bm.BlockState.DOWN),
+                                 int(bm.BlockState.UNCERTAIN), int(bm.BlockState.UNPROBED))
 
 
 @dataclass(frozen=True)
-class BeliefModel:
-    """trinarkular's constants (anchors §2.1)."""
+class ProbingOptions:
+    """How the aggregator stores what it derives (see the module docstring)."""
 
-    loss: float = 0.01
-    belief_min: float = 0.01
-    belief_max: float = 0.99
-    up: float = 0.9
-    down: float = 0.1
-
-
-def update_belief(logit_b: F64, sent: npt.ArrayLike, replies: npt.ArrayLike,
-                  availability: npt.ArrayLike, model: BeliefModel = BeliefModel()) -> F64:
-    """One round of the Bayesian update for many blocks at once (log-odds, then clamp)."""
-    n = np.asarray(sent, dtype=np.float64)
-    r = np.asarray(replies, dtype=np.float64)
-    a = np.clip(np.asarray(availability, dtype=np.float64), 1e-6, 1 - 1e-6)
-    step = r * np.log(a / model.loss) + (n - r) * np.log((1.0 - a) / (1.0 - model.loss))
-    out = np.clip(logit_b + step, _logit(model.belief_min), _logit(model.belief_max))
-    return np.asarray(np.where(n > 0, out, logit_b), dtype=np.float64)
+    block_series: bool = True  # one probing-state and probing point per block per round
+    min_entity_blocks: int = MIN_ENTITY_BLOCKS
+    min_coverage: float = 1.0  # share of an entity's blocks observed for a ``probing`` value
+    source: str = SOURCE
+    model: bm.BeliefModel = bm.DEFAULT_MODEL
+    keep_bins: int = 6  # recent bins kept to merge late vantage points
 
 
-def block_states(facts: ProbingFacts, *, rounds: slice | None = None,
-                 blocks: npt.NDArray[np.intp] | None = None, prior_logit: F64 | None = None,
-                 model: BeliefModel | None = None) -> tuple[I8, F64]:
-    """Per round × block state codes (UP/DOWN/UNCERTAIN/UNPROBED) and the final log-odds."""
-    m = model or BeliefModel(loss=facts.loss)
-    rs = rounds or slice(0, facts.n_rounds)
-    cols = np.arange(facts.block_starts.size) if blocks is None else blocks
-    sent = facts.sent[rs][:, cols]
-    rep = facts.replies[rs][:, cols]
-    avail = facts.availability[cols]
-    logit_b = (np.full(cols.size, _logit(facts.initial_belief)) if prior_logit is None
-               else np.asarray(prior_logit, dtype=np.float64).copy())
-    l_up, l_down = _logit(m.up), _logit(m.down)
-    l_min, l_max = _logit(m.belief_min), _logit(m.belief_max)
-    a = np.clip(avail.astype(np.float64), 1e-6, 1 - 1e-6)
-    lpos = np.log(a / m.loss)
-    lneg = np.log((1.0 - a) / (1.0 - m.loss))
-    states = np.empty(sent.shape, dtype=np.int8)
-    chunk = 288  # rounds per vectorised slab (two days of 600 s rounds)
-    for c0 in range(0, sent.shape[0], chunk):
-        n = sent[c0:c0 + chunk].astype(np.float64)
-        r = rep[c0:c0 + chunk].astype(np.float64)
-        steps = r * lpos + (n - r) * lneg  # 0 where the block was not probed
-        trail = np.empty_like(steps)
-        for i in range(steps.shape[0]):
-            # An unprobed round adds 0 and the clamp is idempotent: the belief stays put.
-            logit_b = np.clip(logit_b + steps[i], l_min, l_max)
-            trail[i] = logit_b
-        st = np.where(trail > l_up, UP, np.where(trail < l_down, DOWN, UNCERTAIN))
-        states[c0:c0 + chunk] = np.where(n > 0, st, UNPROBED)
-    return states, logit_b
+@dataclass
+class _VantageRound:
+    blocks: U32
+    states: I8
+    lost: I64
+    resolved: I64
+    rtt_block: U32  # block address of each RTT sample
+    rtt_ms: F64
+    overrides: dict[int, tuple[EntityRef, ...]]
 
 
-def aggregate_probing(facts: ProbingFacts, groupings: list[Grouping], *,
-                      rounds: slice | None = None, blocks: npt.NDArray[np.intp] | None = None,
-                      prior_logit: F64 | None = None) -> tuple[list[EntityMatrix], F64]:
-    """``probing`` (up /24s per round) for each grouping; groupings index the chosen blocks.
+@dataclass
+class _Beliefs:
+    blocks: U32 = field(default_factory=lambda: np.empty(0, np.uint32))
+    belief: F32 = field(default_factory=lambda: np.empty(0, np.float32))
 
-    Returns one :class:`EntityMatrix` per grouping and the final log-odds (to chain windows).
-    """
-    states, final = block_states(facts, rounds=rounds, blocks=blocks, prior_logit=prior_logit)
-    rs = rounds or slice(0, facts.n_rounds)
-    first = rs.start or 0
-    up = states == UP
-    probed = states != UNPROBED
-    out = [
-        EntityMatrix(SIGNAL, facts.start + first * facts.step, facts.step, g.refs,
-                     group_sum(up, g), group_sum(probed, g))
-        for g in groupings
-    ]
-    return out, final
+
+class ProbingAggregator:
+    """Keeps per-(vantage, block) beliefs across rounds; turns rounds into point batches."""
+
+    def __init__(self, geo: GeoLookup, options: ProbingOptions | None = None,
+                 origins: RouteOrigins | None = None) -> None:
+        self.geo = geo
+        self.options = options or ProbingOptions()
+        self.origins = origins
+        self._beliefs: dict[str, _Beliefs] = {}
+        self._bins: dict[int, dict[str, _VantageRound]] = {}
+        self._regions: dict[bytes, tuple[npt.NDArray[np.int32], list[EntityRef | None]]] = {}
+        self._members_cache: tuple[tuple[object, ...], _Members] | None = None
+
+    # ------------------------------------------------------------------ beliefs
+    def beliefs(self, vantage: str) -> tuple[U32, F32]:
+        """Current (block starts, beliefs) of one vantage point (copies)."""
+        b = self._beliefs.get(vantage, _Beliefs())
+        return b.blocks.copy(), b.belief.copy()
+
+    def _prior(self, vantage: str, blocks: U32) -> F32:
+        """Beliefs carried over from the vantage point's previous rounds; new blocks start at
+        the model's initial belief (0.99, trinarkular)."""
+        m = self.options.model
+        old = self._beliefs.get(vantage)
+        if old is None or old.blocks.size == 0:
+            return bm.initial_beliefs(blocks.size, m)
+        if old.blocks.size == blocks.size and np.array_equal(old.blocks, blocks):
+            return old.belief.copy()
+        order = np.argsort(old.blocks, kind="stable")
+        sb = old.blocks[order]
+        pos = np.searchsorted(sb, blocks)
+        pos_c = np.minimum(pos, sb.size - 1)
+        hit = sb[pos_c] == blocks
+        out = bm.initial_beliefs(blocks.size, m)
+        out[hit] = old.belief[order][pos_c[hit]]
+        return out
+
+    def _round_states(self, fact: ProbeRound) -> _VantageRound:
+        blocks = np.ascontiguousarray(fact.block_starts, dtype=np.uint32)
+        replies = fact.replies.astype(np.int64)
+        failed = fact.unreachable.astype(np.int64) + fact.lost.astype(np.int64)
+        resolved = replies + failed
+        prior = self._prior(fact.vantage, blocks)
+        post = bm.update_counts(prior, replies, resolved, fact.availability, self.options.model)
+        self._beliefs[fact.vantage] = _Beliefs(blocks, post)
+        states = bm.classify(post, self.options.model)
+        states[resolved == 0] = UNPROBED
+        rtt_idx = np.asarray(fact.rtt_block, dtype=np.int64)
+        overrides: dict[int, tuple[EntityRef, ...]] = {}
+        if fact.entity_overrides is not None:
+            overrides = {int(blocks[i]): refs for i, refs in enumerate(fact.entity_overrides)
+                         if refs is not None}
+        return _VantageRound(blocks, states, failed, resolved, blocks[rtt_idx],
+                             np.asarray(fact.rtt, dtype=np.float64) * 1000.0, overrides)
+
+    # ------------------------------------------------------------------ the fact
+    def points(self, fact: ProbeRound) -> list[PointBatch]:
+        """Points of the round's bin: every vantage point that reported it, combined."""
+        step = int(fact.round_seconds)
+        t = int(math.floor(fact.round_start / step) * step)
+        vr = self._round_states(fact)
+        reports = self._bins.setdefault(t, {})
+        reports[fact.vantage] = vr
+        for old in sorted(self._bins)[:-self.options.keep_bins]:
+            del self._bins[old]
+        return self._bin_points(t, step, list(reports.values()))
+
+    def _bin_points(self, t: int, step: int, reports: list[_VantageRound]) -> list[PointBatch]:
+        if len(reports) == 1:
+            r = reports[0]
+            blocks, states, lost, resolved = r.blocks, r.states, r.lost, r.resolved
+        else:
+            blocks = np.unique(np.concatenate([r.blocks for r in reports]))
+            pv = np.full((len(reports), blocks.size), UNPROBED, dtype=np.int8)
+            lost = np.zeros(blocks.size, np.int64)
+            resolved = np.zeros(blocks.size, np.int64)
+            for v, r in enumerate(reports):
+                pos = np.searchsorted(blocks, r.blocks)
+                pv[v, pos] = r.states
+                np.add.at(lost, pos, r.lost)
+                np.add.at(resolved, pos, r.resolved)
+            states = combine(pv)
+        overrides: dict[int, tuple[EntityRef, ...]] = {}
+        for r in reports:
+            overrides.update(r.overrides)
+        rtt_block = np.concatenate([r.rtt_block for r in reports])
+        rtt_ms = np.concatenate([r.rtt_ms for r in reports])
+        members = self._members(blocks, overrides, t)
+        out = [self._entity_points(members, states, lost, resolved, rtt_block, rtt_ms,
+                                   blocks, t, step)]
+        if self.options.block_series:
+            out.append(self._block_points(blocks, states, t, step))
+        return out
+
+    # ------------------------------------------------------------------ entities
+    def _members(self, blocks: U32, overrides: dict[int, tuple[EntityRef, ...]],
+                 t: int) -> _Members:
+        """(entity, block index) pairs for the bin: geo location or the fact's overrides.
+
+        Cached while the targets, their countries, regions, ASes and overrides are the same
+        as in the previous bin (the usual case: the attribution changes with a new country
+        snapshot or a changed BGP origin, not every round).
+        """
+        plain = np.flatnonzero(~np.isin(blocks, np.fromiter(overrides, np.uint32,
+                                                            len(overrides))))
+        keys = blocks[plain]
+        loc = self.geo.bulk_blocks(keys, t)
+        asn = loc.asn.astype(np.int64)
+        if self.origins is not None:
+            routed = self.origins.lookup(keys)
+            asn = np.where(routed > 0, routed, asn)
+        ridx, rrefs = self._regions_of(keys)
+        cidx = loc.country_idx.astype(np.int64)
+        key = (blocks.tobytes(), cidx.tobytes(), tuple(loc.countries), asn.tobytes(),
+               ridx.tobytes(), tuple(sorted(overrides.items())))
+        if self._members_cache is not None and self._members_cache[0] == key:
+            return self._members_cache[1]
+        refs: list[EntityRef] = []
+        index: dict[EntityRef, int] = {}
+        pe: list[I64] = []
+        pb: list[I64] = []
+        forced: set[int] = set()
+
+        def slot(ref: EntityRef) -> int:
+            if ref not in index:
+                index[ref] = len(refs)
+                refs.append(ref)
+            return index[ref]
+
+        def add(per_block: I64, ref_of: Callable[[int], EntityRef | None]) -> None:
+            used, inv = np.unique(per_block, return_inverse=True)
+            lut = np.full(used.size, -1, dtype=np.int64)
+            for k, code in enumerate(used.tolist()):
+                ref = ref_of(int(code)) if code >= 0 else None
+                if ref is not None:
+                    lut[k] = slot(ref)
+            e = lut[inv]
+            ok = e >= 0
+            pe.append(e[ok])
+            pb.append(plain[ok])
+
+        if plain.size:
+            add(cidx, lambda i: EntityRef(EntityType.COUNTRY, loc.countries[i]))
+            if rrefs:
+                add(ridx.astype(np.int64), lambda i: rrefs[i])
+            add(asn, lambda a: EntityRef(EntityType.ASN, str(a)) if a > 0 else None)
+        if overrides:
+            pos = {int(b): i for i, b in enumerate(blocks.tolist())}
+            oe: list[int] = []
+            ob: list[int] = []
+            for b, ents in overrides.items():
+                for ref in ents:
+                    forced.add(slot(ref))
+                    oe.append(index[ref])
+                    ob.append(pos[b])
+            pe.append(np.asarray(oe, np.int64))
+            pb.append(np.asarray(ob, np.int64))
+        e = np.concatenate(pe) if pe else np.empty(0, np.int64)
+        blk = np.concatenate(pb) if pb else np.empty(0, np.int64)
+        sizes: I64 = np.bincount(e, minlength=len(refs)).astype(np.int64)
+        keep = np.array([j in forced or r.type is EntityType.COUNTRY
+                         or sizes[j] >= self.options.min_entity_blocks
+                         for j, r in enumerate(refs)], dtype=bool)
+        members = _Members(tuple(refs), e, blk, sizes, keep)
+        self._members_cache = (key, members)
+        return members
+
+    def _regions_of(self, keys: U32) -> tuple[npt.NDArray[np.int32], list[EntityRef | None]]:
+        """ISO 3166-2 regions (the mmdb is undated: looked up once per target set)."""
+        if not self.geo.has_regions:
+            return np.full(keys.size, -1, np.int32), []
+        k = keys.tobytes()
+        hit = self._regions.get(k)
+        if hit is None:
+            found = self.geo.bulk_regions(keys)
+            refs: list[EntityRef | None] = []
+            for code in found.regions:
+                try:
+                    refs.append(make_ref(EntityType.REGION, code))
+                except InvalidEntity:
+                    refs.append(None)
+            hit = (found.region_idx, refs)
+            self._regions = {k: hit}  # one target set at a time
+        return hit
+
+    def _entity_points(self, m: _Members, states: I8, lost: I64, resolved: I64,
+                       rtt_block: U32, rtt_ms: F64, blocks: U32, t: int,
+                       step: int) -> PointBatch:
+        n = len(m.refs)
+        st = states[m.block]
+        observed = np.bincount(m.entity, weights=(st != UNPROBED), minlength=n)
+        n_up = np.bincount(m.entity, weights=(st == UP), minlength=n)
+        cov = np.divide(observed, m.sizes, out=np.zeros(n), where=m.sizes > 0)
+        opt = self.options
+        up: F64 = np.where((observed > 0) & (cov >= opt.min_coverage - 1e-12), n_up,
+                           np.nan).astype(np.float64)
+        n_lost = np.bincount(m.entity, weights=lost[m.block], minlength=n)
+        n_done = np.bincount(m.entity, weights=resolved[m.block], minlength=n)
+        loss = np.divide(100.0 * n_lost, n_done, out=np.full(n, np.nan), where=n_done > 0)
+        cols: list[tuple[str, F64]] = [(SIGNAL_UP, up), (SIGNAL_LOSS, loss)]
+        if rtt_ms.size:
+            p50, p90 = _rtt_percentiles(m, blocks, rtt_block, rtt_ms)
+            cols += [(SIGNAL_LATENCY, p50), (SIGNAL_LATENCY_P90, p90)]
+        keep, types, codes = m.kept()
+        k = len(cols)
+        return PointBatch(
+            np.tile(types, k), np.tile(codes, k),
+            np.repeat(np.asarray([c[0] for c in cols], dtype=object), keep.size),
+            np.full(keep.size * k, t, dtype=np.int64),
+            np.concatenate([c[1][keep] for c in cols]) if k else np.empty(0),
+            opt.source, step)
+
+    def _block_points(self, blocks: U32, states: I8, t: int, step: int) -> PointBatch:
+        codes = np.asarray([f"{int(b) >> 24}.{(int(b) >> 16) & 255}.{(int(b) >> 8) & 255}.0/24"
+                            for b in blocks.tolist()], dtype=object)
+        vals = states.astype(np.float64)
+        vals[states == UNPROBED] = np.nan
+        up = np.where(states == UP, 1.0, np.where(states == DOWN, 0.0, np.nan))
+        n = blocks.size
+        return PointBatch(
+            np.full(2 * n, EntityType.BLOCK.value, dtype=object), np.tile(codes, 2),
+            np.repeat(np.asarray([SIGNAL_BLOCK_STATE, SIGNAL_UP], dtype=object), n),
+            np.full(2 * n, t, dtype=np.int64), np.concatenate([vals, up]),
+            self.options.source, step)
+
+
+@dataclass(frozen=True, eq=False)
+class _Members:
+    refs: tuple[EntityRef, ...]
+    entity: I64  # pair → entity index
+    block: I64  # pair → block index
+    sizes: I64  # target blocks per entity
+    keep: npt.NDArray[np.bool_]  # stored (rule probing.store.min-blocks)
+    _kept: list[tuple[I64, npt.NDArray[np.object_], npt.NDArray[np.object_]]] = field(
+        default_factory=list)
+
+    def kept(self) -> tuple[I64, npt.NDArray[np.object_], npt.NDArray[np.object_]]:
+        """Indices, entity types and codes of the stored entities (built once)."""
+        if not self._kept:
+            keep = np.flatnonzero(self.keep)
+            self._kept.append((keep,
+                               np.asarray([self.refs[j].type.value for j in keep], dtype=object),
+                               np.asarray([self.refs[j].code for j in keep], dtype=object)))
+        return self._kept[0]
+
+
+def _rtt_percentiles(m: _Members, blocks: U32, rtt_block: U32, rtt_ms: F64
+                     ) -> tuple[F64, F64]:
+    """Median and 90th percentile (numpy's linear rule) of each entity's RTT samples."""
+    n = len(m.refs)
+    p50, p90 = np.full(n, np.nan), np.full(n, np.nan)
+    order = np.argsort(blocks, kind="stable")
+    sb = blocks[order]
+    pos = np.searchsorted(sb, rtt_block)
+    ok = pos < sb.size
+    ok[ok] &= sb[pos[ok]] == rtt_block[ok]
+    s_block = order[pos[ok]]  # sample → block index
+    s_val = rtt_ms[ok]
+    if s_val.size == 0:
+        return p50, p90
+    # samples sorted by block, then each (entity, block) pair expands to its block's samples
+    so = np.argsort(s_block, kind="stable")
+    s_block, s_val = s_block[so], s_val[so]
+    first = np.searchsorted(s_block, m.block)
+    last = np.searchsorted(s_block, m.block, side="right")
+    cnt = last - first
+    ent = np.repeat(m.entity, cnt)
+    idx = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(first, cnt)
+    vals = s_val[idx]
+    o = np.lexsort((vals, ent))
+    ent, vals = ent[o], vals[o]
+    starts = np.searchsorted(ent, np.arange(n))
+    ends = np.searchsorted(ent, np.arange(n), side="right")
+    for q, out in ((0.5, p50), (0.9, p90)):
+        size = ends - starts
+        has = size > 0
+        pos_f = starts[has] + q * (size[has] - 1)
+        lo = np.floor(pos_f).astype(np.int64)
+        hi = np.minimum(lo + 1, ends[has] - 1)
+        frac = pos_f - lo
+        out[has] = vals[lo] + (vals[hi] - vals[lo]) * frac
+    return p50, p90

@@ -8,26 +8,24 @@ JSON/CSV shape ``netvigil events`` exports. Every file says it is a RECONSTRUCTI
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netvigil.events.serialize import event_to_dict, events_to_csv
 from netvigil.model import EntityRef, EntityType
+from netvigil.model.times import iso_utc
 from netvigil.reports.chart import render
 from netvigil.reports.netblocks import sentences
 from netvigil.reports.timeline import render_table
 
 if TYPE_CHECKING:
-    from netvigil.pipeline.demo import DemoResult
+    from netvigil.reports.demo import DemoResult
 
 CHART = "kz2022-national-signals.png"
 
 
 def _iso(ts: int | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(ts)
 
 
 def banner(label: str, title: str) -> str:
@@ -38,7 +36,7 @@ def banner(label: str, title: str) -> str:
 
 def write_report(result: DemoResult) -> list[Path]:
     """Write every report file into ``result.out_dir``; returns the paths written."""
-    sc = result.facts.scenario
+    sc = result.reconstruction.scenario
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -73,10 +71,14 @@ def write_report(result: DemoResult) -> list[Path]:
 
     p = out / "truth.json"
     truth = [{"entity": t.entity.fqid, "scope": t.scope.value, "kind": t.kind.value,
-              "start": _iso(t.start), "end": _iso(t.end), "min_level": t.min_level,
+              "start": _iso(t.start), "end": _iso(t.end), "level": t.level,
               "signals": list(t.signals), "silent": list(t.silent), "phases": list(t.phases)}
              for t in result.truth]
-    p.write_text(json.dumps({**meta, "truth": truth}, indent=2) + "\n", encoding="utf-8")
+    restored = [{"entity": t.entity.fqid, "start": _iso(t.start), "end": _iso(t.end),
+                 "level": t.level, "phases": list(t.phases)}
+                for t in result.reconstruction.restorations]
+    p.write_text(json.dumps({**meta, "truth": truth, "restorations": restored}, indent=2)
+                 + "\n", encoding="utf-8")
     files.append(p)
 
     country = EntityRef(EntityType.COUNTRY, sc.country)
@@ -94,7 +96,7 @@ def write_report(result: DemoResult) -> list[Path]:
 
 
 def _readme(result: DemoResult, names: list[str]) -> str:
-    sc = result.facts.scenario
+    sc = result.reconstruction.scenario
     phases = "\n".join(
         f"| {_iso(ph.start)} | {_iso(ph.end)} | {ph.id} | {ph.what}"
         f"{' (hours assumed)' if ph.assumed else ''} | {ph.source} |"
@@ -104,10 +106,17 @@ def _readme(result: DemoResult, names: list[str]) -> str:
     return f"""# {sc.title} — {sc.label}
 
 **This is a RECONSTRUCTION, not measured data.** `netvigil demo` generated per-/24 probe
-replies, per-peer BGP tables and OONI-style messaging test outcomes from the public timeline
-of the January 2022 shutdown in {sc.country_name} (seed {sc.seed} unless overridden), ran them
-through NetVigil's real aggregation (Trinocular beliefs, the >50%-of-full-feed-peers BGP rule,
-% of tests reachable), stored the series, ran the `ioda.median` detector and built events.
+rounds, per-peer BGP routes and updates and OONI-style messaging test outcomes from the public
+timeline of the January 2022 shutdown in {sc.country_name} (seed {result.reconstruction.seed}),
+fed them as facts into NetVigil's one pipeline — the path real data takes (Trinocular beliefs,
+BGP routing state and the >50%-of-full-feed-peers rule, blocks attributed to ASes by the
+origins of the announced routes, % of tests reachable) — stored the series, ran the
+`ioda.median` detector and built events. Facts replayed: {result.replay.probe_rounds} probe
+rounds, {result.replay.bgp_bins} BGP bins ({result.replay.bgp_snapshots} routing snapshots),
+{result.replay.platform_hours} hours of platform tests. Events listed: the country, its
+regions and the ASes announcing its space; {result.elsewhere} further events are on countries
+or regions outside {sc.country_name} where the 2026 AS split's ranges geolocate elsewhere in
+the dated country tables (kept in the store, not reported here).
 Detected times are bin starts of the detector, not times read from the sources.
 
 ## Files

@@ -1,0 +1,707 @@
+"""Kazakhstan, January 2022: a seeded RECONSTRUCTION at the source level (not measured data).
+
+Why generate *facts* and not series: the demo must take the path real data takes. This module
+plays three sources over the real KZ address universe (country-ip-blocks 2022-01-04, CC0) and
+the real AS split (ip-location-db, CC BY 4.0, 2026 data as the best available split; the one
+copy in ``netvigil/data/geo``) and hands a :class:`~netvigil.model.facts.FactSink` the same
+facts the real sources emit (:mod:`netvigil.model.facts`):
+
+* active probing: a :class:`ProbeRound` per 600 s round with per-/24 counts (probes sent,
+  replies, timeouts) of a simulated Trinocular prober that decides its adaptive probes with
+  the prober's own belief (:mod:`netvigil.sources.probing.belief`) and selects blocks with the
+  prober's selection rule (:class:`netvigil.sources.probing.targets.SelectionRule`);
+* BGP: per-peer route observations, a RIB as :class:`RibColumns` plus update
+  :class:`BgpElem` s where routes change (session resets, the blackout's churn), fed through
+  :class:`netvigil.sources.bgp.visibility.RoutingState` as the archive ingester does; each
+  300 s bin's snapshot is emitted as a :class:`BgpVisibility` fact;
+* platform tests: hourly :class:`PlatformTests` per AS and platform (ok / anomaly / failure).
+
+Blocks belong to ASes only through the routes the generator announces (origin = the AS of the
+range in the AS split); the pipeline attributes probed blocks by those BGP origins.
+
+The timeline lives in ``data/kz2022/scenario.toml`` (every row cites anchors §8.1). Truth is
+the scenario's phases (entity, start, end, level) — never a detector threshold. Same seed,
+same facts: each source draws from its own child ``numpy.random.Generator`` in a fixed order.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from netvigil.model import EntityRef, EntityType, EventKind, Scope
+from netvigil.model.facts import BgpVisibility, FactSink, PlatformTests, ProbeRound
+
+if TYPE_CHECKING:
+    from netvigil.sources.bgp.fastrib import RibColumns
+    from netvigil.sources.bgp.mrt.elem import BgpElem
+    from netvigil.sources.bgp.visibility import VisibilityConfig
+
+CLASSES: Final[tuple[str, ...]] = ("fixed", "mobile", "datacentre")
+FIXED, MOBILE, DATACENTRE = 0, 1, 2
+
+U8 = npt.NDArray[np.uint8]
+U16 = npt.NDArray[np.uint16]
+U32 = npt.NDArray[np.uint32]
+I8 = npt.NDArray[np.int8]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario (the timeline as data)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One row of the timeline: class levels and/or platform levels over [start, end)."""
+
+    id: str
+    what: str
+    start: int
+    end: int
+    levels: dict[str, float]
+    platforms: dict[str, float]
+    source: str
+    assumed: bool
+
+
+@dataclass(frozen=True)
+class AsClass:
+    asn: int
+    cls: str
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The parsed ``scenario.toml``; ``raw`` keeps every section for the generator's knobs."""
+
+    id: str
+    title: str
+    label: str
+    country: str
+    country_name: str
+    start: int
+    end: int
+    geo_date: date
+    utc_offset_hours: int
+    seed: int
+    phases: tuple[Phase, ...]
+    as_classes: tuple[AsClass, ...]
+    raw: dict[str, Any]
+    data_dir: Path
+
+    @property
+    def geo_when(self) -> int:
+        """Unix seconds of the geolocation date (00:00 UTC)."""
+        return _ts(datetime(self.geo_date.year, self.geo_date.month, self.geo_date.day,
+                            tzinfo=UTC))
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw[name]
+        assert isinstance(value, dict)
+        return value
+
+
+def _ts(value: object) -> int:
+    if not isinstance(value, datetime):
+        raise ValueError(f"scenario times must be TOML datetimes with offset, got {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def data_dir() -> Path:
+    """The packaged ``netvigil/data/kz2022`` folder."""
+    return Path(str(resources.files("netvigil") / "data" / "kz2022"))
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Parse the scenario file (default: the packaged one)."""
+    base = data_dir() if path is None else Path(path).parent
+    file = base / "scenario.toml" if path is None else Path(path)
+    raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    sc = raw["scenario"]
+    phases = tuple(
+        Phase(
+            id=str(p["id"]), what=str(p.get("what", "")), start=_ts(p["start"]),
+            end=_ts(p["end"]), levels={k: float(v) for k, v in p.get("levels", {}).items()},
+            platforms={k: float(v) for k, v in p.get("platforms", {}).items()},
+            source=str(p["source"]), assumed=bool(p.get("assumed", False)),
+        )
+        for p in raw.get("phase", [])
+    )
+    for p in phases:
+        unknown = set(p.levels) - set(CLASSES)
+        if unknown:
+            raise ValueError(f"phase {p.id}: unknown classes {sorted(unknown)}")
+    as_classes = tuple(
+        AsClass(int(a["asn"]), str(a["class"]), str(a.get("name", "")), str(a["source"]))
+        for a in raw["classes"].get("asn", [])
+    )
+    geo_date = sc["geo_date"]
+    if not isinstance(geo_date, date):
+        raise ValueError("scenario.geo_date must be a TOML date")
+    return Scenario(
+        id=str(sc["id"]), title=str(sc["title"]), label=str(sc["label"]),
+        country=str(sc["country"]), country_name=str(sc["country_name"]),
+        start=_ts(sc["start"]), end=_ts(sc["end"]), geo_date=geo_date,
+        utc_offset_hours=int(sc["utc_offset_hours"]), seed=int(sc["seed"]),
+        phases=phases, as_classes=as_classes, raw=raw, data_dir=base,
+    )
+
+
+class LevelSchedule:
+    """Piecewise-constant level per class (and per platform) derived from the phases.
+
+    Later phases override earlier ones class by class; outside every phase the level is 1.
+    Evaluation is vectorised: ``at(cls, times)`` is one ``searchsorted``.
+    """
+
+    def __init__(self, phases: tuple[Phase, ...], keys: tuple[str, ...], platform: bool) -> None:
+        self._steps: dict[str, tuple[I64, F64]] = {}
+        for key in keys:
+            rows = [p for p in phases if key in (p.platforms if platform else p.levels)]
+            cuts = sorted({t for p in rows for t in (p.start, p.end)})
+            times = np.asarray(cuts, dtype=np.int64)
+            values = np.ones(len(cuts), dtype=np.float64)
+            for i, t in enumerate(cuts):
+                for p in rows:  # later rows win
+                    if p.start <= t < p.end:
+                        values[i] = (p.platforms if platform else p.levels)[key]
+            self._steps[key] = (times, values)
+
+    def at(self, key: str, times: npt.ArrayLike) -> F64:
+        cuts, values = self._steps[key]
+        t = np.asarray(times, dtype=np.int64)
+        if cuts.size == 0:
+            return np.ones(t.shape, dtype=np.float64)
+        idx = np.searchsorted(cuts, t, side="right") - 1
+        out = np.where(idx >= 0, values[np.clip(idx, 0, None)], 1.0)
+        return np.asarray(out, dtype=np.float64)
+
+    def change_points(self, key: str) -> I64:
+        return self._steps[key][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The address universe
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Universe:
+    """The KZ /24s (2022-01-04), their AS (0 = none in the AS table) and scenario class."""
+
+    block_starts: U32  # sorted /24 network addresses
+    block_asn: I64
+    block_class: I8  # index into CLASSES
+    as_names: dict[int, str]
+    as_class: dict[int, str]
+    prefix_net: U32  # routed prefixes (from the AS table ranges), network address
+    prefix_len: U8
+    prefix_origin: I64
+
+
+def _read_universe(sc: Scenario) -> Universe:
+    blocks: list[npt.NDArray[np.uint32]] = []
+    for line in (sc.data_dir / sc.raw["scenario"]["universe"]).read_text().splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        net = ipaddress.IPv4Network(text, strict=False)
+        first = int(net.network_address) >> 8
+        count = max(1, net.num_addresses // 256)
+        blocks.append(np.arange(first, first + count, dtype=np.uint32) << np.uint32(8))
+    block_starts = np.unique(np.concatenate(blocks)).astype(np.uint32)
+
+    starts: list[int] = []
+    ends: list[int] = []
+    asns: list[int] = []
+    names: dict[int, str] = {}
+    with (sc.data_dir / sc.raw["scenario"]["as_table"]).open(newline="", encoding="utf-8") as fh:
+        for row in csv.reader(fh):
+            if len(row) < 3 or not row[2].isdigit():
+                continue
+            starts.append(int(ipaddress.IPv4Address(row[0])))
+            ends.append(int(ipaddress.IPv4Address(row[1])))
+            asns.append(int(row[2]))
+            names.setdefault(int(row[2]), row[3] if len(row) > 3 else "")
+    r_start = np.asarray(starts, dtype=np.int64)
+    r_end = np.asarray(ends, dtype=np.int64)
+    r_asn = np.asarray(asns, dtype=np.int64)
+    order = np.argsort(r_start, kind="stable")
+    r_start, r_end, r_asn = r_start[order], r_end[order], r_asn[order]
+    b = block_starts.astype(np.int64)
+    idx = np.searchsorted(r_start, b, side="right") - 1
+    ok = (idx >= 0) & (b <= r_end[np.clip(idx, 0, None)])
+    block_asn = np.where(ok, r_asn[np.clip(idx, 0, None)], 0).astype(np.int64)
+
+    cls_of: dict[int, str] = {a.asn: a.cls for a in sc.as_classes}
+    patterns = [p.lower() for p in sc.section("classes")["datacentre_name_patterns"]]
+    for asn, name in names.items():
+        if asn not in cls_of and any(p in name.lower() for p in patterns):
+            cls_of[asn] = "datacentre"
+    default = str(sc.section("classes")["default"])
+    lut = {asn: CLASSES.index(cls_of.get(asn, default)) for asn in names}
+    block_class = np.array([lut.get(int(a), CLASSES.index(default)) for a in block_asn],
+                           dtype=np.int8)
+
+    p_net: list[int] = []
+    p_len: list[int] = []
+    p_org: list[int] = []
+    for s, e, a in zip(r_start.tolist(), r_end.tolist(), r_asn.tolist(), strict=True):
+        for net in ipaddress.summarize_address_range(ipaddress.IPv4Address(s),
+                                                     ipaddress.IPv4Address(e)):
+            if net.prefixlen <= 24:  # longer than /24 is filtered by most peers
+                p_net.append(int(net.network_address))
+                p_len.append(net.prefixlen)
+                p_org.append(a)
+    return Universe(
+        block_starts=block_starts, block_asn=block_asn, block_class=block_class,
+        as_names=names, as_class={a: cls_of.get(a, default) for a in names},
+        prefix_net=np.asarray(p_net, dtype=np.uint32),
+        prefix_len=np.asarray(p_len, dtype=np.uint8),
+        prefix_origin=np.asarray(p_org, dtype=np.int64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Truth: the scenario's phases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TruthEvent:
+    """One phase of the timeline as it applies to one entity (from scenario.toml only).
+
+    ``level`` is the phase's share of ordinary for that entity (< 1: a cut or a block);
+    phases that restore (level ≥ 1) are listed in :attr:`Kz2022.restorations`.
+    """
+
+    entity: EntityRef
+    scope: Scope
+    kind: EventKind
+    start: int
+    end: int
+    level: float
+    signals: tuple[str, ...]  # signals expected to see it
+    silent: tuple[str, ...]  # signals expected NOT to alert (bgp in a data-plane cut)
+    phases: tuple[str, ...]
+
+
+def _phase_entities(sc: Scenario, uni: Universe, p: Phase
+                    ) -> list[tuple[EntityRef, Scope, float]]:
+    """Who a phase is about: the country when it sets every class (weighted level over the
+    universe's blocks), else the scenario's named ASes of the classes it sets (all ASes of a
+    class when the scenario names none)."""
+    country = EntityRef(EntityType.COUNTRY, sc.country)
+    if set(p.levels) == set(CLASSES):
+        share = np.bincount(uni.block_class, minlength=len(CLASSES)) / max(1, uni.block_class.size)
+        level = float(sum(share[k] * p.levels[c] for k, c in enumerate(CLASSES)))
+        return [(country, Scope.NATIONAL, level)]
+    out: list[tuple[EntityRef, Scope, float]] = []
+    for cls, level in p.levels.items():
+        named = [a.asn for a in sc.as_classes if a.cls == cls]
+        asns = named or sorted(a for a, c in uni.as_class.items() if c == cls)
+        out += [(EntityRef(EntityType.ASN, str(a)), Scope.NETWORK, level) for a in asns]
+    return out
+
+
+def derive_truth(sc: Scenario, uni: Universe) -> tuple[tuple[TruthEvent, ...],
+                                                       tuple[TruthEvent, ...]]:
+    """(events, restorations): one row per phase × entity, straight from scenario.toml."""
+    events: list[TruthEvent] = []
+    restorations: list[TruthEvent] = []
+    country = EntityRef(EntityType.COUNTRY, sc.country)
+    for p in sc.phases:
+        for ref, scope, level in _phase_entities(sc, uni, p) if p.levels else []:
+            row = TruthEvent(ref, scope, EventKind.OUTAGE, p.start, p.end, level,
+                             ("probing",), ("bgp",), (p.id,))
+            (events if level < 1.0 else restorations).append(row)
+        for plat, level in p.platforms.items():
+            row = TruthEvent(country, Scope.NATIONAL, EventKind.PLATFORM_BLOCK, p.start, p.end,
+                             level, (f"platform:{plat}",), (), (p.id,))
+            (events if level < 1.0 else restorations).append(row)
+    return tuple(events), tuple(restorations)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+
+
+def _night(times: npt.ArrayLike, utc_offset_hours: int, peak_local_hour: float) -> F64:
+    """0..1 'how deep in the night' with the peak at ``peak_local_hour`` local time."""
+    t = np.asarray(times, dtype=np.float64)
+    hours = ((t / 3600.0) + utc_offset_hours) % 24.0
+    return np.asarray(0.5 * (1.0 + np.cos(2.0 * np.pi * (hours - peak_local_hour) / 24.0)),
+                      dtype=np.float64)
+
+
+def _by_class(table: dict[str, Any], block_class: I8) -> F64:
+    lut = np.array([float(table[c]) for c in CLASSES], dtype=np.float64)
+    return np.asarray(lut[block_class], dtype=np.float64)
+
+
+class SimulatedProber:
+    """A Trinocular prober over the KZ blocks, as the real one decides (belief.py).
+
+    Each round every target block gets its periodic probe; while the last outcome moved the
+    belief towards uncertainty (``belief.wants_more``) it gets another, within the budget of
+    ``BeliefModel.max_probes``. Which probes are answered is the scenario's business: a block
+    passes packets while its rank is under its class level, and its addresses answer with
+    the census availability, less at night for diurnal blocks.
+    """
+
+    def __init__(self, sc: Scenario, uni: Universe, sched: LevelSchedule,
+                 rng: np.random.Generator) -> None:
+        from netvigil.sources.probing import belief as bm
+        from netvigil.sources.probing.targets import SelectionRule
+
+        cfg = sc.section("probing")
+        self.sc, self.sched, self.rng, self.bm = sc, sched, rng, bm
+        self.model = bm.DEFAULT_MODEL
+        self.step = int(cfg["round_seconds"])
+        nb = uni.block_starts.size
+        cls = uni.block_class
+        probeable = rng.random(nb) < _by_class(cfg["probeable"], cls)
+        lo = _by_class(cfg["availability_low"], cls)
+        hi = _by_class(cfg["availability_high"], cls)
+        avail = (lo + (hi - lo) * rng.random(nb)).astype(np.float32)
+        ever = rng.integers(15, 257, nb).astype(np.uint16)
+        ever[~probeable] = rng.integers(0, 15, int((~probeable).sum())).astype(np.uint16)
+        rule = SelectionRule()
+        sel = (ever >= rule.min_addresses) & (avail >= rule.min_availability)
+        deep = rng.random(nb) < _by_class(cfg["diurnal_share"], cls)
+        depth = np.where(deep, 0.9 + 0.1 * rng.random(nb),
+                         _by_class(cfg["shallow_depth"], cls) * rng.random(nb))
+        slices = int(cfg["slices"])
+        slice_of = rng.integers(0, slices, nb)
+        rank = rng.random(nb)  # a block passes packets while rank < level(class, t)
+        idx = np.flatnonzero(sel)
+        self.blocks = uni.block_starts[idx]
+        self.availability = avail[idx]
+        self.cls = cls[idx].astype(np.int64)
+        self.depth, self.slice_of, self.rank = depth[idx], slice_of[idx], rank[idx]
+        self.slice_off = np.arange(slices, dtype=np.int64) * (self.step // slices)
+        self.belief = bm.initial_beliefs(idx.size, self.model)
+        self.bg_down = np.zeros(idx.size, dtype=bool)
+        self.p_start = float(cfg["outage_start_per_round"])
+        self.p_end = float(cfg["outage_end_per_round"])
+        self.peak = float(cfg["night_peak_local_hour"])
+
+    def round(self, r: int) -> ProbeRound:
+        sc, rng, bm, m = self.sc, self.rng, self.bm, self.model
+        start = sc.start + r * self.step
+        t_slices = start + self.slice_off
+        levels = np.stack([self.sched.at(name, t_slices) for name in CLASSES])
+        connected = self.rank < levels[self.cls, self.slice_of]
+        flip = rng.random(self.blocks.size)
+        self.bg_down = np.where(self.bg_down, flip >= self.p_end, flip < self.p_start)
+        night = _night(t_slices, sc.utc_offset_hours, self.peak)[self.slice_of]
+        a = self.availability.astype(np.float64)
+        p_true = np.where(connected & ~self.bg_down, a * (1.0 - self.depth * night), 0.0)
+        n = self.blocks.size
+        sent = np.zeros(n, dtype=np.uint8)
+        replies = np.zeros(n, dtype=np.uint8)
+        idx = np.arange(n)
+        for _ in range(m.max_probes):
+            if idx.size == 0:
+                break
+            got = rng.random(idx.size) < p_true[idx]
+            sent[idx] += 1
+            replies[idx] += got.astype(np.uint8)
+            before = self.belief[idx]
+            after = bm.update(before, got, self.availability[idx], m)
+            self.belief[idx] = after
+            idx = idx[bm.wants_more(before, after, m)]
+        return ProbeRound(
+            vantage="kz2022-simulated", round_start=float(start), round_seconds=self.step,
+            block_starts=self.blocks, availability=self.availability, sent=sent,
+            replies=replies, unreachable=np.zeros(n, dtype=np.uint8), lost=sent - replies)
+
+
+class SimulatedCollector:
+    """~20 collector peers' routes to the KZ prefixes: one RIB, then updates where routes
+    change (session resets; the blackout's churn — never a withdrawal of the country, RIPE
+    Labs and Kentik, anchors §8.1). Each peer carries the real KZ prefixes (ranges of the AS
+    split, up to /24) with their AS as origin, minus a few it filters; partial peers carry
+    about half. Only bins with updates cost a new snapshot, as in the archive ingester."""
+
+    COLLECTOR = "kz2022-rrc"
+
+    def __init__(self, sc: Scenario, uni: Universe, rng: np.random.Generator) -> None:
+        from netvigil.sources.bgp.visibility import RoutingState
+
+        cfg = sc.section("bgp")
+        self.sc, self.uni, self.rng = sc, uni, rng
+        self.step = int(cfg["bin_seconds"])
+        self.peers = [int(a) for a in cfg["peer_asns"]]
+        n_ff = int(cfg["full_feed_peers"])
+        n_pfx, n_peers = uni.prefix_net.size, len(self.peers)
+        carry = np.empty((n_pfx, n_peers), dtype=bool)
+        carry[:, :n_ff] = rng.random((n_pfx, n_ff)) >= float(cfg["static_filter"])
+        carry[:, n_ff:] = rng.random((n_pfx, n_peers - n_ff)) < float(cfg["partial_carry"])
+        self.carry = carry
+        self.n_ff = n_ff
+        self.state = RoutingState(self._config())
+        self.state.load_rib(self.COLLECTOR, self._rib())
+        n_bins = (sc.end - sc.start) // self.step
+        self._packed = [ipaddress.IPv4Address(self._peer_ip(k)).packed
+                        for k in range(len(self.peers))]
+        self.updates: dict[int, list[tuple[int, int, int, str]]] = {}
+        self._plan_resets(n_bins, float(cfg["reset_per_bin"]))
+        self._plan_churn(n_bins)
+        self._last: BgpVisibility | None = None
+        self.snapshots = 0
+
+    def _config(self) -> VisibilityConfig:
+        """The BGP code's full-feed rule, applied to the KZ slice the peers carry here.
+
+        The reconstruction carries only each peer's routes to KZ (~1.2k of a 2022 table's
+        ~880k), so no absolute floor in prefixes can apply. The era-relative rule's *share of
+        the largest table* (:data:`FULL_FEED_RULES`, owned by the BGP code) is applied to the
+        slice instead, as an absolute threshold on it; the visibility rule itself (> 50 % of
+        full-feed peers) is the BGP code's, untouched.
+        """
+        from netvigil.sources.bgp.visibility import VisibilityConfig
+
+        rule = VisibilityConfig().rule(4)
+        largest = int(self.carry.sum(axis=0).max())
+        share = rule.share if rule.share > 0 else 0.5
+        return VisibilityConfig(ff_v4=max(0, math.ceil(share * largest) - 1))
+
+    def _peer_ip(self, k: int) -> str:
+        return f"192.0.2.{k + 1}"
+
+    def _rib(self) -> RibColumns:
+        from netvigil.sources.bgp.fastrib import RibColumns
+
+        uni = self.uni
+        pfx, peer = np.nonzero(self.carry)
+        order = np.lexsort((peer, pfx))
+        pfx, peer = pfx[order], peer[order]
+        cols = RibColumns(self.sc.start, [self._peer_ip(k) for k in range(len(self.peers))],
+                          list(self.peers), self.COLLECTOR)
+        cols.peer = peer.astype(np.int32)
+        cols.afi = np.ones(pfx.size, dtype=np.uint8)
+        cols.net = uni.prefix_net[pfx].astype(np.uint64)
+        cols.plen = uni.prefix_len[pfx].astype(np.uint8)
+        cols.origin = uni.prefix_origin[pfx].astype(np.uint32)
+        return cols
+
+    def _elem(self, ts: int, k: int, p: int, kind: str) -> BgpElem:
+        from netvigil.sources.bgp.mrt.attributes import Nlri, PathAttributes
+        from netvigil.sources.bgp.mrt.elem import BgpElem
+
+        uni = self.uni
+        nlri = Nlri(1, int(uni.prefix_net[p]).to_bytes(4, "big"), int(uni.prefix_len[p]))
+        attrs = None
+        if kind == "A":
+            attrs = PathAttributes(origin=0, as_path=[(2, (self.peers[k],
+                                                           int(uni.prefix_origin[p])))])
+        return BgpElem("BGP4MP", ts, None, kind, self._packed[k], self.peers[k], nlri=nlri,
+                       attrs=attrs)
+
+    def _state(self, ts: int, k: int, new_state: int) -> BgpElem:
+        from netvigil.sources.bgp.mrt.elem import BgpElem
+
+        return BgpElem("BGP4MP", ts, None, "STATE", self._packed[k], self.peers[k],
+                       old_state=6 if new_state != 6 else 1, new_state=new_state)
+
+    def _build(self, plan: list[tuple[int, int, int, str]]) -> list[BgpElem]:
+        """Planned (time, peer, prefix, kind) rows as elements (prefix −1: a session drop)."""
+        return [self._state(ts, k, 1) if p < 0 else self._elem(ts, k, p, kind)
+                for ts, k, p, kind in sorted(plan)]
+
+    def _at(self, b: int, rows: list[tuple[int, int, int, str]]) -> None:
+        self.updates.setdefault(b, []).extend(rows)
+
+    def _plan_resets(self, n_bins: int, rate: float) -> None:
+        """A session drops (every route gone) and comes back 1–3 bins later, re-announcing."""
+        starts = np.argwhere(self.rng.random((n_bins, len(self.peers))) < rate)
+        lengths = self.rng.integers(1, 4, len(starts))
+        t0 = self.sc.start
+        for (b, k), n in zip(starts.tolist(), lengths.tolist(), strict=True):
+            self._at(b, [(t0 + b * self.step + 1, k, -1, "STATE")])
+            back = b + n
+            if back < n_bins:
+                ts = t0 + back * self.step + 1
+                self._at(back, [(ts, k, int(p), "A") for p in np.flatnonzero(self.carry[:, k])])
+
+    def _plan_churn(self, n_bins: int) -> None:
+        """The blackout's update spike: per bin, a share of prefixes withdrawn at a few
+        full-feed peers and re-announced in the next bin (well below 50 %: visible)."""
+        churn = self.sc.section("bgp_churn")
+        step, t0 = self.step, self.sc.start
+        c0 = max(0, (_ts(churn["start"]) - t0) // step)
+        c1 = min(n_bins, -(-(_ts(churn["end"]) - t0) // step))
+        n_pfx = self.uni.prefix_net.size
+        for b in range(c0, c1):
+            pfx = np.flatnonzero(self.rng.random(n_pfx) < float(churn["prefix_share"]))
+            for _ in range(int(churn["peers_per_flap"])):
+                ks = self.rng.integers(0, self.n_ff, pfx.size)
+                ts = t0 + b * step + 30
+                rows = [(p, k) for p, k in zip(pfx.tolist(), ks.tolist(), strict=True)
+                        if self.carry[p, k]]
+                self._at(b, [(ts, k, p, "W") for p, k in rows])
+                if b + 1 < n_bins:
+                    self._at(b + 1, [(ts + step, k, p, "A") for p, k in rows])
+
+    def bin(self, b: int) -> BgpVisibility:
+        """Roll the state through bin ``b``'s updates and measure it at the bin's end."""
+        t = self.sc.start + b * self.step
+        elems = self._build(self.updates.pop(b, []))
+        for e in elems:
+            self.state.apply(self.COLLECTOR, e)
+        if elems or self._last is None:
+            snap = self.state.snapshot(t + self.step)
+            self.snapshots += 1
+            self._last = snap.to_fact(t, self.step)
+        else:
+            last = self._last
+            self._last = BgpVisibility(t, self.step, last.full_feed_v4, last.full_feed_v6,
+                                       last.v4_blocks, last.v4_origin, last.v6_starts,
+                                       last.v6_ends, last.v6_by_origin)
+        return self._last
+
+
+def _platform_tests(sc: Scenario, uni: Universe, sched: LevelSchedule,
+                    plat_sched: LevelSchedule, rng: np.random.Generator) -> PlatformTests:
+    """OONI-style IM tests per hour, per AS of the probes' networks and platform."""
+    cfg = sc.section("platform")
+    step = int(cfg["bin_seconds"])
+    n_bins = (sc.end - sc.start) // step
+    platforms = tuple(str(p) for p in cfg["platforms"])
+    asn_all, counts = np.unique(uni.block_asn[uni.block_asn > 0], return_counts=True)
+    rate = counts / counts.sum() * float(cfg["tests_per_hour"])
+    keep = rate >= float(cfg["min_as_tests_per_hour"])
+    asns, rate = asn_all[keep], rate[keep]
+    mid = sc.start + step * np.arange(n_bins) + step // 2
+    activity = 0.4 + 0.6 * (1.0 - _night(mid, sc.utc_offset_hours, 4.0))
+    shape = (n_bins, asns.size, len(platforms))
+    ok, anomaly, failure = (np.zeros(shape, dtype=np.uint16) for _ in range(3))
+    ok_rate, fail_rate = float(cfg["ok_rate"]), float(cfg["failure_rate"])
+    for j, asn in enumerate(asns.tolist()):
+        conn = sched.at(uni.as_class.get(int(asn), "fixed"), mid)
+        lam = rate[j] * activity * conn  # a shutdown silences probes: volume collapse (§4.4)
+        for k, plat in enumerate(platforms):
+            n = rng.poisson(lam)
+            failed = rng.binomial(n, fail_rate)
+            good = rng.binomial(n - failed, ok_rate * plat_sched.at(plat, mid))
+            ok[:, j, k], anomaly[:, j, k], failure[:, j, k] = good, n - failed - good, failed
+    return PlatformTests(sc.start, step, platforms, tuple(sc.country for _ in asns.tolist()),
+                         asns.astype(np.int64), ok, anomaly, np.zeros(shape, np.uint16), failure)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reconstruction
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Replay:
+    """What one replay emitted (counts per fact type)."""
+
+    probe_rounds: int = 0
+    bgp_bins: int = 0
+    bgp_snapshots: int = 0
+    platform_hours: int = 0
+
+
+@dataclass(eq=False)
+class Kz2022:
+    """The scenario, its universe and truth, and the seeded sources that replay it."""
+
+    scenario: Scenario
+    universe: Universe
+    truth: tuple[TruthEvent, ...]
+    restorations: tuple[TruthEvent, ...]
+    seed: int
+    _platform: PlatformTests | None = field(default=None, repr=False)
+
+    def platform_tests(self) -> PlatformTests:
+        """All hours of platform tests (cached; the replay emits them hour by hour)."""
+        if self._platform is None:
+            r_plat = np.random.default_rng(self.seed).spawn(3)[2]
+            sc = self.scenario
+            sched = LevelSchedule(sc.phases, CLASSES, platform=False)
+            plats = tuple(str(p) for p in sc.section("platform")["platforms"])
+            self._platform = _platform_tests(sc, self.universe, sched,
+                                             LevelSchedule(sc.phases, plats, platform=True),
+                                             r_plat)
+        return self._platform
+
+    def prober(self) -> SimulatedProber:
+        rng = np.random.default_rng(self.seed).spawn(3)[0]
+        sc = self.scenario
+        return SimulatedProber(sc, self.universe, LevelSchedule(sc.phases, CLASSES, False), rng)
+
+    def collector(self) -> SimulatedCollector:
+        return SimulatedCollector(self.scenario, self.universe,
+                                  np.random.default_rng(self.seed).spawn(3)[1])
+
+    def replay(self, sink: FactSink, *, until: int | None = None,
+               flush_seconds: int = 86_400) -> Replay:
+        """Emit every fact in time order into ``sink`` (BGP bin, then the probe round of the
+        same start, then the hour's platform tests), flushing once per ``flush_seconds``."""
+        sc = self.scenario
+        end = sc.end if until is None else min(sc.end, until)
+        prober, coll, plat = self.prober(), self.collector(), self.platform_tests()
+        rep = Replay()
+        tick = math.gcd(prober.step, coll.step, plat.step)
+        next_flush = sc.start + flush_seconds
+        for t in range(sc.start, end, tick):
+            off = t - sc.start
+            if off % coll.step == 0:
+                sink.emit(coll.bin(off // coll.step))
+                rep.bgp_bins += 1
+            if off % prober.step == 0:
+                sink.emit(prober.round(off // prober.step))
+                rep.probe_rounds += 1
+            if off % plat.step == 0:
+                h = off // plat.step
+                sink.emit(PlatformTests(t, plat.step, plat.platforms, plat.probe_cc, plat.asns,
+                                        plat.ok[h:h + 1], plat.anomaly[h:h + 1],
+                                        plat.confirmed[h:h + 1], plat.failure[h:h + 1]))
+                rep.platform_hours += 1
+            if t + tick >= next_flush:
+                sink.flush({f"scenario.{sc.id}.replayed_until": str(t + tick)})
+                next_flush += flush_seconds
+        sink.flush({f"scenario.{sc.id}.replayed_until": str(end)})
+        rep.bgp_snapshots = coll.snapshots
+        return rep
+
+
+def generate(seed: int | None = None, scenario: Scenario | None = None) -> Kz2022:
+    """The reconstruction, deterministic in ``seed`` (default: the scenario's)."""
+    sc = scenario or load_scenario()
+    uni = _read_universe(sc)
+    events, restorations = derive_truth(sc, uni)
+    return Kz2022(sc, uni, events, restorations, sc.seed if seed is None else seed)
+
+
+def as_display_name(asn: int, uni: Universe, sc: Scenario) -> str:
+    """A short AS name: the scenario's curated name, else the AS table's org name."""
+    for a in sc.as_classes:
+        if a.asn == asn and a.name:
+            return a.name
+    name = uni.as_names.get(asn, "")
+    return re.sub(r"\s+", " ", name).strip() or f"AS{asn}"
