@@ -21,7 +21,7 @@ from netvigil.detect import IodaMedian, load_rules
 from netvigil.detect import median_kernel as mk
 from netvigil.detect.protocol import PointChunk
 from netvigil.events.runner import run_detection
-from netvigil.model import Alert, Series, make_ref
+from netvigil.model import Alert, Event, Series, make_ref
 
 KZ = make_ref("country", "KZ")
 T0 = 1_641_254_400
@@ -208,7 +208,7 @@ def write_until(store: object, series: list[Series], lo: int, hi: int) -> None:
                            np.concatenate(vals), source="test")
 
 
-def fresh(tmp: object, series: list[Series], until: int) -> tuple[list[Alert], list[object]]:
+def fresh(tmp: object, series: list[Series], until: int) -> tuple[list[Alert], list[Event]]:
     from netvigil.store.duck import Store
 
     path = tmp / f"fresh-{until}.duckdb"  # type: ignore[operator]

@@ -93,9 +93,14 @@ class MedianRule:
         return "normal"
 
     def digest(self) -> str:
-        """A short hash of the parameters; part of the runner's fingerprint."""
-        raw = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(raw).hexdigest()[:12]
+        """A short hash of the parameters, kept with each detector state: a state built
+        under another digest is discarded and its series recomputed."""
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            raw = json.dumps(asdict(self), sort_keys=True).encode()
+            cached = hashlib.sha256(raw).hexdigest()[:12]
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
 
 def parse_rules(text: str) -> dict[str, MedianRule]:
@@ -314,17 +319,24 @@ class IodaMedian:
         n = len(chunk.keys)
         if len(states) != n:
             raise ValueError("update: one state per series of the chunk")
-        rules: list[MedianRule] = []
-        by_signal: dict[str, MedianRule] = {}
-        for _, signal in chunk.keys:
-            rule = by_signal.get(signal) or self.rule_for(signal)
-            if rule is None:
-                raise ValueError(f"update: signal {signal!r} is not judged by {METHOD}")
-            by_signal[signal] = rule
-            rules.append(rule)
+        distinct: list[MedianRule] = []
+        slot: dict[str, int] = {}
+        which = np.empty(n, np.int64)
+        for k, (_, signal) in enumerate(chunk.keys):
+            j = slot.get(signal)
+            if j is None:
+                rule = self.rule_for(signal)
+                if rule is None:
+                    raise ValueError(f"update: signal {signal!r} is not judged by {METHOD}")
+                j = slot[signal] = len(distinct)
+                distinct.append(rule)
+            which[k] = j
+        rules = [distinct[j] for j in which.tolist()]
 
         def col(name: str, dtype: type) -> npt.NDArray[Any]:
-            return np.fromiter((getattr(r, name) for r in rules), dtype, n)
+            per_rule: npt.NDArray[Any] = np.array([getattr(r, name) for r in distinct],
+                                                  dtype=dtype)
+            return np.ascontiguousarray(per_rule[which])
 
         params = mk.RuleParams(
             col("history", np.int64), col("warmup", np.int64), col("maxduration", np.int64),

@@ -317,7 +317,7 @@ def _update_py(
 
 
 # -- state codec --------------------------------------------------------------------------
-def _put_varint(buf: Any, pos: int, x: int, write: bool) -> int:
+def _put_varint(buf: Any, pos: Any, x: Any, write: bool) -> Any:
     """Unsigned LEB128 of a non-negative int64; returns the position after it."""
     while True:
         byte = x & 0x7F
@@ -332,23 +332,23 @@ def _put_varint(buf: Any, pos: int, x: int, write: bool) -> int:
             return pos + 1
 
 
-def _zz(x: int) -> int:
+def _zz(x: Any) -> Any:
     return (x << 1) ^ (x >> 63)
 
 
-def _unzz(u: int) -> int:
+def _unzz(u: Any) -> Any:
     return (u >> 1) ^ -(u & 1)
 
 
-def _put_i64(buf: Any, pos: int, x: int, write: bool) -> int:
+def _put_i64(buf: Any, pos: Any, x: Any, write: bool) -> Any:
     if write:
         for b in range(8):
             buf[pos + b] = (x >> (8 * b)) & 0xFF
     return pos + 8
 
 
-def _get_varint(buf: Any, pos: int) -> tuple[int, int]:
-    x = 0
+def _get_varint(buf: Any, pos: Any) -> tuple[Any, Any]:
+    x: Any = 0
     shift = 0
     while True:
         byte = np.int64(buf[pos])
@@ -359,14 +359,14 @@ def _get_varint(buf: Any, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _get_i64(buf: Any, pos: int) -> int:
-    x = np.int64(0)
+def _get_i64(buf: Any, pos: Any) -> Any:
+    x: Any = np.int64(0)
     for b in range(8):
         x |= np.int64(buf[pos + b]) << (8 * b)
     return x
 
 
-def _put_times(buf: Any, pos: int, t: Any, lo: int, n: int, write: bool) -> int:
+def _put_times(buf: Any, pos: Any, t: Any, lo: Any, n: Any, write: bool) -> Any:
     """Strictly increasing times as first + run-length (delta, count) pairs."""
     if n == 0:
         return pos
@@ -383,7 +383,7 @@ def _put_times(buf: Any, pos: int, t: Any, lo: int, n: int, write: bool) -> int:
     return pos
 
 
-def _get_times(buf: Any, pos: int, out: Any, lo: int, n: int) -> int:
+def _get_times(buf: Any, pos: Any, out: Any, lo: Any, n: Any) -> Any:
     if n == 0:
         return pos
     u, pos = _get_varint(buf, pos)
@@ -398,10 +398,10 @@ def _get_times(buf: Any, pos: int, out: Any, lo: int, n: int) -> int:
     return pos
 
 
-def _put_values(buf: Any, pos: int, v: Any, vbits: Any, lo: int, n: int, as_int: bool,
-                write: bool) -> int:
+def _put_values(buf: Any, pos: Any, v: Any, vbits: Any, lo: Any, n: Any, as_int: bool,
+                write: bool) -> Any:
     """Integer-valued: zigzag varint of the deltas; otherwise the 8 raw bytes each."""
-    prev = 0
+    prev: Any = 0
     for j in range(n):
         if as_int:
             x = np.int64(v[lo + j])
@@ -412,9 +412,9 @@ def _put_values(buf: Any, pos: int, v: Any, vbits: Any, lo: int, n: int, as_int:
     return pos
 
 
-def _get_values(buf: Any, pos: int, out: Any, obits: Any, lo: int, n: int,
-                as_int: bool) -> int:
-    prev = 0
+def _get_values(buf: Any, pos: Any, out: Any, obits: Any, lo: Any, n: Any,
+                as_int: bool) -> Any:
+    prev: Any = 0
     for j in range(n):
         if as_int:
             u, pos = _get_varint(buf, pos)
@@ -467,7 +467,7 @@ def _encode_py(c_off: Any, cr_off: Any, wt: Any, wv: Any, wvb: Any, ws: Any, wsb
         pos = _put_values(out, pos, wv, wvb, b, nw, as_int, write)
         if warm[k]:
             if as_int:  # sorted: first value, then non-negative steps
-                prev = 0
+                prev: Any = 0
                 for j in range(nw):
                     x = np.int64(ws[b + j])
                     d = x - prev
@@ -489,8 +489,8 @@ def _header_counts(buf: Any, b_off: Any, nw: Any, nr: Any) -> None:
             nw[k] = 0
             nr[k] = 0
             continue
-        w = 0
-        r = 0
+        w: Any = 0
+        r: Any = 0
         for q in range(4):
             w |= np.int64(buf[p + 4 + q]) << (8 * q)
             r |= np.int64(buf[p + 8 + q]) << (8 * q)
@@ -528,11 +528,11 @@ def _decode_py(buf: Any, b_off: Any, w_off: Any, r_off: Any,
         pos = _get_values(buf, pos, wv, wvb, b, nw, as_int)
         if warm[k]:
             if as_int:
-                prev = 0
+                prev2: Any = 0
                 for j in range(nw):
                     u, pos = _get_varint(buf, pos)
-                    prev = prev + (_unzz(u) if j == 0 else u)
-                    ws[b + j] = np.float64(prev)
+                    prev2 = prev2 + (_unzz(u) if j == 0 else u)
+                    ws[b + j] = np.float64(prev2)
             else:
                 pos = _get_values(buf, pos, ws, wsb, b, nw, False)
         rb = r_off[k]

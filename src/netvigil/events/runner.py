@@ -110,9 +110,11 @@ def run_detection(
     n_all = len(keys)
     types, codes, signals = keys.entity_type.tolist(), keys.entity_code.tolist(), \
         keys.signal.tolist()
-    refs = [EntityRef(EntityType(t), c) for t, c in zip(types, codes, strict=True)]
+    etypes = {t: EntityType(t) for t in set(types)}
+    refs = [EntityRef(etypes[t], c) for t, c in zip(types, codes, strict=True)]
 
     rules: dict[str, DetectorRule | None] = {}
+    digests: dict[str, str] = {}
     examined = skipped = unchanged = 0
     scratch: list[int] = []
     resume: list[int] = []
@@ -123,16 +125,17 @@ def run_detection(
         examined += 1
         sig = signals[i]
         if sig not in rules:
-            rules[sig] = det.configure(sig)
-        rule = rules[sig]
-        if rule is None:
+            rules[sig] = found = det.configure(sig)
+            if found is not None:
+                digests[sig] = found.digest()
+        if rules[sig] is None:
             skipped += 1
             continue
         if view.n_points[i] == 0:
             unchanged += 1
             continue
         blob = view.state[i]
-        if rebuild or blob is None or view.config[i] != rule.digest():
+        if rebuild or blob is None or view.config[i] != digests[sig]:
             scratch.append(i)
             continue
         consumed = int.from_bytes(blob[:_ENVELOPE], "little", signed=True)
@@ -189,11 +192,7 @@ def run_detection(
     cursor[len(res_idx):] = last_seen[len(res_idx):]
     envelopes = [int(c).to_bytes(_ENVELOPE, "little", signed=True) + s
                  for c, s in zip(consumed_after.tolist(), upd.states, strict=True)]
-    configs = []
-    for i in order.tolist():
-        rule = rules[signals[i]]
-        assert rule is not None
-        configs.append(rule.digest())
+    configs = [digests[signals[i]] for i in order.tolist()]
 
     touched: set[EntityRef] = {a.entity for a in upd.alerts}
     touched.update(refs[i] for i in scr_idx.tolist())
@@ -202,9 +201,7 @@ def run_detection(
     with store.transaction():
         store.append_alerts(method, upd.alerts, replace=keys.take(scr_idx))
         store.write_detector_states(method, keys.take(order), configs, cursor, envelopes)
-        events = _rebuild_events(store, ents, view_index={(refs[i], signals[i]): i
-                                                          for i in range(n_all)},
-                                 step=view.step, origin=view.origin, keys=keys)
+        events = _rebuild_events(store, ents, refs, signals, view.step, view.origin, keys)
         store.replace_events_of(ents, events)
     return DetectionReport(
         series_examined=examined, series_recomputed=len(scr_idx),
@@ -213,13 +210,15 @@ def run_detection(
         series_updated=len(res_idx), points_read=len(times))
 
 
-def _rebuild_events(store: Store, ents: list[EntityRef],
-                    view_index: dict[tuple[EntityRef, str], int],
-                    step: npt.NDArray[np.int64], origin: npt.NDArray[np.int64],
-                    keys: SeriesKeys) -> list[Event]:
+def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
+                    signals: list[str], step: npt.NDArray[np.int64],
+                    origin: npt.NDArray[np.int64], keys: SeriesKeys) -> list[Event]:
     """Events of ``ents`` from all their alerts and the points their evidence covers."""
     if not ents:
         return []
+    wanted_ents = set(ents)
+    view_index = {(r, s): i for i, (r, s) in enumerate(zip(refs, signals, strict=True))
+                  if r in wanted_ents}
     alerts = store.read_alerts_of(ents)
     by_entity: dict[EntityRef, list[Alert]] = defaultdict(list)
     since: dict[tuple[EntityRef, str], int] = {}
@@ -234,16 +233,16 @@ def _rebuild_events(store: Store, ents: list[EntityRef],
     offsets = _csr(pts, len(wanted))
     series: dict[EntityRef, dict[str, Series]] = defaultdict(dict)
     for k, ((ent, sig), _) in enumerate(wanted):
-        a, b = int(offsets[k]), int(offsets[k + 1])
-        if a == b:
+        lo, hi = int(offsets[k]), int(offsets[k + 1])
+        if lo == hi:
             continue
         i = int(rows[k])
         st, org = int(step[i]), int(origin[i])
-        t = pts.time[a:b]
+        t = pts.time[lo:hi]
         bins = (t - org) // st
         first = int(bins[0])
         vals = np.full(int(bins[-1]) - first + 1, np.nan)
-        vals[bins - first] = pts.value[a:b]
+        vals[bins - first] = pts.value[lo:hi]
         series[ent][sig] = Series(ent, sig, first * st + org, st, vals)
     names = store.entity_names(ents)
     registry = default_registry()
