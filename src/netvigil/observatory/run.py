@@ -83,6 +83,7 @@ class Observatory:
         self.clock = clock
         self.totals = RunTotals()
         self._stop_reason: str | None = None
+        self._forced = False
         self._sources: list[SourceThread] = []
         self._pipeline: Pipeline | None = None
         self._file_pipeline: Pipeline | None = None
@@ -96,6 +97,11 @@ class Observatory:
             self._stop_reason = reason
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop_reason is not None and not self._forced:
+            # A second signal: the bin in progress is stuck (a huge file, a hung reader).
+            # Leave now; the open transaction rolls back, nothing half-written is committed.
+            self._forced = True
+            raise SystemExit(128 + signum)
         self.request_stop(signal.Signals(signum).name)
 
     def install_signal_handlers(self) -> None:
@@ -160,11 +166,12 @@ class Observatory:
                 wake = min(next_bin, deadline if deadline is not None else next_bin)
                 time.sleep(max(0.0, min(POLL_SECONDS, wake - self.clock())))
         finally:
-            self.log.info("stopping", reason=self._stop_reason or "error")
-            self._stop_sources()
-            if self.watcher is not None:
-                self.watcher.poll()
-            self._bin(final=True)
+            self.log.info("stopping", reason=self._stop_reason or "error", forced=self._forced)
+            if not self._forced:
+                self._stop_sources()
+                if self.watcher is not None:
+                    self.watcher.poll()
+                self._bin(final=True)
             self.log.close()
         t = self.totals
         self.log.info("stopped", reason=self._stop_reason, bins=t.bins, facts=t.facts,
@@ -297,8 +304,11 @@ class Observatory:
 
 
 def _import_series(store: Store, path: Path, fmt: str, policy: ErrorPolicy) -> dict[str, Any]:
+    from netvigil.pipeline import Pipeline
     from netvigil.series.importers import import_file
 
-    s = import_file(store, path, fmt, policy.value)
+    # one pipeline per file: imported points carry no aggregation state, and a failed file's
+    # unflushed batches die with it
+    s = import_file(store, path, fmt, policy.value, sink=Pipeline(store))
     return {"rows": s.rows_read, "written": s.accepted, "skipped": s.skipped,
             "series": s.series_touched}
