@@ -90,6 +90,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Check]]] = {
         "ris_live": (str, _REQUIRED, _ws_url),
         "host": (str, None, _non_empty),
         "full_feed_v4": (int, None, _non_negative),
+        "full_feed_v6": (int, None, _non_negative),
     },
 }
 
@@ -117,7 +118,8 @@ class ProbingConfig:
 class BgpConfig:
     ris_live: str
     host: str | None = None
-    full_feed_v4: int | None = None
+    full_feed_v4: int | None = None  # absolute full-feed thresholds (default: era rules)
+    full_feed_v6: int | None = None
 
 
 @dataclass(frozen=True)

@@ -197,8 +197,7 @@ def ris_live_source(cfg: BgpConfig, cursors: Mapping[str, str]) -> SourceThread:
 
     sink = QueueSink("ris-live", cursors)
     stats = LiveStats()
-    vcfg = (VisibilityConfig() if cfg.full_feed_v4 is None
-            else VisibilityConfig(ff_v4=cfg.full_feed_v4))
+    vcfg = VisibilityConfig(ff_v4=cfg.full_feed_v4, ff_v6=cfg.full_feed_v6)
     ingester = LiveIngester(sink, config=vcfg, stats=stats)
     client = RisLiveClient(cfg.ris_live, RisLiveParams(host=cfg.host),
                            on_element=ingester.feed, stats=stats)
