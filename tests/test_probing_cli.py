@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 from pathlib import Path
@@ -13,14 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from netvigil.cli.main import cli
+from netvigil.geo.lookup import GeoLookup
 from netvigil.model import EntityRef
+from netvigil.model.facts import PointBatch
+from netvigil.pipeline.probing import ProbingAggregator, ProbingOptions
 from netvigil.sources.probing import icmp
 from netvigil.sources.probing.prober import RoundResult
-from netvigil.sources.probing.signals import (
-    build_entity_map,
-    result_entity_round,
-    round_lines,
-)
+from netvigil.sources.probing.signals import round_fact, round_lines
 from netvigil.sources.probing.targets import SelectionRule, from_blocks
 
 FIX = Path(__file__).parent / "fixtures" / "probing"
@@ -89,20 +87,33 @@ def test_collect_merges_vantage_points_into_the_store(tmp_path: Path) -> None:
     assert {v for (v,) in lat} == {12.0}
 
 
+def points(batches: list[PointBatch]) -> dict[tuple[str, str], float]:
+    return {(f"{t}/{c}", str(sig)): float(v) for b in batches for t, c, sig, v in zip(
+        b.entity_types, b.entity_codes, b.signals, b.values, strict=True)}
+
+
+def one_round(n: int, replies: int = 1) -> RoundResult:
+    z = np.zeros(n, dtype=np.uint8)
+    return RoundResult("vp", 0, 1_641_340_800.0, 600.0, np.ones(n, np.int8),
+                       np.full(n, 0.99, np.float32), np.ones(n, np.uint8),
+                       np.full(n, replies, np.uint8), z, 1 - np.full(n, replies, np.uint8),
+                       np.empty(0, np.int32), np.empty(0), 0)
+
+
 def test_blocks_map_to_country_and_as_through_the_geo_lookup() -> None:
     t = from_blocks([(ip("2.72.0.0"), [ip("2.72.0.1")], 0.9), (ip("95.56.0.0"),
                      [ip("95.56.0.1")], 0.9), (ip("198.18.1.0"), [ip("198.18.1.1")], 0.9)],
                     SelectionRule(min_addresses=1)).targets
-    when = int(dt.datetime(2022, 1, 5, tzinfo=dt.UTC).timestamp())
-    emap = build_entity_map(t, when)
-    names = {ref.fqid: emap.members[emap.offsets[i]:emap.offsets[i + 1]].tolist()
-             for i, ref in enumerate(emap.refs)}
-    assert names["country/KZ"] == [0, 1]
-    assert names["asn/9198"] == [1]
-    assert all(2 not in v for v in names.values())  # the lab range maps to nothing
+    agg = ProbingAggregator(GeoLookup.default(), ProbingOptions(min_entity_blocks=1))
+    got = points(agg.points(round_fact(one_round(3), t)))
+    assert got[("country/KZ", "probing")] == 2.0  # the lab range maps to no country
+    assert got[("asn/9198", "probing")] == 1.0
+    assert got[("block/198.18.1.0/24", "probing")] == 1.0  # but has its own block series
+    small = ProbingAggregator(GeoLookup.default())  # rule probing.store.min-blocks = 20
+    assert ("asn/9198", "probing") not in points(small.points(round_fact(one_round(3), t)))
 
 
-def test_round_lines_and_entity_values_from_one_result() -> None:
+def test_round_lines_and_the_fact_from_one_result() -> None:
     kz = EntityRef.parse("country/KZ")
     t = from_blocks([(ip(f"198.18.{k}.0"), [ip(f"198.18.{k}.{h}") for h in range(1, 21)], 0.8)
                      for k in range(3)], entities=[(kz,)] * 3).targets
@@ -114,28 +125,37 @@ def test_round_lines_and_entity_values_from_one_result() -> None:
     lines = list(round_lines(res, t))
     assert [d["state"] for d in lines] == ["up", "down", "unprobed"]
     assert lines[0]["rtt_ms_median"] == 20.0 and lines[1]["rtt_ms_median"] is None
-    er = result_entity_round(res, build_entity_map(t), min_coverage=0.5)
-    assert float(er.up[0]) == 1.0
-    assert float(er.loss[0]) == pytest.approx(100 * 5 / 6)
-    assert float(er.latency_ms[0]) == pytest.approx(20.0)
+    assert lines[0]["round_start_iso"] == "1970-01-01T00:20:00.250Z"
+    fact = round_fact(res, t)
+    assert fact.entity_overrides == ((kz,),) * 3 and fact.round_seconds == 600
+    got = points(ProbingAggregator(GeoLookup((), (), use_iptocc=False),
+                                   ProbingOptions(min_coverage=0.5)).points(fact))
+    assert got[("country/KZ", "probing")] == 1.0  # 1 up, 1 down (5 losses), 1 unprobed
+    assert got[("country/KZ", "probing-loss")] == pytest.approx(100 * 5 / 6)
+    assert got[("country/KZ", "probing-latency")] == pytest.approx(20.0)
+    assert np.isnan(got[("block/198.18.2.0/24", "probing-state")])
 
 
 def test_blocks_map_to_regions_when_the_lookup_has_them() -> None:
-    from netvigil.geo.lookup import BulkLocation
+    from netvigil.geo.lookup import BulkLocation, BulkRegions
 
     class RegionGeo:
+        has_regions = True
+
         def bulk_blocks(self, starts: np.ndarray, when: object) -> BulkLocation:
             n = len(starts)
             return BulkLocation(np.zeros(n, dtype=np.int16), ["KZ"], np.zeros(n, np.int64),
                                 "fake", None)
 
-        def region(self, cidr: str, when: object) -> str | None:
-            return "KZ-75" if cidr.startswith("2.72.") else None
+        def bulk_regions(self, starts: np.ndarray, when: object = None) -> BulkRegions:
+            idx = np.where((np.asarray(starts) >> 16) == 0x0248, 0, -1).astype(np.int32)
+            return BulkRegions(idx, ["KZ-75"])
 
     t = from_blocks([(ip("2.72.0.0"), [ip("2.72.0.1")], 0.9), (ip("95.56.0.0"),
                      [ip("95.56.0.1")], 0.9)],
                     SelectionRule(min_addresses=1)).targets
-    emap = build_entity_map(t, 0, geo=RegionGeo())
-    members = {ref.fqid: emap.members[emap.offsets[i]:emap.offsets[i + 1]].tolist()
-               for i, ref in enumerate(emap.refs)}
-    assert members == {"region/KZ-75": [0], "country/KZ": [0, 1]}
+    agg = ProbingAggregator(RegionGeo(), ProbingOptions(min_entity_blocks=1))  # type: ignore[arg-type]
+    got = points(agg.points(round_fact(one_round(2), t)))
+    assert {k for k in got if k[1] == "probing" and not k[0].startswith("block/")} == {
+        ("region/KZ-75", "probing"), ("country/KZ", "probing")}
+    assert got[("region/KZ-75", "probing")] == 1.0 and got[("country/KZ", "probing")] == 2.0

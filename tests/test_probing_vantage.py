@@ -1,4 +1,5 @@
-"""Several vantage points: combining states, silent and isolated probers, entity values."""
+"""Several vantage points: combining states, silent and isolated probers, and the entity values
+the pipeline derives from their replayed lines (facts_from_lines → ProbingAggregator)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from netvigil.geo.lookup import GeoLookup
 from netvigil.model import EntityRef, InputError
+from netvigil.pipeline.probing import ProbingAggregator, ProbingOptions
 from netvigil.sources.probing.belief import BlockState
-from netvigil.sources.probing.signals import BlockRound, build_entity_map, read_jsonl
+from netvigil.sources.probing.signals import BlockRound, facts_from_lines, read_jsonl
 from netvigil.sources.probing.targets import TargetList, from_blocks
 from netvigil.sources.probing.vantage import collect, combine
 
@@ -30,6 +33,19 @@ def row(vp: str, t: int, k: int, state: int, lost: int = 0) -> BlockRound:
                       1 + lost, 1 if state == U else 0, lost, 1.0 if state == U else math.nan)
 
 
+def kz_values(rows: list[BlockRound], t: TargetList, signal: str = "probing",
+              min_coverage: float = 1.0) -> dict[int, float]:
+    """The stored value per bin: the last emission of each bin wins, as the store upserts."""
+    agg = ProbingAggregator(GeoLookup((), (), use_iptocc=False),
+                            ProbingOptions(min_coverage=min_coverage))
+    out: dict[int, float] = {}
+    for fact in facts_from_lines(rows, t, 600):
+        for b in agg.points(fact):
+            m = (b.entity_codes == "KZ") & (b.signals == signal)
+            out.update(zip(b.times[m].tolist(), b.values[m].tolist(), strict=True))
+    return out
+
+
 def test_combine_any_up_wins_all_down_needed_for_down() -> None:
     pv = np.array([[U, D, D, N, Q, N],
                    [D, D, N, N, D, Q]], dtype=np.int8)
@@ -45,18 +61,15 @@ def test_silent_prober_leaves_a_health_fact_and_no_dip() -> None:
     status = {(h.vantage, h.time): h.status for h in got.health}
     assert status[("b", 1200)] == "silent"
     assert all(status[("c", s)] == "silent" for s in (0, 600, 1200))  # never reported at all
-    emap = build_entity_map(t)
-    assert [float(r.up[0]) for r in got.entity_rounds(emap)] == [3.0, 3.0, 3.0]
+    assert kz_values(rows, t) == {0: 3.0, 600: 3.0, 1200: 3.0}
 
 
 def test_unreported_blocks_make_the_value_missing_not_zero() -> None:
     t = targets(2)
     rows = [row("a", 0, k, U) for k in range(2)] + [row("a", 600, 0, U)]
-    got = collect(rows, t, 600)
-    emap = build_entity_map(t)
-    values = [float(r.up[0]) for r in got.entity_rounds(emap)]
-    assert values[0] == 2.0 and math.isnan(values[1])
-    assert float(got.entity_rounds(emap, min_coverage=0.5)[1].up[0]) == 1.0
+    values = kz_values(rows, t)
+    assert values[0] == 2.0 and math.isnan(values[600])
+    assert kz_values(rows, t, min_coverage=0.5)[600] == 1.0
 
 
 def test_a_vantage_point_that_sees_everything_down_is_isolated() -> None:
@@ -74,9 +87,8 @@ def test_real_outage_seen_by_every_vantage_point_is_down() -> None:
     rows = [row(vp, 0, 0, D, lost=3) for vp in "ab"] + [row(vp, 0, 1, U) for vp in "ab"]
     got = collect(rows, t, 600)
     assert got.states[0].tolist() == [D, U]
-    er = got.entity_rounds(build_entity_map(t))[0]
-    assert float(er.up[0]) == 1.0
-    assert float(er.loss[0]) == pytest.approx(100 * 6 / 8)
+    assert kz_values(rows, t) == {0: 1.0}
+    assert kz_values(rows, t, "probing-loss")[0] == pytest.approx(100 * 6 / 8)
 
 
 def test_bad_round_line_names_file_and_line(tmp_path: Path) -> None:

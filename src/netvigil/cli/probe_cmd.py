@@ -96,13 +96,16 @@ def run_cmd(targets_path: Path, round_seconds: int, rounds: int | None, rate: fl
                    + (f" backlog {info['backlog']}" if info["backlog"] else ""))
 
     store = None
+    pipeline = None
     if not no_store:
+        from netvigil.pipeline import Pipeline
+        from netvigil.pipeline.probing import ProbingOptions
         from netvigil.store.duck import Store
 
         store = Store(store_path)
+        pipeline = Pipeline(store, probing=ProbingOptions(block_series=not no_block_states))
     try:
-        runner.run(sel.targets, cfg, rounds, out=out_path, store=store,
-                   block_states=not no_block_states, on_round=report)
+        runner.run(sel.targets, cfg, rounds, out=out_path, sink=pipeline, on_round=report)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -171,28 +174,40 @@ def targets_cmd(targets_path: Path | None, census_path: Path | None, out_path: P
 def collect_cmd(inputs: tuple[Path, ...], targets_path: Path, round_seconds: int, expect: str,
                 min_coverage: float, no_store: bool, min_addresses: int,
                 min_availability: float, keep_sparse: bool, store_path: Path) -> None:
-    """Merge rounds from several vantage points into one probing series + health facts."""
-    from netvigil.sources.probing.signals import build_entity_map, read_jsonl, write_entity_rounds
+    """Merge rounds from several vantage points into one probing series + health facts.
+
+    The lines are replayed as per-(vantage, round) facts through the pipeline, which chains
+    each vantage point's beliefs and combines the vantage points per bin (up if anyone saw
+    the block up); the health table comes from the states the probers reported.
+    """
+    from netvigil.sources.probing.signals import facts_from_lines, read_jsonl
     from netvigil.sources.probing.targets import SelectionRule, load_targets_csv
     from netvigil.sources.probing.vantage import collect
 
     sel = load_targets_csv(targets_path,
                            SelectionRule(min_addresses, min_availability, keep_sparse))
     expected = [e.strip() for e in expect.split(",") if e.strip()]
-    got = collect(read_jsonl(inputs), sel.targets, round_seconds, expected=expected)
-    emap = build_entity_map(sel.targets, int(got.times[0]) if got.times.size else None)
-    rounds = got.entity_rounds(emap, min_coverage=min_coverage)
+    lines = list(read_jsonl(inputs))
+    got = collect(lines, sel.targets, round_seconds, expected=expected)
     rows = [[h.vantage, iso_utc(h.time), h.blocks_reported, h.blocks_up, h.status]
             for h in got.health]
     click.echo(render_table(["vantage", "round", "reported", "up", "status"], rows))
     if not no_store:
+        from netvigil.pipeline import Pipeline
+        from netvigil.pipeline.probing import ProbingOptions
         from netvigil.store.duck import Store
 
-        with Store(store_path) as store, store.transaction():
-            n = write_entity_rounds(store, rounds, emap, round_seconds, source="probing-collector")
-            for h in got.health:
-                store.set_state(f"probing.health.{h.vantage}.{h.time}", h.status)
-        click.echo(f"wrote {n} points for {len(emap)} entities to {store_path}")
+        opts = ProbingOptions(block_series=False, min_coverage=min_coverage,
+                              source="probing-collector")
+        with Store(store_path) as store:
+            pipeline = Pipeline(store, probing=opts)
+            for fact in facts_from_lines(lines, sel.targets, round_seconds):
+                pipeline.emit(fact)
+            pipeline.flush({f"probing.health.{h.vantage}.{h.time}": h.status
+                            for h in got.health})
+        click.echo(f"wrote {pipeline.stats.points} points "
+                   f"({pipeline.stats.facts.get('ProbeRound', 0)} vantage rounds) to "
+                   f"{store_path}")
 
 
 def register(group: click.Group) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netvigil.events.serialize import event_to_dict, events_to_csv
 from netvigil.model import EntityRef, EntityType
@@ -19,7 +19,25 @@ from netvigil.reports.netblocks import sentences
 from netvigil.reports.timeline import render_table
 
 if TYPE_CHECKING:
-    from netvigil.reports.demo import DemoResult
+    from netvigil.model import Event, Series
+    from netvigil.scenarios.kz2022 import Kz2022, Replay, TruthEvent
+
+
+class DemoResult(Protocol):
+    """What the folder is written from (:class:`netvigil.reports.demo.DemoResult`); a
+    protocol, so this module does not import the orchestration that calls it."""
+
+    reconstruction: Kz2022
+    events: list[Event]
+    national: list[Series]
+    out_dir: Path
+    replay: Replay
+    timings: dict[str, float]
+    geo_source: str
+    elsewhere: int
+
+    @property
+    def truth(self) -> tuple[TruthEvent, ...]: ...
 
 CHART = "kz2022-national-signals.png"
 

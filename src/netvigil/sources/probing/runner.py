@@ -1,7 +1,9 @@
-"""Run the prober and persist every round: JSONL facts, block states and entity series.
+"""Run the prober: every round becomes a :class:`ProbeRound` fact for a FactSink, plus JSONL.
 
-The CLI (``netvigil probe run``) and the tests call :func:`run` so that both exercise the
-same path from socket to store.
+The CLI (``netvigil probe run``), the observatory and the tests call :func:`run` so that all
+exercise the same path from socket to store: the prober emits facts (counts), the sink —
+normally :class:`netvigil.pipeline.Pipeline` — derives beliefs, states and series and writes
+them with the round's cursor ``probing.vantage.<name>.last_round`` in one transaction.
 """
 
 from __future__ import annotations
@@ -13,16 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from netvigil.model.facts import FactSink
 from netvigil.sources.probing import icmp
 from netvigil.sources.probing.prober import Prober, ProberConfig, RoundResult, loss_share
-from netvigil.sources.probing.signals import (
-    EntityMap,
-    build_entity_map,
-    result_entity_round,
-    write_block_states,
-    write_entity_rounds,
-    write_round_jsonl,
-)
+from netvigil.sources.probing.signals import round_fact, write_round_jsonl
 from netvigil.sources.probing.targets import TargetList
 
 
@@ -45,15 +41,15 @@ def _round_summary(res: RoundResult) -> dict[str, Any]:
     }
 
 
+def cursor_key(vantage: str) -> str:
+    return f"probing.vantage.{vantage}.last_round"
+
+
 def run(targets: TargetList, config: ProberConfig, rounds: int | None, *,
-        out: Path | None = None, store: Any | None = None, emap: EntityMap | None = None,
-        sock: socket.socket | None = None, block_states: bool = True,
-        min_coverage: float = 1.0,
+        out: Path | None = None, sink: FactSink | None = None,
+        sock: socket.socket | None = None,
         on_round: Callable[[RoundResult, dict[str, Any]], None] | None = None) -> RunSummary:
-    """Probe ``rounds`` rounds; after each, append JSONL and write the store (if given)."""
-    step = max(1, int(round(config.round_seconds)))
-    if store is not None and emap is None:
-        emap = build_entity_map(targets)
+    """Probe ``rounds`` rounds; after each, append JSONL and hand the fact to ``sink``."""
     summary = RunSummary()
     own_sock = sock is None
     if sock is None:
@@ -64,15 +60,9 @@ def run(targets: TargetList, config: ProberConfig, rounds: int | None, *,
     def handle(res: RoundResult) -> None:
         if fh is not None:
             write_round_jsonl(fh, res, targets)
-        if store is not None and emap is not None:
-            with store.transaction():
-                write_entity_rounds(store, [result_entity_round(res, emap,
-                                                                min_coverage=min_coverage)],
-                                    emap, step)
-                if block_states:
-                    write_block_states(store, targets, res.states, res.round_start, step)
-                store.set_state(f"probing.vantage.{config.vantage}.last_round",
-                                f"{res.round_start:.3f}")
+        if sink is not None:
+            sink.emit(round_fact(res, targets))
+            sink.flush({cursor_key(config.vantage): f"{res.round_start:.3f}"})
         info = _round_summary(res)
         summary.rounds.append(info)
         if on_round is not None:

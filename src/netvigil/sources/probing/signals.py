@@ -1,273 +1,100 @@
-"""Rounds → facts on disk and per-entity series: ``probing``, ``probing-loss``, ``-latency``.
+"""Prober rounds → :class:`~netvigil.model.facts.ProbeRound` facts, and the prober's JSONL record.
 
-Per round and entity (country, AS, or the override of the targets file):
+A source emits facts; it never writes the store (:mod:`netvigil.pipeline` does, through
+:class:`netvigil.pipeline.probing.ProbingAggregator`, which owns the per-entity ``probing*``
+series, the per-block states and the combination of vantage points). What this module keeps:
 
-* ``probing``: number of /24 blocks in state *up* (IODA ``ping-slash24``). NaN — missing,
-  not zero — when none of the entity's blocks produced an outcome that round, or when fewer
-  than ``min_coverage`` of them did (a prober that fell behind or went silent must show as a
-  gap, never as an outage);
-* ``probing-loss``: percentage of resolved probes without an echo reply (timeouts and ICMP
-  errors), over all probes to the entity's blocks;
-* ``probing-latency``: median RTT in ms of the echo replies; ``probing-latency-p90`` the 90th
-  percentile.
-
-Block states are persisted twice: one JSONL line per block per round (the fact record, with
-counts and belief) and, in the store, a ``probing-state`` series per block entity
-(1 up, 0 down, −1 uncertain, NULL unprobed) plus the block's own ``probing`` series (1 up,
-0 down, NULL otherwise). Series bins are ``floor(round_start / step)``
-with ``step`` the round length, so rounds need not start on a bin boundary.
+* :func:`round_fact`: one :class:`RoundResult` as a fact — *counts* per block (probes sent,
+  echo replies, ICMP errors, timeouts) and the RTT samples; the prober's own belief is not a
+  fact, the pipeline derives beliefs with the one model (:mod:`.belief`);
+* the JSONL record, one line per block per round — the prober's own log (it carries the
+  prober's live state and belief for debugging) and what ``netvigil probe collect`` replays:
+  :func:`facts_from_lines` turns lines back into per-(vantage, bin) facts over the whole
+  target list (a block a vantage point did not report is ``sent = 0``: unprobed).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import numpy.typing as npt
 
-from netvigil.model.entities import EntityRef, EntityType, make_ref
-from netvigil.model.errors import InputError, InvalidEntity
+from netvigil.model.entities import EntityRef
+from netvigil.model.errors import InputError
+from netvigil.model.facts import ProbeRound
+from netvigil.model.times import iso_utc
 from netvigil.sources.probing.belief import BlockState
 from netvigil.sources.probing.prober import RoundResult
 from netvigil.sources.probing.targets import TargetList
-
-I8 = npt.NDArray[np.int8]
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-
-SIGNAL_UP = "probing"
-SIGNAL_LOSS = "probing-loss"
-SIGNAL_LATENCY = "probing-latency"
-SIGNAL_LATENCY_P90 = "probing-latency-p90"
-SIGNAL_BLOCK_STATE = "probing-state"
-SOURCE = "probing"
 
 STATE_LABELS = {s.value: s.label for s in BlockState}
 LABEL_STATES = {s.label: s.value for s in BlockState}
 
 
-# ---------------------------------------------------------------------------- entities
-@dataclass(frozen=True, eq=False)
-class EntityMap:
-    """Entities and their member blocks, in CSR form (``members[offsets[e]:offsets[e+1]]``)."""
-
-    refs: tuple[EntityRef, ...]
-    offsets: I64
-    members: I64
-    source: str
-
-    def __len__(self) -> int:
-        return len(self.refs)
-
-    def block_entities(self, n_blocks: int) -> list[list[EntityRef]]:
-        out: list[list[EntityRef]] = [[] for _ in range(n_blocks)]
-        for e, ref in enumerate(self.refs):
-            for b in self.members[self.offsets[e]:self.offsets[e + 1]].tolist():
-                out[b].append(ref)
-        return out
-
-    def sum(self, per_block: npt.ArrayLike) -> F64:
-        """Sum a per-block quantity over each entity's blocks."""
-        v = np.asarray(per_block, dtype=np.float64)[self.members]
-        csum = np.concatenate([[0.0], np.cumsum(v)])
-        return np.asarray(csum[self.offsets[1:]] - csum[self.offsets[:-1]], dtype=np.float64)
-
-    @property
-    def sizes(self) -> I64:
-        return np.diff(self.offsets)
+# ---------------------------------------------------------------------------- facts
+def round_fact(result: RoundResult, targets: TargetList) -> ProbeRound:
+    """The counts of one round as the fact every prober emits (no belief, no state)."""
+    ov: tuple[tuple[EntityRef, ...] | None, ...] | None = None
+    if targets.entities:
+        ov = tuple(targets.entity_override(i) for i in range(len(targets)))
+    return ProbeRound(
+        vantage=result.vantage, round_start=float(result.round_start),
+        round_seconds=max(1, int(round(result.round_seconds))),
+        block_starts=np.ascontiguousarray(targets.block_starts, dtype=np.uint32),
+        availability=np.asarray(targets.availability, dtype=np.float32),
+        sent=result.sent, replies=result.replies, unreachable=result.unreachable,
+        lost=result.lost, rtt_block=np.asarray(result.rtt_block, dtype=np.int32),
+        rtt=np.asarray(result.rtt, dtype=np.float64), entity_overrides=ov)
 
 
-def build_entity_map(targets: TargetList, when: int | None = None, *,
-                     geo: Any | None = None) -> EntityMap:
-    """Country, region and AS of every block via the spine's as-of-date lookup, or overrides.
+def facts_from_lines(rows: Iterable[BlockRound], targets: TargetList,
+                     step: int) -> list[ProbeRound]:
+    """JSONL lines → one fact per (vantage, bin ``floor(round_start / step)``), bins in order.
 
-    A block with an ``entity`` override counts only in the entities it names; every other
-    block counts in its country and its AS as of ``when`` (unix seconds; None = now), and
-    in its region when the lookup has a region database (mmdb) configured.
-    ``geo`` is a ``GeoLookup`` (default: ``GeoLookup.default()``), only loaded if needed.
+    Every fact spans the whole target list; blocks without a line are not probed (sent 0).
+    Lines for blocks outside ``targets`` are ignored. Each line's median RTT stands in for its
+    samples (the JSONL keeps no samples).
     """
+    index = {targets.block_cidr(i): i for i in range(len(targets))}
     n = len(targets)
-    pairs_e: list[int] = []
-    pairs_b: list[int] = []
-    index: dict[EntityRef, int] = {}
-    refs: list[EntityRef] = []
-
-    def ent(ref: EntityRef) -> int:
-        if ref not in index:
-            index[ref] = len(refs)
-            refs.append(ref)
-        return index[ref]
-
-    plain = [i for i in range(n) if targets.entity_override(i) is None]
-    source = "override"
-    if plain:
-        if geo is None:
-            from netvigil.geo.lookup import GeoLookup
-
-            geo = GeoLookup.default()
-        loc = geo.bulk_blocks(targets.block_starts[plain], when)
-        source = str(loc.country_source or "geo")
-        cidx = loc.country_idx.tolist()
-        asn = loc.asn.tolist()
-        regions = _regions(geo, [targets.block_cidr(b) for b in plain], when)
-        for j, b in enumerate(plain):
-            reg = regions[j]
-            if reg is not None:
-                pairs_e.append(ent(reg))
-                pairs_b.append(b)
-            if cidx[j] >= 0:
-                pairs_e.append(ent(EntityRef(EntityType.COUNTRY, loc.countries[cidx[j]])))
-                pairs_b.append(b)
-            if asn[j] > 0:
-                pairs_e.append(ent(EntityRef(EntityType.ASN, str(asn[j]))))
-                pairs_b.append(b)
-    for b in range(n):
-        for ref in targets.entity_override(b) or ():
-            pairs_e.append(ent(ref))
-            pairs_b.append(b)
-    e = np.asarray(pairs_e, dtype=np.int64)
-    blocks = np.asarray(pairs_b, dtype=np.int64)
-    order = np.lexsort((blocks, e))
-    counts = np.bincount(e, minlength=len(refs)) if e.size else np.zeros(len(refs), np.int64)
-    offsets = np.zeros(len(refs) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return EntityMap(tuple(refs), offsets, blocks[order], source)
-
-
-def _regions(geo: Any, cidrs: Sequence[str], when: int | None,
-             probe_first: int = 64) -> list[EntityRef | None]:
-    """Region of each block from the geo lookup's mmdb, one address at a time.
-
-    The bulk API has no region column, so this is a per-block loop (~µs each). Without an
-    mmdb configured no block has a region; the first ``probe_first`` answers decide whether
-    to ask for the rest.
-    """
-    out: list[EntityRef | None] = []
-    for i, cidr in enumerate(cidrs):
-        if i == probe_first and not any(r is not None for r in out):
-            return out + [None] * (len(cidrs) - i)
-        code = geo.region(cidr, when) if hasattr(geo, "region") else None
-        try:
-            out.append(make_ref(EntityType.REGION, code) if code else None)
-        except InvalidEntity:
-            out.append(None)
+    ov: tuple[tuple[EntityRef, ...] | None, ...] | None = None
+    if targets.entities:
+        ov = tuple(targets.entity_override(i) for i in range(n))
+    groups: dict[tuple[int, str], list[tuple[int, BlockRound]]] = {}
+    for r in rows:
+        b = index.get(r.block)
+        if b is not None:
+            groups.setdefault((int(math.floor(r.round_start / step)), r.vantage), []).append(
+                (b, r))
+    out: list[ProbeRound] = []
+    for (bin_, vantage), lines in sorted(groups.items()):
+        sent = np.zeros(n, np.uint8)
+        replies = np.zeros(n, np.uint8)
+        lost = np.zeros(n, np.uint8)
+        rtt_b: list[int] = []
+        rtt_v: list[float] = []
+        for b, r in lines:
+            sent[b] = min(255, r.probes_sent)
+            replies[b] = min(255, r.replies)
+            lost[b] = min(255, r.lost)
+            if not math.isnan(r.rtt_ms_median):
+                rtt_b.append(b)
+                rtt_v.append(r.rtt_ms_median / 1000.0)
+        out.append(ProbeRound(
+            vantage, float(bin_ * step), step,
+            np.ascontiguousarray(targets.block_starts, dtype=np.uint32),
+            np.asarray(targets.availability, dtype=np.float32), sent, replies,
+            np.zeros(n, np.uint8), lost, np.asarray(rtt_b, np.int32),
+            np.asarray(rtt_v, np.float64), ov))
     return out
 
 
-# ---------------------------------------------------------------------------- signals
-@dataclass(frozen=True, eq=False)
-class EntityRound:
-    """Per-entity values of one round (arrays aligned with ``EntityMap.refs``)."""
-
-    time: float  # round start, unix seconds
-    up: F64
-    loss: F64  # percent
-    latency_ms: F64  # median
-    latency_p90_ms: F64
-    coverage: F64  # share of the entity's blocks with an outcome this round
-
-
-def entity_round(states: I8, lost: npt.ArrayLike, resolved: npt.ArrayLike,
-                 rtt_block: npt.ArrayLike, rtt: npt.ArrayLike, emap: EntityMap, time: float,
-                 *, min_coverage: float = 1.0) -> EntityRound:
-    """Aggregate one round of block states and probe counts into per-entity values."""
-    st = np.asarray(states)
-    observed = emap.sum(st != BlockState.UNPROBED)
-    sizes = emap.sizes.astype(np.float64)
-    coverage = np.divide(observed, sizes, out=np.zeros_like(observed), where=sizes > 0)
-    up = emap.sum(st == BlockState.UP)
-    up = np.where((observed > 0) & (coverage >= min_coverage - 1e-12), up, np.nan)
-    n_lost, n_done = emap.sum(lost), emap.sum(resolved)
-    loss = np.divide(100.0 * n_lost, n_done, out=np.full_like(n_done, np.nan), where=n_done > 0)
-    p50, p90 = _rtt_percentiles(np.asarray(rtt_block, dtype=np.int64),
-                                np.asarray(rtt, dtype=np.float64), emap, st.shape[0])
-    return EntityRound(time, up, loss, p50, p90, coverage)
-
-
-def _rtt_percentiles(rtt_block: I64, rtt: F64, emap: EntityMap,
-                     n_blocks: int) -> tuple[F64, F64]:
-    p50 = np.full(len(emap), np.nan)
-    p90 = np.full(len(emap), np.nan)
-    if rtt.size == 0:
-        return p50, p90
-    order = np.argsort(rtt_block, kind="stable")
-    sb, sv = rtt_block[order], rtt[order] * 1000.0
-    starts = np.searchsorted(sb, np.arange(n_blocks + 1))
-    for e in range(len(emap)):
-        blocks = emap.members[emap.offsets[e]:emap.offsets[e + 1]]
-        parts = [sv[starts[b]:starts[b + 1]] for b in blocks.tolist()
-                 if starts[b + 1] > starts[b]]
-        if parts:
-            vals = np.concatenate(parts)
-            p50[e], p90[e] = np.percentile(vals, [50, 90])
-    return p50, p90
-
-
-def result_entity_round(result: RoundResult, emap: EntityMap, *,
-                        min_coverage: float = 1.0) -> EntityRound:
-    resolved = (result.replies.astype(np.int64) + result.unreachable + result.lost)
-    lost = result.unreachable.astype(np.int64) + result.lost
-    return entity_round(result.states, lost, resolved, result.rtt_block, result.rtt, emap,
-                        result.round_start, min_coverage=min_coverage)
-
-
-def write_entity_rounds(store: Any, rounds: Sequence[EntityRound], emap: EntityMap,
-                        step: int, *, source: str = SOURCE) -> int:
-    """Write the four per-entity signals of ``rounds`` as points; returns rows written."""
-    types: list[str] = []
-    codes: list[str] = []
-    signals: list[str] = []
-    times: list[int] = []
-    values: list[float] = []
-    for r in rounds:
-        t = int(math.floor(r.time / step) * step)
-        for name, arr in ((SIGNAL_UP, r.up), (SIGNAL_LOSS, r.loss),
-                          (SIGNAL_LATENCY, r.latency_ms), (SIGNAL_LATENCY_P90, r.latency_p90_ms)):
-            for e, ref in enumerate(emap.refs):
-                types.append(ref.type.value)
-                codes.append(ref.code)
-                signals.append(name)
-                times.append(t)
-                values.append(float(arr[e]))
-    if not times:
-        return 0
-    store.write_points(types, codes, signals, np.asarray(times, dtype=np.int64),
-                       np.asarray(values, dtype=np.float64), source=source, step=step)
-    return len(times)
-
-
-def write_block_states(store: Any, targets: TargetList, states: I8, time: float, step: int,
-                       *, source: str = SOURCE) -> int:
-    """Persist one round of block states as ``probing-state`` points of block entities."""
-    n = len(targets)
-    t = int(math.floor(time / step) * step)
-    vals = states.astype(np.float64)
-    vals[states == BlockState.UNPROBED] = np.nan
-    codes = [targets.block_cidr(i) for i in range(n)]
-    times = np.full(n, t, dtype=np.int64)
-    kinds = [EntityType.BLOCK.value] * n
-    store.write_points(kinds, codes, [SIGNAL_BLOCK_STATE] * n, times, vals, source=source,
-                       step=step)
-    # The ``probing`` signal of a block entity is its own count of up /24s: 1 up, 0 down,
-    # missing while uncertain or unprobed. It exists even for blocks that no geo table maps
-    # to a country or AS (a private test bed), so every probed block has a ``probing`` series.
-    up = np.where(states == BlockState.UP, 1.0,
-                  np.where(states == BlockState.DOWN, 0.0, np.nan))
-    store.write_points(kinds, codes, [SIGNAL_UP] * n, times, up, source=source, step=step)
-    return n
-
-
 # ---------------------------------------------------------------------------- JSONL
-def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-
-
 def round_lines(result: RoundResult, targets: TargetList) -> Iterator[dict[str, Any]]:
     """One JSON-able dict per block: the round's facts and the resulting state."""
     med = _block_medians(result, len(targets))
@@ -276,7 +103,7 @@ def round_lines(result: RoundResult, targets: TargetList) -> Iterator[dict[str, 
     sent, rep = result.sent.tolist(), result.replies.tolist()
     unr, lost = result.unreachable.tolist(), result.lost.tolist()
     start = round(result.round_start, 3)
-    start_iso = iso(result.round_start)
+    start_iso = iso_utc(result.round_start, millis=True)
     for i in range(len(targets)):
         yield {
             "round_start": start,

@@ -1,8 +1,8 @@
-"""Several vantage points, one picture: the collector that merges prober rounds.
+"""Several vantage points, one picture: the combination rule and prober-health facts.
 
-Each prober reports one line per block per round (JSONL, :mod:`.signals`). The collector
-places every line in its round bin (``floor(round_start / step)``) and combines, per bin and
-block, what the vantage points that *reported* saw:
+The rule (:func:`combine`) is applied where facts become series, in
+:class:`netvigil.pipeline.probing.ProbingAggregator`, per round bin
+(``floor(round_start / step)``) and block, over what the vantage points that *reported* saw:
 
 * **up** if any vantage point saw it up — the block answered someone, so it is connected;
   a path problem of one vantage point is not an outage of the block;
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netvigil.sources.probing.belief import BlockState
-from netvigil.sources.probing.signals import BlockRound, EntityMap, EntityRound, entity_round
+from netvigil.sources.probing.signals import BlockRound
 from netvigil.sources.probing.targets import TargetList
 
 I8 = npt.NDArray[np.int8]
@@ -70,18 +70,6 @@ class Collected:
                 out[name] = BlockState(code).label
         return out
 
-    def entity_rounds(self, emap: EntityMap, *, min_coverage: float = 1.0) -> list[EntityRound]:
-        out = []
-        for t in range(self.times.size):
-            med = self.rtt_median[t]
-            has = ~np.isnan(med)
-            blocks = np.flatnonzero(has).astype(np.int64)
-            # Per-block medians stand in for the raw samples (the JSONL keeps no samples).
-            out.append(entity_round(self.states[t], self.lost[t], self.resolved[t], blocks,
-                                    med[has] / 1000.0, emap, float(self.times[t]),
-                                    min_coverage=min_coverage))
-        return out
-
 
 def combine(per_vantage: I8) -> I8:
     """Combine vantage × … state codes by the rule in the module docstring."""
@@ -99,7 +87,9 @@ def combine(per_vantage: I8) -> I8:
 
 def collect(rows: Iterable[BlockRound], targets: TargetList, step: int, *,
             expected: Sequence[str] = (), isolated_ratio: float = 0.2) -> Collected:
-    """Merge round lines from any number of vantage points (see module docstring).
+    """Merge the prober-reported states of round lines from any number of vantage points:
+    the health facts (silent, partial, isolated) and who saw what. The series come from the
+    pipeline (:func:`netvigil.sources.probing.signals.facts_from_lines`).
 
     ``expected`` names vantage points that should have reported every bin (a silent one is
     listed in the health facts even if it never reported at all). Lines for blocks not in
