@@ -197,7 +197,7 @@ def run_detection(
     touched: set[EntityRef] = {a.entity for a in upd.alerts}
     touched.update(refs[i] for i in scr_idx.tolist())
     touched.update(refs[order[k]] for k in np.flatnonzero(upd.open_before).tolist())
-    ents = sorted(touched)
+    ents = sorted(touched, key=lambda e: (e.type.value, e.code))
     with store.transaction():
         store.append_alerts(method, upd.alerts, replace=keys.take(scr_idx))
         store.write_detector_states(method, keys.take(order), configs, cursor, envelopes)
