@@ -17,8 +17,9 @@ import json
 import math
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from netvigil.model.times import iso_utc
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -49,8 +50,7 @@ class JsonLog:
     def log(self, level: str, event: str, **fields: Any) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown log level {level!r}")
-        now = datetime.fromtimestamp(self._clock(), tz=UTC)
-        rec = {"time": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "level": level,
+        rec = {"time": iso_utc(self._clock(), millis=True), "level": level,
                "event": event, **_jsonable(fields)}
         line = json.dumps(rec, separators=(",", ":"))
         with self._lock:

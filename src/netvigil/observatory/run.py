@@ -50,6 +50,7 @@ from netvigil.observatory.watch import FileIngest, Watcher, ingest_files
 
 if TYPE_CHECKING:
     from netvigil.pipeline import Pipeline
+    from netvigil.store import SeriesStore
     from netvigil.store.duck import Store
 
 BIN_KEY = "observatory:bin"
@@ -281,7 +282,7 @@ class Observatory:
                                format=o.format, moved_to=str(o.moved_to) if o.moved_to else None)
         return outcomes
 
-    def _ingest_mrt(self, store: Store, path: Path, _fmt: str,
+    def _ingest_mrt(self, store: SeriesStore, path: Path, _fmt: str,
                     policy: ErrorPolicy) -> dict[str, Any]:
         """MRT archives through the BGP backfill, one long-lived ingester so that an updates
         file continues the routing state of the RIB dropped before it."""
@@ -304,7 +305,7 @@ class Observatory:
         self._bgp_ingester = None
 
 
-def _import_series(store: Store, path: Path, fmt: str, policy: ErrorPolicy) -> dict[str, Any]:
+def _import_series(store: SeriesStore, path: Path, fmt: str, policy: ErrorPolicy) -> dict[str, Any]:
     from netvigil.pipeline import Pipeline
     from netvigil.series.importers import import_file
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from netvigil.model import ErrorPolicy, InputError
+from netvigil.store import SeriesStore
 
 #: RFC 6396 §4 (and RFC 8050) record types a dropped MRT file may start with.
 MRT_TYPES = frozenset({11, 12, 13, 16, 17, 32, 33, 48, 49})
@@ -178,7 +179,7 @@ class FileOutcome:
 
 
 # (store, path, format, policy) -> summary fields; the run loop supplies one per format
-FileIngest = Callable[[Any, Path, str, ErrorPolicy], dict[str, Any]]
+FileIngest = Callable[[SeriesStore, Path, str, ErrorPolicy], dict[str, Any]]
 
 
 def _move_failed(path: Path) -> Path | None:
@@ -196,7 +197,7 @@ def _move_failed(path: Path) -> Path | None:
         return None
 
 
-def ingest_files(store: Any, paths: Iterable[Path], ingest: dict[str, FileIngest],
+def ingest_files(store: SeriesStore, paths: Iterable[Path], ingest: dict[str, FileIngest],
                  policy: ErrorPolicy, *, move_failed: bool,
                  on_failure: Callable[[], None] | None = None) -> list[FileOutcome]:
     """Ingest each arrived file once (see the module docstring); never raises for a file.
