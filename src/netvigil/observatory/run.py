@@ -50,7 +50,6 @@ from netvigil.observatory.watch import FileIngest, Watcher, ingest_files
 
 if TYPE_CHECKING:
     from netvigil.pipeline import Pipeline
-    from netvigil.store import SeriesStore
     from netvigil.store.duck import Store
 
 BIN_KEY = "observatory:bin"
@@ -264,7 +263,7 @@ class Observatory:
         if not arrived or self.config.watch is None:
             return []
         w = self.config.watch
-        formats: dict[str, FileIngest] = {"csv": _import_series, "ioda": _import_series,
+        formats: dict[str, FileIngest[Store]] = {"csv": _import_series, "ioda": _import_series,
                                           "mrt": self._ingest_mrt}
         outcomes = ingest_files(store, arrived, formats, w.on_error, move_failed=w.move_failed,
                                 on_failure=self._discard_file_facts)
@@ -282,7 +281,7 @@ class Observatory:
                                format=o.format, moved_to=str(o.moved_to) if o.moved_to else None)
         return outcomes
 
-    def _ingest_mrt(self, store: SeriesStore, path: Path, _fmt: str,
+    def _ingest_mrt(self, store: Store, path: Path, _fmt: str,
                     policy: ErrorPolicy) -> dict[str, Any]:
         """MRT archives through the BGP backfill, one long-lived ingester so that an updates
         file continues the routing state of the RIB dropped before it."""
@@ -305,7 +304,7 @@ class Observatory:
         self._bgp_ingester = None
 
 
-def _import_series(store: SeriesStore, path: Path, fmt: str, policy: ErrorPolicy) -> dict[str, Any]:
+def _import_series(store: Store, path: Path, fmt: str, policy: ErrorPolicy) -> dict[str, Any]:
     from netvigil.pipeline import Pipeline
     from netvigil.series.importers import import_file
 

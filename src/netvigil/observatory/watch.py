@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.store import SeriesStore
@@ -178,8 +178,9 @@ class FileOutcome:
     moved_to: Path | None = None
 
 
+S = TypeVar("S", bound=SeriesStore)
 # (store, path, format, policy) -> summary fields; the run loop supplies one per format
-FileIngest = Callable[[SeriesStore, Path, str, ErrorPolicy], dict[str, Any]]
+FileIngest = Callable[[S, Path, str, ErrorPolicy], dict[str, Any]]
 
 
 def _move_failed(path: Path) -> Path | None:
@@ -197,7 +198,7 @@ def _move_failed(path: Path) -> Path | None:
         return None
 
 
-def ingest_files(store: SeriesStore, paths: Iterable[Path], ingest: dict[str, FileIngest],
+def ingest_files(store: S, paths: Iterable[Path], ingest: dict[str, FileIngest[S]],
                  policy: ErrorPolicy, *, move_failed: bool,
                  on_failure: Callable[[], None] | None = None) -> list[FileOutcome]:
     """Ingest each arrived file once (see the module docstring); never raises for a file.
