@@ -123,7 +123,8 @@ class ProbingAggregator:
         self._beliefs: dict[str, _Beliefs] = {}
         self._bins: dict[int, dict[str, _VantageRound]] = {}
         self._regions: dict[bytes, tuple[npt.NDArray[np.int32], list[EntityRef | None]]] = {}
-        self._members_cache: tuple[tuple[object, ...], _Members] | None = None
+        self._members_cache: tuple[tuple[tuple[object, ...], tuple[object, ...]],
+                                   _Members] | None = None
 
     # ------------------------------------------------------------------ beliefs
     def beliefs(self, vantage: str) -> tuple[U32, F32]:
@@ -215,6 +216,12 @@ class ProbingAggregator:
         as in the previous bin (the usual case: the attribution changes with a new country
         snapshot or a changed BGP origin, not every round).
         """
+        when = self.geo.bulk_blocks(blocks[:1], t)  # which dated country table answers at t
+        quick = (blocks.tobytes(), when.snapshot_date, when.country_source,
+                 -1 if self.origins is None else self.origins.version,
+                 tuple(sorted(overrides.items())))
+        if self._members_cache is not None and self._members_cache[0][0] == quick:
+            return self._members_cache[1]
         plain = np.flatnonzero(~np.isin(blocks, np.fromiter(overrides, np.uint32,
                                                             len(overrides))))
         keys = blocks[plain]
@@ -227,7 +234,8 @@ class ProbingAggregator:
         cidx = loc.country_idx.astype(np.int64)
         key = (blocks.tobytes(), cidx.tobytes(), tuple(loc.countries), asn.tobytes(),
                ridx.tobytes(), tuple(sorted(overrides.items())))
-        if self._members_cache is not None and self._members_cache[0] == key:
+        if self._members_cache is not None and self._members_cache[0][1] == key:
+            self._members_cache = ((quick, key), self._members_cache[1])
             return self._members_cache[1]
         refs: list[EntityRef] = []
         index: dict[EntityRef, int] = {}
@@ -276,7 +284,7 @@ class ProbingAggregator:
                          or sizes[j] >= self.options.min_entity_blocks
                          for j, r in enumerate(refs)], dtype=bool)
         members = _Members(tuple(refs), e, blk, sizes, keep)
-        self._members_cache = (key, members)
+        self._members_cache = ((quick, key), members)
         return members
 
     def _regions_of(self, keys: U32) -> tuple[npt.NDArray[np.int32], list[EntityRef | None]]:

@@ -113,7 +113,9 @@ def run_demo(store: Store, out_dir: str | Path, *, seed: int | None = None) -> D
     sc = recon.scenario
     geo = GeoLookup.default()
     pipeline = Pipeline(store, geo, probing=DEMO_PROBING)
-    replay = recon.replay(pipeline)
+    # a backfill, like one archive file: one consistent point at the end (the store's cost per
+    # write call dominates daily flushes: 27.7 s against 19.0 s for the whole replay)
+    replay = recon.replay(pipeline, flush_seconds=sc.end - sc.start)
     timings["generate+aggregate+store"] = time.perf_counter() - t0
 
     t = time.perf_counter()

@@ -184,14 +184,13 @@ def wants_more(before: npt.ArrayLike, after: npt.ArrayLike,
     """
     b0 = np.asarray(before, dtype=np.float32)
     b1 = np.asarray(after, dtype=np.float32)
-    s0 = classify(b0, model)
-    s1 = classify(b1, model)
-    return np.asarray(
-        ((s0 == BlockState.UP) & (b1 < b0))
-        | ((s0 == BlockState.DOWN) & (b1 > b0))
-        | ((s0 == BlockState.UNCERTAIN) & (s1 == BlockState.UNCERTAIN)),
-        dtype=np.bool_,
-    )
+    up, down = np.float32(model.up), np.float32(model.down)
+    # the states of classify(), as comparisons (no int8 codes: this runs per probe batch)
+    was_up = b0 > up
+    was_down = b0 < down
+    still_uncertain = ~(was_up | was_down) & (b1 <= up) & (b1 >= down)
+    return np.asarray((was_up & (b1 < b0)) | (was_down & (b1 > b0)) | still_uncertain,
+                      dtype=np.bool_)
 
 
 def probes_to_resolve(belief: npt.ArrayLike, availability: npt.ArrayLike,
