@@ -18,14 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from netvigil.model.facts import Fact, ProbeRound
+from netvigil.model.facts import Fact
 
 if TYPE_CHECKING:
     from netvigil.observatory.config import BgpConfig, ProbingConfig
     from netvigil.sources.probing.prober import RoundResult
-    from netvigil.sources.probing.targets import TargetList
 
 
 @dataclass(frozen=True)
@@ -136,33 +133,20 @@ class SourceThread:
 
 
 # ------------------------------------------------------------------ the prober
-def round_fact(res: RoundResult, targets: TargetList) -> ProbeRound:
-    """A prober round as the tier-0 :class:`ProbeRound` fact (outcomes only, no belief)."""
-    overrides = (tuple(targets.entity_override(i) for i in range(len(targets)))
-                 if targets.entities else None)
-    return ProbeRound(
-        vantage=res.vantage, round_start=float(res.round_start),
-        round_seconds=max(1, int(round(res.round_seconds))),
-        block_starts=targets.block_starts, availability=np.asarray(targets.availability,
-                                                                   dtype=np.float32),
-        sent=res.sent, replies=res.replies, unreachable=res.unreachable, lost=res.lost,
-        rtt_block=res.rtt_block, rtt=res.rtt, entity_overrides=overrides)
-
-
-def probing_cursor_key(vantage: str) -> str:
-    return f"probing.vantage.{vantage}.last_round"
-
-
 def probing_source(cfg: ProbingConfig, cursors: Mapping[str, str]) -> SourceThread:
-    """The prober of ``netvigil probe run`` (same selection rule, same round loop), its rounds
-    emitted as facts. Rounds are aligned on multiples of ``round_seconds`` (as trinarkular
-    does) so that a restarted observatory continues the same grid. The raw socket is opened
-    here, before any thread starts, so a missing privilege fails the start-up clearly."""
+    """The prober of ``netvigil probe run`` (same selection rule, round loop, fact and cursor:
+    ``sources.probing.signals.round_fact``, ``runner.cursor_key``), run as a coroutine on the
+    source's thread so that stopping it is a task cancel between rounds. Rounds are aligned
+    on multiples of ``round_seconds`` (as trinarkular does) so that a restarted observatory
+    continues the same grid. The raw socket is opened here, before any thread starts, so a
+    missing privilege fails the start-up clearly."""
     import socket
 
     from netvigil.model import InputError
     from netvigil.sources.probing import icmp
     from netvigil.sources.probing.prober import Prober, ProberConfig
+    from netvigil.sources.probing.runner import cursor_key
+    from netvigil.sources.probing.signals import round_fact
     from netvigil.sources.probing.targets import SelectionRule, load_targets_csv
 
     sel = load_targets_csv(cfg.targets, SelectionRule(cfg.min_addresses, cfg.min_availability,
@@ -177,7 +161,7 @@ def probing_source(cfg: ProbingConfig, cursors: Mapping[str, str]) -> SourceThre
     sock = icmp.open_raw_socket()
     sink = QueueSink("probing", cursors)
     prober = Prober(sel.targets, pcfg, sock=sock)
-    key = probing_cursor_key(pcfg.vantage)
+    key = cursor_key(pcfg.vantage)  # the cursor `netvigil probe run` writes
 
     def handle(res: RoundResult) -> None:
         sink.emit(round_fact(res, sel.targets))
