@@ -3,12 +3,17 @@
 Partition key: ``(time window, unit shard)``.
 
 * **Time window**: a slice of bins. BGP and platform bins are independent; probing windows
-  chain through the per-block Trinocular beliefs (``final_logit`` → ``prior_logit``).
+  chain through the per-(vantage, block) Trinocular beliefs, which the probing aggregator
+  keeps from round to round (a window starts from the beliefs the previous one ended with).
 * **Unit shard**: a subset of the units an entity is summed from — /24 blocks for probing,
-  prefix atoms for BGP, AS columns for platform tests. Per-entity values are sums (or, for
-  percentages, a summed numerator and denominator), so shards merge by addition
-  (:meth:`netvigil.pipeline.entities.EntityMatrix.merge`), and "no unit observed" stays
-  missing (NaN) rather than zero.
+  visible /24s for BGP, AS columns for platform tests. Per-entity values are sums (or, for
+  percentages, a summed numerator and denominator), so shards merge by adding counts before
+  any ratio, and "no unit observed" stays missing (NaN) rather than zero.
+
+Flushes: emitted facts become point batches at once; :meth:`Pipeline.flush` writes them, one
+set-based store write per (source, step) group, with the source's cursors in one
+transaction. A source re-emitting an unchanged BGP snapshot (a bin without updates) gets the
+previous bin's points restamped instead of a new aggregation.
 
 Modules: :mod:`.probing` (anchors §2.1), :mod:`.bgp` (§1.2), :mod:`.platform` (§4.1),
 :mod:`.entities` (block → entity helpers, :class:`~.entities.RouteOrigins`).
