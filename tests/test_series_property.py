@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netvigil.model import make_ref
+from netvigil.pipeline import Pipeline
 from netvigil.series.importers import import_file
 from netvigil.store import Store, WriteResult
 
@@ -65,7 +66,7 @@ def test_random_valid_rows_round_trip_and_reimport_is_unchanged(
         f = Path(tmp) / "rows.csv"
         f.write_text(render(data))
         with Store(Path(tmp) / "s.duckdb") as store:
-            first = import_file(store, f)
+            first = import_file(store, f, sink=Pipeline(store))
             assert first.result == WriteResult(len(data), 0, 0)
             expected: dict[tuple[str, str, str], dict[int, float | None]] = {}
             for e, s, b, v, _ in data:
@@ -85,6 +86,6 @@ def test_random_valid_rows_round_trip_and_reimport_is_unchanged(
                 # every other grid point is a gap
                 assert sum(not np.isnan(x) for x in got.values()) == sum(
                     v is not None for v in pts.values())
-            again = import_file(store, f)
+            again = import_file(store, f, sink=Pipeline(store))
             assert again.result == WriteResult(0, 0, len(data))
             assert store.list_series() == listed

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import handle_errors, iso_utc, open_store, render_table, store_option
+from netvigil.pipeline import Pipeline
 from netvigil.series.importers import FORMATS, import_file
 from netvigil.store import SeriesInfo
 
@@ -31,7 +32,7 @@ def series_group() -> None:
 def import_cmd(file: Path, fmt: str | None, on_error: str, store_path: Path) -> None:
     """Import FILE (CSV long format or IODA signals/raw JSON, optionally .gz)."""
     with open_store(store_path) as store:
-        summary = import_file(store, file, fmt, on_error)
+        summary = import_file(store, file, fmt, on_error, sink=Pipeline(store))
     click.echo(summary.text())
     if summary.skipped:
         click.echo(f"skipped {summary.skipped} bad row(s) by reason:", err=True)

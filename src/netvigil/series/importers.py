@@ -1,41 +1,63 @@
 """Series import: the public entry point behind ``netvigil series import``.
 
-Pipeline: read bytes -> gunzip (by magic bytes, so ``.gz`` works for every format) ->
-strict UTF-8 decode -> pick a format (``FORMATS`` registry; auto-detected from the
-extension, else from the first character) -> parse and validate everything -> write in ONE
-store transaction (entities, points, imports row). Parsing finishes before the store is
-touched, so with ``on_error="fail"`` a bad file writes nothing at all.
+Flow: one streaming pass over the raw bytes (:mod:`netvigil.series.scan`: sha256, gunzip by
+magic bytes so ``.gz`` works for every format, strict UTF-8, the CSV record map) -> pick a
+format (``FORMATS``; from the extension, else from the first character) -> parse and
+validate -> points leave as :class:`netvigil.model.facts.PointBatch` facts through the
+caller's sink (``netvigil.pipeline.Pipeline``, the one path into the store) -> entities and
+the imports row. Everything runs inside ONE outer ``store.transaction()`` (the pipeline's
+own transactions join it), so with ``on_error="fail"`` a bad file writes nothing at all,
+whatever was emitted before the bad line was found.
 
 Whole-file problems (unreadable, empty, truncated gzip, not UTF-8, missing header columns,
 not JSON) always fail, whatever the policy: there is no "rest" worth writing.
+
+CSV streams (DuckDB stages and validates it; memory bounded by DuckDB's buffer manager and
+one ``CHUNK`` of points). IODA JSON is parsed whole with the stdlib ``json`` (a JSON document
+has no natural chunk boundary; IODA answers are small): its memory grows with the file.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from netvigil.model import Entity, InputError
+from netvigil.model.facts import FactSink, PointBatch
 from netvigil.series.batch import Batch, ErrorSink, SkipReport
-from netvigil.series.csv_format import parse_csv
+from netvigil.series.csv_format import import_csv
 from netvigil.series.ioda_format import parse_ioda
-from netvigil.store import ImportRecord, Store, WriteResult
+from netvigil.series.scan import GZIP_MAGIC, FileScan, scan_file
+from netvigil.store import ImportRecord, SeriesStore, WriteResult
 
 Parser = Callable[[str, str, ErrorSink], Batch]
 
-#: format name -> parser(text, path, sink). Add a format by adding a module and a row here.
-FORMATS: dict[str, Parser] = {
-    "csv": parse_csv,
+#: format name -> in-memory parser(text, path, sink) for formats parsed whole; ``csv`` is
+#: streamed by :func:`netvigil.series.csv_format.import_csv` instead.
+FORMATS: dict[str, Parser | None] = {
+    "csv": None,
     "ioda": parse_ioda,
 }
 EXTENSIONS = {".csv": "csv", ".json": "ioda"}
-GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Stats(Protocol):
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class CountingSink(FactSink, Protocol):
+    """A FactSink that counts store rows (``netvigil.pipeline.Pipeline`` is one)."""
+
+    @property
+    def stats(self) -> _Stats: ...
 
 
 @dataclass(frozen=True)
@@ -57,33 +79,6 @@ class ImportSummary:
                 f"{self.skipped} skipped, {self.series_touched} series touched")
 
 
-def read_text(path: Path) -> tuple[str, str]:
-    """(decoded text, sha256 of the raw file bytes); raises InputError on whole-file problems."""
-    p = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(p, None, f"cannot read file: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(raw).hexdigest()
-    data = raw
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            data = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise InputError(p, None, f"truncated or corrupt gzip file: {exc}") from None
-    elif path.suffix.lower() == ".gz" and raw:
-        raise InputError(p, None, "file ends in .gz but is not gzip-compressed")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(p, line, f"undecodable bytes (file must be UTF-8): {exc.reason} "
-                                  f"at byte {exc.start}") from None
-    if not text.strip():
-        raise InputError(p, None, "empty file")
-    return text, digest
-
-
 def detect_format(path: Path, text: str) -> str:
     """By extension (ignoring .gz), else by content: a JSON object means IODA, else CSV."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -91,51 +86,86 @@ def detect_format(path: Path, text: str) -> str:
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in EXTENSIONS:
         return EXTENSIONS[suffixes[-1]]
-    return "ioda" if text.lstrip().startswith(("{", "[")) else "csv"
+    return "ioda" if text.lstrip().lstrip("\ufeff").startswith(("{", "[")) else "csv"
 
 
-def parse_file(path: str | Path, fmt: str | None = None,
-               on_error: str = "fail") -> tuple[Batch, ErrorSink, str, str]:
-    """Read and validate a file without touching any store: (batch, sink, format, sha256)."""
+def read_text(scan: FileScan) -> str:
+    """The whole decoded text (JSON formats only; CSV is never held in memory)."""
+    raw = Path(scan.path).read_bytes()
+    data = gzip.decompress(raw) if raw[:2] == GZIP_MAGIC else raw
+    return data.decode("utf-8-sig")
+
+
+def _counts(sink: CountingSink) -> WriteResult:
+    s = sink.stats
+    return WriteResult(s.inserted, s.updated, s.unchanged)
+
+
+def import_file(store: SeriesStore, path: str | Path, fmt: str | None = None,
+                on_error: str = "fail", *, sink: CountingSink) -> ImportSummary:
+    """Import one file into ``store`` through ``sink`` all-or-nothing (module docstring).
+
+    ``sink`` must write into ``store`` (``Pipeline(store)``); it is flushed inside the one
+    outer transaction.
+    """
     p = Path(path)
-    text, digest = read_text(p)
-    name = fmt or detect_format(p, text)
+    ErrorSink(str(p), on_error)  # validates the policy name before any work
+    scan = scan_file(p)
+    name = fmt or detect_format(p, scan.head)
     if name not in FORMATS:
         raise InputError(str(p), None, f"unknown format {name!r}; known: {', '.join(FORMATS)}")
-    sink = ErrorSink(str(p), on_error)
-    batch = FORMATS[name](text, str(p), sink)
-    return batch, sink, name, digest
-
-
-def import_file(store: Store, path: str | Path, fmt: str | None = None,
-                on_error: str = "fail") -> ImportSummary:
-    """Import one file into ``store`` all-or-nothing; see the module docstring."""
-    p = Path(path)
-    batch, sink, name, digest = parse_file(p, fmt, on_error)
     source = f"{name}:{p.name}"
+    before = _counts(sink)
+    source_names: tuple[str, ...] = ()
+    with store.transaction():
+        if name == "csv":
+            out, entities = import_csv(store.connection, scan, sink, source, on_error)
+            rows_read, accepted, skipped = out.rows_read, out.accepted, out.skipped
+            report, touched = out.report, out.series_touched
+        else:
+            parser = FORMATS[name]
+            assert parser is not None
+            try:
+                text = read_text(scan)
+            except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+                raise InputError(str(p), None, f"cannot read file: {exc}") from None
+            esink = ErrorSink(str(p), on_error)
+            batch = parser(text, str(p), esink)
+            entities = _batch_entities(batch)
+            _emit_batch(batch, sink, source)
+            rows_read, accepted, skipped = batch.rows_read, len(batch), esink.skipped
+            report = esink.report
+            touched = len(set(zip(batch.entity_types, batch.entity_codes, batch.signals,
+                                  strict=True)))
+            source_names = tuple(sorted(batch.source_names))
+        store.upsert_entities(entities)
+        after = _counts(sink)
+        result = WriteResult(after.inserted - before.inserted, after.updated - before.updated,
+                             after.unchanged - before.unchanged)
+        store.record_import(ImportRecord(
+            file_name=str(p), sha256=scan.sha256, format=name, rows_read=rows_read,
+            rows_written=accepted, rows_skipped=skipped, inserted=result.inserted,
+            updated=result.updated, unchanged=result.unchanged, source_names=source_names,
+        ))
+    return ImportSummary(str(p), name, rows_read, accepted, result, skipped, report, touched,
+                         source_names)
+
+
+def _batch_entities(batch: Batch) -> list[Entity]:
     refs = set(batch.names) | set(batch.parents)
-    entities = [Entity(r, batch.names.get(r, ""), batch.parents.get(r)) for r in sorted(refs)]
-    result = WriteResult(0, 0, 0)
+    return [Entity(r, batch.names.get(r, ""), batch.parents.get(r)) for r in sorted(refs)]
+
+
+def _emit_batch(batch: Batch, sink: FactSink, source: str) -> None:
+    """One PointBatch per declared step (IODA series carry their own step)."""
     steps = np.array([-1 if s is None else s for s in batch.steps], dtype=np.int64)
     types = np.asarray(batch.entity_types, dtype=object)
     codes = np.asarray(batch.entity_codes, dtype=object)
     sigs = np.asarray(batch.signals, dtype=object)
     times = np.asarray(batch.times, dtype=np.int64)
     values = np.asarray(batch.values, dtype=np.float64)
-    with store.transaction():
-        store.upsert_entities(entities)
-        for st in np.unique(steps):
-            m = steps == st
-            result = result + store.write_points(
-                types[m], codes[m], sigs[m], times[m], values[m], source=source,
-                step=None if st < 0 else int(st),
-            )
-        store.record_import(ImportRecord(
-            file_name=str(p), sha256=digest, format=name, rows_read=batch.rows_read,
-            rows_written=len(batch), rows_skipped=sink.skipped, inserted=result.inserted,
-            updated=result.updated, unchanged=result.unchanged,
-            source_names=tuple(sorted(batch.source_names)),
-        ))
-    touched = len(set(zip(batch.entity_types, batch.entity_codes, batch.signals, strict=True)))
-    return ImportSummary(str(p), name, batch.rows_read, len(batch), result, sink.skipped,
-                         sink.report, touched, tuple(sorted(batch.source_names)))
+    for st in np.unique(steps):
+        m = steps == st
+        sink.emit(PointBatch(types[m], codes[m], sigs[m], times[m], values[m], source,
+                             None if st < 0 else int(st)))
+    sink.flush()

@@ -22,6 +22,7 @@ from typing import Any
 
 from netvigil.model import EntityType, InputError, InvalidEntity, make_ref
 from netvigil.series.batch import Batch, ErrorSink
+from netvigil.series.csv_format import MAX_TIME, MIN_TIME
 
 DATASOURCE_NAMES = {
     "ping-slash24": "probing",
@@ -103,6 +104,12 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
     if step is None or step <= 0:
         sink.bad(None, "bad series", f"'step' must be a positive integer, got {s['step']!r}",
                  where=f"{where}.step", units=n)
+        return
+    last = start + (len(values) - 1) * step if values else start
+    if start < MIN_TIME or last >= MAX_TIME:
+        sink.bad(None, "time out of range",
+                 f"times must lie in 1970-01-01..2100-01-01 ({MIN_TIME}..{MAX_TIME - 1} unix "
+                 f"seconds), got from={start} to {last}", where=f"{where}.from", units=n)
         return
     try:
         etype = str(s["entityType"])

@@ -273,6 +273,8 @@ class Store(DetectionTables):
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         try:
+            # No terminal progress bars from inside a library call (imports, CLI output).
+            self._con.execute("SET enable_progress_bar = false")
             version = migrations.current_version(self._con)
             if version > migrations.LATEST_VERSION:
                 raise StoreError(
@@ -473,22 +475,34 @@ class Store(DetectionTables):
     def _stage_points(self) -> None:
         """``_stage``: the batch deduplicated (last wins), NaN as NULL, each row flagged
         ``maybe`` when its time lies inside its series' stored [first_time, last_time] (only
-        those rows can collide with a stored point)."""
-        self._con.execute(
-            """
+        those rows can collide with a stored point).
+
+        The registered numpy columns are converted once (``_in``); the last-wins aggregate
+        only runs when a hash check finds a repeated key (equal keys hash equal, so no
+        repeated hash means no repeated key).
+        """
+        con = self._con
+        con.execute("CREATE OR REPLACE TEMP TABLE _in AS SELECT * FROM _np_points")
+        row = con.execute(
+            "SELECT count(*) FROM (SELECT hash(entity_type, entity_code, signal, time) AS h"
+            " FROM _in GROUP BY h HAVING count(*) > 1)"
+        ).fetchone()
+        if row and row[0]:
+            src = """(SELECT entity_type, entity_code, signal, time,
+                             arg_max_null(value, idx) AS value
+                      FROM _in GROUP BY ALL)"""
+        else:
+            src = "_in"
+        con.execute(
+            f"""
             CREATE OR REPLACE TEMP TABLE _stage AS
-            SELECT d.entity_type, d.entity_code, d.signal, d.time, d.value,
+            SELECT d.entity_type, d.entity_code, d.signal, d.time,
+                   CASE WHEN isnan(d.value) THEN NULL ELSE d.value END AS value,
                    coalesce(d.time BETWEEN r.first_time AND r.last_time, false) AS maybe
-            FROM (
-                SELECT entity_type, entity_code, signal, time,
-                       CASE WHEN isnan(value) THEN NULL ELSE value END AS value
-                FROM _np_points
-                QUALIFY row_number() OVER (
-                    PARTITION BY entity_type, entity_code, signal, time ORDER BY idx DESC
-                ) = 1
-            ) d LEFT JOIN series r USING (entity_type, entity_code, signal)
+            FROM {src} d LEFT JOIN series r USING (entity_type, entity_code, signal)
             """
         )
+        con.execute("DROP TABLE _in")
 
     def _merge_stage(self) -> WriteResult:
         """Insert new keys, update changed values; exact counts from the probed collisions."""
