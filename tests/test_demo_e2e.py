@@ -110,7 +110,9 @@ def test_recovery_on_january_11(demo: DemoResult) -> None:
     assert last.end is not None and abs(last.end - end) <= 3 * ONE_BIN
 
 
-def test_ases_attributed_by_announced_routes(demo: DemoResult) -> None:
+def test_replay_counts_and_stored_entities(demo: DemoResult) -> None:
+    # (that ASes come from the announced routes is shown without any AS table in
+    # test_kz2022_generator.py::test_blocks_reach_ases_only_through_the_announced_routes)
     stored = set(demo.stored_entities)
     assert {EntityRef(EntityType.ASN, a) for a in ("9198", "29355", "21299", "48716")} <= stored
     assert demo.replay.bgp_snapshots < demo.replay.bgp_bins  # unchanged bins re-stamped

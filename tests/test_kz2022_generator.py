@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,27 @@ def test_truth_is_the_scenario_phases(recon: Kz2022) -> None:
     assert sc.raw["scenario"]["status"] == "RECONSTRUCTION"
     assert all(r["status"] == "RECONSTRUCTION" for r in sc.raw["phase"])
     assert load_scenario().seed == 20220105
+
+
+def test_blocks_reach_ases_only_through_the_announced_routes(recon: Kz2022,
+                                                             tmp_path: Path) -> None:
+    """With no AS table in the geo lookup, the pipeline still finds Kcell's probed blocks:
+    their AS can only come from the origins of the routes the reconstruction announces."""
+    from netvigil.geo.lookup import GeoLookup
+    from netvigil.geo.refdata import load_shipped_snapshots
+    from netvigil.pipeline import Pipeline
+    from netvigil.pipeline.probing import ProbingOptions
+    from netvigil.store.duck import Store
+
+    sc = recon.scenario
+    short = dataclasses.replace(recon, scenario=dataclasses.replace(
+        sc, start=ts("2022-01-03T00:00"), end=ts("2022-01-03T01:00")))
+    geo = GeoLookup(load_shipped_snapshots(), (), use_iptocc=False)
+    with Store(tmp_path / "s.duckdb") as store:
+        p = Pipeline(store, geo, probing=ProbingOptions(block_series=False))
+        short.replay(p)
+        kcell = store.read_series(EntityRef(EntityType.ASN, "29355"), "probing")
+        kz = store.read_series(EntityRef(EntityType.COUNTRY, "KZ"), "probing")
+        assert p.cursor("scenario.kz2022.replayed_until") == str(ts("2022-01-03T01:00"))
+    assert kcell.values.size == 6 and float(np.nanmin(kcell.values)) > 100
+    assert float(np.nanmin(kz.values)) > float(np.nanmax(kcell.values))
