@@ -266,3 +266,95 @@ def test_store_info_and_export(tmp_path: Path, store_path: Path) -> None:
     res = run("store", "export-parquet", tmp_path / "pq", "--store", store_path)
     assert res.exit_code == 0 and "points.parquet" in res.output
     assert (tmp_path / "pq" / "imports.parquet").exists()
+
+
+# -- streaming import at size: line numbers, all-or-nothing, skip counts, gzip, time range --
+
+def big_csv(n: int, bad: dict[int, str] | None = None) -> str:
+    """``n`` good rows (20 series) with ``bad[i]`` replacing data row i (line i + 2)."""
+    bad = bad or {}
+    rows = [HEADER]
+    for i in range(n):
+        rows.append(bad.get(i, f"{1641340800 + 300 * (i // 20)},asn,AS{i % 20 + 1},bgp,{i}\n"))
+    return "".join(rows)
+
+
+def test_large_file_fail_names_the_line_and_writes_nothing(tmp_path: Path,
+                                                           store_path: Path) -> None:
+    n = 120_000
+    f = write(tmp_path, "big.csv", big_csv(n, {100_000: "1641340800,asn,AS1,bgp,oops\n"}))
+    run("series", "import", FIX / "kz_long.csv", "--store", store_path)
+    before = series_list(store_path)
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1
+    assert f"{f}:100002: non-numeric value" in res.output, res.output
+    assert series_list(store_path) == before
+    with Store(store_path) as s:
+        assert len(s.list_imports()) == 1
+        assert s.table_counts()["points"] == 7
+
+
+def test_large_file_skip_counts_with_lines_after_quoted_newlines_and_blank_lines(
+        tmp_path: Path, store_path: Path) -> None:
+    n = 120_000
+    bad = {
+        10: "1641340800,country,KZ,bgp,1,\"Kazakh\nstan\"\n",  # 2 physical lines
+        11: "\n",  # a blank line: not a row
+        50_000: "1641340800,asn,AS1,bgp\n",  # wrong field count
+        90_000: "253402300800,asn,AS1,bgp,1,x\n",  # year 10000
+        90_001: "1e18,asn,AS1,bgp,1,x\n",
+        90_002: "1e308,asn,AS1,bgp,1,x\n",
+        90_003: "1969-12-31T23:59:59Z,asn,AS1,bgp,1,x\n",
+        110_000: "1641340800,asn,AS1,bgp,-1,x\n",  # conflicts with data row 0
+    }
+    rows = ["time,entity_type,entity_code,signal,value,entity_name\n"]
+    for i in range(n):
+        rows.append(bad.get(i, f"{1641340800 + 300 * (i // 20)},asn,AS{i % 20 + 1},bgp,{i},\n"))
+    f = write(tmp_path, "big.csv", "".join(rows))
+    res = CliRunner().invoke(cli, ["series", "import", str(f), "--on-error", "skip",
+                                   "--store", str(store_path)])
+    assert res.exit_code == 0, res.output
+    # data row i sits on line i + 2, plus 1 after the two-line record (row 10)
+    assert "wrong field count: 1 (first at 50003)" in res.stderr, res.stderr
+    assert "time out of range: 4 (first at 90003, 90004, 90005, 90006)" in res.stderr
+    assert "conflicting duplicate: 1 (first at 110003)" in res.stderr
+    assert f"{n - 1} rows read, {n - 7} written" in res.stdout, res.stdout
+    with Store(store_path) as s:
+        assert s.entity_name(make_ref("country", "KZ")) == "Kazakh\nstan"
+        assert s.list_imports()[0].rows_skipped == 6
+
+
+@pytest.mark.parametrize("raw", ["253402300800", "1e18", "1e308", "-1", "2100-01-01T00:00:00Z",
+                                 "1969-12-31T23:59:59Z"])
+def test_times_outside_1970_2100_fail_with_the_line(tmp_path: Path, store_path: Path,
+                                                    raw: str) -> None:
+    f = write(tmp_path, "t.csv", GOOD + f"{raw},country,KZ,bgp,1\n")
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1
+    assert f"{f}:4: time out of range" in res.output, res.output
+    assert not store_path.exists() or json.loads(series_list(store_path)) == []
+
+
+def test_ioda_from_outside_the_time_range_is_rejected(tmp_path: Path, store_path: Path) -> None:
+    doc = json.loads((FIX / "ioda_signals_raw_kz.json").read_text())
+    doc["data"][0][0]["from"] = 253402300800
+    f = write(tmp_path, "x.json", json.dumps(doc))
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1 and "time out of range" in res.output, res.output
+
+
+def test_large_gzip_file_imports_like_the_plain_one(tmp_path: Path) -> None:
+    text = big_csv(60_000)
+    plain = write(tmp_path, "p.csv", text)
+    gz = tmp_path / "g.csv.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    outs = []
+    for f, name in ((plain, "a"), (gz, "b")):
+        store = tmp_path / f"{name}.duckdb"
+        res = run("series", "import", f, "--store", store)
+        assert res.exit_code == 0, res.output
+        assert "60000 rows read, 60000 written (60000 inserted" in res.output
+        outs.append(series_list(store))
+        again = run("series", "import", f, "--store", store)
+        assert "(0 inserted, 0 updated, 60000 unchanged)" in again.output
+    assert outs[0] == outs[1]
