@@ -156,8 +156,13 @@ def test_truth_is_the_scenario_phases(recon: Kz2022) -> None:
     sc = recon.scenario
     assert "truth" not in sc.raw  # no detector threshold in the scenario
     nat = [t for t in recon.truth if t.entity == kz and t.kind is EventKind.OUTAGE]
-    assert [t.phases for t in nat] == [("national-blackout",), ("partial-restoration",)]
-    assert 0.2 < nat[1].level < 0.5  # partial: class levels weighted by the universe
+    assert [t.phases for t in nat] == [("national-blackout",)]
+    back = {t.phases[0]: t for t in recon.restorations if t.entity == kz}
+    assert set(back) == {"restoration-address", "partial-restoration"}
+    kcell_back = {t.phases[0] for t in recon.restorations
+                  if t.entity == EntityRef(EntityType.ASN, "29355")}
+    assert kcell_back == {"daily-window-0108", "daily-window-0109", "daily-window-0110"}
+    assert 0.2 < back["partial-restoration"].level < 0.5  # weighted by the universe
     assert nat[0].start == ts("2022-01-05T10:45") and nat[0].end == ts("2022-01-11T02:15")
     assert nat[0].scope is Scope.NATIONAL and nat[0].level < 0.05 and "bgp" in nat[0].silent
     kcell = [t for t in recon.truth if t.entity == EntityRef(EntityType.ASN, "29355")]

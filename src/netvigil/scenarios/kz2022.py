@@ -291,8 +291,8 @@ def _read_universe(sc: Scenario) -> Universe:
 class TruthEvent:
     """One phase of the timeline as it applies to one entity (from scenario.toml only).
 
-    ``level`` is the phase's share of ordinary for that entity (< 1: a cut or a block);
-    phases that restore (level ≥ 1) are listed in :attr:`Kz2022.restorations`.
+    ``level`` is the phase's share of ordinary for that entity; phases that raise the level
+    (windows of access, restorations) are listed in :attr:`Kz2022.restorations`.
     """
 
     entity: EntityRef
@@ -306,39 +306,56 @@ class TruthEvent:
     phases: tuple[str, ...]
 
 
-def _phase_entities(sc: Scenario, uni: Universe, p: Phase
-                    ) -> list[tuple[EntityRef, Scope, float]]:
-    """Who a phase is about: the country when it sets every class (weighted level over the
-    universe's blocks), else the scenario's named ASes of the classes it sets (all ASes of a
-    class when the scenario names none)."""
+def _weights(uni: Universe) -> F64:
+    return np.asarray(np.bincount(uni.block_class, minlength=len(CLASSES))
+                      / max(1, uni.block_class.size), dtype=np.float64)
+
+
+def _phase_entities(sc: Scenario, uni: Universe, p: Phase, sched: LevelSchedule
+                    ) -> list[tuple[EntityRef, Scope, float, float]]:
+    """Who a phase is about, its level and the level just before it: the country when it
+    sets every class (levels weighted by the universe's blocks), else the scenario's named
+    ASes of the classes it sets (all ASes of a class when the scenario names none)."""
     country = EntityRef(EntityType.COUNTRY, sc.country)
+    before = {c: float(sched.at(c, [p.start - 1])[0]) for c in CLASSES}
     if set(p.levels) == set(CLASSES):
-        share = np.bincount(uni.block_class, minlength=len(CLASSES)) / max(1, uni.block_class.size)
-        level = float(sum(share[k] * p.levels[c] for k, c in enumerate(CLASSES)))
-        return [(country, Scope.NATIONAL, level)]
-    out: list[tuple[EntityRef, Scope, float]] = []
+        w = _weights(uni)
+        level = float(sum(w[k] * p.levels[c] for k, c in enumerate(CLASSES)))
+        prior = float(sum(w[k] * before[c] for k, c in enumerate(CLASSES)))
+        return [(country, Scope.NATIONAL, level, prior)]
+    out: list[tuple[EntityRef, Scope, float, float]] = []
     for cls, level in p.levels.items():
         named = [a.asn for a in sc.as_classes if a.cls == cls]
         asns = named or sorted(a for a, c in uni.as_class.items() if c == cls)
-        out += [(EntityRef(EntityType.ASN, str(a)), Scope.NETWORK, level) for a in asns]
+        out += [(EntityRef(EntityType.ASN, str(a)), Scope.NETWORK, level, before[cls])
+                for a in asns]
     return out
 
 
 def derive_truth(sc: Scenario, uni: Universe) -> tuple[tuple[TruthEvent, ...],
                                                        tuple[TruthEvent, ...]]:
-    """(events, restorations): one row per phase × entity, straight from scenario.toml."""
+    """(events, restorations): one row per phase × entity, straight from scenario.toml.
+
+    A phase that sets an entity's level *below* the level just before it (per the schedule
+    the generator follows) is an event — a cut, a throttle, a block; one that raises it is a
+    restoration (a window of access inside a shutdown). No detector threshold is involved.
+    """
     events: list[TruthEvent] = []
     restorations: list[TruthEvent] = []
     country = EntityRef(EntityType.COUNTRY, sc.country)
+    sched = LevelSchedule(sc.phases, CLASSES, platform=False)
+    plats = tuple(str(x) for x in sc.section("platform")["platforms"])
+    psched = LevelSchedule(sc.phases, plats, platform=True)
     for p in sc.phases:
-        for ref, scope, level in _phase_entities(sc, uni, p) if p.levels else []:
+        for ref, scope, level, prior in _phase_entities(sc, uni, p, sched) if p.levels else []:
             row = TruthEvent(ref, scope, EventKind.OUTAGE, p.start, p.end, level,
                              ("probing",), ("bgp",), (p.id,))
-            (events if level < 1.0 else restorations).append(row)
+            (events if level < prior else restorations).append(row)
         for plat, level in p.platforms.items():
+            prior = float(psched.at(plat, [p.start - 1])[0])
             row = TruthEvent(country, Scope.NATIONAL, EventKind.PLATFORM_BLOCK, p.start, p.end,
                              level, (f"platform:{plat}",), (), (p.id,))
-            (events if level < 1.0 else restorations).append(row)
+            (events if level < prior else restorations).append(row)
     return tuple(events), tuple(restorations)
 
 
