@@ -168,3 +168,26 @@ def test_platform_share_excludes_failures_and_empty_bins_are_missing() -> None:
     assert got[("asn", "29355", 0)] == pytest.approx(50.0)
     assert np.isnan(got[("country", "KZ", 3600)]) and np.isnan(got[("asn", "9198", 7200)])
     assert set(batch.signals.tolist()) == {"platform:whatsapp"}
+
+
+def test_unchanged_bgp_snapshot_is_restamped_and_feeds_the_as_attribution(
+        tmp_path: object, geo: GeoLookup) -> None:
+    from pathlib import Path
+
+    from netvigil.model.facts import BgpVisibility
+
+    blocks = KCELL_BLOCKS[:25]
+    origin = np.full(25, 29355, np.uint32)
+    first = BgpVisibility(1_641_000_000, 300, 20, 0, blocks, origin)
+    same = BgpVisibility(1_641_000_300, 300, 20, 0, blocks, origin)  # the very same arrays
+    with Store(Path(str(tmp_path)) / "s.duckdb") as store:
+        p = Pipeline(store, geo, probing=ProbingOptions(block_series=False))
+        p.emit(first)
+        p.emit(same)
+        assert p.origins.lookup(blocks[:1]).tolist() == [29355]
+        p.emit(rnd(blocks, [1] * 25, [1] * 25, t=1_641_000_300.0))
+        p.flush()
+        bgp = store.read_series(EntityRef(EntityType.ASN, "29355"), "bgp")
+        probing = store.read_series(EntityRef(EntityType.ASN, "29355"), "probing")
+    assert bgp.values.tolist() == [25.0, 25.0] and bgp.start == 1_641_000_000
+    assert probing.values.tolist() == [25.0]  # the AS the routes announce
