@@ -29,10 +29,11 @@ so points reach the store exactly as every other source's do.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -47,7 +48,10 @@ OPTIONAL = ("entity_name", "parent")
 ALLOWED = REQUIRED + OPTIONAL
 MIN_TIME = 0  # 1970-01-01T00:00:00Z
 MAX_TIME = 4_102_444_800  # 2100-01-01T00:00:00Z (exclusive)
-CHUNK = 1_000_000  # rows per PointBatch: bounds the Python-side memory of one chunk
+CHUNK = 500_000  # rows per PointBatch: bounds the Python-side memory of one chunk
+#: DuckDB's memory cap while a file is staged (it spills to its temp directory beyond it):
+#: what makes the import's peak memory independent of the file size.
+MEMORY_LIMIT = "1GB"
 
 
 @dataclass
@@ -57,12 +61,6 @@ class CsvOutcome:
     skipped: int = 0
     series_touched: int = 0
     report: SkipReport = field(default_factory=SkipReport)
-
-
-class Counts(Protocol):
-    inserted: int
-    updated: int
-    unchanged: int
 
 
 def parse_header(scan: FileScan) -> list[str]:
@@ -226,6 +224,11 @@ _REJECTS_SQL = """
     FROM _rej GROUP BY line ORDER BY line
 """
 
+_HAS_DUPS_SQL = """
+    SELECT count(*) FROM (SELECT hash(et, code, sig, t) AS h FROM _val WHERE err IS NULL
+                          GROUP BY h HAVING count(*) > 1)
+"""
+
 _DUPS_SQL = """
     CREATE OR REPLACE TEMP TABLE _dup AS
     WITH d AS (
@@ -272,26 +275,42 @@ def import_csv(con: duckdb.DuckDBPyConnection, scan: FileScan, sink: FactSink,
     """
     names = parse_header(scan)
     out = CsvOutcome()
-    tz = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    saved = con.execute("SELECT current_setting('TimeZone'), current_setting('memory_limit')"
+                        ).fetchone()
+    assert saved is not None
     con.execute("SET TimeZone = 'UTC'")  # naive ISO times are UTC
+    con.execute(f"SET memory_limit = {_q(MEMORY_LIMIT)}")
     try:
-        try:
-            con.execute(_validate_sql(scan, names))
-        except duckdb.Error as exc:
-            raise InputError(scan.path, None, f"unreadable CSV: {exc}") from None
+        _stage_file(con, scan, names, sink, source, on_error, out)
+        entities = _entities(con)
+        _emit(con, sink, source, out)
     finally:
-        con.execute(f"SET TimeZone = {_q(str(tz[0]) if tz else 'UTC')}")
-    con.execute(_DUPS_SQL)
+        with contextlib.suppress(duckdb.Error):  # settings are per connection, not per txn
+            con.execute(f"SET TimeZone = {_q(str(saved[0]))}")
+            con.execute(f"SET memory_limit = {_q(str(saved[1]))}")
+    for table in ("_val", "_dup", "_rej", "_rejs"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return out, entities
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, scan: FileScan, names: list[str],
+                sink: FactSink, source: str, on_error: str, out: CsvOutcome) -> None:
+    try:
+        con.execute(_validate_sql(scan, names))
+    except duckdb.Error as exc:
+        raise InputError(scan.path, None, f"unreadable CSV: {exc}") from None
+    row = con.execute(_HAS_DUPS_SQL).fetchone()  # equal keys hash equal: 0 = no repeats
+    if row and row[0]:
+        con.execute(_DUPS_SQL)
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _dup (k BIGINT, k0 BIGINT, v DOUBLE,"
+                    " v0 DOUBLE, et VARCHAR, code VARCHAR, sig VARCHAR, t BIGINT,"
+                    " same BOOLEAN)")
     rejects = con.execute(_REJECTS_SQL).fetchall()
     lines = _Lines(scan, [int(r[0]) for r in rejects])
     row = con.execute("SELECT count(*) FROM _val").fetchone()
     out.rows_read = (int(row[0]) if row else 0) + len(rejects)
     _collect_errors(con, scan, rejects, lines, on_error, out)
-    entities = _entities(con)
-    _emit(con, sink, source, out)
-    for table in ("_val", "_dup", "_rej", "_rejs"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    return out, entities
 
 
 def _reject_reason(kind: str, message: str, n_fields: int) -> tuple[str, str]:

@@ -161,24 +161,29 @@ def _pmod(a: str, m: str) -> str:
 #: signal of the batch to its kind's native step; ``$declared`` is the batch's declared step.
 _GRID_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _grid AS
-WITH ins AS (
-    SELECT s.entity_type, s.entity_code, s.signal,
-           count(*) FILTER (WHERE h.time IS NULL) AS n_ins,
-           min(s.time) AS tmin, max(s.time) AS tmax
-    FROM _stage s LEFT JOIN _hit h USING (entity_type, entity_code, signal, time)
-    GROUP BY ALL
+WITH agg AS (  -- one pass over the batch; the stored row came along in _stage
+    SELECT entity_type, entity_code, signal, count(*) AS n_new,
+           min(time) AS tmin, max(time) AS tmax,
+           any_value(old_step) AS old_step, any_value(old_origin) AS old_origin,
+           any_value(first_time) AS first_time, any_value(last_time) AS last_time,
+           coalesce(any_value(old_n), 0) AS old_n, any_value(old_dec) AS old_dec,
+           max(CASE WHEN old_step IS NOT NULL
+                    THEN {_pmod('time - old_origin', 'old_step')} END) AS max_res
+    FROM _stage GROUP BY entity_type, entity_code, signal
+),
+hits AS (
+    SELECT entity_type, entity_code, signal, count(*) AS n_hit FROM _hit GROUP BY ALL
 ),
 cur AS (
-    SELECT i.*, n.native, r.step AS old_step, r.origin AS old_origin,
-           r.first_time, r.last_time, coalesce(r.n_points, 0) AS old_n,
-           coalesce(CAST($declared AS BIGINT), r.declared_step) AS dec,
-           r.step IS NULL OR r.n_points <= 2 AS exact
-    FROM ins i JOIN _native n USING (signal)
-    LEFT JOIN series r USING (entity_type, entity_code, signal)
+    SELECT a.*, n.native, a.n_new - coalesce(h.n_hit, 0) AS n_ins,
+           coalesce(CAST($declared AS BIGINT), a.old_dec) AS dec,
+           a.old_step IS NULL OR a.old_n <= 2 AS exact
+    FROM agg a JOIN _native n USING (signal)
+    LEFT JOIN hits h USING (entity_type, entity_code, signal)
 ),
 pts AS (  -- series whose every stored time is known from the row: new times + {{first, last}}
     SELECT entity_type, entity_code, signal, time FROM _stage
-    SEMI JOIN (SELECT * FROM cur WHERE exact) USING (entity_type, entity_code, signal)
+    WHERE old_step IS NULL OR old_n <= 2
     UNION
     SELECT entity_type, entity_code, signal, first_time FROM cur
     WHERE exact AND first_time IS NOT NULL
@@ -199,7 +204,7 @@ modes AS (  -- most common gap, ties: the smallest
     ) QUALIFY row_number() OVER (PARTITION BY entity_type, entity_code, signal
                                  ORDER BY c DESC, diff) = 1
 ),
-fullr AS (  -- rules 1-4 over every point: G = gcd of all gaps (NULL for one point)
+fullr AS (  -- rules 1-4 over every point: g = gcd of all gaps (NULL for one point)
     SELECT g.entity_type, g.entity_code, g.signal, min(g.time) AS first,
            any_value(m.mode) AS mode,
            nullif(list_reduce(list(DISTINCT g.diff) FILTER (WHERE g.diff IS NOT NULL),
@@ -207,16 +212,17 @@ fullr AS (  -- rules 1-4 over every point: G = gcd of all gaps (NULL for one poi
     FROM gaps g LEFT JOIN modes m USING (entity_type, entity_code, signal)
     GROUP BY ALL
 ),
-refine AS (  -- stored grid refined by the residues of the new times (0 = all on grid)
+refine AS (  -- only series with a new time off their stored grid
     SELECT s.entity_type, s.entity_code, s.signal,
-           list_reduce(list(DISTINCT {_pmod('s.time - c.old_origin', 'c.old_step')}),
+           list_reduce(list(DISTINCT {_pmod('s.time - s.old_origin', 's.old_step')}),
                        lambda a, b: gcd(a, b), 0::BIGINT) AS res
-    FROM _stage s JOIN cur c USING (entity_type, entity_code, signal)
-    WHERE NOT c.exact
+    FROM _stage s
+    SEMI JOIN (SELECT * FROM cur WHERE NOT exact AND max_res > 0)
+      USING (entity_type, entity_code, signal)
     GROUP BY ALL
 ),
 decided AS (
-    SELECT c.*, f.first, f.mode, f.g,
+    SELECT c.*, f.first, f.mode, f.g, gcd(c.old_step, coalesce(r.res, 0)) AS refined,
            CASE
              WHEN c.exact THEN CASE
                WHEN c.dec IS NOT NULL AND (f.g IS NULL OR f.g % c.dec = 0) THEN c.dec
@@ -225,8 +231,8 @@ decided AS (
                         AND (f.mode = c.native OR f.g <> f.mode)) THEN c.native
                WHEN f.g = f.mode THEN f.mode
                ELSE f.g END
-             WHEN c.dec IS NOT NULL AND gcd(c.old_step, r.res) % c.dec = 0 THEN c.dec
-             ELSE gcd(c.old_step, r.res)
+             WHEN c.dec IS NOT NULL AND refined % c.dec = 0 THEN c.dec
+             ELSE refined
            END AS step
     FROM cur c
     LEFT JOIN fullr f USING (entity_type, entity_code, signal)
@@ -463,6 +469,9 @@ class Store(DetectionTables):
         with self.transaction():
             self._con.register("_np_points", cols)
             try:
+                if self._is_append_only():
+                    self._append(n, source, step)
+                    return WriteResult(n, 0, 0)
                 self._stage_points()
             finally:
                 self._con.unregister("_np_points")
@@ -471,6 +480,44 @@ class Store(DetectionTables):
             self._con.execute("DROP TABLE _stage")
             self._con.execute("DROP TABLE _hit")
         return result
+
+    def _is_append_only(self) -> bool:
+        """True when no key repeats in the batch and no time falls inside its series' stored
+        [first_time, last_time]: every row is then new (the streaming case: a new bin, a
+        first import). Two aggregate scans, nothing materialised."""
+        con = self._con
+        row = con.execute(
+            "SELECT count(*) FROM (SELECT hash(entity_type, entity_code, signal, time) AS h"
+            " FROM _np_points GROUP BY h HAVING count(*) > 1)"
+        ).fetchone()
+        if row and row[0]:
+            return False
+        row = con.execute(
+            "SELECT count(*) FROM _np_points d JOIN series r"
+            " USING (entity_type, entity_code, signal)"
+            " WHERE d.time BETWEEN r.first_time AND r.last_time"
+        ).fetchone()
+        return not (row and row[0])
+
+    def _append(self, n: int, source: str, declared: int | None) -> None:
+        """Append-only write straight from the registered columns: inside a long transaction
+        (a whole-file import) no batch-sized temp table is created and dropped, so memory does
+        not grow with every chunk (DuckDB keeps dropped tables until commit)."""
+        con = self._con
+        con.execute(
+            "INSERT INTO points SELECT entity_type, entity_code, signal, time,"
+            " CASE WHEN isnan(value) THEN NULL ELSE value END FROM _np_points"
+        )
+        stage = """
+            _stage AS (
+                SELECT d.entity_type, d.entity_code, d.signal, d.time,
+                       r.step AS old_step, r.origin AS old_origin, r.first_time, r.last_time,
+                       r.n_points AS old_n, r.declared_step AS old_dec
+                FROM _np_points d LEFT JOIN series r USING (entity_type, entity_code, signal)
+            ),
+            _hit AS (SELECT entity_type, entity_code, signal FROM _np_points WHERE false),
+        """
+        self._update_series(source, declared, stage)
 
     def _stage_points(self) -> None:
         """``_stage``: the batch deduplicated (last wins), NaN as NULL, each row flagged
@@ -498,7 +545,9 @@ class Store(DetectionTables):
             CREATE OR REPLACE TEMP TABLE _stage AS
             SELECT d.entity_type, d.entity_code, d.signal, d.time,
                    CASE WHEN isnan(d.value) THEN NULL ELSE d.value END AS value,
-                   coalesce(d.time BETWEEN r.first_time AND r.last_time, false) AS maybe
+                   coalesce(d.time BETWEEN r.first_time AND r.last_time, false) AS maybe,
+                   r.step AS old_step, r.origin AS old_origin, r.first_time, r.last_time,
+                   r.n_points AS old_n, r.declared_step AS old_dec
             FROM {src} d LEFT JOIN series r USING (entity_type, entity_code, signal)
             """
         )
@@ -560,21 +609,23 @@ class Store(DetectionTables):
             )
         return result
 
-    def _update_series(self, source: str, declared: int | None) -> None:
+    def _update_series(self, source: str, declared: int | None, stage: str = "") -> None:
         """Upsert the series rows of ``_stage``: bounds, counts and grid (module docstring).
 
         O(new points): the stored row (step, origin, first/last time, count) stands for the
         stored points; they are never rescanned.
         """
         con = self._con
-        signals = [r[0] for r in con.execute("SELECT DISTINCT signal FROM _stage").fetchall()]
+        src = "_np_points" if stage else "_stage"
+        signals = [r[0] for r in con.execute(f"SELECT DISTINCT signal FROM {src}").fetchall()]
         native = {
             "signal": np.asarray(signals, dtype=object),
             "native": np.array([signal_kind(s).native_step for s in signals], dtype=np.int64),
         }
         con.register("_native", native)
         try:
-            con.execute(_GRID_SQL, {"declared": declared})
+            sql = _GRID_SQL.replace("WITH agg AS (", f"WITH {stage} agg AS (", 1)
+            con.execute(sql, {"declared": declared})
         finally:
             con.unregister("_native")
         con.execute(_SERIES_UPSERT_SQL, {"source": source})
