@@ -62,7 +62,8 @@ class ListSink:
 
 
 def test_rules_are_data_with_stable_ids() -> None:
-    assert set(FULL_FEED_RULES) == {"ff-v4-era", "ff-v6-era", "ioda-ff-v4", "ioda-ff-v6"}
+    assert set(FULL_FEED_RULES) == {"ff-v4-era", "ff-v4-share", "ff-v6-era", "ioda-ff-v4",
+                                    "ioda-ff-v6"}
     era, ioda = FULL_FEED_RULES["ff-v4-era"], FULL_FEED_RULES["ioda-ff-v4"]
     assert ioda.threshold(1_000_000) == 400_000  # IODA: absolute, whatever the era
     assert era.threshold(316_508) == 253_206  # 80 % of the 2010 table, minus one (strict >)

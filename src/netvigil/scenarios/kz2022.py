@@ -490,20 +490,16 @@ class SimulatedCollector:
         self.snapshots = 0
 
     def _config(self) -> VisibilityConfig:
-        """The BGP code's full-feed rule, applied to the KZ slice the peers carry here.
+        """The BGP code's own ``ff-v4-share`` rule, chosen by its id, never a number here.
 
         The reconstruction carries only each peer's routes to KZ (~1.2k of a 2022 table's
-        ~880k), so no absolute floor in prefixes can apply. The era-relative rule's *share of
-        the largest table* (:data:`FULL_FEED_RULES`, owned by the BGP code) is applied to the
-        slice instead, as an absolute threshold on it; the visibility rule itself (> 50 % of
-        full-feed peers) is the BGP code's, untouched.
+        ~880k), so the era rule's floor in prefixes cannot apply; the BGP code's slice rule
+        keeps its share of the largest table (:data:`FULL_FEED_RULES`); the visibility rule
+        itself (> 50 % of full-feed peers) is untouched.
         """
         from netvigil.sources.bgp.visibility import VisibilityConfig
 
-        rule = VisibilityConfig().rule(4)
-        largest = int(self.carry.sum(axis=0).max())
-        share = rule.share if rule.share > 0 else 0.5
-        return VisibilityConfig(ff_v4=max(0, math.ceil(share * largest) - 1))
+        return VisibilityConfig(step=self.step, ff_rule_v4="ff-v4-share")
 
     def _peer_ip(self, k: int) -> str:
         return f"192.0.2.{k + 1}"

@@ -70,6 +70,11 @@ FULL_FEED_RULES: dict[str, FullFeedRule] = {r.id: r for r in (
         "ff-v6-era", 6, 100, 0.8,
         "NetVigil, era-relative: the IPv4 share applied to IPv6; the floor keeps a handful "
         "of routes from making a peer full-feed"),
+    FullFeedRule(
+        "ff-v4-share", 4, 0, 0.8,
+        "NetVigil: the era rule's share without its floor, for tables that hold one "
+        "country's slice of the Internet (a reconstruction, a regional route server): no "
+        "count of prefixes can say 'full' there, the share of the largest table still can"),
     FullFeedRule("ioda-ff-v4", 4, 400_000, 0.0,
                  "IODA bgp datasource: >400k IPv4 prefixes (anchors §1.2)"),
     FullFeedRule("ioda-ff-v6", 6, 10_000, 0.0,
