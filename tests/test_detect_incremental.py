@@ -275,3 +275,17 @@ def test_backfill_and_rule_change_recompute(tmp_path: object) -> None:
         assert len(keys) == len(store.read_alerts())
         rep = run_detection(store, rebuild=True)
         assert rep.series_recomputed == 3 and rep.alerts_written == len(store.read_alerts())
+
+
+def test_points_at_or_before_the_state_are_refused() -> None:
+    """Feeding a point again (a backfill the runner failed to route to a recompute) is an
+    error, not a silently wrong window."""
+    s = Series(KZ, "bgp", T0, STEP, np.full(20, 100.0))
+    det = IodaMedian()
+    (state,) = det.update(PointChunk.from_series([s]), [None]).states
+    with pytest.raises(ValueError, match="not after its state"):
+        det.update(PointChunk.from_series([s]), [state])
+    backwards = PointChunk([(KZ, "bgp")], np.array([0, 2]), np.array([T0 + 600, T0]),
+                           np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="in time order"):
+        det.update(backwards, [None])

@@ -37,6 +37,7 @@ U8 = npt.NDArray[np.uint8]
 
 STATE_VERSION = 1
 HEADER = 48  # bytes, see _encode_py
+NO_TIME = -(2**62)  # last time consumed of a series without state
 NO_PENDING = -1
 _MAXINT = float(2**50)  # integer-valued floats up to this magnitude are varint-coded
 
@@ -68,11 +69,11 @@ def _update_py(
     p_off: Any, p_t: Any, p_v: Any,
     hist: Any, warmup: Any, maxdur: Any, mindur: Any,
     minpred: Any, lo_in: Any, hi_in: Any, warn: Any, crit: Any,
-    s_warm: Any, s_rep: Any, s_pc: Any, s_pt: Any, s_pv: Any, s_pp: Any,
+    s_warm: Any, s_rep: Any, s_pc: Any, s_pt: Any, s_pv: Any, s_pp: Any, s_last: Any,
     w_off: Any, w_t: Any, w_v: Any, w_s: Any, r_off: Any, r_t: Any, r_v: Any,
     c_off: Any, cr_off: Any,
     o_wt: Any, o_wv: Any, o_ws: Any, o_wlen: Any, o_rt: Any, o_rv: Any, o_rlen: Any,
-    o_warm: Any, o_rep: Any, o_pc: Any, o_pt: Any, o_pv: Any, o_pp: Any,
+    o_warm: Any, o_rep: Any, o_pc: Any, o_pt: Any, o_pv: Any, o_pp: Any, o_last: Any,
     a_idx: Any, a_t: Any, a_lvl: Any, a_v: Any, a_p: Any,
 ) -> int:
     """Advance every series by its new points; returns the number of alerts written.
@@ -82,7 +83,8 @@ def _update_py(
     its sorted copy ``w_s``, raw buffer ``r_*``). Outputs: the new window in
     ``o_w*[c_off[k]:c_off[k] + o_wlen[k]]`` (capacity offsets ``c_off``), raw buffer in
     ``o_r*[cr_off[k]:...]``, scalars ``o_*``, alerts ``a_*`` (series index, time, level,
-    value and prediction of the point where the level began).
+    value and prediction of the point where the level began). Returns ``-(k + 1)`` if
+    series ``k`` has a time not after the previous one (or the state's last time).
     """
     na = 0
     n = len(p_off) - 1
@@ -124,11 +126,15 @@ def _update_py(
         sh = base
         se = base + (e - h) if warm else base
 
+        last = s_last[k]
         for i in range(p_off[k], p_off[k + 1]):
+            t = p_t[i]
+            if t <= last:
+                return -(k + 1)  # not after the state's cursor, or not in time order
+            last = t
             value = p_v[i]
             if value != value:
                 continue  # NaN: a gap
-            t = p_t[i]
             if not warm and (e == h or o_wt[h] > t - wup):
                 o_wt[e] = t
                 o_wv[e] = value
@@ -313,6 +319,7 @@ def _update_py(
         o_pt[k] = pt
         o_pv[k] = pv
         o_pp[k] = pp
+        o_last[k] = last
     return na
 
 
@@ -434,9 +441,14 @@ def _is_int(v: Any, lo: int, n: int) -> bool:
     return True
 
 
+# State layout (little-endian): byte 0 version, 1 flags (1 warm, 2 integer values),
+# 2 reported level, 3 pending level + 1 (0 = none), 4-8 window length, 8-12 raw length,
+# 12-16 zero, 16-24 pending time, 24-32 pending value (float64 bits), 32-40 pending
+# prediction, 40-48 last time consumed; then window times (run-length deltas), window
+# values in time order, sorted window values (if warm), raw times, raw values.
 def _encode_py(c_off: Any, cr_off: Any, wt: Any, wv: Any, wvb: Any, ws: Any, wsb: Any,
                wlen: Any, rt: Any, rv: Any, rvb: Any, rlen: Any, warm: Any, rep: Any,
-               pc: Any, pt: Any, pvb: Any, ppb: Any, ncons: Any,
+               pc: Any, pt: Any, pvb: Any, ppb: Any, last_t: Any,
                out: Any, out_off: Any, write: bool) -> int:
     """Pack each series' state; with ``write`` False only ``out_off`` (sizes) is filled."""
     pos = 0
@@ -461,7 +473,7 @@ def _encode_py(c_off: Any, cr_off: Any, wt: Any, wv: Any, wvb: Any, ws: Any, wsb
         _put_i64(out, pos + 16, pt[k], write)
         _put_i64(out, pos + 24, pvb[k], write)
         _put_i64(out, pos + 32, ppb[k], write)
-        _put_i64(out, pos + 40, ncons[k], write)
+        _put_i64(out, pos + 40, last_t[k], write)
         pos += HEADER
         pos = _put_times(out, pos, wt, b, nw, write)
         pos = _put_values(out, pos, wv, wvb, b, nw, as_int, write)
@@ -500,7 +512,7 @@ def _header_counts(buf: Any, b_off: Any, nw: Any, nr: Any) -> None:
 
 def _decode_py(buf: Any, b_off: Any, w_off: Any, r_off: Any,
                wt: Any, wv: Any, wvb: Any, ws: Any, wsb: Any, rt: Any, rv: Any, rvb: Any,
-               warm: Any, rep: Any, pc: Any, pt: Any, pvb: Any, ppb: Any, ncons: Any) -> None:
+               warm: Any, rep: Any, pc: Any, pt: Any, pvb: Any, ppb: Any, last_t: Any) -> None:
     for k in range(len(b_off) - 1):
         pos = b_off[k]
         if b_off[k + 1] == pos:  # no state yet
@@ -510,7 +522,7 @@ def _decode_py(buf: Any, b_off: Any, w_off: Any, r_off: Any,
             pt[k] = 0
             pvb[k] = 0
             ppb[k] = 0
-            ncons[k] = 0
+            last_t[k] = NO_TIME
             continue
         flags = buf[pos + 1]
         as_int = (flags & 2) != 0
@@ -520,7 +532,7 @@ def _decode_py(buf: Any, b_off: Any, w_off: Any, r_off: Any,
         pt[k] = _get_i64(buf, pos + 16)
         pvb[k] = _get_i64(buf, pos + 24)
         ppb[k] = _get_i64(buf, pos + 32)
-        ncons[k] = _get_i64(buf, pos + 40)
+        last_t[k] = _get_i64(buf, pos + 40)
         pos += HEADER
         b = w_off[k]
         nw = w_off[k + 1] - b
@@ -633,12 +645,12 @@ def _state_arrays(blobs: Sequence[bytes | None]) -> dict[str, Any]:
         "rt": np.zeros(rn, np.int64), "rv": np.zeros(rn),
         "warm": np.zeros(n, np.int64), "rep": np.zeros(n, np.int64),
         "pc": np.zeros(n, np.int64), "pt": np.zeros(n, np.int64),
-        "pv": np.zeros(n), "pp": np.zeros(n), "ncons": np.zeros(n, np.int64),
+        "pv": np.zeros(n), "pp": np.zeros(n), "last_t": np.zeros(n, np.int64),  # last time
     }
     _fn("decode")(buf, b_off, w_off, r_off, st["wt"], st["wv"], st["wv"].view(np.int64),
                   st["ws"], st["ws"].view(np.int64), st["rt"], st["rv"],
                   st["rv"].view(np.int64), st["warm"], st["rep"], st["pc"], st["pt"],
-                  st["pv"].view(np.int64), st["pp"].view(np.int64), st["ncons"])
+                  st["pv"].view(np.int64), st["pp"].view(np.int64), st["last_t"])
     return st
 
 
@@ -678,6 +690,7 @@ def advance(offsets: I64, times: I64, values: F64, rules: RuleParams,
     o_pt = np.zeros(n, np.int64)
     o_pv = np.zeros(n)
     o_pp = np.zeros(n)
+    o_last = np.zeros(n, np.int64)
     m = len(times)
     a_idx = np.zeros(m, np.int64)
     a_t = np.zeros(m, np.int64)
@@ -689,18 +702,20 @@ def advance(offsets: I64, times: I64, values: F64, rules: RuleParams,
         rules.history, rules.warmup, rules.maxduration, rules.minduration,
         rules.minprediction, rules.inpaint_min, rules.inpaint_max, rules.warning,
         rules.critical,
-        st["warm"], st["rep"], st["pc"], st["pt"], st["pv"], st["pp"],
+        st["warm"], st["rep"], st["pc"], st["pt"], st["pv"], st["pp"], st["last_t"],
         st["w_off"], st["wt"], st["wv"], st["ws"], st["r_off"], st["rt"], st["rv"],
         c_off, cr_off,
         o_wt, o_wv, o_ws, o_wlen, o_rt, o_rv, o_rlen,
-        o_warm, o_rep, o_pc, o_pt, o_pv, o_pp,
+        o_warm, o_rep, o_pc, o_pt, o_pv, o_pp, o_last,
         a_idx, a_t, a_lvl, a_v, a_p,
     )
-    ncons = np.zeros(n, np.int64)  # header bytes 40-48: reserved
+    if na < 0:
+        raise ValueError(f"advance: series {-na - 1} has a point not after its state's last "
+                         "time (points must be new and in time order)")
     out_off = np.zeros(n + 1, np.int64)
     args = (c_off, cr_off, o_wt, o_wv, o_wv.view(np.int64), o_ws, o_ws.view(np.int64),
             o_wlen, o_rt, o_rv, o_rv.view(np.int64), o_rlen, o_warm, o_rep, o_pc, o_pt,
-            o_pv.view(np.int64), o_pp.view(np.int64), ncons)
+            o_pv.view(np.int64), o_pp.view(np.int64), o_last)
     enc = _fn("encode")
     size = enc(*args, np.zeros(1, np.uint8), out_off, False)
     out = np.zeros(max(int(size), 1), np.uint8)
