@@ -33,13 +33,13 @@ from netvigil.sources.bgp.visibility import (
 )
 from netvigil.store.duck import Store
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mrt"
-BVIEW_2002 = DATA / "ripe-bgpdump" / "bview.20020722.2337.gz"
-SLICE_2014 = DATA / "pyasn" / "rib.20140523.0600_firstMB.bz2"
-RIB_RYU = DATA / "ryu" / "rib.20161101.0000_pick.bz2"
+DATA = Path(__file__).resolve().parent / "fixtures" / "mrt"
+BVIEW_2002 = DATA / "bview.20020722.2337.gz"
+SLICE_2014 = DATA / "rib.20140523.0600_firstMB.bz2"
+RIB_RYU = DATA / "rib.20161101.0000_pick.bz2"
+TEXT_2010 = DATA / "expect" / "bview.20100701.0759.gz.bgp.gz"
 MAKE_FULL_RIB = Path(__file__).resolve().parents[1] / "benchmarks" / "make_full_rib.py"
 
-needs_data = pytest.mark.skipif(not BVIEW_2002.exists(), reason="shared MRT data not present")
 
 
 class ListSink:
@@ -75,7 +75,6 @@ def test_rules_are_data_with_stable_ids() -> None:
         VisibilityConfig(ff_rule_v4="ff-v6-era")
 
 
-@needs_data
 def test_2002_bview_has_its_full_table_peer_by_default_not_by_iodas_rule() -> None:
     cols = rib_from_elems(BVIEW_2002, ErrorPolicy.SKIP)
     era = RoutingState(VisibilityConfig())
@@ -88,7 +87,6 @@ def test_2002_bview_has_its_full_table_peer_by_default_not_by_iodas_rule() -> No
     assert ioda.snapshot(cols.timestamp).full_feed_v4 == 0
 
 
-@needs_data
 def test_era_rule_agrees_with_iodas_on_the_2014_routeviews_slice() -> None:
     """47 RouteViews peers (first MiB of a May-2014 RIB). IODA's 400k was ≈0.8 of the 2014
     table (the 512k mark was passed on 12 Aug 2014), so on this slice IODA's rule reads as
@@ -114,7 +112,6 @@ def test_no_full_feed_peer_exits_non_zero_and_says_so(tmp_path: Path) -> None:
     assert "ff-v4-era needs more than 20000 IPv4 prefixes (largest table 2)" in res.output
 
 
-@needs_data
 def test_2002_bview_gives_series_with_default_options(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     res = CliRunner().invoke(cli, ["bgp", "ingest", str(BVIEW_2002), "--store", str(store)])
@@ -133,8 +130,6 @@ def _make_full_rib() -> Any:
     return mod
 
 
-@pytest.mark.skipif(not (DATA / "ripe-bgpdump" / "test_expect").exists(),
-                    reason="shared MRT data not present")
 def test_2010_rib_gives_series_with_default_options(tmp_path: Path) -> None:
     """The 2010 RIS RIB rebuilt from its golden text with its two real full tables."""
     rib = tmp_path / "rrc06" / "bview.20100701.0759.gz"
