@@ -191,3 +191,107 @@ def test_unchanged_bgp_snapshot_is_restamped_and_feeds_the_as_attribution(
         probing = store.read_series(EntityRef(EntityType.ASN, "29355"), "probing")
     assert bgp.values.tolist() == [25.0, 25.0] and bgp.start == 1_641_000_000
     assert probing.values.tolist() == [25.0]  # the AS the routes announce
+
+
+# ---------------------------------------------------------------- checkpointed beliefs
+def _chained_rounds(n: int = 10) -> list[ProbeRound]:
+    """Two vantage points over 40 KZ blocks, vp2 reporting each bin one round late; blocks
+    0-14 go dark for rounds 3-6 (every probe lost), others lose probes at random."""
+    rng = np.random.default_rng(7)
+    blocks = KCELL_BLOCKS
+    t0 = 1_641_000_000.0
+
+    def one(i: int, vantage: str, offset: float) -> ProbeRound:
+        sent = rng.integers(1, 5, blocks.size)
+        replies = rng.binomial(sent, 0.8)
+        if 3 <= i <= 6:
+            replies[:15] = 0
+        rtt_block = np.flatnonzero(replies > 0).astype(np.int32)
+        return rnd(blocks, sent, replies, t=t0 + 600 * i + offset, vantage=vantage,
+                   rtt_block=rtt_block, rtt=rng.uniform(0.01, 0.2, rtt_block.size))
+
+    out: list[ProbeRound] = []
+    for i in range(n):
+        out.append(one(i, "vp1", 0.0))
+        if i >= 1:
+            out.append(one(i - 1, "vp2", 7.0))
+    return out
+
+
+def _stored(store: Store) -> list[tuple[object, ...]]:
+    return store.connection.execute(
+        "SELECT entity_type, entity_code, signal, time, value FROM points ORDER BY ALL"
+    ).fetchall()
+
+
+def _feed(store: Store, geo: GeoLookup, facts: list[ProbeRound]) -> Pipeline:
+    p = Pipeline(store, geo)
+    for k in range(0, len(facts), 2):  # a flush every two facts, as the observatory's bins
+        for f in facts[k:k + 2]:
+            p.emit(f)
+        p.flush({"probing.vantage.vp1.last_round": str(facts[min(k + 1, len(facts) - 1)]
+                                                       .round_start)})
+    return p
+
+
+def test_beliefs_survive_a_restart_exactly(tmp_path: object, geo: GeoLookup) -> None:
+    """Rounds split across two pipelines, the store closed and reopened between them, give the
+    very points of one uninterrupted run; without the checkpoint they do not."""
+    from pathlib import Path
+
+    from netvigil.pipeline import PROBING_STATE_KEY
+
+    base = Path(str(tmp_path))
+    facts = _chained_rounds()
+    split = 9  # inside the outage, with vp2 one bin behind (an open bin at the split)
+    with Store(base / "one.duckdb") as store:
+        _feed(store, geo, facts)
+        expect = _stored(store)
+    with Store(base / "split.duckdb") as store:
+        first = _feed(store, geo, facts[:split])
+        assert first.restored is None
+    with Store(base / "split.duckdb") as store:
+        saved = store.get_state(PROBING_STATE_KEY)
+        second = _feed(store, geo, facts[split:])
+        got = _stored(store)
+    assert second.restored is not None and "2 vantage point(s), 80 block belief(s)" in \
+        second.restored
+    assert got == expect
+    # the control: the same split without the checkpoint starts from the initial belief
+    assert saved is not None
+    with Store(base / "cold.duckdb") as store:
+        _feed(store, geo, facts[:split])
+        store.connection.execute("DELETE FROM state WHERE key = ?", [PROBING_STATE_KEY])
+    with Store(base / "cold.duckdb") as store:
+        _feed(store, geo, facts[split:])
+        cold = _stored(store)
+    assert cold != expect
+
+
+def test_a_replay_from_the_start_is_not_continued_from_the_checkpoint(
+        tmp_path: object, geo: GeoLookup) -> None:
+    """Rounds at or before a vantage point's checkpointed last round mean the source started
+    over: its chain restarts, so replaying the same rounds writes the same points again."""
+    from pathlib import Path
+
+    facts = _chained_rounds(7)  # ends in the outage: restored beliefs would say down
+    with Store(Path(str(tmp_path)) / "s.duckdb") as store:
+        _feed(store, geo, facts)
+        first = _stored(store)
+        again = _feed(store, geo, facts)
+        assert again.restored is not None
+        assert _stored(store) == first
+
+
+def test_a_checkpoint_of_another_belief_model_is_not_continued(
+        tmp_path: object, geo: GeoLookup) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    facts = _chained_rounds(4)
+    with Store(Path(str(tmp_path)) / "s.duckdb") as store:
+        _feed(store, geo, facts)
+        other = ProbingOptions(model=replace(bm.DEFAULT_MODEL, initial=0.9))
+        p = Pipeline(store, geo, probing=other)
+        p.emit(_chained_rounds(6)[-1])
+        assert p.restored is not None and "another belief model" in p.restored

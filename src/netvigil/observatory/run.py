@@ -32,7 +32,6 @@ twice is written identically and nothing is counted twice.
 
 from __future__ import annotations
 
-import inspect
 import json
 import signal
 import time
@@ -309,10 +308,7 @@ def _import_series(store: Store, path: Path, fmt: str, policy: ErrorPolicy) -> d
     from netvigil.series.importers import import_file
 
     # one pipeline per file: imported points carry no aggregation state, and a failed file's
-    # unflushed batches die with it. The streaming importer takes the sink as a keyword;
-    # until it is committed the store-writing one does not (both are accepted).
-    kwargs: dict[str, Any] = ({"sink": Pipeline(store)}
-                              if "sink" in inspect.signature(import_file).parameters else {})
-    s = import_file(store, path, fmt, policy.value, **kwargs)
+    # unflushed batches die with it
+    s = import_file(store, path, fmt, policy.value, sink=Pipeline(store))
     return {"rows": s.rows_read, "written": s.accepted, "skipped": s.skipped,
             "series": s.series_touched}

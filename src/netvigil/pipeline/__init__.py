@@ -18,6 +18,12 @@ previous bin's points restamped instead of a new aggregation.
 Modules: :mod:`.probing` (anchors §2.1), :mod:`.bgp` (§1.2), :mod:`.platform` (§4.1),
 :mod:`.entities` (block → entity helpers, :class:`~.entities.RouteOrigins`).
 
+Checkpoints: the probing aggregator's chained state (per-(vantage, block) beliefs, open
+bins; :meth:`~.probing.ProbingAggregator.state`) is written by :meth:`Pipeline.flush` under
+the state key :data:`PROBING_STATE_KEY` in the same transaction as the points it produced, and
+read back when the aggregator is first needed on a store, so a restarted process continues
+the belief chain instead of starting every block from the initial belief.
+
 Cross-source state the pipeline owns: the origin AS of every /24 from the latest BGP
 visibility facts (:class:`~.entities.RouteOrigins`), which the probing aggregation uses to
 attribute blocks to ASes the way real data is attributed (by the routes, not by a table).
@@ -25,6 +31,7 @@ attribute blocks to ASes the way real data is attributed (by the routes, not by 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -36,11 +43,15 @@ from netvigil.pipeline.entities import RouteOrigins
 
 if TYPE_CHECKING:
     from netvigil.geo.lookup import GeoLookup
-    from netvigil.pipeline.probing import ProbingOptions
+    from netvigil.pipeline.probing import ProbingAggregator, ProbingOptions
     from netvigil.store.duck import Store, WriteResult
 
 
 _A = TypeVar("_A")
+
+#: State key of the probing aggregator's checkpoint (base64 of a compressed ``.npz``: the
+#: ``state`` table holds text; one key keeps the checkpoint in the transaction of the points).
+PROBING_STATE_KEY = "pipeline:probing"
 
 
 @dataclass
@@ -72,7 +83,10 @@ class Pipeline:
         self._probing_options = probing
         self.origins = RouteOrigins()
         self._last_bgp: tuple[BgpVisibility, object, list[PointBatch]] | None = None
+        self._saved_revision = 0  # probing aggregator revision last checkpointed
         self.stats = PipelineStats()
+        #: what was restored from the store's checkpoint, or why it was not (for logs)
+        self.restored: str | None = None
 
     @property
     def geo(self) -> GeoLookup:
@@ -98,11 +112,42 @@ class Pipeline:
                     cast("Sequence[str]", batch.entity_codes),
                     cast("Sequence[str]", batch.signals), batch.times,
                     batch.values, source=batch.source, step=batch.step))
+            saved = self._checkpoint()
             for key, value in (cursors or {}).items():
                 self.store.set_state(key, value)
+        if saved is not None:
+            self._saved_revision = saved
+
+    def _checkpoint(self) -> int | None:
+        """Write the probing aggregator's state if a round changed it since the last write;
+        the revision written (recorded only once the transaction commits)."""
+        from netvigil.pipeline.probing import ProbingAggregator
+
+        pagg = self._aggregators.get(ProbingAggregator)
+        if not isinstance(pagg, ProbingAggregator) or pagg.revision == self._saved_revision:
+            return None
+        self.store.set_state(PROBING_STATE_KEY, base64.b64encode(pagg.state()).decode("ascii"))
+        return pagg.revision
 
     def cursor(self, key: str) -> str | None:
         return self.store.get_state(key)
+
+    def write_staged(self, relation: str, *, source: str, step: int | None = None,
+                     unique_keys: bool = False) -> None:
+        """Imported points already staged in the store's own connection, written now.
+
+        The bulk form of emitting a :class:`PointBatch` for a validated CSV file of millions
+        of rows (``netvigil series import``): ``relation`` (columns of
+        :meth:`Store.write_staged_points`) goes through the same store upsert as emitted
+        batches (``write_points`` and ``write_staged_points`` share one body), without
+        every row round-tripping through numpy. Buffered batches are written first, so the
+        order of writes is the order of calls.
+        """
+        self.flush()
+        with self.store.transaction():
+            self._account(self.store.write_staged_points(
+                relation, source=source, step=step, unique_keys=unique_keys))
+        self.stats.facts["StagedPoints"] = self.stats.facts.get("StagedPoints", 0) + 1
 
     # -- dispatch ------------------------------------------------------------------------
     def _points(self, fact: Fact) -> list[PointBatch]:
@@ -128,7 +173,8 @@ class Pipeline:
 
             pagg = self._aggregators.get(ProbingAggregator)
             if pagg is None:
-                pagg = ProbingAggregator(self.geo, self._probing_options, self.origins)
+                pagg = self._restore_probing(
+                    ProbingAggregator(self.geo, self._probing_options, self.origins))
                 self._aggregators[ProbingAggregator] = pagg
             assert isinstance(pagg, ProbingAggregator)
             return [b for b in pagg.points(fact) if len(b)]
@@ -138,6 +184,24 @@ class Pipeline:
             tagg = self._aggregator(PlatformAggregator)
             return [b for b in tagg.points(fact) if len(b)]
         raise TypeError(f"not a fact: {type(fact).__name__}")
+
+    def _restore_probing(self, pagg: ProbingAggregator) -> ProbingAggregator:
+        """Continue from the store's checkpoint, if any. One of another belief model or
+        format is not continued (the chain starts over, as without a checkpoint) and
+        :attr:`restored` says why."""
+        from netvigil.pipeline.probing import StateMismatch
+
+        text = self.store.get_state(PROBING_STATE_KEY)
+        if text is None:
+            return pagg
+        try:
+            pagg.restore(base64.b64decode(text))
+        except StateMismatch as exc:
+            self.restored = f"probing: not restored: {exc}"
+            return pagg
+        self.restored = f"probing: {pagg.summary()}"
+        self._saved_revision = pagg.revision
+        return pagg
 
     def _aggregator(self, cls: type[_A]) -> _A:
         agg = self._aggregators.get(cls)

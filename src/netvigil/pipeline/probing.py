@@ -40,13 +40,28 @@ never at a scenario's timeline.
 
 Partition key: ``(round window, block shard)``; beliefs chain through rounds per block, so a
 block shard is self-contained and per-entity sums of shards add.
+
+Checkpoint (:meth:`ProbingAggregator.state` / :meth:`~ProbingAggregator.restore`): the chained
+state — every vantage point's per-block beliefs and last round, and the reports of every
+*open* kept bin (one some known vantage point has not reported yet) — as one compressed
+``.npz``, which the :class:`~netvigil.pipeline.Pipeline` writes in the same transaction as the
+points it produced. Bins every vantage point has passed are kept as empty placeholders (their
+reports can no longer change a stored value, but they count towards ``keep_bins`` as before).
+Without it a restarted process would judge every block from the initial belief again: a block
+that was down is called up (a false recovery), a block believed up on thin evidence is
+uncertain (a gap). A round at or before a restored vantage point's last round is not a
+continuation (the source started over, e.g. a replay into the same store): that vantage
+point's restored beliefs and the restored kept bins from that round on are dropped, and it
+starts from the initial belief, as it did before checkpoints existed.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,6 +127,14 @@ class _Beliefs:
     belief: F32 = field(default_factory=lambda: np.empty(0, np.float32))
 
 
+#: Format of :meth:`ProbingAggregator.state`; a checkpoint of another format is refused.
+STATE_FORMAT = 1
+
+
+class StateMismatch(ValueError):
+    """A checkpoint that cannot continue this aggregator (format or belief model differ)."""
+
+
 class ProbingAggregator:
     """Keeps per-(vantage, block) beliefs across rounds; turns rounds into point batches."""
 
@@ -122,6 +145,11 @@ class ProbingAggregator:
         self.origins = origins
         self._beliefs: dict[str, _Beliefs] = {}
         self._bins: dict[int, dict[str, _VantageRound]] = {}
+        self._last: dict[str, float] = {}  # vantage → round_start of its latest round
+        self._restored: dict[str, float] = {}  # restored vantages not yet continued
+        self._restored_bins: set[int] = set()  # kept bins that came from the checkpoint
+        #: bumped by every round folded in; the pipeline checkpoints when it changed
+        self.revision = 0
         self._regions: dict[bytes, tuple[npt.NDArray[np.int32], list[EntityRef | None]]] = {}
         self._codes: tuple[bytes, npt.NDArray[np.object_]] | None = None
         self._members_cache: tuple[tuple[tuple[object, ...], tuple[object, ...]],
@@ -174,12 +202,115 @@ class ProbingAggregator:
         """Points of the round's bin: every vantage point that reported it, combined."""
         step = int(fact.round_seconds)
         t = int(math.floor(fact.round_start / step) * step)
+        self._continue(fact.vantage, fact.round_start, t)
         vr = self._round_states(fact)
+        self._last[fact.vantage] = max(self._last.get(fact.vantage, -math.inf),
+                                       float(fact.round_start))
+        self.revision += 1
         reports = self._bins.setdefault(t, {})
         reports[fact.vantage] = vr
         for old in sorted(self._bins)[:-self.options.keep_bins]:
             del self._bins[old]
         return self._bin_points(t, step, list(reports.values()))
+
+    # ------------------------------------------------------------------ checkpoint
+    def _continue(self, vantage: str, round_start: float, t: int) -> None:
+        """The first round of a restored vantage point after a restart: a continuation only
+        if it comes after the checkpointed last round (module docstring). Otherwise the
+        source started over: its beliefs go, and so do the restored kept bins from ``t`` on
+        (they belong to the run being replayed and would crowd out its early bins)."""
+        last = self._restored.pop(vantage, None)
+        if last is None or round_start > last:
+            return
+        self._beliefs.pop(vantage, None)
+        self._last.pop(vantage, None)
+        for old in [b for b in self._restored_bins if b >= t]:
+            self._bins.pop(old, None)
+            self._restored_bins.discard(old)
+
+    def state(self) -> bytes:
+        """The chained state as one compressed ``.npz`` (module docstring, "Checkpoint")."""
+        arrays: dict[str, npt.NDArray[np.generic]] = {}
+
+        def put(a: npt.NDArray[np.generic]) -> str:
+            name = f"a{len(arrays)}"
+            arrays[name] = a
+            return name
+
+        beliefs = []
+        for v, b in self._beliefs.items():
+            beliefs.append({"vantage": v, "last": self._last.get(v),
+                            "blocks": put(b.blocks), "belief": put(b.belief)})
+        bins = []
+        for t in sorted(self._bins):
+            reports = []
+            if self._open(t):
+                for v, r in self._bins[t].items():
+                    same = v in self._beliefs and np.array_equal(self._beliefs[v].blocks,
+                                                                 r.blocks)
+                    reports.append({
+                        "vantage": v, "blocks": None if same else put(r.blocks),
+                        "states": put(r.states), "lost": put(_narrow(r.lost)),
+                        "resolved": put(_narrow(r.resolved)), "rtt_block": put(r.rtt_block),
+                        "rtt_ms": put(r.rtt_ms),
+                        "overrides": [[b, [[ref.type.value, ref.code] for ref in refs]]
+                                      for b, refs in sorted(r.overrides.items())]})
+            bins.append({"t": t, "reports": reports})
+        manifest = {"format": STATE_FORMAT, "model": asdict(self.options.model),
+                    "beliefs": beliefs, "bins": bins}
+        arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, allow_pickle=False, **arrays)
+        return buf.getvalue()
+
+    def _open(self, t: int) -> bool:
+        """A bin some known vantage point has not reached yet: a later report may combine."""
+        return any(self._last.get(v, -math.inf) < t for v in self._beliefs)
+
+    def restore(self, data: bytes) -> None:
+        """Continue from :meth:`state` (replaces whatever this aggregator holds).
+
+        Raises :class:`StateMismatch` for another format or belief model: beliefs computed
+        with other constants are not this model's beliefs.
+        """
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            man = json.loads(z["manifest"].tobytes())
+            if man.get("format") != STATE_FORMAT:
+                raise StateMismatch(f"checkpoint format {man.get('format')!r}, "
+                                    f"expected {STATE_FORMAT}")
+            if man["model"] != asdict(self.options.model):
+                raise StateMismatch("checkpoint made with another belief model: "
+                                    f"{man['model']} != {asdict(self.options.model)}")
+            beliefs: dict[str, _Beliefs] = {}
+            last: dict[str, float] = {}
+            for b in man["beliefs"]:
+                beliefs[b["vantage"]] = _Beliefs(z[b["blocks"]].astype(np.uint32),
+                                                 z[b["belief"]].astype(np.float32))
+                if b["last"] is not None:
+                    last[b["vantage"]] = float(b["last"])
+            bins: dict[int, dict[str, _VantageRound]] = {}
+            for entry in man["bins"]:
+                reports: dict[str, _VantageRound] = {}
+                for r in entry["reports"]:
+                    v = r["vantage"]
+                    blocks = (beliefs[v].blocks if r["blocks"] is None
+                              else z[r["blocks"]].astype(np.uint32))
+                    reports[v] = _VantageRound(
+                        blocks, z[r["states"]].astype(np.int8),
+                        z[r["lost"]].astype(np.int64), z[r["resolved"]].astype(np.int64),
+                        z[r["rtt_block"]].astype(np.uint32), z[r["rtt_ms"]].astype(np.float64),
+                        {int(b): tuple(EntityRef(EntityType(et), c) for et, c in refs)
+                         for b, refs in r["overrides"]})
+                bins[int(entry["t"])] = reports
+        self._beliefs, self._last, self._bins = beliefs, last, bins
+        self._restored = dict(last)
+        self._restored_bins = set(bins)
+
+    def summary(self) -> str:
+        """What the aggregator holds, for logs: vantage points, blocks, kept bins."""
+        n = sum(b.blocks.size for b in self._beliefs.values())
+        return (f"{len(self._beliefs)} vantage point(s), {n} block belief(s), "
+                f"{len(self._bins)} kept bin(s)")
 
     def _bin_points(self, t: int, step: int, reports: list[_VantageRound]) -> list[PointBatch]:
         if len(reports) == 1:
@@ -373,6 +504,14 @@ class _Members:
                                np.asarray([self.refs[j].type.value for j in keep], dtype=object),
                                np.asarray([self.refs[j].code for j in keep], dtype=object)))
         return self._kept[0]
+
+
+def _narrow(a: I64) -> npt.NDArray[np.generic]:
+    """Per-block probe counts in the checkpoint as uint16 when they fit (they always do with
+    uint8 facts: at most 2 × 255), else unchanged: exact either way."""
+    if a.size == 0 or (int(a.min()) >= 0 and int(a.max()) <= np.iinfo(np.uint16).max):
+        return a.astype(np.uint16)
+    return a
 
 
 def _rtt_percentiles(m: _Members, blocks: U32, rtt_block: U32, rtt_ms: F64
