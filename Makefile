@@ -38,8 +38,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_probing_belief.py
 	$(BIN)/python benchmarks/bench_probing_scale.py
 	$(BIN)/python benchmarks/bench_probing_rate.py
+	$(BIN)/python benchmarks/bench_probing_pipeline.py
+	$(BIN)/python benchmarks/bench_geo_regions.py
+	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_import.py
+	$(BIN)/python benchmarks/bench_detect.py
+	$(BIN)/python benchmarks/bench_observatory_lock.py
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
+	$(BIN)/python benchmarks/bench_bgp_ingest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
