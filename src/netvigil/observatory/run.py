@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 BIN_KEY = "observatory:bin"
 #: state keys a source never resumes from: not loaded into the sources' cursor snapshot
-_NOT_CURSORS = ("detect/", "watch:")
+#: (``pipeline:`` holds the pipeline's checkpoints, megabytes at scale: never read here)
+_NOT_CURSORS = ("detect/", "watch:", "pipeline:")
 POLL_SECONDS = 0.1  # how often the loop looks at the watched folders and the stop flag
 
 StoreOpener = Callable[..., "Store"]  # (path, *, read_only, wait, on_wait) -> Store
@@ -65,6 +66,7 @@ class RunTotals:
     facts: int = 0
     files_done: int = 0
     files_failed: int = 0
+    bins_skipped: int = 0  # the store stayed locked (bin.store_locked)
     events_written: int = 0
     source_errors: list[str] = field(default_factory=list)
 
@@ -88,6 +90,8 @@ class Observatory:
         self._pipeline: Pipeline | None = None
         self._file_pipeline: Pipeline | None = None
         self._bgp_ingester: Any = None
+        self._skipped_since = 0  # bins skipped since the last one written
+        self._restore_logged = False
         w = config.watch
         self.watcher = Watcher(w.dirs, w.settle_seconds) if w is not None else None
 
@@ -124,13 +128,15 @@ class Observatory:
     def _read_cursors(self) -> dict[str, str]:
         store = self._open()
         try:
-            rows = store.connection.execute("SELECT key, value FROM state").fetchall()
+            where = " AND ".join("key NOT LIKE ?" for _ in _NOT_CURSORS)
+            rows = store.connection.execute(f"SELECT key, value FROM state WHERE {where}",
+                                            [f"{p}%" for p in _NOT_CURSORS]).fetchall()
             last = store.get_state(BIN_KEY)
         finally:
             store.close()
         if last:
             self.log.info("resume", last_bin=json.loads(last))
-        return {str(k): str(v) for k, v in rows if not str(k).startswith(_NOT_CURSORS)}
+        return {str(k): str(v) for k, v in rows}
 
     # -------------------------------------------------------------- the loop
     def run(self) -> int:
@@ -174,7 +180,8 @@ class Observatory:
                 self._bin(final=True)
             self.log.close()
         t = self.totals
-        self.log.info("stopped", reason=self._stop_reason, bins=t.bins, facts=t.facts,
+        self.log.info("stopped", reason=self._stop_reason, bins=t.bins,
+                      bins_skipped=t.bins_skipped, facts=t.facts,
                       files_done=t.files_done, files_failed=t.files_failed,
                       source_errors=t.source_errors)
         return 1 if t.source_errors else 0
@@ -211,7 +218,7 @@ class Observatory:
         try:
             store = self._open()
         except StoreError as exc:  # still locked after lock_wait_seconds: try next bin
-            self.log.error("bin.store_locked", error=str(exc))
+            self._store_locked(exc, final)
             return
         # taken only once the store is open: facts never leave their queue unwritten
         taken = [(src, *src.sink.take()) for src in self._sources]
@@ -225,6 +232,9 @@ class Observatory:
                     pipeline.emit(fact)
                 facts += len(got)
                 cursors.update(curs)
+            if pipeline.restored is not None and not self._restore_logged:
+                self._restore_logged = True
+                self.log.info("pipeline.restored", state=pipeline.restored)
             before = pipeline.stats.points
             pipeline.flush(cursors)
             outcomes = self._ingest(store, arrived)
@@ -239,7 +249,9 @@ class Observatory:
             store.close()
         secs = self.clock() - t0
         waiting = {src.name: w for src, _g, _c, w in taken}
+        skipped, self._skipped_since = self._skipped_since, 0
         self.log.info("bin", bin=self.totals.bins, final=final, facts=facts,
+                      skipped_before=skipped,
                       points=pipeline.stats.points - before, files=len(outcomes),
                       series_recomputed=det.series_recomputed, alerts=det.alerts_written,
                       entities=det.entities_touched, events=det.events_written,
@@ -248,6 +260,21 @@ class Observatory:
         self.log.progress(f"bin {self.totals.bins}: facts {self.totals.facts}, files "
                           f"{self.totals.files_done} ok / {self.totals.files_failed} failed, "
                           f"{pending} pending, events {det.events_written} ({secs:.2f} s)")
+
+    def _store_locked(self, exc: StoreError, final: bool) -> None:
+        """A bin skipped because another process held the store for longer than
+        ``lock_wait_seconds``: nothing was taken from the sources or the folders, so the
+        next bin writes it all (a final bin's facts stay unwritten and their cursors too, so
+        a restart resumes before them)."""
+        self.totals.bins_skipped += 1
+        self._skipped_since += 1
+        queued = {src.name: src.sink.waiting() for src in self._sources}
+        pending = self.watcher.pending() if self.watcher is not None else 0
+        self.log.error("bin.store_locked", final=final, skipped=self._skipped_since,
+                       waited_seconds=self.config.lock_wait_seconds, queued_facts=queued,
+                       pending_files=pending, error=str(exc))
+        self.log.progress(f"bin skipped: store locked ({self._skipped_since} in a row); "
+                          f"{sum(queued.values())} facts and {pending} files wait")
 
     def _pipeline_for(self, store: Store) -> Pipeline:
         from netvigil.pipeline import Pipeline
@@ -292,9 +319,25 @@ class Observatory:
         self._file_pipeline.store = store
         if self._bgp_ingester is None:
             self._bgp_ingester = BgpIngester(self._file_pipeline, policy=policy)
+        before = self._file_pipeline.stats.points
         rep = self._bgp_ingester.run([classify(path)])
         self._file_pipeline.flush()
-        return {"elements": rep.elements, "bins": rep.bins, "problems": rep.problems[:3]}
+        detail: dict[str, Any] = {"elements": rep.elements, "bins": rep.bins,
+                                  "points": self._file_pipeline.stats.points - before,
+                                  "problems": rep.problems[:3]}
+        if rep.files == 0:
+            # the ingester's own progress (bgp:ingest:done) already holds this archive
+            detail["already_in_bgp_progress"] = True
+        if rep.no_full_feed:
+            # not a bad file, but nothing could be measured: say so (docs/bgp.md)
+            detail.update(no_full_feed=True, largest_v4=rep.largest_v4,
+                          threshold_v4=rep.threshold_v4, largest_v6=rep.largest_v6,
+                          threshold_v6=rep.threshold_v6)
+            self.log.warning("file.no_full_feed", file=str(path), bins=rep.bins,
+                             largest_v4=rep.largest_v4, threshold_v4=rep.threshold_v4,
+                             largest_v6=rep.largest_v6, threshold_v6=rep.threshold_v6,
+                             rules=list(self._bgp_ingester.config.rule_ids()))
+        return detail
 
     def _discard_file_facts(self) -> None:
         """After a failed file: forget the facts it emitted but did not flush, and the MRT

@@ -56,6 +56,11 @@ class QueueSink:
         with self._lock:
             return self._cursors.get(key)
 
+    def waiting(self) -> int:
+        """Facts queued and not yet taken (flushed or not)."""
+        with self._lock:
+            return sum(1 for it in self._items if not isinstance(it, _Mark))
+
     def take(self) -> tuple[list[Fact], dict[str, str], int]:
         """Facts up to the last flush mark, their merged cursors, and how many facts wait."""
         with self._lock:
