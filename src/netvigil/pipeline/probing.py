@@ -49,10 +49,10 @@ points it produced. Bins every vantage point has passed are kept as empty placeh
 reports can no longer change a stored value, but they count towards ``keep_bins`` as before).
 Without it a restarted process would judge every block from the initial belief again: a block
 that was down is judged up (a false recovery), then uncertain for the rounds its losses take
-to bring the belief back down (a gap). A round at or before a restored vantage point's last round is not a
-continuation (the source started over, e.g. a replay into the same store): that vantage
-point's restored beliefs and the restored kept bins from that round on are dropped, and it
-starts from the initial belief, as it did before checkpoints existed.
+to bring the belief back down (a gap). A round at or before a restored vantage point's last
+round is not a continuation (the source started over, e.g. a replay into the same store):
+that vantage point's restored beliefs and the restored kept bins from that round on are
+dropped, and it starts from the initial belief, as it did before checkpoints existed.
 """
 
 from __future__ import annotations
