@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netvigil.cli.main import cli
 from netvigil.model import make_ref
+from netvigil.pipeline import Pipeline, point_batch
+from netvigil.series import csv_format
 from netvigil.store import Store, migrations
 
 FIX = Path(__file__).parent / "fixtures" / "series"
+T0 = 1_641_340_800
 HEADER = "time,entity_type,entity_code,signal,value\n"
 GOOD = HEADER + "2022-01-05T00:00:00Z,country,KZ,bgp,10\n2022-01-05T00:05:00Z,country,KZ,bgp,11\n"
 
@@ -358,3 +365,86 @@ def test_large_gzip_file_imports_like_the_plain_one(tmp_path: Path) -> None:
         again = run("series", "import", f, "--store", store)
         assert "(0 inserted, 0 updated, 60000 unchanged)" in again.output
     assert outs[0] == outs[1]
+
+
+# -- the staged (bulk) write is the same upsert as the numpy write --------------------------
+
+BATCH_KEYS = [("country", "KZ", "bgp"), ("asn", "9198", "probing"), ("country", "UA", "x")]
+batch_rows = st.lists(
+    st.tuples(st.integers(0, len(BATCH_KEYS) - 1), st.integers(0, 30),
+              st.one_of(st.just(math.nan), st.integers(-3, 3).map(float))),
+    min_size=1, max_size=30)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(batch_rows, st.sampled_from([None, 300, 600])), min_size=1,
+                max_size=4))
+def test_staged_write_equals_numpy_write(batches: list[tuple[list[tuple[int, int, float]],
+                                                              int | None]]) -> None:
+    """Any sequence of batches (repeated keys: last wins; NaN; overlaps with stored points;
+    declared steps) gives the same counts, points and series rows through
+    ``write_staged_points`` (a relation in the store's connection, the importer's path) as
+    through ``write_points`` (numpy columns)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with Store(Path(tmp) / "a.duckdb") as a, Store(Path(tmp) / "b.duckdb") as b:
+            for rows, step in batches:
+                et = [BATCH_KEYS[k][0] for k, _, _ in rows]
+                ec = [BATCH_KEYS[k][1] for k, _, _ in rows]
+                sig = [BATCH_KEYS[k][2] for k, _, _ in rows]
+                t = np.array([T0 + 300 * i for _, i, _ in rows], dtype=np.int64)
+                v = np.array([x for _, _, x in rows], dtype=np.float64)
+                ra = a.write_points(et, ec, sig, t, v, source="s", step=step)
+                b.connection.register("_rows", {
+                    "entity_type": np.asarray(et, dtype=object),
+                    "entity_code": np.asarray(ec, dtype=object),
+                    "signal": np.asarray(sig, dtype=object), "time": t, "value": v,
+                    "idx": np.arange(len(rows), dtype=np.int64)})
+                b.connection.execute("CREATE OR REPLACE TEMP TABLE _staged AS"
+                                     " SELECT * FROM _rows")
+                b.connection.unregister("_rows")
+                rb = b.write_staged_points("_staged", source="s", step=step)
+                assert ra == rb
+            for table, order in (("points", "entity_type, entity_code, signal, time"),
+                                 ("series", "entity_type, entity_code, signal")):
+                q = f"SELECT * FROM {table} ORDER BY {order}"
+                assert a.connection.execute(q).fetchall() == b.connection.execute(q).fetchall()
+
+
+def test_staged_write_rejects_a_non_name(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as s, pytest.raises(ValueError, match="relation name"):
+        s.write_staged_points("points; DROP TABLE points", source="s")
+
+
+def test_pipeline_writes_buffered_batches_before_staged_points(tmp_path: Path) -> None:
+    """Order of writes = order of calls: a buffered batch, then staged points for the same
+    key, leaves the staged value (the later one), and both count in the pipeline's stats."""
+    with Store(tmp_path / "s.duckdb") as s:
+        p = Pipeline(s)
+        p.emit(point_batch([("country", "KZ", "bgp", T0, 1.0)], source="a"))
+        s.connection.execute(f"CREATE TEMP TABLE _st AS SELECT 'country' AS entity_type,"
+                             f" 'KZ' AS entity_code, 'bgp' AS signal, {T0}::BIGINT AS time,"
+                             " 2.0::DOUBLE AS value, 0::BIGINT AS idx")
+        p.write_staged("_st", source="b")
+        assert s.read_series(make_ref("country", "KZ"), "bgp").values.tolist() == [2.0]
+        assert (p.stats.inserted, p.stats.updated) == (1, 1)
+
+
+def test_duplicate_check_finds_repeats_across_hash_parts(
+        tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the duplicate check split into many hash parts (bounded memory), a conflicting
+    duplicate is still found with both lines, and a same-value one still dropped."""
+    monkeypatch.setattr(csv_format, "HASH_PART", 1000)  # 120,000 rows -> 128 parts
+    n = 120_000
+    f = write(tmp_path, "big.csv", big_csv(n, {
+        70_000: "1641340800,asn,AS1,bgp,0\n",  # same value as data row 0: dropped
+        110_000: "1641340800,asn,AS2,bgp,-1\n",  # conflicts with data row 1
+    }))
+    res = run("series", "import", f, "--store", store_path)
+    assert res.exit_code == 1
+    assert f"{f}:110002: conflicting duplicate: asn/2 bgp at 1641340800 is 1.0 at line 3" \
+           in res.output, res.output
+    res = CliRunner().invoke(cli, ["series", "import", str(f), "--on-error", "skip",
+                                   "--store", str(store_path)])
+    assert res.exit_code == 0, res.output
+    assert "conflicting duplicate: 1 (first at 110002)" in res.stderr
+    assert f"{n} rows read, {n - 2} written" in res.stdout, res.stdout

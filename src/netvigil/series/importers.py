@@ -3,8 +3,9 @@
 Flow: one streaming pass over the raw bytes (:mod:`netvigil.series.scan`: sha256, gunzip by
 magic bytes so ``.gz`` works for every format, strict UTF-8, the CSV record map) -> pick a
 format (``FORMATS``; from the extension, else from the first character) -> parse and
-validate -> points leave as :class:`netvigil.model.facts.PointBatch` facts through the
-caller's sink (``netvigil.pipeline.Pipeline``, the one path into the store) -> entities and
+validate -> points go through the caller's sink (``netvigil.pipeline.Pipeline``, the one
+path into the store: :class:`netvigil.model.facts.PointBatch` facts for parsed formats, the
+staged relation of a validated CSV for ``Pipeline.write_staged``) -> entities and
 the imports row. Everything runs inside ONE outer ``store.transaction()`` (the pipeline's
 own transactions join it), so with ``on_error="fail"`` a bad file writes nothing at all,
 whatever was emitted before the bad line was found.
@@ -12,9 +13,10 @@ whatever was emitted before the bad line was found.
 Whole-file problems (unreadable, empty, truncated gzip, not UTF-8, missing header columns,
 not JSON) always fail, whatever the policy: there is no "rest" worth writing.
 
-CSV streams (DuckDB stages and validates it; memory bounded by DuckDB's buffer manager and
-one ``CHUNK`` of points). IODA JSON is parsed whole with the stdlib ``json`` (a JSON document
-has no natural chunk boundary; IODA answers are small): its memory grows with the file.
+CSV streams (DuckDB stages, validates and writes it set-based; memory bounded by DuckDB's
+buffer manager, see :mod:`netvigil.series.csv_format`). IODA JSON is parsed whole with the
+stdlib ``json`` (a JSON document has no natural chunk boundary; IODA answers are small):
+its memory grows with the file.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 from netvigil.model import Entity, InputError
 from netvigil.model.facts import FactSink, PointBatch
 from netvigil.series.batch import Batch, ErrorSink, SkipReport
-from netvigil.series.csv_format import import_csv
+from netvigil.series.csv_format import StagedSink, import_csv
 from netvigil.series.ioda_format import parse_ioda
 from netvigil.series.scan import GZIP_MAGIC, FileScan, scan_file
 from netvigil.store import ImportRecord, SeriesStore, WriteResult
@@ -53,8 +55,9 @@ class _Stats(Protocol):
     unchanged: int
 
 
-class CountingSink(FactSink, Protocol):
-    """A FactSink that counts store rows (``netvigil.pipeline.Pipeline`` is one)."""
+class CountingSink(StagedSink, Protocol):
+    """A FactSink that counts store rows and writes staged points
+    (``netvigil.pipeline.Pipeline`` is one)."""
 
     @property
     def stats(self) -> _Stats: ...

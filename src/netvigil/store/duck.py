@@ -182,12 +182,15 @@ cur AS (
     LEFT JOIN hits h USING (entity_type, entity_code, signal)
 ),
 pts AS (  -- series whose every stored time is known from the row: new times + {{first, last}}
+    -- UNION ALL, not UNION: a repeated time only adds a zero gap, which the gap rules skip
+    -- (the consecutive positive gaps of a sorted multiset are those of its distinct values),
+    -- and a millions-of-rows import then needs no hash-distinct pass over its points.
     SELECT entity_type, entity_code, signal, time FROM _stage
     WHERE old_step IS NULL OR old_n <= 2
-    UNION
+    UNION ALL
     SELECT entity_type, entity_code, signal, first_time FROM cur
     WHERE exact AND first_time IS NOT NULL
-    UNION
+    UNION ALL
     SELECT entity_type, entity_code, signal, last_time FROM cur
     WHERE exact AND last_time IS NOT NULL
 ),
@@ -200,14 +203,14 @@ gaps AS (
 modes AS (  -- most common gap, ties: the smallest
     SELECT entity_type, entity_code, signal, diff AS mode FROM (
         SELECT entity_type, entity_code, signal, diff, count(*) AS c
-        FROM gaps WHERE diff IS NOT NULL GROUP BY ALL
+        FROM gaps WHERE diff > 0 GROUP BY ALL
     ) QUALIFY row_number() OVER (PARTITION BY entity_type, entity_code, signal
                                  ORDER BY c DESC, diff) = 1
 ),
 fullr AS (  -- rules 1-4 over every point: g = gcd of all gaps (NULL for one point)
     SELECT g.entity_type, g.entity_code, g.signal, min(g.time) AS first,
            any_value(m.mode) AS mode,
-           nullif(list_reduce(list(DISTINCT g.diff) FILTER (WHERE g.diff IS NOT NULL),
+           nullif(list_reduce(list(DISTINCT g.diff) FILTER (WHERE g.diff > 0),
                               lambda a, b: gcd(a, b), 0::BIGINT), 0) AS g
     FROM gaps g LEFT JOIN modes m USING (entity_type, entity_code, signal)
     GROUP BY ALL
@@ -469,77 +472,114 @@ class Store(DetectionTables):
         with self.transaction():
             self._con.register("_np_points", cols)
             try:
-                if self._is_append_only():
-                    self._append(n, source, step)
-                    return WriteResult(n, 0, 0)
-                self._stage_points()
+                # a Python scan is slow to read twice: the stage path converts it once
+                return self._upsert("_np_points", n, source, step, copy=True)
             finally:
                 self._con.unregister("_np_points")
-            result = self._merge_stage()
-            self._update_series(source, step)
-            self._con.execute("DROP TABLE _stage")
-            self._con.execute("DROP TABLE _hit")
+
+    def write_staged_points(self, relation: str, *, source: str, step: int | None = None,
+                            unique_keys: bool = False) -> WriteResult:
+        """:meth:`write_points` from rows already in this store's connection.
+
+        ``relation`` names a table or view (a temp table of a validated import) with the
+        columns ``entity_type, entity_code, signal, time, value, idx`` (value NULL or NaN =
+        missing; ``idx`` orders repeated keys, the largest wins). The same upsert, counts and
+        step/origin rules as :meth:`write_points` (one body, :meth:`_upsert`); what it saves
+        is the round trip of every row through numpy: a staged file of millions of rows goes
+        into ``points`` in one ``INSERT ... SELECT``, which DuckDB appends in row groups it
+        writes to the database file optimistically, so memory stays bounded by its buffer
+        manager however large the transaction (``benchmarks/bench_import.py``).
+
+        ``unique_keys=True`` states that no key repeats in ``relation`` (the CSV importer
+        proves it while validating) and skips the store's own repeated-key scan.
+        """
+        if step is not None and step <= 0:
+            raise ValueError("step must be positive")
+        if not relation.isidentifier():
+            raise ValueError(f"write_staged_points: not a relation name: {relation!r}")
+        with self.transaction():
+            row = self._con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+            n = int(row[0]) if row else 0
+            if n == 0:
+                return WriteResult(0, 0, 0)
+            return self._upsert(relation, n, source, step, copy=False, unique=unique_keys)
+
+    def _upsert(self, rel: str, n: int, source: str, step: int | None, *,
+                copy: bool, unique: bool = False) -> WriteResult:
+        """The one upsert of points from relation ``rel`` (``n`` rows), inside a transaction.
+        ``unique``: the caller proved that no key repeats in ``rel``."""
+        if self._is_append_only(rel, unique):
+            self._append(rel, source, step)
+            return WriteResult(n, 0, 0)
+        self._stage_points(rel, copy=copy, unique=unique)
+        result = self._merge_stage()
+        self._update_series(source, step)
+        self._con.execute("DROP TABLE _stage")
+        self._con.execute("DROP TABLE _hit")
         return result
 
-    def _is_append_only(self) -> bool:
+    def _is_append_only(self, rel: str, unique: bool = False) -> bool:
         """True when no key repeats in the batch and no time falls inside its series' stored
         [first_time, last_time]: every row is then new (the streaming case: a new bin, a
         first import). Two aggregate scans, nothing materialised."""
         con = self._con
+        if not unique:
+            row = con.execute(
+                "SELECT count(*) FROM (SELECT hash(entity_type, entity_code, signal, time) AS h"
+                f" FROM {rel} GROUP BY h HAVING count(*) > 1)"
+            ).fetchone()
+            if row and row[0]:
+                return False
         row = con.execute(
-            "SELECT count(*) FROM (SELECT hash(entity_type, entity_code, signal, time) AS h"
-            " FROM _np_points GROUP BY h HAVING count(*) > 1)"
-        ).fetchone()
-        if row and row[0]:
-            return False
-        row = con.execute(
-            "SELECT count(*) FROM _np_points d JOIN series r"
+            f"SELECT count(*) FROM {rel} d JOIN series r"
             " USING (entity_type, entity_code, signal)"
             " WHERE d.time BETWEEN r.first_time AND r.last_time"
         ).fetchone()
         return not (row and row[0])
 
-    def _append(self, n: int, source: str, declared: int | None) -> None:
-        """Append-only write straight from the registered columns: inside a long transaction
-        (a whole-file import) no batch-sized temp table is created and dropped, so memory does
-        not grow with every chunk (DuckDB keeps dropped tables until commit)."""
+    def _append(self, rel: str, source: str, declared: int | None) -> None:
+        """Append-only write straight from ``rel`` (registered columns or a staged table):
+        inside a long transaction (a whole-file import) no batch-sized temp table is created
+        and dropped, so memory does not grow with every batch (DuckDB keeps dropped tables
+        until commit)."""
         con = self._con
         con.execute(
             "INSERT INTO points SELECT entity_type, entity_code, signal, time,"
-            " CASE WHEN isnan(value) THEN NULL ELSE value END FROM _np_points"
+            f" CASE WHEN isnan(value) THEN NULL ELSE value END FROM {rel}"
         )
-        stage = """
+        stage = f"""
             _stage AS (
                 SELECT d.entity_type, d.entity_code, d.signal, d.time,
                        r.step AS old_step, r.origin AS old_origin, r.first_time, r.last_time,
                        r.n_points AS old_n, r.declared_step AS old_dec
-                FROM _np_points d LEFT JOIN series r USING (entity_type, entity_code, signal)
+                FROM {rel} d LEFT JOIN series r USING (entity_type, entity_code, signal)
             ),
-            _hit AS (SELECT entity_type, entity_code, signal FROM _np_points WHERE false),
+            _hit AS (SELECT entity_type, entity_code, signal FROM {rel} WHERE false),
         """
-        self._update_series(source, declared, stage)
+        self._update_series(source, declared, stage, rel)
 
-    def _stage_points(self) -> None:
+    def _stage_points(self, rel: str, *, copy: bool, unique: bool = False) -> None:
         """``_stage``: the batch deduplicated (last wins), NaN as NULL, each row flagged
         ``maybe`` when its time lies inside its series' stored [first_time, last_time] (only
         those rows can collide with a stored point).
 
-        The registered numpy columns are converted once (``_in``); the last-wins aggregate
-        only runs when a hash check finds a repeated key (equal keys hash equal, so no
-        repeated hash means no repeated key).
+        Registered numpy columns are converted once (``copy``: ``_in``); a staged table is
+        read in place. The last-wins aggregate only runs when a hash check finds a repeated
+        key (equal keys hash equal, so no repeated hash means no repeated key).
         """
         con = self._con
-        con.execute("CREATE OR REPLACE TEMP TABLE _in AS SELECT * FROM _np_points")
-        row = con.execute(
+        src = rel
+        if copy:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _in AS SELECT * FROM {rel}")
+            src = "_in"
+        row = None if unique else con.execute(
             "SELECT count(*) FROM (SELECT hash(entity_type, entity_code, signal, time) AS h"
-            " FROM _in GROUP BY h HAVING count(*) > 1)"
+            f" FROM {src} GROUP BY h HAVING count(*) > 1)"
         ).fetchone()
         if row and row[0]:
-            src = """(SELECT entity_type, entity_code, signal, time,
-                             arg_max_null(value, idx) AS value
-                      FROM _in GROUP BY ALL)"""
-        else:
-            src = "_in"
+            src = f"""(SELECT entity_type, entity_code, signal, time,
+                              arg_max_null(value, idx) AS value
+                       FROM {src} GROUP BY ALL)"""
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _stage AS
@@ -551,7 +591,8 @@ class Store(DetectionTables):
             FROM {src} d LEFT JOIN series r USING (entity_type, entity_code, signal)
             """
         )
-        con.execute("DROP TABLE _in")
+        if copy:
+            con.execute("DROP TABLE _in")
 
     def _merge_stage(self) -> WriteResult:
         """Insert new keys, update changed values; exact counts from the probed collisions."""
@@ -609,15 +650,15 @@ class Store(DetectionTables):
             )
         return result
 
-    def _update_series(self, source: str, declared: int | None, stage: str = "") -> None:
+    def _update_series(self, source: str, declared: int | None, stage: str = "",
+                       rel: str = "_stage") -> None:
         """Upsert the series rows of ``_stage``: bounds, counts and grid (module docstring).
 
         O(new points): the stored row (step, origin, first/last time, count) stands for the
         stored points; they are never rescanned.
         """
         con = self._con
-        src = "_np_points" if stage else "_stage"
-        signals = [r[0] for r in con.execute(f"SELECT DISTINCT signal FROM {src}").fetchall()]
+        signals = [r[0] for r in con.execute(f"SELECT DISTINCT signal FROM {rel}").fetchall()]
         native = {
             "signal": np.asarray(signals, dtype=object),
             "native": np.array([signal_kind(s).native_step for s in signals], dtype=np.int64),
