@@ -11,6 +11,7 @@ rounds of the moment the links went down, seen by ``netvigil events`` while the 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import datetime
@@ -91,3 +92,15 @@ vantage = "lab"
     assert "probing" in [s["signal"] for s in ev["signals"]]  # type: ignore[attr-defined]
     recs = log_records(log)
     assert any(r["event"] == "source.started" and r["source"] == "probing" for r in recs)
+    # the beliefs the rounds left are checkpointed with their points (docs/observatory.md)
+    from netvigil.pipeline import PROBING_STATE_KEY
+    from netvigil.pipeline.probing import ProbingAggregator
+    from netvigil.store.duck import Store
+
+    with Store(store, read_only=True) as st:
+        saved = st.get_state(PROBING_STATE_KEY)
+    assert saved is not None
+    agg = ProbingAggregator(None)  # restore needs no geo
+    agg.restore(base64.b64decode(saved))
+    blocks, beliefs = agg.beliefs("lab")
+    assert blocks.size == BLOCKS and (beliefs[:CUT_BLOCKS] < 0.5).all()  # the cut ones: down
