@@ -89,7 +89,7 @@ vantage = "lab"
     start = datetime.fromisoformat(str(ev["start"]).replace("Z", "+00:00")).timestamp()
     assert cut_at - ROUND <= start <= cut_at + 2 * ROUND, (cut_at, ev)
     assert ev["scope"] == "national" and float(str(ev["min_ratio"])) < 0.5
-    assert "probing" in [s["signal"] for s in ev["signals"]]  # type: ignore[attr-defined]
+    assert "probing" in [s["signal"] for s in ev["signals"]]
     recs = log_records(log)
     assert any(r["event"] == "source.started" and r["source"] == "probing" for r in recs)
     # the beliefs the rounds left are checkpointed with their points (docs/observatory.md)
@@ -100,7 +100,7 @@ vantage = "lab"
     with Store(store, read_only=True) as st:
         saved = st.get_state(PROBING_STATE_KEY)
     assert saved is not None
-    agg = ProbingAggregator(None)  # restore needs no geo
+    agg = ProbingAggregator(None)  # type: ignore[arg-type]  # restore needs no geo
     agg.restore(base64.b64decode(saved))
     blocks, beliefs = agg.beliefs("lab")
     assert blocks.size == BLOCKS and (beliefs[:CUT_BLOCKS] < 0.5).all()  # the cut ones: down
