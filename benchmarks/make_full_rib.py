@@ -1,7 +1,7 @@
 """Build the full-size 2010 RIB (issue 7) as a real gzip TABLE_DUMP_V2 MRT file.
 
 Input: the golden ``bgpdump -m`` text of the RIS bview of 2010-07-01 07:59 (rrc06, DIX-IE),
-``tests/fixtures/mrt/expect/bview.20100701.0759.gz.bgp.gz`` (RIPE-NCC/bgpdump
+``tests/fixtures/mrt/text/bview.20100701.0759.gz.bgp.gz`` (RIPE-NCC/bgpdump
 ``test_expect/``): 641,957 routes,
 323,487 IPv4 prefixes, two full tables (AS4777 and AS2497) and a few partial peers. The
 binary bview is not distributed, so it is rebuilt with :mod:`netvigil.testing.mrt_encode`:
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from netvigil.testing.mrt_encode import peer_index_table, record
 
-SOURCE = Path(__file__).resolve().parents[1] / "tests/fixtures/mrt/expect/" \
+SOURCE = Path(__file__).resolve().parents[1] / "tests/fixtures/mrt/text/" \
     "bview.20100701.0759.gz.bgp.gz"
 TS = 1277971200
 REAL_PEERS = ("202.249.2.20", "202.249.2.169")  # AS4777, AS2497: the two full tables

@@ -37,7 +37,7 @@ DATA = Path(__file__).resolve().parent / "fixtures" / "mrt"
 BVIEW_2002 = DATA / "bview.20020722.2337.gz"
 SLICE_2014 = DATA / "rib.20140523.0600_firstMB.bz2"
 RIB_RYU = DATA / "rib.20161101.0000_pick.bz2"
-TEXT_2010 = DATA / "expect" / "bview.20100701.0759.gz.bgp.gz"
+TEXT_2010 = DATA / "text" / "bview.20100701.0759.gz.bgp.gz"
 MAKE_FULL_RIB = Path(__file__).resolve().parents[1] / "benchmarks" / "make_full_rib.py"
 
 
