@@ -56,7 +56,8 @@ print(con.execute("SELECT count(*) FROM t").fetchone()[0])
 """
 
 
-def bench_file(label: str, csv: Path, rows: int, tmp: Path) -> None:
+def bench_file(label: str, csv: Path, rows: int, tmp: Path) -> float:
+    """Import, DuckDB's load, re-import of ``csv``; prints them; returns the import's RSS."""
     store = tmp / f"{label}.duckdb"
     peer_db = tmp / f"{label}-peer.duckdb"
     dt, rss, out = timed_child([NETVIGIL, "series", "import", str(csv), "--store", str(store)])
@@ -76,6 +77,7 @@ def bench_file(label: str, csv: Path, rows: int, tmp: Path) -> None:
     print(f"  ratios: import vs old {OLD_ROWS_PER_S and rows / dt / OLD_ROWS_PER_S:.1f}x "
           f"faster (goal >= 5x); import/DuckDB time {dt / pdt:.1f}x, "
           f"RSS {rss / prss:.2f}x")
+    return max(rss, rrss)
 
 
 def main() -> None:
@@ -91,12 +93,15 @@ def main() -> None:
         bench_file("one bin x 70,000 series", one_bin, 70_000, tmp)
         main_csv = tmp / "rows.csv"
         n = generate(main_csv, 1000, args.rows // 1000)
-        bench_file(f"{n:,} rows (1,000 series x {n // 1000:,} bins)", main_csv, n, tmp)
+        rss = bench_file(f"{n:,} rows (1,000 series x {n // 1000:,} bins)", main_csv, n, tmp)
         if args.big:
             main_csv.unlink()
             big = tmp / "big.csv"
             nb = generate(big, 1000, args.big // 1000)
-            bench_file(f"{nb:,} rows (memory bound)", big, nb, tmp)
+            brss = bench_file(f"{nb:,} rows (memory bound)", big, nb, tmp)
+            print(f"\nmemory bound: peak RSS {rss:,.0f} MB at {n:,} rows, {brss:,.0f} MB at "
+                  f"{nb:,} rows: {(brss - rss) * 2**20 / (nb - n):+.1f} B per extra row "
+                  "(goal: ~0, bounded whatever the file size)")
     print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} "
           "(other jobs share the cores: ratios are the figure to read)")
 

@@ -33,14 +33,24 @@ to the pipeline (:meth:`netvigil.pipeline.Pipeline.write_staged`), which writes 
 is still one path for imported points, minus the numpy round trip. The series bookkeeping
 (step, origin, first/last, n_points) is the store's one set-based pass over those rows.
 
-Memory, measured (peak RSS of the CLI, 1,000 series of 5-minute points, 2 shared cores):
+Measured with ``benchmarks/bench_import.py`` (the CLI in a child process, 1,000 series of
+5-minute points, 2 shared cores; import / re-import of the same file, which stays one
+transaction):
 
-===========================================  =========  =========  =========
-design                                       5M rows    20M rows   grows?
-===========================================  =========  =========  =========
-points leave in 500k-row numpy chunks        1.71 GB    5.70 GB    ~265 B/row
-one ``INSERT ... SELECT`` from the staging   1.03 GB    1.17 GB    bounded
-===========================================  =========  =========  =========
+=========================================  ==================  ==================  =======
+design                                     5M rows             20M rows            RSS
+=========================================  ==================  ==================  =======
+points leave in 500k-row numpy chunks      8.5 s / 15.4 s      53.2 s / 111.6 s*   grows
+                                           1.71 / 2.21 GB      5.70 / 5.76 GB
+one set-based write from the staging       8.4 s / 8.4 s       33.2 s / 34.2 s     bounded
+                                           0.92 / 1.15 GB      1.16 / 1.19 GB
+DuckDB ``read_csv`` into a table (peer)    1.6 s, 0.25 GB      3.6 s, 0.42 GB
+=========================================  ==================  ==================  =======
+
+(*: this re-import ran while the change was being edited in: it may mix old and new code.)
+Speed on 5M rows is the same (validation,
+3.4 s, and the grid pass, 2.2 s, dominate); what the round trip cost was memory and time
+proportional to the file.
 
 Why the second is bounded although the import stays ONE transaction (so ``fail`` and a crash
 write nothing): DuckDB writes the row groups of a large append to a persistent table into
