@@ -289,3 +289,29 @@ def test_points_at_or_before_the_state_are_refused() -> None:
                            np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="in time order"):
         det.update(backwards, [None])
+
+
+def test_a_corrected_value_behind_the_cursor_recomputes_the_series(tmp_path: object) -> None:
+    """A write that changes a stored value already consumed (same row count: the count check
+    cannot see it) bumps ``series.rewrites``; the next run recomputes that series only, and
+    the result equals a fresh run over the corrected data."""
+    from netvigil.store.duck import Store
+
+    series = e2e_series()
+    end = max(s.end for s in series)
+    with Store(tmp_path / "fix.duckdb") as store:  # type: ignore[operator]
+        write_until(store, series, 0, end)
+        run_detection(store, detector=small_detector())
+        # the outage of KZ bgp (bins 30-39) was a collector fault: the corrected values
+        kz = series[0]
+        fixed = kz.values.copy()
+        fixed[30:40] = 1000.0
+        corrected = [Series(KZ, "bgp", kz.start, kz.step, fixed), *series[1:]]
+        write_until(store, corrected[:1], T0 + 30 * STEP, T0 + 40 * STEP)
+        rep = run_detection(store, detector=small_detector())
+        assert (rep.series_recomputed, rep.series_updated) == (1, 0)
+        assert (store.read_alerts(), store.read_events()) == fresh(tmp_path, corrected, end)
+        # writing the same values again changes nothing, so nothing is recomputed
+        write_until(store, corrected[:1], T0 + 30 * STEP, T0 + 40 * STEP)
+        rep = run_detection(store, detector=small_detector())
+        assert rep.series_recomputed == 0

@@ -7,16 +7,21 @@ Incremental, set-based (issue 7). For a detector (``ioda.median`` by default, an
 :class:`netvigil.detect.protocol.Detector`) every judged series has one ``detector_state``
 row: ``config`` (the digest of the rule it was built with), ``cursor`` (the last stored time
 consumed) and ``state`` = 8 bytes little-endian *rows consumed* (stored rows, NULL values
-included, with ``time <= cursor``) followed by the detector's own opaque state. One run:
+included, with ``time <= cursor``) and 8 bytes *rewrites seen* (``series.rewrites``, which
+every write that changes a stored value increments) followed by the detector's own opaque
+state. One run:
 
 1. one statement reads every series row (grid, bounds ``n_points``/``last_time`` kept by
    the store on write) joined with its state;
 2. a series is **recomputed from scratch** when it has no state, its rule digest changed,
-   or a write landed at or before its cursor. The last is detected by counting: rows with
+   or a write landed at or before its cursor. Inserts are detected by counting: rows with
    ``time > cursor`` are read, and if ``n_points != consumed + new rows`` some row was
    inserted at or before the cursor (a backfill: a late bin, a NULL row, a point before the
-   first). Its alerts are deleted and the whole series is fed again. A series with
-   ``last_time <= cursor`` and matching counts is **unchanged** and not touched;
+   first); a changed value by ``series.rewrites`` differing from the rewrites seen (a
+   correction; also one after the cursor, which costs a needless recomputation but is
+   rare: sources rewrite a bin only when a late report or a restart re-emits it). Its
+   alerts are deleted and the whole series is fed again. A series with
+   ``last_time <= cursor``, matching counts and no rewrite is **unchanged** and not touched;
 3. one statement reads the new rows of all other changed series (``time > cursor``), one
    more the whole history of the recomputed ones; the detector advances all of them in
    one call; alerts are appended and states upserted in one statement each;
@@ -27,10 +32,6 @@ included, with ``time <= cursor``) followed by the detector's own opaque state. 
 
 Everything from step 3 on runs in one transaction: a failure leaves alerts, events and
 states as they were. Re-running without new data changes nothing.
-
-Known limit: a write that *changes the value* of a stored row at or before the cursor
-(same count) is not seen by the count check; it needs a write marker from the store
-(see the issue-7 report). Recompute such a series with ``netvigil detect --rebuild``.
 
 Partitioning. Alerts depend on one series only, and events on the alerts of one entity, so
 the unit of work is the **entity**: partition key ``entity.fqid`` (``shard=(i, n)`` keeps
@@ -60,7 +61,7 @@ from netvigil.store.detection import PointColumns, SeriesKeys
 from netvigil.store.duck import Store
 
 _NEG = -(2**62)
-_ENVELOPE = 8  # bytes: rows consumed (int64 little-endian) before the detector's state
+_ENVELOPE = 16  # bytes: rows consumed, rewrites seen (int64 LE) before the detector's state
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,10 @@ def run_detection(
         if rebuild or blob is None or view.config[i] != digests[sig]:
             scratch.append(i)
             continue
-        consumed = int.from_bytes(blob[:_ENVELOPE], "little", signed=True)
-        if view.last_time[i] > view.cursor[i]:
+        consumed = int.from_bytes(blob[:8], "little", signed=True)
+        if int.from_bytes(blob[8:_ENVELOPE], "little", signed=True) != view.rewrites[i]:
+            scratch.append(i)  # a stored value changed since the state was saved
+        elif view.last_time[i] > view.cursor[i]:
             resume.append(i)
         elif view.n_points[i] != consumed:
             scratch.append(i)  # rows added at or before the cursor
@@ -151,7 +154,7 @@ def run_detection(
     new_pts = store.read_points_after(keys.take(res_idx), view.cursor[res_idx])
     counts = np.bincount(new_pts.idx, minlength=len(resume))
     consumed_before = np.array(
-        [int.from_bytes(view.state[i][:_ENVELOPE], "little", signed=True) for i in resume],
+        [int.from_bytes(view.state[i][:8], "little", signed=True) for i in resume],
         dtype=np.int64)
     ok = view.n_points[res_idx] == consumed_before + counts
     if not ok.all():
@@ -190,8 +193,10 @@ def run_detection(
     last_seen[nonempty] = times[offsets[1:][nonempty] - 1]
     cursor = np.maximum(view.cursor[order], last_seen)
     cursor[len(res_idx):] = last_seen[len(res_idx):]
-    envelopes = [int(c).to_bytes(_ENVELOPE, "little", signed=True) + s
-                 for c, s in zip(consumed_after.tolist(), upd.states, strict=True)]
+    envelopes = [int(c).to_bytes(8, "little", signed=True)
+                 + int(w).to_bytes(8, "little", signed=True) + s
+                 for c, w, s in zip(consumed_after.tolist(), view.rewrites[order].tolist(),
+                                    upd.states, strict=True)]
     configs = [digests[signals[i]] for i in order.tolist()]
 
     touched: set[EntityRef] = {a.entity for a in upd.alerts}

@@ -57,6 +57,7 @@ class DetectionView:
     origin: I64
     n_points: I64
     last_time: I64  # _NEG when the series has no point
+    rewrites: I64  # writes that changed a stored value (series.rewrites)
     has_state: npt.NDArray[np.bool_]
     config: Obj  # str or None
     cursor: I64  # _NEG without state
@@ -105,7 +106,7 @@ class DetectionTables:
         res = self._con.execute(
             """
             SELECT s.entity_type, s.entity_code, s.signal, s.step, s.origin, s.n_points,
-                   s.last_time, d.config, d.cursor, d.state
+                   s.last_time, s.rewrites, d.config, d.cursor, d.state
             FROM series s LEFT JOIN detector_state d
               ON d.method = ? AND d.entity_type = s.entity_type
              AND d.entity_code = s.entity_code AND d.signal = s.signal
@@ -124,7 +125,8 @@ class DetectionTables:
                           _obj(res["signal"]))
         return DetectionView(
             keys, ints("step", 0), ints("origin", 0), ints("n_points", 0),
-            ints("last_time", _NEG), np.array([s is not None for s in state], dtype=bool),
+            ints("last_time", _NEG), ints("rewrites", 0),
+            np.array([s is not None for s in state], dtype=bool),
             config, ints("cursor", _NEG), state)
 
     def read_points_after(self, keys: SeriesKeys, after: I64) -> PointColumns:

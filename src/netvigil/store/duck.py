@@ -648,6 +648,16 @@ class Store(DetectionTables):
                   AND points.signal = h.signal AND points.time = h.time
                 """
             )
+            # A changed stored value invalidates any detector state that consumed it.
+            con.execute(
+                """
+                UPDATE series SET rewrites = rewrites + 1
+                FROM (SELECT DISTINCT entity_type, entity_code, signal FROM _hit
+                      WHERE changed) c
+                WHERE series.entity_type = c.entity_type
+                  AND series.entity_code = c.entity_code AND series.signal = c.signal
+                """
+            )
         return result
 
     def _update_series(self, source: str, declared: int | None, stage: str = "",

@@ -193,6 +193,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE points_v5 RENAME TO points",
         ),
     ),
+    Migration(
+        6,
+        "series rewrite counter",
+        (
+            # Incremented by every write that changes the value of a stored row of the
+            # series: a detector that saved its state before such a write cannot trust it
+            # (a corrected bin behind its cursor), so it recomputes that series.
+            "ALTER TABLE series ADD COLUMN rewrites BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
