@@ -151,6 +151,25 @@ def test_compiled_and_python_kernels_agree(pure_python: None) -> None:
     assert py.states == compiled.states
 
 
+def test_output_column_grows_when_a_state_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packed states are the same when the output column starts at one byte and must
+    grow (the kernel stops before a series that may not fit and is called again)."""
+    rng = np.random.default_rng(11)
+    series = [Series(make_ref("asn", str(k + 1)), "bgp", T0, STEP,
+                     1000 + rng.integers(-40, 40, 400).astype(float)) for k in range(5)]
+    det = IodaMedian()
+    half = PointChunk.from_series([Series(s.entity, s.signal, s.start, s.step, s.values[:300])
+                                   for s in series])
+    rest = PointChunk.from_series([Series(s.entity, s.signal, s.start + 300 * STEP, s.step,
+                                          s.values[300:]) for s in series])
+    roomy = det.update(rest, det.update(half, [None] * 5).states)
+    monkeypatch.setattr(mk, "_out_room", lambda *args: 1)
+    tight_first = det.update(half, [None] * 5)
+    tight = det.update(rest, tight_first.states)
+    assert tight.states == roomy.states
+    assert tight.alerts == roomy.alerts
+
+
 def test_state_is_compact_for_counts() -> None:
     """A warm 24 h window of 5-minute integer counts packs into a few hundred bytes."""
     rng = np.random.default_rng(3)

@@ -75,6 +75,16 @@ def test_name_falls_back_to_code() -> None:
     assert reg.name(make_ref("block", "2.72.0.0/24")) == "2.72.0.0/24"
 
 
+def test_as_name_before_the_as_table_is_built_is_the_entity_name() -> None:
+    """``name`` reads the loader's table without building AS entities; same answer."""
+    lazy, built = small_registry(), small_registry()
+    built.get(make_ref("asn", "9198"))  # builds the AS table
+    for code in ("9198", "64500", "64511"):
+        assert lazy.name(make_ref("asn", code)) == built.name(make_ref("asn", code))
+    assert lazy.name(make_ref("asn", "9198")) == "KAZTELECOM-AS JSC Kazakhtelecom"
+    assert lazy.count(EntityType.ASN) == 3  # the table still builds afterwards
+
+
 @pytest.mark.parametrize(
     ("query", "first"),
     [("AS9198", "asn/9198"), ("9198", "asn/9198"), ("kz", "country/KZ"),

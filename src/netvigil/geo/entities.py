@@ -37,6 +37,8 @@ class EntityRegistry:
         self._lock = threading.Lock()
         self._tables: dict[EntityType, dict[str, Entity]] = {}
         self._children: dict[EntityRef, list[EntityRef]] | None = None
+        self._asnames: AsNames | None = None
+        self._asnames_lock = threading.Lock()  # taken inside _lock by _load_asns
         self._loaders: dict[EntityType, Callable[[], dict[str, Entity]]] = {
             EntityType.COUNTRY: self._load_countries,
             EntityType.REGION: self._load_regions,
@@ -80,10 +82,20 @@ class EntityRegistry:
                                    tuple(attrs))
         return regions
 
+    def _raw_asnames(self) -> AsNames:
+        """The loader's table, once (names alone need no 77k Entity objects, see name)."""
+        raw = self._asnames
+        if raw is None:
+            with self._asnames_lock:
+                raw = self._asnames
+                if raw is None:
+                    raw = self._asnames = self._asnames_loader()
+        return raw
+
     def _load_asns(self) -> dict[str, Entity]:
         asns: dict[str, Entity] = {}
         parents: dict[str, EntityRef] = {}  # one shared ref per country: 77k ASes, ~250 parents
-        for asn, (name, cc) in self._asnames_loader().items():
+        for asn, (name, cc) in self._raw_asnames().items():
             parent = None
             if cc:
                 parent = parents.get(cc) or parents.setdefault(
@@ -114,7 +126,16 @@ class EntityRegistry:
         return self._table(ref.type).get(ref.code)
 
     def name(self, ref: EntityRef) -> str:
-        """Human name, falling back to the code (``AS64500`` for unnamed ASes)."""
+        """Human name, falling back to the code (``AS64500`` for unnamed ASes).
+
+        An AS is named from the loader's table without building the AS entities (~0.4 s
+        for 77k ASes) when they are not built yet: ``netvigil detect`` names the entities
+        of its new events and nothing else."""
+        if ref.type is EntityType.ASN and EntityType.ASN not in self._tables:
+            code = ref.code
+            canonical = code.isascii() and code.isdigit() and str(int(code)) == code
+            found = self._raw_asnames().get(int(code)) if canonical else None
+            return found[0] if found is not None else f"AS{code}"
         ent = self.get(ref)
         if ent is not None:
             return ent.name
