@@ -295,3 +295,36 @@ def test_a_checkpoint_of_another_belief_model_is_not_continued(
         p = Pipeline(store, geo, probing=other)
         p.emit(_chained_rounds(6)[-1])
         assert p.restored is not None and "another belief model" in p.restored
+
+
+def test_route_origins_survive_a_restart(tmp_path: object, geo: GeoLookup) -> None:
+    """The AS a block's route announces is checkpointed with the points: after a restart,
+    probed blocks keep their BGP-derived AS before any new BGP data arrives (the geo lookup
+    here has no AS table, so without the checkpoint the AS series would be missing)."""
+    from pathlib import Path
+
+    from netvigil.model.facts import BgpVisibility
+    from netvigil.pipeline import ORIGINS_STATE_KEY
+
+    blocks = KCELL_BLOCKS[:25]
+    bgp = BgpVisibility(1_641_000_000, 300, 20, 0, blocks, np.full(25, 29355, np.uint32))
+    path = Path(str(tmp_path)) / "o.duckdb"
+    with Store(path) as store:
+        p = Pipeline(store, geo, probing=ProbingOptions(block_series=False))
+        p.emit(bgp)
+        p.flush()
+        assert store.get_state(ORIGINS_STATE_KEY) is not None
+    with Store(path) as store:
+        p = Pipeline(store, geo, probing=ProbingOptions(block_series=False))
+        p.emit(rnd(blocks, [1] * 25, [1] * 25, t=1_641_000_600.0))
+        p.flush()
+        probing = store.read_series(EntityRef(EntityType.ASN, "29355"), "probing")
+        assert probing.values.tolist() == [25.0]
+        store.set_state(ORIGINS_STATE_KEY, "bm90IGFuIG5weg==")  # "not an npz": not restored
+    with Store(path) as store:
+        p = Pipeline(store, geo, probing=ProbingOptions(block_series=False))
+        p.emit(rnd(blocks, [1] * 25, [1] * 25, t=1_641_001_200.0))
+        p.flush()
+        assert p.restored is not None and "origins: not restored" in p.restored
+        probing = store.read_series(EntityRef(EntityType.ASN, "29355"), "probing")
+        assert probing.values.tolist() == [25.0]  # the 1_641_001_200 round found no AS

@@ -52,6 +52,8 @@ _A = TypeVar("_A")
 #: State key of the probing aggregator's checkpoint (base64 of a compressed ``.npz``: the
 #: ``state`` table holds text; one key keeps the checkpoint in the transaction of the points).
 PROBING_STATE_KEY = "pipeline:probing"
+#: where :class:`RouteOrigins` is checkpointed (the BGP attribution of blocks to ASes)
+ORIGINS_STATE_KEY = "pipeline:origins"
 
 
 @dataclass
@@ -84,6 +86,8 @@ class Pipeline:
         self.origins = RouteOrigins()
         self._last_bgp: tuple[BgpVisibility, object, list[PointBatch]] | None = None
         self._saved_revision = 0  # probing aggregator revision last checkpointed
+        self._origins_loaded = False  # RouteOrigins read back from the store yet?
+        self._origins_saved = 0  # RouteOrigins.version last checkpointed
         self.stats = PipelineStats()
         #: what was restored from the store's checkpoint, or why it was not (for logs)
         self.restored: str | None = None
@@ -113,10 +117,40 @@ class Pipeline:
                     cast("Sequence[str]", batch.signals), batch.times,
                     batch.values, source=batch.source, step=batch.step))
             saved = self._checkpoint()
+            origins = self._checkpoint_origins()
             for key, value in (cursors or {}).items():
                 self.store.set_state(key, value)
         if saved is not None:
             self._saved_revision = saved
+        if origins is not None:
+            self._origins_saved = origins
+
+    def _checkpoint_origins(self) -> int | None:
+        """Write :class:`RouteOrigins` if BGP changed an origin since the last write; the
+        version written (recorded only once the transaction commits)."""
+        if not self._origins_loaded or self.origins.version == self._origins_saved:
+            return None
+        self.store.set_state(ORIGINS_STATE_KEY,
+                             base64.b64encode(self.origins.state()).decode("ascii"))
+        return self.origins.version
+
+    def _note_restored(self, what: str) -> None:
+        self.restored = f"{self.restored}; {what}" if self.restored else what
+
+    def _load_origins(self) -> None:
+        """Once per pipeline, before the first fact that reads or updates origins."""
+        if self._origins_loaded:
+            return
+        self._origins_loaded = True
+        text = self.store.get_state(ORIGINS_STATE_KEY)
+        if text is None:
+            return
+        try:
+            self.origins.restore(base64.b64decode(text))
+        except (ValueError, OSError, KeyError) as exc:
+            self._note_restored(f"origins: not restored: {exc}")
+            return
+        self._origins_saved = self.origins.version
 
     def _checkpoint(self) -> int | None:
         """Write the probing aggregator's state if a round changed it since the last write;
@@ -156,6 +190,7 @@ class Pipeline:
         if isinstance(fact, BgpVisibility):
             from netvigil.pipeline.bgp import BgpAggregator
 
+            self._load_origins()
             agg = self._aggregator(BgpAggregator)
             when = self.geo.bulk_blocks(fact.v4_blocks[:1], fact.time)
             key = (when.snapshot_date, when.country_source)
@@ -171,6 +206,7 @@ class Pipeline:
         if isinstance(fact, ProbeRound):
             from netvigil.pipeline.probing import ProbingAggregator
 
+            self._load_origins()
             pagg = self._aggregators.get(ProbingAggregator)
             if pagg is None:
                 pagg = self._restore_probing(
@@ -197,9 +233,9 @@ class Pipeline:
         try:
             pagg.restore(base64.b64decode(text))
         except StateMismatch as exc:
-            self.restored = f"probing: not restored: {exc}"
+            self._note_restored(f"probing: not restored: {exc}")
             return pagg
-        self.restored = f"probing: {pagg.summary()}"
+        self._note_restored(f"probing: {pagg.summary()}")
         self._saved_revision = pagg.revision
         return pagg
 

@@ -45,6 +45,35 @@ class RouteOrigins:
             self._dense[slots] = o[ok]
             self.version += 1
 
+    def state(self) -> bytes:
+        """The known origins as a compressed ``.npz`` (sparse: the /24 slots that have one)."""
+        import io
+
+        slots = (np.empty(0, np.uint32) if self._dense is None
+                 else np.flatnonzero(self._dense).astype(np.uint32))
+        vals = (np.empty(0, np.uint32) if self._dense is None else self._dense[slots])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, slots=slots, origins=vals,
+                            version=np.array([self.version], np.int64))
+        return buf.getvalue()
+
+    def restore(self, data: bytes) -> None:
+        """Continue from :meth:`state`: a restart must not lose which AS announces a block
+        (probed blocks would fall back to the geo AS tables until BGP data arrives)."""
+        import io
+
+        with np.load(io.BytesIO(data)) as z:
+            slots = np.asarray(z["slots"], dtype=np.uint32)
+            vals = np.asarray(z["origins"], dtype=np.uint32)
+            version = int(z["version"][0])
+        if slots.size and (slots.size != vals.size or int(slots.max()) >= 1 << 24):
+            raise ValueError("corrupt route-origin checkpoint")
+        self._dense = None
+        if slots.size:
+            self._dense = np.zeros(1 << 24, dtype=np.uint32)
+            self._dense[slots] = vals
+        self.version = version
+
     def lookup(self, blocks: U32) -> I64:
         """Origin AS of each /24 (0 = never seen in BGP)."""
         if self._dense is None:
