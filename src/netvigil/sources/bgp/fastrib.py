@@ -14,6 +14,7 @@ the caller's :class:`ErrorPolicy`, like any corrupt record.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,13 +22,15 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.sources.bgp.mrt.attributes import format_ip
+from netvigil.sources.bgp.mrt.attributes import AttributeError_, format_ip
 from netvigil.sources.bgp.mrt.errors import CorruptRecord, ErrorPolicy, ReadStats, TruncatedRecord
 from netvigil.sources.bgp.mrt.io import Prefetch, open_mrt
 from netvigil.sources.bgp.mrt.records import RawRecord, iter_records
 from netvigil.sources.bgp.mrt.table_dump_v2 import PeerIndex, decode_peer_index
 
 I64 = npt.NDArray[np.int64]
+# what decode_peer_index raises on a short or garbled table (the general reader's list)
+_PEER_ERRORS = (AttributeError_, struct.error, IndexError, ValueError)
 _RIB_SUBTYPES = {2: (4, False), 4: (6, False), 8: (4, True), 10: (6, True)}
 
 
@@ -114,7 +117,17 @@ def _read_careful(source: str | Path | bytes | BinaryIO, pol: ErrorPolicy) -> Ri
                 if batch:
                     flush()
                     batch = []
-                peers = decode_peer_index(rec)
+                try:
+                    peers = decode_peer_index(rec)
+                except _PEER_ERRORS as exc:
+                    # issue 12, defect 5: the entries that follow cannot be attributed to
+                    # peers, so they are dropped (counted) until the next good peer table
+                    peers = None
+                    err = CorruptRecord(rec.offset, f"PEER_INDEX_TABLE: {exc}", stream.name)
+                    if pol is ErrorPolicy.FAIL:
+                        raise err from exc
+                    stats.note(err)
+                    continue
                 collector = peers.collector_id
                 ids = [gpeers.setdefault(k, len(gpeers))
                        for k in zip(peers.peer_ips, peers.peer_asns, strict=True)]
@@ -514,7 +527,10 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
                 raw = buf[pos:pos + 12 + length].tobytes()
                 rec = RawRecord(base + pos, int.from_bytes(raw[:4], "big"), 13, 1, raw, 12,
                                 12 + length)
-                peers = decode_peer_index(rec)
+                try:
+                    peers = decode_peer_index(rec)
+                except _PEER_ERRORS:
+                    raise _Irregular from None  # the careful reader applies the policy
                 remap_segment()
                 seg = nout
                 collector = peers.collector_id

@@ -40,6 +40,15 @@ DONE_KEY = "bgp:ingest:done"
 _NAME_TIME = re.compile(r"(\d{8})[.\-_]?(\d{4})")
 _COLLECTOR = re.compile(r"^(rrc\d\d|route-views[\w.\-]*|pch[\w.\-]*)$", re.I)
 _RIB_NAME = re.compile(r"^(bview|rib)\b", re.I)
+# A stretch with no element from any collector longer than this is a source gap, recorded once
+# as a silent span of every collector, not MAX_FILL_BINS+ copies of the last state (issue 12,
+# defect 4: one bad record time made 11 million bins). One hour: a RIS or RouteViews collector
+# with its dozens of peers is never quiet for a whole hour while it is recording.
+MAX_FILL_BINS = 12
+# A record of an update file stamped further than this before or after the file's time is a
+# corrupt record under the policy. Update files span 5 (RIS) or 15 (RouteViews) minutes; the
+# slack allows a collector's clock skew and a late rotation.
+RECORD_SLACK = 6 * 3600
 
 
 @dataclass(frozen=True, order=True)
@@ -211,11 +220,18 @@ class BgpIngester:
             f = todo[i]
             if f.is_rib:
                 cols = self._read_rib(f.path, rep)
-                self.state.load_rib(f.collector, cols)
-                rep.elements += len(cols)
                 t = cols.timestamp or f.time
+                if abs(t - f.time) > RECORD_SLACK:
+                    rep.problems.append(f"{f.path.name}: RIB time {t} far from the file's time "
+                                        f"{f.time}; using the file's time")
+                    t = f.time
                 if bin_start is None:
                     bin_start = t // step * step
+                else:
+                    bin_start, last_snap, active = self._roll(bin_start, t, last_snap, active,
+                                                              collectors, rep)
+                self.state.load_rib(f.collector, cols)
+                rep.elements += len(cols)
                 last_snap = None
                 active[f.collector] = 1
                 done.add(f.key)
@@ -229,10 +245,8 @@ class BgpIngester:
             for ts, coll, e in heapq.merge(*streams, key=lambda x: x[0]):
                 if bin_start is None:
                     bin_start = ts // step * step
-                while ts >= bin_start + step:
-                    last_snap = self._emit(bin_start, last_snap, active, collectors, rep)
-                    active = {}
-                    bin_start += step
+                bin_start, last_snap, active = self._roll(bin_start, ts, last_snap, active,
+                                                          collectors, rep)
                 self.state.apply(coll, e)
                 active[coll] = 1
                 last_snap = None
@@ -243,10 +257,8 @@ class BgpIngester:
             if bin_start is not None:
                 # the group's files end at their nominal end: close the bins they covered
                 group_end = max(g.time for g in group) + step
-                while bin_start + step <= group_end:
-                    last_snap = self._emit(bin_start, last_snap, active, collectors, rep)
-                    active = {}
-                    bin_start += step
+                bin_start, last_snap, active = self._roll(bin_start, group_end, last_snap,
+                                                          active, collectors, rep)
             self.sink.flush({DONE_KEY: json.dumps(sorted(done))})  # series + progress together
         if bin_start is not None and (active or last_snap is None):
             self._emit(bin_start, last_snap, active, collectors, rep)
@@ -266,7 +278,8 @@ class BgpIngester:
         return cols
 
     def _elems(self, f: ArchiveFile, rep: IngestReport) -> Iterator[tuple[int, str, BgpElem]]:
-        reader = MrtReader(f.path, self.policy)
+        reader = MrtReader(f.path, self.policy,
+                           time_window=(f.time - RECORD_SLACK, f.time + RECORD_SLACK))
         for e in reader:
             yield e.timestamp, f.collector, e
         self._note(f.path, reader.stats, rep)
@@ -279,20 +292,49 @@ class BgpIngester:
                 + (f" (first at byte {stats.problems[0][0]}: {stats.problems[0][2]})"
                    if stats.problems else ""))
 
+    def _roll(self, bin_start: int, ts: int, last: Snapshot | None, active: dict[str, int],
+              collectors: list[str], rep: IngestReport
+              ) -> tuple[int, Snapshot | None, dict[str, int]]:
+        """Close the bins before the one holding ``ts``; returns (open bin, snapshot, active).
+
+        Up to :data:`MAX_FILL_BINS` empty bins carry the state forward (nothing changed); a
+        longer gap is one missing span — a silent span of every collector in the health
+        cursors — and the open bin jumps to ``ts``, so time and memory do not grow with it.
+        """
+        step = self.config.step
+        if ts < bin_start + step:
+            return bin_start, last, active
+        last = self._emit(bin_start, last, active, collectors, rep)
+        active = {}
+        bin_start += step
+        target = ts // step * step
+        if target - bin_start > MAX_FILL_BINS * step:
+            for coll in collectors:
+                _add_span(rep.silent, coll, bin_start, target)
+            return target, None, active
+        while bin_start < target:
+            last = self._emit(bin_start, last, active, collectors, rep)
+            bin_start += step
+        return bin_start, last, active
+
     def _emit(self, t: int, last: Snapshot | None, active: dict[str, int],
               collectors: list[str], rep: IngestReport) -> Snapshot:
         """Measure bin ``[t, t+step)`` (state after every element before its end) and emit it."""
         snap = last if last is not None else self.state.snapshot(t + self.config.step)
         silent = tuple(c for c in collectors if c not in active)
         for coll in silent:
-            spans = rep.silent.setdefault(coll, [])
-            if spans and spans[-1][1] == t:
-                spans[-1][1] = t + self.config.step
-            else:
-                spans.append([t, t + self.config.step])
+            _add_span(rep.silent, coll, t, t + self.config.step)
         self.sink.emit(snap.to_fact(t, self.config.step, silent))
         rep.note_bin(snap)
         return snap
+
+
+def _add_span(silent: dict[str, list[list[int]]], coll: str, a: int, b: int) -> None:
+    spans = silent.setdefault(coll, [])
+    if spans and spans[-1][1] == a:
+        spans[-1][1] = b
+    else:
+        spans.append([a, b])
 
 
 def health_cursors(sink: FactSink, silent: dict[str, list[list[int]]]) -> dict[str, str]:

@@ -33,7 +33,9 @@ import asyncio
 import hashlib
 import ipaddress
 import json
+import math
 import random
+import struct
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
@@ -70,6 +72,7 @@ _ORIGINS = {"igp": 0, "egp": 1, "incomplete": 2}
 _CONTROL = {"ris_subscribe_ok", "pong", "ris_rrc_list"}
 HEALTH_KEY = "bgp:live:health"
 _POLL = 0.2  # seconds between checks of stop() and the deadline while idle
+MAX_FUTURE = 3600.0  # seconds a message may be stamped ahead of the wall clock (clock skew)
 
 
 class RisLiveError(NetVigilError):
@@ -83,9 +86,27 @@ class LiveElem(NamedTuple):
 
 # ------------------------------------------------------------------ translation
 def _micros(ts: Any) -> int:
+    """Microseconds of a RIS Live ``timestamp``; ``inf``/``nan``/``1e400`` (which Python's JSON
+    reads as infinity) and numbers too long for a float are a ``ValueError``, not an
+    ``OverflowError`` (issue 12, defect 2)."""
     if isinstance(ts, bool) or not isinstance(ts, int | float | str):
         raise ValueError(f"bad timestamp {ts!r}")
-    return round(float(ts) * 1_000_000)
+    try:
+        sec = float(ts)
+    except OverflowError as exc:
+        raise ValueError(f"bad timestamp {str(ts)[:40]!r}") from exc
+    if not math.isfinite(sec):
+        raise ValueError(f"bad timestamp {str(ts)[:40]!r}")
+    return round(sec * 1_000_000)
+
+
+def _list(raw: Any, what: str) -> list[Any]:
+    """A JSON array field (absent or null = empty); anything else is malformed."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError(f"bad {what} {str(raw)[:40]!r}")
+    return raw
 
 
 def _ip(text: Any) -> bytes:
@@ -177,18 +198,20 @@ def elems_from_data(d: dict[str, Any]) -> list[BgpElem]:
     if kind != "UPDATE":
         return []
     out: list[BgpElem] = []
-    for p in d.get("withdrawals") or ():
+    for p in _list(d.get("withdrawals"), "withdrawals"):
         out.append(BgpElem(RECORD, ts, micro, "W", peer, peer_asn, _prefix(p)))
-    anns = d.get("announcements") or ()
+    anns = _list(d.get("announcements"), "announcements")
     if anns:
         attrs = _attributes(d)
         for ann in anns:
+            if not isinstance(ann, dict):
+                raise ValueError(f"bad announcement {str(ann)[:40]!r}")
             hops = [h for h in str(ann.get("next_hop", "")).split(",") if h.strip()]
             nh = _ip(hops[0]) if hops else None
             if nh is not None and len(nh) == 4 and attrs.next_hop is None:
                 attrs.next_hop = nh
                 attrs.present |= 1 << (NEXT_HOP - 1)
-            for p in ann["prefixes"]:
+            for p in _list(ann["prefixes"], "prefixes"):
                 out.append(BgpElem(RECORD, ts, micro, "A", peer, peer_asn, _prefix(p), attrs,
                                    nh))
     return out
@@ -329,6 +352,30 @@ class _Stalled(Exception):
     pass
 
 
+# what a hostile ``data`` object can raise in the translation: wrong types (TypeError,
+# AttributeError), bad values (ValueError, OverflowError), nesting (RecursionError)
+_MALFORMED: tuple[type[Exception], ...] = (KeyError, ValueError, TypeError, AttributeError,
+                                           OverflowError, RecursionError, AttributeError_)
+_RAW_ERRORS: tuple[type[Exception], ...] = (*_MALFORMED, struct.error, IndexError)
+
+
+class _RecentIds:
+    """The last ``cap`` malformed message ids per session, so a replayed malformed message is
+    a duplicate, not a second problem; bounded so a hostile stream cannot grow it."""
+
+    def __init__(self, cap: int = 10_000) -> None:
+        self.cap = cap
+        self._ids: dict[tuple[str, str, str], None] = {}
+
+    def seen(self, host: str, peer: str, mid: str) -> bool:
+        return (host, peer, mid) in self._ids
+
+    def add(self, host: str, peer: str, mid: str) -> None:
+        self._ids[(host, peer, mid)] = None
+        if len(self._ids) > self.cap:
+            del self._ids[next(iter(self._ids))]
+
+
 class RisLiveClient:
     """Subscribe, translate, dedup, reconnect. Use :meth:`run` with ``on_element`` or iterate
     :meth:`elements`."""
@@ -348,6 +395,7 @@ class RisLiveClient:
         stats: LiveStats | None = None,
         rng: random.Random | None = None,
         client_name: str = "netvigil",
+        max_future: float = MAX_FUTURE,
     ) -> None:
         self.url = url
         self.params = params or RisLiveParams()
@@ -362,12 +410,24 @@ class RisLiveClient:
         self.cursor = Cursor()
         self.rng = rng or random.Random()
         self.client_name = client_name
+        self.max_future = max_future
+        self._bad = _RecentIds()
         self._stopped = False
         self._received = 0  # every text frame, for problem evidence
         self._gap_open: dict[str, Any] | None = None
 
     def stop(self) -> None:
         self._stopped = True
+
+    def _plausible(self, us: int) -> int:
+        """A timestamp before 1970 or more than ``max_future`` seconds ahead of the wall clock
+        is malformed (issue 12, defect 3): believed, it would open bins decades ahead."""
+        if us < 0:
+            raise ValueError(f"timestamp {us / 1e6:.0f} before 1970")
+        if us > (time.time() + self.max_future) * 1e6:
+            raise ValueError(f"timestamp {us / 1e6:.0f} more than {self.max_future:g} s ahead "
+                             "of the wall clock")
+        return us
 
     # -------------------------------------------------------------- one message
     def _problem(self, reason: str) -> None:
@@ -384,8 +444,8 @@ class RisLiveClient:
         st = self.stats
         try:
             msg = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._problem(f"not JSON: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            self._problem(f"not JSON: {type(exc).__name__}: {str(exc)[:200]}")
             return []
         if not isinstance(msg, dict):
             self._problem("not a JSON object")
@@ -406,28 +466,34 @@ class RisLiveClient:
         try:
             host = str(data["host"])
             peer = str(data["peer"])
-            us = _micros(data["timestamp"])
-        except (KeyError, ValueError) as exc:
-            self._problem(f"missing or bad header field: {exc}")
+            us = self._plausible(_micros(data["timestamp"]))
+            mid = data.get("id")
+            if not isinstance(mid, str) or not mid:
+                mid = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        except (KeyError, ValueError, RecursionError) as exc:
+            self._problem(f"missing or bad header field: {str(exc)[:200]}")
             return []
-        mid = data.get("id")
-        if not isinstance(mid, str) or not mid:
-            mid = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        # validate before duplicate detection: a malformed message is malformed whatever its
+        # time; only a replay of the very same malformed message (same id) is not recounted
+        try:
+            elems = elems_from_data(data)
+        except _MALFORMED as exc:
+            if self._bad.seen(host, peer, mid):
+                st.duplicates += 1
+                return []
+            self._bad.add(host, peer, mid)
+            self._problem(f"{str(data.get('type'))[:40]} {mid[:80]}: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}")
+            return []
         if self.cursor.seen(host, peer, us, mid):
             st.duplicates += 1
             if self._gap_open is not None:
                 self._gap_open["overlap"] += 1
             return []
-        try:
-            elems = elems_from_data(data)
-        except (KeyError, ValueError, TypeError, AttributeError_) as exc:
-            self.cursor.advance(host, peer, us, mid)  # counted once, even if replayed
-            self._problem(f"{data.get('type')} {mid}: {type(exc).__name__}: {exc}")
-            return []
         if self.check_raw and data.get("raw") and data.get("type") == "UPDATE":
             try:
                 ok = [elem_key(e) for e in elems_from_raw(data)] == [elem_key(e) for e in elems]
-            except (ValueError, AttributeError_):
+            except _RAW_ERRORS:
                 ok = False
             st.raw_mismatch += not ok
         self.cursor.advance(host, peer, us, mid)
@@ -558,13 +624,10 @@ class LiveIngester:
             self.bin_start = ts // self.step * self.step
         elif ts < self.bin_start:
             self.late += 1
-        closed = False
-        while ts >= self.bin_start + self.step:
-            self._last_snap = self.ingester._emit(self.bin_start, self._last_snap, self._active,
-                                                  self.collectors, self.report)
-            self._active = {}
-            self.bin_start += self.step
-            closed = True
+        closed = ts >= self.bin_start + self.step
+        if closed:  # a long quiet stretch is one missing span, not one bin per 5 minutes
+            self.bin_start, self._last_snap, self._active = self.ingester._roll(
+                self.bin_start, ts, self._last_snap, self._active, self.collectors, self.report)
         self.state.apply(collector, e)
         self._active[collector] = 1
         self._last_snap = None

@@ -35,8 +35,13 @@ Source = str | Path | bytes | BinaryIO
 class MrtReader:
     """Iterate the elements of one MRT file. Reusable stats in :attr:`stats` after iteration."""
 
-    def __init__(self, source: Source, policy: ErrorPolicy | str = ErrorPolicy.SKIP) -> None:
+    def __init__(self, source: Source, policy: ErrorPolicy | str = ErrorPolicy.SKIP,
+                 time_window: tuple[int, int] | None = None) -> None:
+        """``time_window`` (first, last second, inclusive): a record stamped outside it is a
+        corrupt record under the policy — e.g. ``0xFFFFFFF0`` in a 2016 update file, which the
+        backfill would otherwise take as "2106" (issue 12, defect 4)."""
         self.source = source
+        self.time_window = time_window
         self.policy = ErrorPolicy(policy)
         self.stats = ReadStats()
         self.peer_index: PeerIndex | None = None
@@ -54,8 +59,12 @@ class MrtReader:
 
     def __iter__(self) -> Iterator[BgpElem]:
         stats = self.stats
+        window = self.time_window
         for rec in self.records():
             try:
+                if window is not None and not window[0] <= rec.timestamp <= window[1]:
+                    raise AttributeError_(f"timestamp {rec.timestamp} outside the file's time "
+                                          f"window {window[0]}..{window[1]}")
                 elems = self.decode(rec)
             except Unsupported:
                 stats.unsupported += 1
