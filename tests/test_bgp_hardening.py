@@ -63,6 +63,7 @@ HOSTILE = [
     _msg({"id": "t2", "timestamp": "nan"}),
     _msg({"id": "t3"}).replace(f"{T0 + 1.0}", "1e400"),  # JSON number → float('inf')
     _msg({"id": "t4", "timestamp": "9" * 400}),
+    _msg({"id": "t5"}).replace(f"{T0 + 1.0}", "9" * 400),  # a JSON int too big for a float
     '{"type": "ris_message", "data": ' + "[" * 200_000 + "]" * 200_000 + "}",
     "[" * 200_000,
 ]

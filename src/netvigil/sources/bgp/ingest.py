@@ -12,6 +12,11 @@ and a resumed run replays from the latest RIB of each collector that precedes th
 not yet recorded as done, recomputing (identically) the bins it rewrites. Progress is a sink
 cursor (``bgp:ingest:done``) flushed with the facts it covers. Collectors that send nothing
 for a bin are source-health cursors (``bgp:health:<collector>``), never a visibility drop.
+
+Time is bounded by the data, not by a bad stamp (issue 12, defect 4): a record of an update file
+stamped more than :data:`RECORD_SLACK` from the file's time is a corrupt record under the error
+policy, and a stretch of more than :data:`MAX_FILL_BINS` bins without any element (files years
+apart) is one silent span per collector rather than one emitted bin per 5 minutes.
 """
 
 from __future__ import annotations

@@ -24,7 +24,13 @@ overlap after a reconnect is never double counted. Reconnects and data gaps are 
 facts (:class:`LiveStats`): a gap is never written as an outage.
 
 Malformed messages follow the caller's :class:`ErrorPolicy`: SKIP counts them and keeps the first
-few as evidence; FAIL raises :class:`RisLiveError` with the message number.
+few as evidence; FAIL raises :class:`RisLiveError` with the message number. A message is
+validated before duplicate detection (a malformed message is malformed whatever its time), and
+"malformed" covers every way hostile JSON can fail the translation — wrong types, non-finite or
+overflowing numbers, nesting deeper than the parser's recursion limit — and a timestamp more than
+:data:`MAX_FUTURE` seconds ahead of the wall clock, which would otherwise open bins centuries
+ahead (issue 12, defects 2 and 3). :class:`LiveIngester` jumps a quiet stretch longer than
+:data:`~netvigil.sources.bgp.ingest.MAX_FILL_BINS` bins as one silent span.
 """
 
 from __future__ import annotations
