@@ -19,6 +19,7 @@ from netvigil.store import Store, WriteResult
 T0 = 1_641_340_800
 ENTITIES = [("country", "kz", "KZ"), ("country", "UA", "UA"), ("asn", "AS9198", "9198"),
             ("asn", "15169", "15169"), ("region", "kz-75", "KZ-75")]
+COUNT_SIGNALS = {"bgp", "probing", "telescope"}
 SIGNALS = ["bgp", "probing", "telescope", "platform:x", "my signal"]
 
 values = st.one_of(
@@ -35,7 +36,13 @@ def rows(draw: st.DrawFn) -> list[tuple[int, int, int, float | None, int]]:
         st.tuples(st.integers(0, len(ENTITIES) - 1), st.integers(0, len(SIGNALS) - 1),
                   st.integers(0, 40)),
         min_size=1, max_size=40, unique=True))
-    return [(e, s, b, draw(values), draw(st.integers(0, 3))) for e, s, b in keys]
+    # count signals cannot be negative (issue 12, rule count-nonnegative)
+    return [(e, s, b, _sign(SIGNALS[s], draw(values)), draw(st.integers(0, 3)))
+            for e, s, b in keys]
+
+
+def _sign(signal: str, v: float | None) -> float | None:
+    return abs(v) if v is not None and signal in COUNT_SIGNALS else v
 
 
 def fmt_time(t: int, style: int) -> str:

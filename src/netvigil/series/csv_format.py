@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,6 +78,7 @@ import numpy as np
 
 from netvigil.model import Entity, InputError, make_ref
 from netvigil.model.facts import FactSink
+from netvigil.series import rules
 from netvigil.series.batch import SkipReport
 from netvigil.series.scan import FileScan
 
@@ -102,7 +104,8 @@ class CsvOutcome:
 def parse_header(scan: FileScan) -> list[str]:
     """The header's column names (lower case); InputError for whole-file header problems."""
     head = scan.head.removeprefix("\ufeff")
-    reader = csv.reader(head.splitlines(keepends=True), strict=True)
+    # split on \n / \r only: str.splitlines also splits on U+2028, \x0b, \x1c... (defect 9)
+    reader = csv.reader(io.StringIO(head, newline=""), strict=True)
     path = scan.path
     try:
         header = next(reader)
@@ -139,8 +142,16 @@ def _read_sql(scan: FileScan, names: list[str]) -> str:
 
 
 def _rep(expr: str) -> str:
-    """SQL spelling of Python's repr() of a str (for the error details)."""
-    return f"'''' || {expr} || ''''"
+    """SQL spelling of Python's repr() of a str (for the error details), at most 60
+    characters of it (a 4,301-digit number must not make a 4,301-character error line)."""
+    return (f"'''' || left({expr}, 60) || '''' || CASE WHEN length({expr}) > 60 "
+            f"THEN '... (' || length({expr}) || ' chars)' ELSE '' END")
+
+
+def _rule(rule_id: str, expr: str) -> tuple[str, str]:
+    """(category, detail) SQL of a rule from :data:`netvigil.series.rules.RULES`."""
+    r = rules.RULES[rule_id]
+    return _q(r.category), f"{_q(r.text + ', got ')} || {_rep(expr)}"
 
 
 def _validate_sql(scan: FileScan, names: list[str]) -> str:
@@ -154,6 +165,13 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
     parent = "upper(trim(coalesce(parent, '')))" if "parent" in names else "''"
     rng = (f"time must be between 1970-01-01 and 2100-01-01 ({MIN_TIME}..{MAX_TIME - 1} "
            "unix seconds), got ")
+    at, av = _rule("ascii-time", "traw"), _rule("ascii-value", "vraw")
+    ctrl = _q(rules.CONTROL_RE2)
+    # the offending text is shown with its control characters as U+FFFD
+    cs = _rule("control-signal", f"regexp_replace(sig, {ctrl}, '\ufffd', 'g')")
+    cn = _rule("control-name", f"regexp_replace(ename, {ctrl}, '\ufffd', 'g')")
+    sl, nc = _rule("signal-length", "sig"), _rule("count-nonnegative", "vraw")
+    counts = ", ".join(_q(c) for c in sorted(rules.COUNT_SIGNALS))
     return f"""
     CREATE OR REPLACE TEMP TABLE _val AS
     WITH r AS (
@@ -199,6 +217,7 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
         CASE WHEN et = 'region' THEN left(code, 2) WHEN par <> '' THEN par END AS par,
         CASE
           WHEN traw = '' THEN 'bad time'
+          WHEN NOT regexp_full_match(traw, '[\x20-\x7e]*') THEN {at[0]}
           WHEN tnum IS NOT NULL AND t IS NULL AND isfinite(tnum) AND tnum = floor(tnum)
             THEN 'time out of range'
           WHEN t IS NULL THEN 'bad time'
@@ -211,11 +230,17 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
           WHEN par <> '' AND NOT regexp_full_match(par, '[A-Z]{{2}}') THEN 'bad parent'
           WHEN par <> '' AND et = 'region' AND par <> left(code, 2) THEN 'bad parent'
           WHEN sig = '' THEN 'bad signal'
+          WHEN length(sig) > {rules.MAX_SIGNAL_LEN} THEN {sl[0]}
+          WHEN regexp_matches(sig, {ctrl}) THEN {cs[0]}
+          WHEN regexp_matches(ename, {ctrl}) THEN {cn[0]}
+          WHEN NOT regexp_full_match(vraw, '[\x20-\x7e]*') THEN {av[0]}
           WHEN vraw <> '' AND v IS NULL THEN 'non-numeric value'
           WHEN v IS NOT NULL AND NOT isfinite(v) THEN 'non-finite value'
+          WHEN v < 0 AND sig IN ({counts}) THEN {nc[0]}
         END AS err,
         CASE WHEN err IS NULL THEN NULL
           WHEN traw = '' THEN 'empty time'
+          WHEN NOT regexp_full_match(traw, '[\x20-\x7e]*') THEN {at[1]}
           WHEN tnum IS NOT NULL AND (NOT isfinite(tnum) OR tnum <> floor(tnum))
             THEN 'unix time must be whole seconds, got ' || {_rep('traw')}
           WHEN tnum IS NOT NULL AND (t IS NULL OR t < {MIN_TIME} OR t >= {MAX_TIME})
@@ -242,10 +267,17 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
           WHEN par <> '' AND et = 'region' AND par <> left(code, 2)
             THEN 'region ' || code || ' lies in ' || left(code, 2) || ', not ' || par
           WHEN sig = '' THEN 'signal name is empty'
+          WHEN length(sig) > {rules.MAX_SIGNAL_LEN}
+            THEN {_q(rules.RULES['signal-length'].text)} || ' (' || length(sig) || ' > '
+                 || {rules.MAX_SIGNAL_LEN} || ' characters)'
+          WHEN regexp_matches(sig, {ctrl}) THEN {cs[1]}
+          WHEN regexp_matches(ename, {ctrl}) THEN {cn[1]}
+          WHEN NOT regexp_full_match(vraw, '[\x20-\x7e]*') THEN {av[1]}
           WHEN vraw <> '' AND v IS NULL
             THEN 'value must be a number or empty for missing, got ' || {_rep('vraw')}
           WHEN v IS NOT NULL AND NOT isfinite(v)
             THEN 'value must be finite (leave it empty for missing), got ' || {_rep('vraw')}
+          WHEN v < 0 AND sig IN ({counts}) THEN {nc[1]} || ' for ' || sig
         END AS detail
     FROM p
     """
@@ -361,6 +393,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, scan: FileScan, names: list[str]
         con.execute(_validate_sql(scan, names))
     except duckdb.Error as exc:
         raise InputError(scan.path, None, f"unreadable CSV: {exc}") from None
+    _check_codes(con)
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE err IS NULL) FROM _val"
                       ).fetchone()
     n_val, n_good = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -374,6 +407,22 @@ def _stage_file(con: duckdb.DuckDBPyConnection, scan: FileScan, names: list[str]
     lines = _Lines(scan, [int(r[0]) for r in rejects])
     out.rows_read = n_val + len(rejects)
     _collect_errors(con, scan, rejects, lines, on_error, out)
+
+
+def _check_codes(con: duckdb.DuckDBPyConnection) -> None:
+    """Rule ``code-registry``: country and region codes of otherwise good rows must be in the
+    entity registry (:func:`netvigil.series.rules.known_code`). The distinct codes are few,
+    so they are checked in Python and the unknown ones marked in ``_val`` in one UPDATE."""
+    codes = con.execute("SELECT DISTINCT et, code FROM _val WHERE err IS NULL"
+                        " AND et IN ('country', 'region')").fetchall()
+    bad = [f"{et}:{code}" for et, code in codes if not rules.known_code(str(et), str(code))]
+    if not bad:
+        return
+    r = rules.RULES["code-registry"]
+    con.execute(
+        "UPDATE _val SET err = $1, detail = $2 || ', got ' || chr(39) || code || chr(39)"
+        " WHERE err IS NULL AND et || ':' || code IN (SELECT unnest($3::VARCHAR[]))",
+        [r.category, r.text, bad])
 
 
 def _reject_reason(kind: str, message: str, n_fields: int) -> tuple[str, str]:

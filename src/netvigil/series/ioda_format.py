@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 from netvigil.model import EntityType, InputError, InvalidEntity, make_ref
+from netvigil.series import rules
 from netvigil.series.batch import Batch, ErrorSink
 from netvigil.series.csv_format import MAX_TIME, MIN_TIME
 
@@ -68,12 +69,50 @@ def _series_list(doc: Any, path: str) -> list[tuple[str, Any]]:
     return out
 
 
-def parse_ioda(text: str, path: str, sink: ErrorSink) -> Batch:
+def _parse_int(digits: str) -> int | float:
+    """JSON integers beyond :data:`~netvigil.series.rules.MAX_INT_DIGITS` digits become
+    floats (``inf`` past 1e308): Python refuses to convert more than 4,300 digits with a
+    ValueError, and no time or value that long is plausible; the range rules refuse it."""
+    return int(digits) if len(digits) <= rules.MAX_INT_DIGITS else float(digits)
+
+
+def _depth_exceeds(doc: Any, bound: int) -> bool:
+    """Is any container nested deeper than ``bound``? (Iterative: no recursion limit.)"""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > bound:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node if isinstance(v, dict | list))
+    return False
+
+
+def _load(text: str, path: str) -> Any:
+    """The JSON document; InputError for invalid JSON and for nesting beyond
+    :data:`~netvigil.series.rules.MAX_JSON_DEPTH` (rule ``json-depth``), whole-file errors
+    whatever the policy (an envelope that cannot be read has no "rest" to import)."""
+    deep = rules.RULES["json-depth"]
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"
                          ) from None
+    except RecursionError:
+        doc = None
+        too_deep = True
+    else:
+        too_deep = _depth_exceeds(doc, rules.MAX_JSON_DEPTH)
+    if too_deep:
+        raise InputError(path, None, f"{deep.category}: {deep.text} "
+                                     f"({rules.MAX_JSON_DEPTH} levels)")
+    return doc
+
+
+def parse_ioda(text: str, path: str, sink: ErrorSink) -> Batch:
+    doc = _load(text, path)
     batch = Batch()
     for where, s in _series_list(doc, path):
         _parse_one(where, s, batch, sink)
@@ -98,11 +137,11 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
         return
     start, step = _int(s["from"]), _int(s["step"])
     if start is None:
-        sink.bad(None, "bad series", f"'from' must be unix seconds, got {s['from']!r}",
+        sink.bad(None, "bad series", f"'from' must be unix seconds, got {_show(s['from'])}",
                  where=f"{where}.from", units=n)
         return
     if step is None or step <= 0:
-        sink.bad(None, "bad series", f"'step' must be a positive integer, got {s['step']!r}",
+        sink.bad(None, "bad series", f"'step' must be a positive integer, got {_show(s['step'])}",
                  where=f"{where}.step", units=n)
         return
     last = start + (len(values) - 1) * step if values else start
@@ -119,6 +158,10 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
     except InvalidEntity as exc:
         sink.bad(None, "bad entity", str(exc), where=f"{where}.entityCode", units=n)
         return
+    if not rules.known_code(ref.type.value, ref.code):
+        sink.bad(None, *rules.rule_error("code-registry", ref.code),
+                 where=f"{where}.entityCode", units=n)
+        return
     ds = s["datasource"]
     if not isinstance(ds, str) or not ds.strip():
         sink.bad(None, "bad series", f"'datasource' must be a non-empty string, got {ds!r}",
@@ -126,8 +169,16 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
         return
     subtype = s.get("subtype")
     signal = signal_name(ds.strip(), subtype.strip() if isinstance(subtype, str) else None)
+    problem = rules.signal_problem(signal)
+    if problem is not None:
+        sink.bad(None, *problem, where=f"{where}.datasource", units=n)
+        return
     batch.source_names.add(ds.strip())
     name = s.get("entityName")
+    if isinstance(name, str) and rules.CONTROL_RE.search(name):
+        sink.bad(None, *rules.rule_error("control-name", rules.CONTROL_RE.sub("\ufffd", name)),
+                 where=f"{where}.entityName", units=n)
+        return
     if isinstance(name, str) and name.strip():
         batch.names[ref] = name.strip()
     if ref.type is EntityType.REGION:
@@ -139,7 +190,16 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
         elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
             value = float(v)
         else:
-            sink.bad(None, "bad value", f"expected a finite number or null, got {v!r}",
+            sink.bad(None, "bad value", f"expected a finite number or null, got {_show(v)}",
+                     where=vw)
+            continue
+        if value < 0 and signal in rules.COUNT_SIGNALS:
+            sink.bad(None, *rules.rule_error("count-nonnegative", f"{value!r} for {signal}"),
                      where=vw)
             continue
         batch.add(ref, signal, start + i * step, value, vw, sink, None, step)
+
+
+def _show(v: Any) -> str:
+    """A short repr of a JSON value for an error line (never the whole of a huge list)."""
+    return rules.shorten(json.dumps(v) if isinstance(v, list | dict) else repr(v))
