@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+import duckdb
 
 from netvigil import __version__
+from netvigil.cli.common import DEBUG_KEY, LOCK_WAIT_ENV, WAIT_KEY, report
+from netvigil.model.errors import NetVigilError
 
 # Modules that define a ``register(group)`` function; the only list to edit to add a command.
 COMMAND_MODULES = (
@@ -22,10 +26,30 @@ COMMAND_MODULES = (
 )
 
 
-@click.group()
+class BoundaryGroup(click.Group):
+    """The outer error boundary (cli/common.py docstring has the exit-status table): a
+    failure a command did not map itself still becomes one line and its class's status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NetVigilError, duckdb.Error, OSError) as exc:
+            report(exc)
+
+
+@click.group(cls=BoundaryGroup)
 @click.version_option(__version__, prog_name="netvigil")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
+@click.option("--wait", "wait", type=click.FloatRange(min=0), metavar="SECONDS",
+              default=None,
+              help=f"How long to wait for another process's lock on the store "
+                   f"(default: {LOCK_WAIT_ENV} or 60).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, wait: float | None) -> None:
     """NetVigil: an open internet-shutdown observatory."""
+    ctx.meta[DEBUG_KEY] = debug
+    if wait is not None:
+        ctx.meta[WAIT_KEY] = float(wait)
 
 
 for _name in COMMAND_MODULES:

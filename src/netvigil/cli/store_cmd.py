@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netvigil.cli.common import handle_errors, render_table, store_option
+from netvigil.cli.common import handle_errors, open_store, render_table, store_option
 from netvigil.model import StoreError
 from netvigil.store import Store
 
@@ -17,9 +17,11 @@ def store_group() -> None:
 
 
 def _open_existing(path: Path) -> Store:
+    """Read-only (read-only media, other readers) and waiting for a writer's lock: both
+    commands here only read the store."""
     if not path.exists():
         raise StoreError(f"no store at {path} (import something first)")
-    return Store(path)
+    return open_store(path, read_only=True)
 
 
 @store_group.command("info")

@@ -262,6 +262,24 @@ ON CONFLICT (entity_type, entity_code, signal) DO UPDATE SET
 """
 
 
+#: DuckDB's wording for a file that is not a whole DuckDB database, and what to tell the user.
+_DAMAGE = (
+    ("Could not read enough bytes", "is truncated (shorter than its own header says)"),
+    ("not a valid DuckDB database", "is not a DuckDB database file"),
+)
+
+
+def _open_failure(path: Path, exc: duckdb.Error) -> str:
+    """One readable sentence for a failed open. A damaged file gets a plain sentence (DuckDB's
+    text stays on ``__cause__``); other failures keep DuckDB's text (on one line) so lock,
+    permission and disk errors stay recognisable to the CLI's boundary."""
+    detail = " ".join(str(exc).split())
+    for needle, said in _DAMAGE:
+        if needle in detail:
+            return f"store {path} {said}; restore it from a backup or move it away"
+    return f"cannot open store {path}: {detail}"
+
+
 class Store(DetectionTables):
     """The NetVigil store. Open with a path; the file and its parent dirs are created."""
 
@@ -280,7 +298,7 @@ class Store(DetectionTables):
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            raise StoreError(_open_failure(self.path, exc)) from exc
         try:
             # No terminal progress bars from inside a library call (imports, CLI output).
             self._con.execute("SET enable_progress_bar = false")
@@ -297,6 +315,9 @@ class Store(DetectionTables):
                         f"to {migrations.LATEST_VERSION}; open it once read-write"
                     )
                 migrations.migrate(self._con)
+        except duckdb.Error as exc:  # a truncated file can open and fail at its first read
+            self._con.close()
+            raise StoreError(_open_failure(self.path, exc)) from exc
         except BaseException:
             self._con.close()
             raise
