@@ -68,6 +68,7 @@ def assert_refused(res: Result, where: str, *needles: str) -> None:
     for n in needles:
         assert n in out, out
     assert len(out.strip().splitlines()) == 1 and len(out) < 400, out
+    assert not rules.CONTROL_RE.search(out.rstrip("\n")), repr(out)  # no raw control chars
 
 
 def csv_file(tmp_path: Path, bad_row: str) -> Path:

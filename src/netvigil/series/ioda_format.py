@@ -12,6 +12,12 @@ datasource names are recorded in the imports table.
 
 JSON has no useful line numbers through the stdlib parser, so errors name the field path
 (``data[0][1].values[5]``) in the reason and leave ``line`` None.
+
+Hostile numbers and shapes (issue 12): integers longer than ``rules.MAX_INT_DIGITS`` digits
+are read as floats (``inf`` beyond 1e308) so Python's 4,300-digit conversion limit never
+raises; nesting beyond ``rules.MAX_JSON_DEPTH`` is a whole-file error (checked without
+recursion, and a RecursionError of the stdlib parser is turned into the same error); codes,
+counts, names and signals follow :mod:`netvigil.series.rules` like the CSV path.
 """
 
 from __future__ import annotations
@@ -202,4 +208,6 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
 
 def _show(v: Any) -> str:
     """A short repr of a JSON value for an error line (never the whole of a huge list)."""
+    if isinstance(v, float) and math.isinf(v):
+        return f"{v!r} (a number beyond the float range, about 1.8e308)"
     return rules.shorten(json.dumps(v) if isinstance(v, list | dict) else repr(v))
