@@ -245,6 +245,16 @@ def test_defect10_implausible_rows_are_refused_by_rule(
     check_csv(tmp_path, store_path, row, category)
 
 
+def test_defect10_unknown_parent_country_of_an_as_is_refused(tmp_path: Path,
+                                                            store_path: Path) -> None:
+    f = write(tmp_path, "p.csv", "time,entity_type,entity_code,signal,value,parent\n"
+              "1641340800,asn,AS9198,bgp,1,KZ\n1641340800,asn,AS1,bgp,1,XX\n")
+    before = snapshot(store_path)
+    res = run("series", "import", f, "--store", store_path)
+    assert_refused(res, f"{f}:3", "unknown entity code", "parent 'XX'")
+    assert snapshot(store_path) == before
+
+
 def test_defect10_skip_counts_each_rule_with_its_first_lines(tmp_path: Path,
                                                              store_path: Path) -> None:
     rows = [r for r, _ in RULE_CASES]

@@ -425,13 +425,21 @@ def _check_codes(con: duckdb.DuckDBPyConnection) -> None:
     codes = con.execute("SELECT DISTINCT et, code FROM _val WHERE err IS NULL"
                         " AND et IN ('country', 'region')").fetchall()
     bad = [f"{et}:{code}" for et, code in codes if not rules.known_code(str(et), str(code))]
-    if not bad:
-        return
     r = rules.RULES["code-registry"]
-    con.execute(
-        "UPDATE _val SET err = $1, detail = $2 || ', got ' || chr(39) || code || chr(39)"
-        " WHERE err IS NULL AND et || ':' || code IN (SELECT unnest($3::VARCHAR[]))",
-        [r.category, r.text, bad])
+    if bad:
+        con.execute(
+            "UPDATE _val SET err = $1, detail = $2 || ', got ' || chr(39) || code || chr(39)"
+            " WHERE err IS NULL AND et || ':' || code IN (SELECT unnest($3::VARCHAR[]))",
+            [r.category, r.text, bad])
+    # an AS's declared parent country follows the same rule (a region's is its prefix)
+    pars = con.execute("SELECT DISTINCT par FROM _val WHERE err IS NULL AND et = 'asn'"
+                       " AND par IS NOT NULL").fetchall()
+    bad = [str(p) for (p,) in pars if not rules.known_code("country", str(p))]
+    if bad:
+        con.execute(
+            "UPDATE _val SET err = $1, detail = $2 || ', got parent ' || chr(39) || par"
+            " || chr(39) WHERE err IS NULL AND et = 'asn' AND par IN"
+            " (SELECT unnest($3::VARCHAR[]))", [r.category, r.text, bad])
 
 
 def _reject_reason(kind: str, message: str, n_fields: int) -> tuple[str, str]:
