@@ -258,6 +258,7 @@ def test_defect5_cli_short_peer_index_table_is_one_line(tmp_path: Path, command:
     assert isinstance(fail.exception, SystemExit) and fail.exit_code != 0, fail.exception
     assert "Traceback" not in fail.output
     assert "bview.20220105.0000.gz: byte offset 0" in fail.output
+    assert "s.duckdb" not in fail.output  # the archive is named, not the store
     skip = CliRunner().invoke(bgp, [command, str(rib), "--on-error", "skip", *extra])
     assert skip.exception is None or isinstance(skip.exception, SystemExit), skip.exception
     assert "skipped 2" in skip.output or "2 skipped" in skip.output

@@ -234,6 +234,9 @@ def _where(exc: BaseException, default_file: Path | None) -> str | None:
             return e.path if e.line is None else f"{e.path}:{e.line}"
         if isinstance(e, OSError) and e.filename is not None:
             return str(e.filename)
+        path = getattr(e, "path", None)  # e.g. an MRT error: the archive, not the store
+        if isinstance(e, NetVigilError) and isinstance(path, str) and path:
+            return None if str(e).startswith(path) else path
     return None if default_file is None else str(default_file)
 
 
