@@ -93,7 +93,7 @@ def test_a_locked_bin_is_skipped_and_logged_and_the_next_bin_catches_up(tmp_path
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
-        series_csv(inbox / "while-locked.csv", "XX", T0, 12)
+        series_csv(inbox / "while-locked.csv", "KZ", T0, 12)
         rest, holder_err = holder.communicate(timeout=30)  # closes its pipes
         assert rest.strip() == "released" and holder.returncode == 0, holder_err
         n_locked = sum(r["event"] == "bin.store_locked" for r in log_records(log))
@@ -127,7 +127,7 @@ def test_a_locked_bin_is_skipped_and_logged_and_the_next_bin_catches_up(tmp_path
     con = duckdb.connect(str(store), read_only=True)
     ticks = con.execute("SELECT time, value FROM points WHERE entity_code = 'ZZ' "
                         "ORDER BY time").fetchall()
-    n_file = con.execute("SELECT count(*) FROM points WHERE entity_code = 'XX'").fetchone()
+    n_file = con.execute("SELECT count(*) FROM points WHERE entity_code = 'KZ'").fetchone()
     cursor = con.execute("SELECT value FROM state WHERE key = 'ticks:next'").fetchone()
     con.close()
     assert cursor is not None

@@ -1,7 +1,7 @@
 """``netvigil run`` with a ``[probing]`` section: real ICMP through network namespaces.
 
 The observatory runs inside the lab's vantage namespace (``ip netns exec``) and probes 24
-/24 blocks every 2 s, all counted for ``country/XX`` (the targets' entity column); the test
+/24 blocks every 2 s, all counted for ``country/KZ`` (the targets' entity column); the test
 then takes the links of 16 blocks down. The detector needs an hour of history before it
 judges (warmup) and a prediction of at least 20 up /24s (IODA's minprediction), so an hour
 of normal ``probing`` history is dropped into the watched folder first, on the same aligned
@@ -30,7 +30,7 @@ HISTORY_S = 4000  # > the 3600 s warmup of ioda.median
 
 def _history(path: Path, end: int) -> None:
     lines = ["time,entity_type,entity_code,signal,value"]
-    lines += [f"{t},country,XX,probing,{BLOCKS}" for t in range(end - HISTORY_S, end, ROUND)]
+    lines += [f"{t},country,KZ,probing,{BLOCKS}" for t in range(end - HISTORY_S, end, ROUND)]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.rename(path)
@@ -39,7 +39,7 @@ def _history(path: Path, end: int) -> None:
 def test_probed_blocks_cut_in_namespaces_become_an_event(tmp_path: Path) -> None:
     with Lab(BLOCKS, hosts=4) as lab:
         targets = lab.targets_csv(tmp_path / "targets.csv", 0.8,
-                                  {k: "country/XX" for k in range(1, BLOCKS + 1)})
+                                  {k: "country/KZ" for k in range(1, BLOCKS + 1)})
         cfg = write_config(tmp_path, f"""
 store = "obs.duckdb"
 bin_seconds = {ROUND}
@@ -73,7 +73,7 @@ vantage = "lab"
                 lab.link_down(k)
 
             def event() -> list[dict[str, object]]:
-                res = cli("events", "--format", "json", "--entity", "country/XX",
+                res = cli("events", "--format", "json", "--entity", "country/KZ",
                           "--store", str(store))
                 assert res.returncode == 0, res.stderr
                 return list(json.loads(res.stdout))

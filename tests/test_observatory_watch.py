@@ -67,14 +67,14 @@ def test_dropped_series_then_its_cut_become_an_event_while_readers_keep_working(
     try:
         wait_for(lambda: any(r["event"] == "bin" for r in log_records(log)), 60, "first bin",
                  proc)
-        series_csv(inbox / "xx-history.csv", "XX", T0, N_HISTORY)
+        series_csv(inbox / "xx-history.csv", "KZ", T0, N_HISTORY)
 
         def listed() -> bool:
             res = cli("series", "list", "--format", "json", "--store", str(store))
             assert res.returncode == 0, res.stderr  # never locked out for good
             queried["series"] += proc.poll() is None
             rows = json.loads(res.stdout)
-            return any(r["entity_code"] == "XX" and r["points"] == N_HISTORY for r in rows)
+            return any(r["entity_code"] == "KZ" and r["points"] == N_HISTORY for r in rows)
 
         wait_for(listed, 90, "the history in `series list`", proc)
         res = cli("events", "--format", "json", "--store", str(store))
@@ -82,10 +82,10 @@ def test_dropped_series_then_its_cut_become_an_event_while_readers_keep_working(
         assert json.loads(res.stdout) == []  # normal history: no event
         queried["events"] += proc.poll() is None
 
-        series_csv(inbox / "xx-cut.csv", "XX", T0 + N_HISTORY * STEP, N_CUT, cut_at=CUT)
+        series_csv(inbox / "xx-cut.csv", "KZ", T0 + N_HISTORY * STEP, N_CUT, cut_at=CUT)
 
         def event() -> list[dict[str, object]]:
-            res = cli("events", "--format", "json", "--entity", "country/XX",
+            res = cli("events", "--format", "json", "--entity", "country/KZ",
                       "--store", str(store))
             assert res.returncode == 0, res.stderr
             queried["events"] += proc.poll() is None
@@ -124,7 +124,7 @@ def test_sigterm_then_restart_resumes_without_gaps_or_double_counts(tmp_path: Pa
     store, inbox = tmp_path / "obs.duckdb", tmp_path / "incoming"
     inbox.mkdir()
     # four files, each one day of a different country; the first two before the stop
-    days = [("AA", 0), ("AA", 1), ("BB", 0), ("BB", 1)]
+    days = [("AT", 0), ("AT", 1), ("BB", 0), ("BB", 1)]
     log1 = tmp_path / "run1.log"
     proc = start_run(cfg, log1, "--duration", "300")
     try:
@@ -154,12 +154,12 @@ def test_sigterm_then_restart_resumes_without_gaps_or_double_counts(tmp_path: Pa
     assert recs2[0]["event"] == "start" and any(r["event"] == "resume" for r in recs2)
     again = [Path(str(r["file"])).name for r in recs2 if r["event"] == "file.ingested"]
     assert sorted(again) == sorted(set(again))  # each once
-    assert not {"AA-0.csv", "AA-1.csv"} & set(again)  # not ingested twice across runs
+    assert not {"AT-0.csv", "AT-1.csv"} & set(again)  # not ingested twice across runs
     assert sum(r["event"] == "file.already_ingested" for r in recs2) >= 2
 
     # every file's points exactly once, no gap: one 300 s grid over both days per country
     got = _points(store)
-    for code in ("AA", "BB"):
+    for code in ("AT", "BB"):
         times = [t for c, t, _v in got if c == code]
         assert times == [T0 + i * STEP for i in range(2 * 288)], code
     con = duckdb.connect(str(store), read_only=True)
@@ -191,14 +191,14 @@ def test_a_bad_file_is_reported_moved_aside_and_the_loop_goes_on(tmp_path: Path)
     inbox.mkdir()
     bad = inbox / "bad.csv"
     bad.write_text("time,entity_type,entity_code,signal,value\n"
-                   f"{T0},country,XX,bgp,1\n"
-                   f"{T0 + STEP},country,XX,bgp,not-a-number\n", encoding="utf-8")
+                   f"{T0},country,KZ,bgp,1\n"
+                   f"{T0 + STEP},country,KZ,bgp,not-a-number\n", encoding="utf-8")
     (inbox / "notes.txt").write_text("hello\n", encoding="utf-8")
     proc = start_run(cfg, log, "--duration", "300")
     try:
         wait_for(lambda: sum(r["event"] == "file.failed" for r in log_records(log)) == 2, 60,
                  "two failures", proc)
-        series_csv(inbox / "good.csv", "XX", T0, 12)
+        series_csv(inbox / "good.csv", "KZ", T0, 12)
         wait_for(lambda: any(r["event"] == "file.ingested" for r in log_records(log)), 60,
                  "the good file after the bad ones", proc)
     finally:
