@@ -58,7 +58,7 @@ def test_run_without_raw_socket_privilege_explains(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(icmp, "_raw_socket", refuse)
     res = CliRunner().invoke(cli, ["probe", "run", "--targets", str(FIX / "targets_rows.csv"),
                                    "--rounds", "1", "--round-seconds", "1", "--no-store"])
-    assert res.exit_code == 1
+    assert res.exit_code == 6  # the error boundary's "permission denied" class
     assert "needs root or CAP_NET_RAW" in res.output
 
 
