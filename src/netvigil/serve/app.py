@@ -1,0 +1,39 @@
+"""The ASGI app: :func:`create_app` wires the routers of :data:`ROUTER_MODULES`.
+
+A router module exposes ``router: fastapi.APIRouter`` (its own prefix included) and reaches
+the store only through :mod:`netvigil.serve.deps`. Errors leave as JSON
+``{"error": {"status": <int>, "message": <str>}}`` (:mod:`netvigil.serve.errors`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from netvigil import __version__
+from netvigil.serve.deps import DEFAULT_REQUEST_WAIT, StoreGate, StoreOpener
+from netvigil.serve.errors import install_error_handlers
+
+#: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
+ROUTER_MODULES: tuple[str, ...] = (
+    "netvigil.serve.health",
+)
+
+
+def create_app(store_path: Path, *, open_store: StoreOpener,
+               lock_wait: float = DEFAULT_REQUEST_WAIT) -> FastAPI:
+    """The NetVigil HTTP app over the store at ``store_path``.
+
+    ``open_store`` is the CLI's lock-aware opener (``netvigil.cli.common.open_store``);
+    tests pass the same. ``lock_wait`` bounds how long a request waits for a writer's lock.
+    The store is never held between requests (:mod:`netvigil.serve.deps`).
+    """
+    app = FastAPI(title="NetVigil API", version=__version__,
+                  description="Open internet-shutdown observatory: docs/api.md.")
+    app.state.store_gate = StoreGate(Path(store_path), open_store, lock_wait)
+    install_error_handlers(app)
+    for name in ROUTER_MODULES:
+        app.include_router(importlib.import_module(name).router)
+    return app
