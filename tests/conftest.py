@@ -17,3 +17,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     check_markers(item)
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The demo's store (``run_demo``: the Kazakhstan 2022 reconstruction through the one
+    pipeline and detection), built once per session and shared by every surface test
+    (serve API, IODA subset, dashboard). Returns the store's Path; open it read-only."""
+    from netvigil.reports.demo import run_demo
+    from netvigil.store.duck import Store
+
+    base = tmp_path_factory.mktemp("demo_store")
+    path = base / "demo.duckdb"
+    with Store(path) as store:
+        run_demo(store, base / "report")
+    return path
