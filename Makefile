@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check lint imports types unit bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml probe/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,geoip]'
+	$(BIN)/pip install --quiet -e ./probe
 	touch $(STAMP)
 
 demo: $(STAMP)
