@@ -235,6 +235,10 @@ class BgpIngester:
                 else:
                     bin_start, last_snap, active = self._roll(bin_start, t, last_snap, active,
                                                               collectors, rep)
+                    # progress with the bins and health it covers: a resumed run restarts
+                    # at this RIB, and everything before its bin is written (crash safety)
+                    self.sink.flush({DONE_KEY: json.dumps(sorted(done)),
+                                     **health_cursors(self.sink, rep.silent)})
                 self.state.load_rib(f.collector, cols)
                 rep.elements += len(cols)
                 last_snap = None
@@ -264,7 +268,9 @@ class BgpIngester:
                 group_end = max(g.time for g in group) + step
                 bin_start, last_snap, active = self._roll(bin_start, group_end, last_snap,
                                                           active, collectors, rep)
-            self.sink.flush({DONE_KEY: json.dumps(sorted(done))})  # series + progress together
+            # not flushed as done here: the open bin and the health spans of the group are
+            # written only by the next RIB's flush or the final one, and a file must not be
+            # "done" before they are (a kill between the two lost them for good, issue 12)
         if bin_start is not None and (active or last_snap is None):
             self._emit(bin_start, last_snap, active, collectors, rep)
         cursors = {DONE_KEY: json.dumps(sorted(done))}
