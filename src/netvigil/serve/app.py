@@ -8,17 +8,21 @@ the store only through :mod:`netvigil.serve.deps`. Errors leave as JSON
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from netvigil import __version__
-from netvigil.serve.deps import DEFAULT_REQUEST_WAIT, StoreGate, StoreOpener
+from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
+from netvigil.serve.gate import StoreGate, StoreOpener
 
 #: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
 ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.health",
+    "netvigil.serve.api_v1",
 )
 
 
@@ -30,9 +34,16 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
     tests pass the same. ``lock_wait`` bounds how long a request waits for a writer's lock.
     The store is never held between requests (:mod:`netvigil.serve.deps`).
     """
-    app = FastAPI(title="NetVigil API", version=__version__,
+    gate = StoreGate(Path(store_path), open_store, lock_wait)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()  # stop the inotify watcher, release the file
+
+    app = FastAPI(title="NetVigil API", version=__version__, lifespan=lifespan,
                   description="Open internet-shutdown observatory: docs/api.md.")
-    app.state.store_gate = StoreGate(Path(store_path), open_store, lock_wait)
+    app.state.store_gate = gate
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)

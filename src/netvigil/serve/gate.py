@@ -1,0 +1,243 @@
+"""The store gate: many concurrent readers in this process, and room for one writer outside.
+
+DuckDB admits one read-write process or any number of read-only ones per file, and a
+process holding the file excludes the other kind entirely
+(duckdb.org/docs/connect/concurrency). ``netvigil run`` opens the store read-write only to
+write a bin (``observatory/run.py``) and retries opening with the CLI's bounded backoff
+(``cli.common.open_store``: 50 ms doubling to 1 s). So serve must (a) never keep the file
+open between requests and (b) let go of it promptly when a writer wants it, even under a
+steady stream of requests that would otherwise keep the file open forever.
+
+How, and why this way:
+
+* **One anchor, per-request connections.** A cold read-only open costs ~90 ms here (the
+  catalog is read from disk); a second ``duckdb.connect`` to a file this process already has
+  open reuses DuckDB's cached database instance and costs ~4 ms. The gate keeps one *anchor*
+  store open while requests are in flight, and each request opens (and closes) its own
+  :class:`~netvigil.store.duck.Store` on the cached instance, so requests never share a
+  connection across threads.
+* **Idle means closed.** When the last in-flight request ends and the anchor has been open
+  longer than ``hold_seconds`` (or a writer knocked), the anchor closes and the file is free.
+* **A knocking writer is heard** (Linux). A writer's failed read-write open leaves an
+  ``IN_CLOSE_WRITE`` inotify event on the file (its open is ``O_RDWR``; DuckDB's read-only
+  opens are ``O_RDONLY`` and leave ``IN_CLOSE_NOWRITE``). On such an event while serve holds
+  the file, the gate stops admitting requests, lets the in-flight ones finish, closes the
+  anchor, and stays closed for up to ``yield_seconds`` (longer than the writer's 1 s
+  backoff cap) or until the writer's own close says it is done. Requests that arrive
+  meanwhile wait, then open the store with the shared retry loop, bounded by the request
+  wait (503 after).
+* **Without inotify** (other systems) the anchor is released every ``hold_seconds`` and the
+  file left free for ``fallback_gap_seconds``, so a writer polling at 1 s finds a gap with
+  high probability; this costs reader latency, which is why inotify is preferred.
+
+Writes made by this process (``store_writer``, the collector's uploads) take the gate
+exclusively: readers drain, the anchor closes, the write opens read-write with the same
+retry loop, and readers resume when it closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netvigil.model.errors import StoreError
+
+if TYPE_CHECKING:
+    from netvigil.store.duck import Store
+
+log = logging.getLogger(__name__)
+
+#: ``(path, *, read_only, wait) -> Store``: the lock-aware opener (cli.common.open_store).
+StoreOpener = Callable[..., "Store"]
+
+HOLD_SECONDS = 1.0  # the anchor is closed when idle after this long, and re-opened on demand
+YIELD_SECONDS = 2.5  # closed after a writer's knock: > the writer's 1 s retry cap, twice over
+FALLBACK_GAP_SECONDS = 0.2  # without inotify: file left free this long after each hold
+
+
+class StoreGate:
+    """Admission to the store file for the requests of one app (thread-safe)."""
+
+    def __init__(self, path: Path, open_store: StoreOpener, wait: float, *,
+                 hold_seconds: float = HOLD_SECONDS, yield_seconds: float = YIELD_SECONDS,
+                 watch: bool = True) -> None:
+        self.path = Path(path)
+        self.open_store = open_store
+        self.wait = wait
+        self.hold_seconds = hold_seconds
+        self.yield_seconds = yield_seconds
+        self._cond = threading.Condition()
+        self._anchor: Store | None = None
+        self._opened_at = 0.0
+        self._readers = 0
+        self._writing = False
+        self._draining = False
+        self._closed_until = 0.0  # monotonic; no admission before (a writer's turn)
+        self._own_closes = 0  # read-write closes of ours the watcher must not take as knocks
+        self.knocks = 0  # writer knocks heard (exported as a metric)
+        self._watcher = _Watcher(self.path, self._on_close_write) if watch else None
+
+    # ------------------------------------------------------------------ readers
+    @contextmanager
+    def reader(self) -> Iterator[Store]:
+        """A read-only store for one request; the file is free again once all are done."""
+        self._admit_reader()
+        try:
+            store = self.open_store(self.path, read_only=True, wait=self.wait)
+        except BaseException:
+            self._leave_reader()
+            raise
+        try:
+            yield store
+        finally:
+            store.close()
+            self._leave_reader()
+
+    def _admit_reader(self) -> None:
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._maybe_give_gap(now)
+                if not (self._writing or self._draining or now < self._closed_until):
+                    break
+                if now >= deadline:
+                    raise StoreError(f"store {self.path} stayed locked by a writer for "
+                                     f"{self.wait:g} s")
+                wake = min(deadline, max(self._closed_until, now + 0.01))
+                self._cond.wait(timeout=wake - now)
+            if self._anchor is None:
+                self._anchor = self.open_store(self.path, read_only=True, wait=self.wait)
+                self._opened_at = time.monotonic()
+            self._readers += 1
+
+    def _maybe_give_gap(self, now: float) -> None:
+        """Without inotify, close the file for a moment after every hold (lock held)."""
+        if (self._watcher is not None and self._watcher.active) or self._anchor is None:
+            return
+        if not self._draining and now - self._opened_at > self.hold_seconds:
+            self._draining = True
+            self._closed_until = now + FALLBACK_GAP_SECONDS
+            if self._readers == 0:
+                self._close_anchor()
+
+    def _leave_reader(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            held = time.monotonic() - self._opened_at
+            if self._readers == 0 and (self._draining or held > self.hold_seconds):
+                self._close_anchor()
+
+    def _close_anchor(self) -> None:
+        """Close the anchor (the lock is held, no reader in flight)."""
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
+        self._draining = False
+        self._cond.notify_all()
+
+    # ------------------------------------------------------------------ writer
+    @contextmanager
+    def writer(self) -> Iterator[Store]:
+        """The store read-write, exclusively in this process, for one request."""
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            while self._writing:
+                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StoreError(f"store {self.path} busy with another upload for "
+                                     f"{self.wait:g} s")
+            self._writing = True
+            while self._readers:
+                self._cond.wait(timeout=0.05)
+            self._close_anchor()
+        try:
+            store = self.open_store(self.path, read_only=False,
+                                    wait=max(0.0, deadline - time.monotonic()))
+            try:
+                yield store
+            finally:
+                with self._cond:
+                    self._own_closes += 1
+                store.close()
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ knocks
+    def _on_close_write(self) -> None:
+        """Someone closed the file after opening it for writing: a knock or a finished write."""
+        with self._cond:
+            if self._own_closes:
+                self._own_closes -= 1
+                return
+            now = time.monotonic()
+            if self._anchor is not None:
+                # A writer tried while we held the file: let it in.
+                self.knocks += 1
+                self._closed_until = now + self.yield_seconds
+                self._draining = True
+                if self._readers == 0:
+                    self._close_anchor()
+            elif now < self._closed_until:
+                self._closed_until = now  # the writer is done: readers may come back
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        with self._cond:
+            if self._readers == 0:
+                self._close_anchor()
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.active
+
+
+class _Watcher:
+    """inotify on the store's directory, calling back on ``IN_CLOSE_WRITE`` of the file.
+
+    Uses ``inotify_simple`` (a thin ctypes wrapper; Linux only). The directory is watched,
+    not the file, so a store created or replaced after start is still seen.
+    """
+
+    def __init__(self, path: Path, on_close_write: Callable[[], None]) -> None:
+        self.active = False
+        self._stop = threading.Event()
+        try:
+            from inotify_simple import INotify, flags  # type: ignore[import-untyped]
+        except ImportError:  # not Linux: the gate falls back to periodic gaps
+            return
+        self._flags = flags
+        self._name = path.name
+        self._callback = on_close_write
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._ino = INotify()
+            self._ino.add_watch(str(path.parent), flags.CLOSE_WRITE)
+        except OSError as exc:
+            log.warning("serve: no inotify on %s (%s); periodic gaps instead", path.parent, exc)
+            return
+        self.active = True
+        self._thread = threading.Thread(target=self._run, name="netvigil-serve-inotify",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for event in self._ino.read(timeout=200):
+                if event.name == self._name:
+                    self._callback()
+
+    def stop(self) -> None:
+        if self.active:
+            self._stop.set()
+            self._thread.join(timeout=1.0)
+            self._ino.close()
+            self.active = False

@@ -1,0 +1,172 @@
+"""What the routes read, shared by ``/api/v1`` and ``/ioda/v2``: one reading per question.
+
+Both APIs answer the same questions in two shapes; the questions (which entities, which
+series downsampled how, which events in what order) are answered here once, the shapes in
+api_v1.py and ioda_v2.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from netvigil.model import Entity, EntityRef, EntityType, Event
+from netvigil.reports.chart import normalise
+from netvigil.store.duck import Store
+
+#: The ordinary level a normalised series is divided by: the median of the entity's present
+#: values in the 7 days before the window (IODA's detectors use a 7-day history, anchors
+#: §1.3; the demo chart's ``normalise`` takes the median before the event the same way).
+ORDINARY_HISTORY_SECONDS = 7 * 86_400
+DEFAULT_WINDOW_SECONDS = 7 * 86_400
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One signal of one entity over a window, maybe downsampled and normalised."""
+
+    entity: EntityRef
+    signal: str
+    start: int  # first bin start (inclusive)
+    until: int  # end of the last bin (exclusive)
+    step: int  # after downsampling
+    native_step: int
+    values: npt.NDArray[np.float64]
+    ordinary: float | None  # the level 100% stands for (normalised views), else None
+
+
+def entity_signals(store: Store, ref: EntityRef) -> list[tuple[str, int, int | None, int | None]]:
+    """(signal, step, first, last) of the entity's stored series."""
+    rows = store.connection.execute(
+        "SELECT signal, step, first_time, last_time FROM series"
+        " WHERE entity_type = ? AND entity_code = ? ORDER BY signal",
+        [ref.type.value, ref.code]).fetchall()
+    return [(str(s), int(st), None if f is None else int(f), None if la is None else int(la))
+            for s, st, f, la in rows]
+
+
+def find_entity(store: Store, ref: EntityRef) -> Entity | None:
+    """The stored entity, or a bare one when it has series but no entities row, else None."""
+    row = store.connection.execute(
+        "SELECT name, parent FROM entities WHERE type = ? AND code = ?",
+        [ref.type.value, ref.code]).fetchone()
+    if row is not None:
+        return Entity(ref, row[0] or "", EntityRef.parse(row[1]) if row[1] else None)
+    return Entity(ref, "") if entity_signals(store, ref) else None
+
+
+def search_entities(store: Store, text: str | None, entity_type: EntityType | None,
+                    related_to: EntityRef | None, limit: int, offset: int = 0) -> list[Entity]:
+    """Entities whose code or name contains ``text`` (case-insensitive), by type and code;
+    ``related_to`` keeps the children of that entity (its regions and ASes)."""
+    sql = "SELECT type, code, name, parent FROM entities WHERE true"
+    params: list[object] = []
+    if entity_type is not None:
+        sql += " AND type = ?"
+        params.append(entity_type.value)
+    if text:
+        sql += " AND (code ILIKE ? OR name ILIKE ?)"
+        pat = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params += [pat, pat]
+    if related_to is not None:
+        # a region's parent may be unset (older stores); ISO 3166-2 codes name the country
+        sql += " AND (parent = ? OR (parent IS NULL AND type = 'region' AND code LIKE ?))"
+        params += [related_to.fqid, f"{related_to.code}-%"]
+    sql += " ORDER BY type, code LIMIT ? OFFSET ?"
+    params += [limit, offset]
+    return [Entity(EntityRef(EntityType(t), c), n or "", EntityRef.parse(p) if p else None)
+            for t, c, n, p in store.connection.execute(sql, params).fetchall()]
+
+
+def default_window(store: Store, ref: EntityRef, start: int | None,
+                   until: int | None) -> tuple[int, int]:
+    """Missing bounds: ``until`` = the entity's last stored point (+1 s), ``from`` = 7 days
+    before ``until``, so a bare request shows the latest week the store holds."""
+    if until is None:
+        lasts = [la for _, _, _, la in entity_signals(store, ref) if la is not None]
+        until = (max(lasts) + 1) if lasts else 0
+        if start is not None and until <= start:
+            until = start + DEFAULT_WINDOW_SECONDS
+    if start is None:
+        start = until - DEFAULT_WINDOW_SECONDS
+    return start, until
+
+
+def downsample(values: npt.NDArray[np.float64], factor: int) -> npt.NDArray[np.float64]:
+    """Mean of each run of ``factor`` bins, ignoring missing (NaN) ones; a run with no value
+    stays NaN. IODA widens ``step`` the same way to fit ``maxPoints`` (anchors §1.7)."""
+    if factor <= 1 or values.size == 0:
+        return values
+    n = math.ceil(values.size / factor)
+    padded = np.full(n * factor, np.nan)
+    padded[:values.size] = values
+    blocks = padded.reshape(n, factor)
+    present = ~np.isnan(blocks)
+    counts = present.sum(axis=1)
+    sums = np.where(present, blocks, 0.0).sum(axis=1)
+    out = np.full(n, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+def series_view(store: Store, ref: EntityRef, signal: str, start: int, until: int, *,
+                max_points: int | None, normalised: bool) -> SeriesView:
+    """The signal's bins in [start, until), aligned to the series grid, padded with NaN to
+    the window, downsampled to at most ``max_points`` and, when ``normalised``, divided by
+    the ordinary level (:data:`ORDINARY_HISTORY_SECONDS`) × 100 (percent of ordinary)."""
+    read_from = start - ORDINARY_HISTORY_SECONDS if normalised else start
+    raw = store.read_series(ref, signal, read_from, until)
+    step = raw.step
+    grid = store.series_grid(ref, signal)
+    origin = grid[1] if grid is not None else 0
+    first = start + ((origin - start) % step)  # the first grid time >= start
+    n = max(0, math.ceil((until - first) / step))
+    window = np.full(n, np.nan)
+    ordinary: float | None = None
+    if len(raw):
+        vals = raw.values
+        if normalised:
+            ratio = normalise(raw, start)
+            if np.all(np.isnan(ratio)):  # no history before the window: its own median
+                ratio = normalise(raw, until)
+            present = ~np.isnan(ratio) & ~np.isnan(vals) & (ratio != 0)
+            ordinary = float(np.median(vals[present] / ratio[present])) if present.any() else None
+            vals = ratio * 100.0
+        idx = (raw.times - first) // step
+        keep = (idx >= 0) & (idx < n)
+        window[idx[keep]] = vals[keep]
+    factor = 1 if not max_points or n <= max_points else math.ceil(n / max_points)
+    return SeriesView(ref, signal, first, first + n * step, step * factor, step,
+                      downsample(window, factor), ordinary)
+
+
+ORDERS = ("time", "score", "name")
+
+
+def order_events(events: list[Event], order: str) -> list[Event]:
+    """IODA's ``orderBy``: ``time|score|name`` with an optional ``/asc`` or ``/desc``
+    (default ascending for time and name, descending for score)."""
+    key, _, direction = order.partition("/")
+    if key not in ORDERS or direction not in ("", "asc", "desc"):
+        raise ValueError(f"order must be one of {', '.join(ORDERS)} with optional /asc or "
+                         f"/desc, got {order!r}")
+    desc = direction == "desc" or (direction == "" and key == "score")
+    if key == "time":
+        out = sorted(events, key=lambda e: (e.start, e.entity, e.id))
+    elif key == "score":
+        out = sorted(events, key=lambda e: (e.score if e.score == e.score else -1.0, -e.start))
+    else:
+        out = sorted(events, key=lambda e: ((e.entity_name or e.entity.code).lower(), e.start))
+    return out[::-1] if desc else out
+
+
+def read_events(store: Store, *, entity: EntityRef | None, entity_type: EntityType | None,
+                start: int | None, until: int | None) -> list[Event]:
+    found = store.read_events(entity, start, until)
+    if entity is None and entity_type is not None:
+        found = [e for e in found if e.entity.type is entity_type]
+    return found
+
