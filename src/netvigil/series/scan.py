@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from netvigil.model import InputError
 
@@ -106,7 +106,9 @@ def _blocks(path: Path, scan: FileScan) -> Iterator[bytes]:
         try:
             while chunk := src.read(BLOCK):
                 yield chunk
-        except (EOFError, OSError, zlib.error) as exc:
+        # isal_zlib.error (IsalError: damaged deflate data) is not a zlib.error (fuzz);
+        # its stub declares it an instance, hence the ignore
+        except (EOFError, OSError, zlib.error, isal_zlib.error) as exc:  # type: ignore[misc]
             raise InputError(p, None, f"truncated or corrupt gzip file: {exc}") from None
         scan.sha256 = hashing.sha.hexdigest()
 

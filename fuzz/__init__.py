@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of NetVigil's parsers (``make fuzz``; docs/fuzzing.md)."""

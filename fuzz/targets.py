@@ -1,0 +1,196 @@
+"""The fuzz targets: one in-process entry per NetVigil parser, bytes in, nothing out.
+
+Each target feeds one input to the same function the CLI calls, under the policy picked by
+the input's length (even: ``skip``, odd: ``fail``), and lets only the parser's documented
+error type through (``ALLOWED``): anything else escaping is a crash. The runner
+(:mod:`fuzz.run_target` under atheris/libFuzzer) treats an uncaught exception as a crash and
+an input running over its ``-timeout`` as a hang.
+
+Why in-process entries and not the CLI per input: libFuzzer's coverage feedback and the
+1M-inputs goal both need ~thousands of executions per second; a subprocess costs ~0.5 s.
+
+What each target covers (and what it does not) is listed in docs/fuzzing.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from netvigil.model.errors import ErrorPolicy, InputError
+from netvigil.model.facts import Fact
+from netvigil.series.batch import ErrorSink
+from netvigil.series.csv_format import parse_header
+from netvigil.series.importers import _batch_entities, _emit_batch
+from netvigil.series.ioda_format import parse_ioda
+from netvigil.series.scan import scan_file
+from netvigil.sources.bgp import fastrib
+from netvigil.sources.bgp.mrt import MrtError, MrtReader, to_json, to_psv
+from netvigil.sources.bgp.rislive import LiveIngester, RisLiveClient, RisLiveError
+
+#: largest input libFuzzer generates (``-max_len``); seeds are cut to it
+MAX_LEN = 1 << 16
+#: the compiled RIB scanner's chunk, shrunk so that a 64 KiB input spans several chunks
+#: (the production 16 MiB buffer would make every execution zero 32 MiB)
+FAST_CHUNK = 1 << 12
+
+
+def _policy(data: bytes) -> ErrorPolicy:
+    return ErrorPolicy.SKIP if len(data) % 2 == 0 else ErrorPolicy.FAIL
+
+
+# ------------------------------------------------------------------ MRT, full decoder
+def mrt_elems(data: bytes) -> None:
+    """``netvigil bgp elems``: :class:`MrtReader` on the bytes (gzip/bzip2 by magic, as for a
+    file), every element rendered as psv and JSON (both output formats)."""
+    reader = MrtReader(data, _policy(data))
+    for e in reader:
+        to_psv(e)
+        to_json(e)
+
+
+# ------------------------------------------------------------------ MRT, RIB fast path
+_fast_ready = False
+
+
+def _fast_kernel() -> None:
+    """Load the compiled scanner's pure-Python source as the "compiled" function: numba
+    would not bounds-check, the Python original raises IndexError where the compiled code
+    would read past the buffer, so the fuzzer sees those too."""
+    global _fast_ready
+    if not _fast_ready:
+        fastrib._COMPILED[fastrib._scan_py] = fastrib._scan_py
+        fastrib._CHUNK = FAST_CHUNK  # type: ignore[misc]
+        _fast_ready = True
+
+
+def mrt_fastrib(data: bytes) -> None:
+    """``bgp ingest`` / ``bgp visibility`` RIB reading: the scanner path (:func:`_read_fast`,
+    handing irregular input over) and the careful numpy path (:func:`_read_careful`), both
+    under the policy; under ``skip`` a fast read that finishes must give the careful read's
+    columns and counts (the module's promise)."""
+    _fast_kernel()
+    pol = _policy(data)
+    careful = fastrib._read_careful(data, pol)
+    try:
+        fast = fastrib._read_fast(data, pol)
+    except fastrib._Irregular:
+        return
+    if pol is ErrorPolicy.SKIP:
+        _same_columns(fast, careful)
+
+
+def _rows(c: fastrib.RibColumns) -> npt.NDArray[np.uint64]:
+    """The entries as sorted rows: the careful path emits a chunk's entries in lock-step
+    order (entry k of every record, then entry k+1), the scanner record by record, so the
+    promise is the same multiset of entries, not the same order."""
+    m = np.stack([c.peer.astype(np.uint64), c.afi.astype(np.uint64), c.net,
+                  c.plen.astype(np.uint64), c.origin.astype(np.uint64)], axis=1)
+    return m[np.lexsort(m.T[::-1])] if len(m) else m
+
+
+def _same_columns(a: fastrib.RibColumns, b: fastrib.RibColumns) -> None:
+    assert np.array_equal(_rows(a), _rows(b)), "entries differ"
+    assert (a.peer_ips, a.peer_asns) == (b.peer_ips, b.peer_asns), "peer tables differ"
+    assert (a.stats.skipped, a.stats.truncated) == (b.stats.skipped, b.stats.truncated), (
+        f"problem counts differ: {a.stats.problems} vs {b.stats.problems}")
+
+
+# ------------------------------------------------------------------ series CSV
+_CSV_DIR = Path(os.environ.get("NETVIGIL_FUZZ_TMP", "/dev/shm" if os.path.isdir("/dev/shm")
+                               else tempfile.gettempdir()))
+_CSV_PATH = _CSV_DIR / f"netvigil-fuzz-{os.getpid()}.csv"
+
+
+def series_csv(data: bytes) -> None:
+    """``series import`` of a CSV, its in-process layer: the one streaming pass every byte
+    goes through (:func:`scan_file`: gzip, strict UTF-8, record map), the header check
+    (:func:`parse_header`) and the record/row → physical line maps every error line uses.
+    DuckDB's ``read_csv`` and the SQL validation are not run (see docs/fuzzing.md)."""
+    _CSV_PATH.write_bytes(data)
+    try:
+        scan = scan_file(_CSV_PATH)
+        parse_header(scan)
+    finally:
+        _CSV_PATH.unlink(missing_ok=True)
+    recs = np.arange(1, scan.records + 2, dtype=np.int64)
+    lines = scan.line_of_record(recs)
+    assert (np.diff(lines) >= 1).all(), "line numbers must grow with record numbers"
+    dropped = np.asarray(scan.blank[:8], dtype=np.int64)
+    scan.record_of_row(np.arange(max(scan.records - 1, 0), dtype=np.int64), dropped)
+
+
+# ------------------------------------------------------------------ IODA JSON
+class _ListSink:
+    """A FactSink collecting facts (the importer hands batches to the pipeline's sink)."""
+
+    def __init__(self) -> None:
+        self.facts: list[Fact] = []
+        self.cursors: dict[str, str] = {}
+
+    def emit(self, fact: Fact) -> None:
+        self.facts.append(fact)
+
+    def flush(self, cursors: Mapping[str, str] | None = None) -> None:
+        self.cursors.update(cursors or {})
+
+    def cursor(self, key: str) -> str | None:
+        return self.cursors.get(key)
+
+
+def series_ioda(data: bytes) -> None:
+    """``series import`` of IODA JSON: the importer's decode (``utf-8-sig``; undecodable
+    bytes are its InputError), :func:`parse_ioda` under the policy, the entity list and the
+    point batches handed to the sink."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return  # importers.import_file: "cannot read file" InputError
+    policy = _policy(data)
+    batch = parse_ioda(text, "fuzz.json", ErrorSink("fuzz.json", policy.value))
+    _batch_entities(batch)
+    _emit_batch(batch, _ListSink(), "ioda:fuzz.json")
+
+
+# ------------------------------------------------------------------ RIS Live
+def ris_live(data: bytes) -> None:
+    """``netvigil bgp live``: each line of the input is one websocket text frame through
+    :meth:`RisLiveClient.handle` (with the raw-BGP cross-check on), and every element is fed
+    to the :class:`LiveIngester` that bins it, then the ingester is closed."""
+    client = RisLiveClient(policy=_policy(data), check_raw=True)
+    ing = LiveIngester(_ListSink(), stats=client.stats)
+    for frame in data.split(b"\n")[:64]:
+        for le in client.handle(frame):
+            ing.feed(le.collector, le.elem)
+    ing.close()
+
+
+Target = Callable[[bytes], None]
+
+#: name -> (entry, exceptions it may raise: the parser's documented error type)
+TARGETS: dict[str, tuple[Target, tuple[type[BaseException], ...]]] = {
+    "mrt-elems": (mrt_elems, (MrtError,)),
+    "mrt-fastrib": (mrt_fastrib, (MrtError,)),
+    "series-csv": (series_csv, (InputError,)),
+    "series-ioda": (series_ioda, (InputError,)),
+    "ris-live": (ris_live, (RisLiveError,)),
+}
+
+
+def checked(name: str) -> Target:
+    """The target with its allowed errors swallowed: what libFuzzer calls per input."""
+    fn, allowed = TARGETS[name]
+
+    def one_input(data: bytes) -> None:
+        try:
+            fn(data)
+        except allowed:
+            pass
+
+    return one_input
+

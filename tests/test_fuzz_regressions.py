@@ -1,0 +1,48 @@
+"""Inputs the fuzzer (``make fuzz``, docs/fuzzing.md) found to crash a parser, kept as tests.
+
+Two layers: a named test per defect, asserting the project's error (so it fails if the fix
+is undone), and every file under ``fuzz/regressions/<target>/`` replayed through its target
+with only the parser's documented error allowed, as the fuzzer would.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from netvigil.model.errors import InputError
+from netvigil.series.scan import scan_file
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fuzz.targets import TARGETS, checked  # noqa: E402
+
+REGRESSIONS = ROOT / "fuzz" / "regressions"
+CASES = sorted(p for p in REGRESSIONS.glob("*/*") if p.is_file())
+
+
+def _case(target: str, name: str) -> bytes:
+    return (REGRESSIONS / target / name).read_bytes()
+
+
+def test_csv_corrupt_deflate_block_is_an_input_error(tmp_path: Path) -> None:
+    """A gzip member whose deflate data is damaged: ISA-L raises ``IsalError``, which is
+    neither ``zlib.error`` nor ``OSError``; ``series import`` printed a traceback."""
+    f = tmp_path / "bad.csv.gz"
+    f.write_bytes(_case("series-csv", "corrupt-deflate-block.csv.gz"))
+    with pytest.raises(InputError, match="truncated or corrupt gzip file"):
+        scan_file(f)
+
+
+def test_every_target_has_a_regression_folder_name_it_knows() -> None:
+    assert CASES, "no regression inputs found"
+    assert {p.parent.name for p in CASES} <= set(TARGETS)
+
+
+@pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.name}" for p in CASES])
+def test_fuzz_regression_replays_without_crash(path: Path) -> None:
+    checked(path.parent.name)(path.read_bytes())
