@@ -89,6 +89,15 @@ KNOWN_SIGNALS: dict[str, SignalKind] = {
                    "IODA's name for the active-probing signal", direction=_UP),
         SignalKind("gtr", "traffic", 1800, SourceFamily.TRAFFIC,
                    "Google Transparency Report traffic", direction=_UP),
+        SignalKind("ooni-volume", "measurements", 3600, SourceFamily.PLATFORM,
+                   "OONI measurements of every test per hour (0 = none: a collapse)",
+                   direction=_UP),
+        SignalKind("tor-users", "users", 86400, SourceFamily.PLATFORM,
+                   "Tor Metrics relay users (a surge: blocking; a collapse: shutdown)",
+                   direction=_UP),
+        SignalKind("tor-bridge-users", "users", 86400, SourceFamily.PLATFORM,
+                   "Tor Metrics bridge users (a surge: blocking; a collapse: shutdown)",
+                   direction=_UP),
     )
 }
 
@@ -106,4 +115,10 @@ def signal_kind(name: str) -> SignalKind:
         return SignalKind(name, "% tests reachable", 3600, SourceFamily.PLATFORM,
                           f"share of {name[len(PLATFORM_PREFIX):]} tests that reached the service",
                           direction=_UP)
+    if name.startswith("platform-blocked:"):  # platform-blocked:<platform>:<mechanism>
+        return SignalKind(name, "blocked tests", 3600, SourceFamily.PLATFORM,
+                          "OONI tests blocked by one mechanism", direction=_WORSE)
+    if name.startswith("tls-handshake:"):  # tls-handshake:<platform>
+        return SignalKind(name, "ms", 3600, SourceFamily.PLATFORM,
+                          "median TLS handshake time (throttling)", direction=_WORSE)
     return SignalKind(name, "value", 300, SourceFamily.GENERIC, "imported series", direction=_UP)
