@@ -1,4 +1,4 @@
-"""``netvigil detect``: run the reference detector incrementally over the store."""
+"""``netvigil detect``: run a detector of the registry (default: the reference) incrementally."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import handle_errors, open_store, store_option
+from netvigil.detect.registry import REFERENCE, detector_names, get_detector
 from netvigil.events.runner import run_detection
 from netvigil.model import EntityRef
 
@@ -17,13 +18,16 @@ from netvigil.model import EntityRef
               help="Only this entity, e.g. country/KZ.")
 @click.option("--rebuild", is_flag=True, default=False,
               help="Recompute every selected series from scratch (ignore saved states).")
+@click.option("--detector", "detector_name", type=click.Choice(detector_names()),
+              default=REFERENCE, show_default=True, help="Detector from the registry.")
 @handle_errors
-def detect(store_path: Path, entity_text: str | None, rebuild: bool) -> None:
-    """Detect outages (ioda.median) incrementally: new points of every series are fed to
-    the detector from its saved state; events of the touched entities are rebuilt."""
+def detect(store_path: Path, entity_text: str | None, rebuild: bool,
+           detector_name: str) -> None:
+    """Detect outages incrementally: new points of every series are fed to the detector
+    from its saved state; events of the touched entities are rebuilt."""
     ref = EntityRef.parse(entity_text) if entity_text else None
     with open_store(store_path) as store:
-        rep = run_detection(store, ref, rebuild=rebuild)
+        rep = run_detection(store, ref, rebuild=rebuild, detector=get_detector(detector_name))
     click.echo(
         f"series examined {rep.series_examined}: updated {rep.series_updated}, "
         f"recomputed {rep.series_recomputed}, unchanged {rep.series_unchanged}, "

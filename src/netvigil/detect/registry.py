@@ -9,11 +9,13 @@ from collections.abc import Callable
 
 from netvigil.detect.ioda_median import IodaMedian
 from netvigil.detect.protocol import Detector
+from netvigil.detect.seasonal import Seasonal
 from netvigil.model.errors import NetVigilError
 
 # name -> factory. Add a detector by adding its line; the reference (IODA's median) stays first.
 DETECTORS: dict[str, Callable[[], Detector]] = {
     IodaMedian.method: IodaMedian,
+    Seasonal.method: Seasonal,
 }
 
 REFERENCE = IodaMedian.method

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netvigil.detect.protocol import Detector
 from netvigil.events.rules import (
     CONFIDENCE_RULE,
     MERGE_RULE,
@@ -55,13 +56,24 @@ RuleIdLookup = Callable[[str, str], str | None]  # (method, signal) -> detector 
 
 
 def default_rule_id(method: str, signal: str) -> str | None:
-    """The detector rule id that judged ``signal`` (known for ``ioda.median``)."""
-    from netvigil.detect.ioda_median import METHOD, rule_for
+    """The detector rule id that judged ``signal``, for any detector of the registry."""
+    from netvigil.detect.registry import DETECTORS
 
-    if method == METHOD:
-        rule = rule_for(signal)
-        return None if rule is None else rule.id
-    return None
+    factory = DETECTORS.get(method)
+    if factory is None:
+        return None
+    rule = _configured(method, factory).configure(signal)
+    return None if rule is None else rule.id
+
+
+_DETECTORS: dict[str, Detector] = {}
+
+
+def _configured(method: str, factory: Callable[[], Detector]) -> Detector:
+    """One detector instance per method (configure only reads its packaged rules)."""
+    if method not in _DETECTORS:
+        _DETECTORS[method] = factory()
+    return _DETECTORS[method]
 
 
 @dataclass(frozen=True)
