@@ -22,7 +22,9 @@ from netvigil.serve.gate import StoreGate, StoreOpener
 #: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
 ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.health",
+    "netvigil.serve.collector",
     "netvigil.serve.api_v1",
+    "netvigil.serve.dashboard",
 )
 
 
