@@ -16,6 +16,7 @@ from netvigil.model.errors import NetVigilError
 COMMAND_MODULES = (
     "netvigil.cli.series_cmd",
     "netvigil.cli.detect_cmd",
+    "netvigil.cli.bench_cmd",
     "netvigil.cli.events_cmd",
     "netvigil.cli.entities_cmd",
     "netvigil.cli.store_cmd",
