@@ -24,6 +24,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.health",
     "netvigil.serve.collector",
     "netvigil.serve.api_v1",
+    "netvigil.serve.ioda_v2",
     "netvigil.serve.dashboard",
 )
 

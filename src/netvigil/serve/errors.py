@@ -8,18 +8,28 @@ store 503, an unknown entity or bad input 400/404.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netvigil.model.errors import InvalidEntity, NetVigilError, StoreError
+from netvigil.model.errors import NetVigilError, StoreError
 
 RETRY_AFTER_SECONDS = 5
+#: path prefix -> error writer for APIs with their own error shape (the IODA envelope)
+ENVELOPED_PREFIXES: dict[str, Callable[[Request, int, str], Response]] = {}
 
 
-def error_response(status: int, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                   request: Request | None = None) -> Response:
+    if request is not None:
+        for prefix, writer in ENVELOPED_PREFIXES.items():
+            if request.url.path.startswith(prefix + "/"):
+                response = writer(request, status, message)
+                response.headers.update(headers or {})
+                return response
     return JSONResponse({"error": {"status": status, "message": message}},
                         status_code=status, headers=headers)
 
@@ -32,22 +42,23 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _on_http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+async def _on_http(req: Request, exc: StarletteHTTPException) -> Response:
+    return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None),
+                          req)
 
 
-async def _on_validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-    return error_response(422, _validation_message(exc))
+async def _on_validation(req: Request, exc: RequestValidationError) -> Response:
+    return error_response(422, _validation_message(exc), request=req)
 
 
-async def _on_netvigil(_req: Request, exc: NetVigilError) -> JSONResponse:
+async def _on_netvigil(req: Request, exc: NetVigilError) -> Response:
+    """A store that cannot be opened (missing, damaged, locked past the wait) is the
+    service's state, 503 (locked: with Retry-After); anything else was the request's, 400."""
     if isinstance(exc, StoreError):
-        locked = "locked" in str(exc) or "lock" in str(exc).lower()
+        locked = "lock" in str(exc).lower()
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if locked else None
-        return error_response(503, str(exc), headers)
-    if isinstance(exc, InvalidEntity):
-        return error_response(400, str(exc))
-    return error_response(400, str(exc))
+        return error_response(503, str(exc), headers, req)
+    return error_response(400, str(exc), request=req)
 
 
 def install_error_handlers(app: FastAPI) -> None:

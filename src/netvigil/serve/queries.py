@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from netvigil.geo.entities import default_registry
 from netvigil.model import Entity, EntityRef, EntityType, Event
 from netvigil.reports.chart import normalise
 from netvigil.store.duck import Store
@@ -54,15 +55,38 @@ def find_entity(store: Store, ref: EntityRef) -> Entity | None:
         "SELECT name, parent FROM entities WHERE type = ? AND code = ?",
         [ref.type.value, ref.code]).fetchone()
     if row is not None:
-        return Entity(ref, row[0] or "", EntityRef.parse(row[1]) if row[1] else None)
-    return Entity(ref, "") if entity_signals(store, ref) else None
+        return complete(Entity(ref, row[0] or "", EntityRef.parse(row[1]) if row[1] else None))
+    return complete(Entity(ref, "")) if entity_signals(store, ref) else None
+
+
+def complete(entity: Entity) -> Entity:
+    """Fill a missing name or parent from the entity registry (ISO 3166 via pycountry, AS
+    names from the shipped table): the pipeline stores region series without naming them."""
+    if entity.name and (entity.parent is not None or entity.type is EntityType.COUNTRY):
+        return entity
+    reg = default_registry()
+    known = reg.get(entity.ref) if entity.type is not EntityType.ASN else None
+    name = entity.name or (known.name if known is not None else reg.name(entity.ref))
+    parent = entity.parent or (known.parent if known is not None else None)
+    return Entity(entity.ref, name, parent, entity.attrs)
+
+
+#: Entities the store knows: its entities table, plus those that only have series (the
+#: pipeline writes region and AS series before anyone names them).
+_KNOWN = """WITH known AS (
+    SELECT type, code, name, parent FROM entities
+    UNION ALL
+    SELECT DISTINCT s.entity_type, s.entity_code, NULL, NULL FROM series s
+    WHERE NOT EXISTS (SELECT 1 FROM entities e
+                      WHERE e.type = s.entity_type AND e.code = s.entity_code)
+) """
 
 
 def search_entities(store: Store, text: str | None, entity_type: EntityType | None,
                     related_to: EntityRef | None, limit: int, offset: int = 0) -> list[Entity]:
     """Entities whose code or name contains ``text`` (case-insensitive), by type and code;
     ``related_to`` keeps the children of that entity (its regions and ASes)."""
-    sql = "SELECT type, code, name, parent FROM entities WHERE true"
+    sql = _KNOWN + "SELECT type, code, name, parent FROM known WHERE true"
     params: list[object] = []
     if entity_type is not None:
         sql += " AND type = ?"
@@ -77,7 +101,8 @@ def search_entities(store: Store, text: str | None, entity_type: EntityType | No
         params += [related_to.fqid, f"{related_to.code}-%"]
     sql += " ORDER BY type, code LIMIT ? OFFSET ?"
     params += [limit, offset]
-    return [Entity(EntityRef(EntityType(t), c), n or "", EntityRef.parse(p) if p else None)
+    return [complete(Entity(EntityRef(EntityType(t), c), n or "",
+                            EntityRef.parse(p) if p else None))
             for t, c, n, p in store.connection.execute(sql, params).fetchall()]
 
 
