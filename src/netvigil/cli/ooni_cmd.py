@@ -1,0 +1,155 @@
+"""``netvigil ooni import`` and ``netvigil tor import``: platform and circumvention evidence.
+
+Both read their files completely before the store is opened (no lock held while parsing),
+then write every point, the entities and one ``imports`` row per file in ONE store
+transaction through the pipeline: with ``--on-error fail`` a malformed record writes
+nothing; with ``skip`` the good records are written and the malformed ones counted by
+reason with their first ``file:line`` (stderr). See docs/ooni.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import click
+
+from netvigil.cli.common import handle_errors, open_store, store_option
+from netvigil.geo.entities import default_registry
+from netvigil.model import Entity, EntityRef, EntityType, ErrorPolicy
+from netvigil.pipeline import Pipeline
+from netvigil.sources.ooni.facts import FactBuilder
+from netvigil.sources.ooni.importer import OoniImport, read_measurements
+from netvigil.sources.ooni.reader import bucket_files, expand
+from netvigil.sources.ooni.tor_userstats import TorImport, parse_userstats
+from netvigil.store import ImportRecord, Store
+
+POLICIES = [p.value for p in ErrorPolicy]
+
+
+def _on_error_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--on-error", type=click.Choice(POLICIES), default="fail", show_default=True,
+        help="fail: write nothing at the first malformed record; "
+             "skip: write the rest, count the malformed ones.")(func)
+
+
+def _entities(refs: Iterable[EntityRef]) -> list[Entity]:
+    """Names (and an AS's registered country) from the registry; unknown ASes unnamed."""
+    reg = default_registry()
+    out = []
+    for ref in sorted(set(refs)):
+        known = reg.get(ref)
+        out.append(Entity(ref, known.name if known else "", reg.parent(ref) if known else None))
+    return out
+
+
+def _write(store: Store, pipeline: Pipeline, rows: Sequence[ImportRecord],
+           refs: Iterable[EntityRef]) -> None:
+    """Points, entities and imports rows: one transaction (the pipeline's joins it)."""
+    before = (pipeline.stats.inserted, pipeline.stats.updated, pipeline.stats.unchanged)
+    with store.transaction():
+        pipeline.flush()
+        store.upsert_entities(_entities(refs))
+        s = pipeline.stats
+        ins, upd, unch = (s.inserted - before[0], s.updated - before[1],
+                          s.unchanged - before[2])
+        for i, row in enumerate(rows):
+            last = i == len(rows) - 1  # store writes are per batch: on its last file's row
+            store.record_import(ImportRecord(
+                row.file_name, row.sha256, row.format, row.rows_read, row.rows_written,
+                row.rows_skipped, ins if last else 0, upd if last else 0, unch if last else 0))
+
+
+@click.group("ooni")
+def ooni_group() -> None:
+    """OONI measurements: platform blocking, throttling and measurement volume."""
+
+
+@ooni_group.command("import")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--dir", "bucket", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="A folder in OONI's bucket layout "
+                                 "(raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz).")
+@_on_error_option
+@store_option
+@handle_errors
+def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
+               store_path: Path) -> None:
+    """Import raw OONI measurements (JSON, JSONL, .gz; one per line or one per file)."""
+    paths = expand(files) + (bucket_files(bucket) if bucket is not None else [])
+    if not paths:
+        raise click.UsageError("give measurement FILE(s) or --dir FOLDER")
+    builder = FactBuilder()
+    result = read_measurements(paths, on_error, builder)
+    with open_store(store_path) as store:
+        pipeline = Pipeline(store)
+        result.facts = builder.emit(pipeline)
+        rows = [ImportRecord(f.path, f.sha256, "ooni", f.records, f.accepted, f.malformed,
+                             0, 0, 0) for f in result.files]
+        _write(store, pipeline, rows, _ooni_refs(builder))
+        points = pipeline.stats.points
+    _report(result, points)
+
+
+def _ooni_refs(builder: FactBuilder) -> list[EntityRef]:
+    refs = []
+    for cc, asn in builder.volume:
+        refs.append(EntityRef(EntityType.COUNTRY, cc))
+        if asn > 0:
+            refs.append(EntityRef(EntityType.ASN, str(asn)))
+    return refs
+
+
+def _report(result: OoniImport, points: int) -> None:
+    click.echo(f"{result.text()}, {points} points written")
+    for name, n in sorted(result.by_test.items()):
+        click.echo(f"  {name}: {n}")
+    if result.malformed.total:
+        click.echo(f"flagged {result.malformed.total} malformed record(s) by reason:",
+                   err=True)
+        for line in result.malformed.lines():
+            click.echo(line, err=True)
+
+
+@click.group("tor")
+def tor_group() -> None:
+    """Tor Metrics: circumvention demand per country."""
+
+
+@tor_group.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@_on_error_option
+@store_option
+@handle_errors
+def tor_import_cmd(files: tuple[Path, ...], on_error: str, store_path: Path) -> None:
+    """Import userstats-relay-country / userstats-bridge-country CSV files (.gz accepted):
+    series tor-users / tor-bridge-users per country, daily."""
+    parsed: list[TorImport] = [parse_userstats(f, on_error) for f in files]
+    with open_store(store_path) as store:
+        pipeline = Pipeline(store)
+        for t in parsed:
+            pipeline.emit(t.batch)
+        rows = [ImportRecord(t.path, _sha256(Path(t.path)), "tor-userstats",
+                             t.rows_read, len(t.batch), t.skipped, 0, 0, 0) for t in parsed]
+        refs = [EntityRef(EntityType.COUNTRY, str(c)) for t in parsed
+                for c in set(t.batch.entity_codes.tolist())]
+        _write(store, pipeline, rows, refs)
+    for t in parsed:
+        click.echo(t.text())
+        for cat, n in sorted(t.malformed.items()):
+            lines = ", ".join(str(x) for x in t.examples.get(cat, []))
+            click.echo(f"  {cat}: {n} (first at line {lines})", err=True)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ooni_group)
+    group.add_command(tor_group)

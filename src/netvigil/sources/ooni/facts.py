@@ -1,0 +1,199 @@
+"""Judged OONI measurements -> tier-0 facts, per (hour, country, AS, platform).
+
+Series they become (signal names are stable; docs/ooni.md lists them for classification):
+
+* ``platform:<name>`` — through :class:`~netvigil.model.facts.PlatformTests` and the one
+  :class:`netvigil.pipeline.platform.PlatformAggregator`: % of counted tests that reached
+  the service, from the ok / anomaly / confirmed / failure counts (failures excluded).
+* ``ooni-volume`` — measurements of *every* test name per country and per AS and hour.
+  Silent hours of up to two weeks (between an entity's measurements, or after its last one
+  up to the import's last hour) are written as **0**, not left missing: a collapse of
+  volume is the evidence a shutdown leaves in OONI data (anchors §4.4, "volume collapse is
+  silent" is the gap this closes).
+* ``platform-blocked:<name>:<mechanism>`` — blocked (anomaly + confirmed) measurements per
+  hour naming that mechanism (``dns``, ``tcp``, ``tls``, ``http-blockpage``, ``http``,
+  ``other``); 0 in hours the platform was tested without that mechanism, so a block that
+  stops reads as a fall to 0, not as silence.
+* ``tls-handshake:<name>`` — median of the measurements' median successful TLS handshake
+  time (ms) per hour: the throttling signal (the same-server baseline is the series' own
+  history).
+
+Why one :class:`PlatformTests` per (hour, platform) holding only the (country, AS) columns
+tested in it: the aggregator writes NaN for a column without counted tests, so a dense fact
+over a long span would overwrite values another import wrote for those cells. The costs:
+many small facts (one per platform-hour), and values are per import — a later import of the
+same (hour, platform, network) replaces the earlier value instead of adding to it, so import
+an hour's files together (a bucket folder does).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netvigil.model.entities import EntityType
+from netvigil.model.facts import FactSink, PlatformTests, PointBatch
+from netvigil.sources.ooni.meta import UNKNOWN_CC, Meta
+from netvigil.sources.ooni.verdict import Outcome, Verdict
+
+HOUR = 3600
+SIGNAL_VOLUME = "ooni-volume"
+BLOCKED_PREFIX = "platform-blocked:"
+TLS_PREFIX = "tls-handshake:"
+SOURCE = "ooni"
+#: longest silence written as zeros in ``ooni-volume`` (two weeks: the longest national
+#: shutdowns in the IODA curated list are days to weeks; beyond it, missing)
+MAX_ZERO_FILL_HOURS = 14 * 24
+_OUTCOME_COL = {Outcome.OK: 0, Outcome.ANOMALY: 1, Outcome.CONFIRMED: 2, Outcome.FAILURE: 3}
+
+Column = tuple[str, int]  # (country, asn)
+Row = tuple[str, str, str, np.ndarray, np.ndarray]  # entity type, code, signal, times, values
+
+
+@dataclass
+class FactBuilder:
+    """Accumulates verdicts of one import; :meth:`emit` hands the facts to a sink."""
+
+    source: str = SOURCE
+    counts: dict[tuple[int, str], dict[Column, list[int]]] = field(
+        default_factory=lambda: defaultdict(dict))
+    volume: dict[Column, dict[int, int]] = field(default_factory=lambda: defaultdict(dict))
+    blocked: dict[tuple[str, str], dict[tuple[int, Column], int]] = field(
+        default_factory=lambda: defaultdict(dict))
+    tls: dict[str, dict[tuple[int, Column], list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    unattributed: int = 0
+
+    def add(self, meta: Meta, v: Verdict) -> None:
+        """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it)."""
+        if meta.cc == UNKNOWN_CC:
+            self.unattributed += 1
+            return
+        hour = meta.time - meta.time % HOUR
+        col = (meta.cc, meta.asn)
+        vol = self.volume[col]
+        vol[hour] = vol.get(hour, 0) + 1
+        if v.platform is None or v.outcome is None:
+            return
+        cell = self.counts[(hour, v.platform)].setdefault(col, [0, 0, 0, 0])
+        cell[_OUTCOME_COL[v.outcome]] += 1
+        for mech in v.mechanisms:
+            per = self.blocked[(v.platform, mech)]
+            per[(hour, col)] = per.get((hour, col), 0) + 1
+        if v.tls_handshake_ms is not None:
+            self.tls[v.platform][(hour, col)].append(v.tls_handshake_ms)
+
+    def emit(self, sink: FactSink) -> int:
+        """Emit every fact (not flushed: the caller owns the transaction). Returns facts."""
+        n = 0
+        for (hour, plat), cols in sorted(self.counts.items()):
+            sink.emit(_platform_fact(hour, plat, cols))
+            n += 1
+        for batch in (self._volume_batch(), self._blocked_batch(), self._tls_batch()):
+            if len(batch):
+                sink.emit(batch)
+                n += 1
+        return n
+
+    # -- point batches ---------------------------------------------------------------------
+    def _volume_batch(self) -> PointBatch:
+        """Per country and per AS: the measurement count of every hour, and **0** for hours
+        without one inside a silence of at most :data:`MAX_ZERO_FILL_HOURS` (between two of
+        the entity's measurements, or from its last one to the import's last hour). Longer
+        silences stay missing: years between sparse old measurements are not a shutdown.
+        """
+        if not self.volume:
+            return _batch([], self.source)
+        last = max(h for per in self.volume.values() for h in per)
+        by_entity: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+        for (cc, asn), per in self.volume.items():
+            keys = [(EntityType.COUNTRY.value, cc)]
+            if asn > 0:
+                keys.append((EntityType.ASN.value, str(asn)))
+            for key in keys:
+                acc = by_entity[key]
+                for h, n in per.items():
+                    acc[h] = acc.get(h, 0) + n
+        rows = []
+        for (et, code), acc in sorted(by_entity.items()):
+            hours = np.fromiter(sorted(acc), np.int64)
+            times = _zero_filled_hours(hours, last)
+            vals = np.zeros(times.size)
+            vals[np.searchsorted(times, hours)] = [acc[int(h)] for h in hours]
+            rows.append((et, code, SIGNAL_VOLUME, times, vals))
+        return _batch(rows, self.source)
+
+    def _blocked_batch(self) -> PointBatch:
+        rows = []
+        for (plat, mech), per in sorted(self.blocked.items()):
+            # every (hour, column) where the platform was tested: 0 unless blocked this way
+            tested = {(h, c) for (h, p), cols in self.counts.items() if p == plat for c in cols}
+            cells = {k: per.get(k, 0) for k in tested}
+            rows += _entity_rows(cells, f"{BLOCKED_PREFIX}{plat}:{mech}", sum)
+        return _batch(rows, self.source)
+
+    def _tls_batch(self) -> PointBatch:
+        rows = []
+        for plat, per in sorted(self.tls.items()):
+            rows += _entity_rows(dict(per), f"{TLS_PREFIX}{plat}", _median_of_lists)
+        return _batch(rows, self.source)
+
+
+def _zero_filled_hours(hours: np.ndarray, last: int) -> np.ndarray:
+    """Sorted observed hours plus the hours of every silence of at most
+    :data:`MAX_ZERO_FILL_HOURS` between them and after the last one (up to ``last``)."""
+    ends = np.append(hours[1:], last + HOUR)
+    parts = [hours]
+    for start, end in zip(hours, ends, strict=True):
+        gap = (int(end) - int(start)) // HOUR - 1
+        if 0 < gap <= MAX_ZERO_FILL_HOURS:
+            parts.append(np.arange(int(start) + HOUR, int(end), HOUR, dtype=np.int64))
+    return np.unique(np.concatenate(parts))
+
+
+def _median_of_lists(parts: list[list[float]]) -> float:
+    return float(statistics.median(x for p in parts for x in p))
+
+
+def _entity_rows(cells: Mapping[tuple[int, Column], Any], signal: str,
+                 combine: Callable[[list[Any]], float]) -> list[Row]:
+    """(hour, (cc, asn)) cells -> per-country and per-AS hourly rows, combined by ``combine``
+    (sum of counts, median of handshake times)."""
+    groups: dict[tuple[str, str], dict[int, list[Any]]] = defaultdict(
+        lambda: defaultdict(list))
+    for (hour, (cc, asn)), value in cells.items():
+        groups[(EntityType.COUNTRY.value, cc)][hour].append(value)
+        if asn > 0:
+            groups[(EntityType.ASN.value, str(asn))][hour].append(value)
+    rows = []
+    for (et, code), per in groups.items():
+        hours = np.fromiter(sorted(per), np.int64)
+        vals = np.array([combine(per[int(h)]) for h in hours], dtype=np.float64)
+        rows.append((et, code, signal, hours, vals))
+    return rows
+
+
+def _batch(rows: list[Row], source: str) -> PointBatch:
+    if not rows:
+        e = np.empty(0, dtype=object)
+        return PointBatch(e, e, e, np.empty(0, np.int64), np.empty(0), source, HOUR)
+    return PointBatch(
+        np.concatenate([np.full(t.size, et, dtype=object) for et, _c, _s, t, _v in rows]),
+        np.concatenate([np.full(t.size, c, dtype=object) for _e, c, _s, t, _v in rows]),
+        np.concatenate([np.full(t.size, s, dtype=object) for _e, _c, s, t, _v in rows]),
+        np.concatenate([t for *_x, t, _v in rows]).astype(np.int64),
+        np.concatenate([v for *_x, v in rows]).astype(np.float64), source, HOUR)
+
+
+def _platform_fact(hour: int, platform: str, cols: dict[Column, list[int]]) -> PlatformTests:
+    keys = sorted(cols)
+    counts = np.minimum(np.asarray([cols[k] for k in keys], dtype=np.int64), 65535)  # uint16
+    arr = counts.astype(np.uint16).reshape(1, len(keys), 4, 1)
+    return PlatformTests(hour, HOUR, (platform,), tuple(k[0] for k in keys),
+                         np.asarray([k[1] for k in keys], dtype=np.int64),
+                         arr[:, :, 0, :], arr[:, :, 1, :], arr[:, :, 2, :], arr[:, :, 3, :])

@@ -1,0 +1,217 @@
+"""Bounded reading of raw OONI measurement files: JSON, JSONL, gzip, and the bucket layout.
+
+What OONI publishes (anchors §4.2, §4.4 tier 0): one measurement per line in
+``raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz`` (the S3 bucket layout, by *upload* hour), one
+measurement per file from the API and the probes (often pretty-printed), and old
+reports converted from YAML. :func:`iter_records` reads all of them with the same contract:
+every record comes out with its file and physical line, parsed or with the reason it could
+not be (never dropped, never fatal here: the caller applies the error policy).
+
+Bounds, because these files come from the network and from probes we do not control:
+
+* :data:`MAX_LINE_BYTES` per line (and per whole-file document): a longer line is one
+  malformed record ("line longer than …"); its rest is read through and discarded in
+  blocks, so memory stays at one cap.
+* :data:`MAX_DECOMPRESSED_BYTES` per file after gunzip: a gzip bomb stops with a whole-file
+  error at the cap (bytes, not a ratio: a 30 MB measurement is legitimate, a 2 GB line
+  is not). Both are parameters so a caller can tighten them.
+
+No shared helper for these caps existed in ``netvigil.series`` or ``netvigil.sources`` when
+this was written (checked 2026-12-02); this one is small and has no OONI knowledge, so it
+can move to a shared module later.
+
+JSON is parsed with ``orjson`` (a maintained C parser, 2-4x the stdlib's speed on OONI
+measurements, see ``benchmarks/bench_ooni_import.py``); it rejects NaN/Infinity and invalid
+UTF-8 as the JSON standard does, which we want for input from the network.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from isal import igzip
+
+from netvigil.model import InputError
+
+MAX_LINE_BYTES = 32 << 20  # 32 MiB: OONI's largest real measurements are a few MiB
+MAX_DECOMPRESSED_BYTES = 4 << 30  # 4 GiB per file after gunzip
+GZIP_MAGIC = b"\x1f\x8b"
+_SKIP_BLOCK = 1 << 20
+
+#: ``raw/YYYYMMDD/HH/CC/testname/<file>`` below the folder given to ``--dir``
+BUCKET_GLOB = "raw/[0-9]*/[0-9]*/*/*/*"
+_BUCKET_PARTS = re.compile(r"^\d{8}$|^\d{2}$")
+MEASUREMENT_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One measurement as read: ``doc`` parsed, or ``error`` saying why not."""
+
+    path: str
+    line: int  # physical line the record starts on (1-based)
+    doc: dict[str, Any] | None
+    error: str | None = None
+
+
+class _CappedReader(io.RawIOBase):
+    """Counts bytes read from a (decompressing) stream and refuses to pass the cap."""
+
+    def __init__(self, inner: IO[bytes], cap: int, path: str) -> None:
+        self._inner = inner
+        self._cap = cap
+        self._path = path
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._inner.readinto(b)  # type: ignore[attr-defined]
+        self.total += n
+        if self.total > self._cap:
+            raise InputError(self._path, None, f"decompressed size exceeds {self._cap} bytes "
+                                               "(gzip bomb or wrong file)")
+        return int(n)
+
+
+def _open(path: Path, cap: int) -> io.BufferedReader:
+    raw = path.open("rb")
+    head = raw.read(2)
+    raw.seek(0)
+    inner: Any = (igzip.IGzipFile(fileobj=raw)  # type: ignore[no-untyped-call]
+                  if head == GZIP_MAGIC else raw)
+    return io.BufferedReader(_CappedReader(inner, cap, str(path)), buffer_size=1 << 20)
+
+
+def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, f"not JSON: {str(exc)[:120]}"
+    if not isinstance(doc, dict):
+        return None, f"not a JSON object (a {type(doc).__name__})"
+    return doc, None
+
+
+def iter_records(path: str | Path, *, max_line: int = MAX_LINE_BYTES,
+                 max_bytes: int = MAX_DECOMPRESSED_BYTES) -> Iterator[Record]:
+    """Every measurement of one file, in order (module docstring for formats and bounds).
+
+    One JSON object per line (JSONL) or one object in the whole file (pretty-printed JSON):
+    decided by the first non-blank line — if it does not parse alone and starts with ``{``,
+    the file is one document. Blank lines are not records. Raises :class:`InputError` only
+    for whole-file problems (unreadable, truncated gzip, over the decompression cap).
+    """
+    p = Path(path)
+    name = str(p)
+    try:
+        fh = _open(p, max_bytes)
+    except OSError as exc:
+        raise InputError(name, None, f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        yield from _records(fh, name, max_line)
+    except (OSError, EOFError) as exc:
+        raise InputError(name, None, f"cannot read file: {exc}") from None
+    finally:
+        fh.close()
+
+
+def _records(fh: io.BufferedReader, name: str, max_line: int) -> Iterator[Record]:
+    lineno = 0
+    first = True
+    while True:
+        line = fh.readline(max_line + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > max_line and not line.endswith(b"\n"):
+            _discard_rest(fh)
+            yield Record(name, lineno, None, f"line longer than {max_line} bytes")
+            first = False
+            continue
+        body = line.strip()
+        if not body:
+            continue
+        if first and body == b"---":
+            yield Record(name, lineno, None, "legacy YAML report (OONI before 2016): "
+                                             "convert it to JSON first; not read")
+            return
+        doc, err = _parse(body)
+        if err is not None and first and body.startswith((b"{", b"[")):
+            second = fh.readline(max_line + 1)
+            doc2, err2 = _parse(second.strip())
+            if err2 is None:  # JSONL whose first line is bad: carry on line by line
+                yield Record(name, lineno, None, err)
+                yield Record(name, lineno + 1, doc2, None)
+                lineno += 1
+                first = False
+                continue
+            yield from _whole_document(fh, name, line + second, lineno, max_line)
+            return
+        first = False
+        yield Record(name, lineno, doc, err)
+
+
+def _whole_document(fh: io.BufferedReader, name: str, head: bytes, lineno: int,
+                    max_line: int) -> list[Record]:
+    """The rest of the file is one (pretty-printed) JSON document, bounded by ``max_line``:
+    an object is one measurement, an array one record per element (all on ``lineno``)."""
+    rest = fh.read(max(0, max_line + 1 - len(head)))
+    if len(head) + len(rest) > max_line:
+        return [Record(name, lineno, None, f"document longer than {max_line} bytes")]
+    try:
+        doc = orjson.loads(head + rest)
+    except orjson.JSONDecodeError as exc:
+        return [Record(name, lineno, None, f"not JSON: {str(exc)[:120]}")]
+    items = doc if isinstance(doc, list) else [doc]
+    return [Record(name, lineno, d, None) if isinstance(d, dict)
+            else Record(name, lineno, None, f"not a JSON object (a {type(d).__name__})")
+            for d in items]
+
+
+def _discard_rest(fh: io.BufferedReader) -> None:
+    """Read through the rest of an over-long line without keeping it."""
+    while True:
+        chunk = fh.readline(_SKIP_BLOCK)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def is_measurement_file(p: Path) -> bool:
+    return p.is_file() and p.name.lower().endswith(MEASUREMENT_SUFFIXES)
+
+
+def bucket_files(root: str | Path) -> list[Path]:
+    """Measurement files of OONI's bucket layout under ``root`` (the folder holding ``raw/``,
+    or ``raw/`` itself), sorted by path so hours come in order.
+
+    Layout: ``raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz`` (ooni/data tier 0). A folder without
+    that layout is an :class:`InputError` (a typo must not import nothing silently).
+    """
+    base = Path(root)
+    if base.name == "raw" and not (base / "raw").is_dir():
+        base = base.parent
+    if not (base / "raw").is_dir():
+        raise InputError(str(root), None, "no raw/YYYYMMDD/HH/CC/testname/ folder below it")
+    found = [p for p in base.glob(BUCKET_GLOB) if is_measurement_file(p)
+             and all(_BUCKET_PARTS.match(x) for x in p.relative_to(base).parts[1:3])]
+    return sorted(found)
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for its measurement files (recursively, sorted)."""
+    out: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if is_measurement_file(q)))
+        else:
+            out.append(p)
+    return out
