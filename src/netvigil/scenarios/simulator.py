@@ -140,7 +140,7 @@ class Scenario:
     start: int
     end: int
     geo_date: date
-    utc_offset_hours: int
+    utc_offset_hours: float
     seed: int
     phases: tuple[Phase, ...]
     as_classes: tuple[AsClass, ...]
@@ -207,9 +207,9 @@ def parse_scenario(raw: dict[str, Any], base: Path) -> Scenario:
         id=str(sc["id"]), title=str(sc["title"]), label=str(sc["label"]),
         country=str(sc["country"]), country_name=str(sc["country_name"]),
         start=start, end=_ts(sc["end"]), geo_date=geo_date,
-        utc_offset_hours=int(sc["utc_offset_hours"]), seed=int(sc["seed"]),
+        utc_offset_hours=float(sc["utc_offset_hours"]), seed=int(sc["seed"]),
         phases=phases, as_classes=as_classes, raw=raw, data_dir=base,
-        injections=tuple(_injection(i, start, int(sc["utc_offset_hours"]))
+        injections=tuple(_injection(i, start, float(sc["utc_offset_hours"]))
                          for i in raw.get("inject", [])),
     )
 
@@ -217,11 +217,11 @@ def parse_scenario(raw: dict[str, Any], base: Path) -> Scenario:
 _WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def _injection(row: dict[str, Any], start: int, utc_offset_hours: int) -> Injection:
+def _injection(row: dict[str, Any], start: int, utc_offset_hours: float) -> Injection:
     """An ``[[inject]]`` row: ``day`` (days after the scenario start, local midnight),
     ``from_hour``/``hours`` (local), ``days`` (repeat on that many consecutive days) and
     ``weekdays`` (only those local weekdays), all resolved here into UTC intervals."""
-    day0 = start - utc_offset_hours * 3600  # local midnight of the first day, in UTC
+    day0 = start - round(utc_offset_hours * 3600)  # local midnight of the first day, in UTC
     first = int(row.get("day", 0))
     span = int(row.get("days", 1))
     weekdays = {_WEEKDAYS.index(w) for w in row.get("weekdays", _WEEKDAYS)}
@@ -295,7 +295,7 @@ class Universe:
     prefix_net: U32  # routed prefixes (from the AS table ranges), network address
     prefix_len: U8
     prefix_origin: I64
-    block_region: tuple[str | None, ...] = ()  # per block; empty unless a region is targeted
+    block_region: tuple[str | None, ...] = ()  # per block; empty for a scenario without injections
 
     def mask(self, inj: Injection) -> npt.NDArray[np.bool_]:
         """The blocks an injection cuts (its spared ASes excluded)."""
@@ -390,7 +390,7 @@ def _read_universe(sc: Scenario) -> Universe:
                 p_len.append(net.prefixlen)
                 p_org.append(a)
     regions: tuple[str | None, ...] = ()
-    if any(i.target == "region" for i in sc.injections):
+    if sc.injections:  # regions of the cut blocks are affected entities of the truth
         from netvigil.geo.lookup import GeoLookup
 
         regions = tuple(GeoLookup.default().bulk_regions(block_starts).region_codes())
@@ -540,7 +540,7 @@ def _is_target(inj: Injection, ref: EntityRef, uni: Universe) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _night(times: npt.ArrayLike, utc_offset_hours: int, peak_local_hour: float) -> F64:
+def _night(times: npt.ArrayLike, utc_offset_hours: float, peak_local_hour: float) -> F64:
     """0..1 'how deep in the night' with the peak at ``peak_local_hour`` local time."""
     t = np.asarray(times, dtype=np.float64)
     hours = ((t / 3600.0) + utc_offset_hours) % 24.0
@@ -614,7 +614,8 @@ class SimulatedProber:
         levels = np.stack([self.sched.at(name, t_slices) for name in CLASSES])
         level = levels[self.cls, self.slice_of]
         for cap, spans, mask in self.cuts:
-            on = ((t_slices[:, None] >= spans[:, 0]) & (t_slices[:, None] < spans[:, 1])).any(1)
+            inside = (t_slices[:, None] >= spans[:, 0]) & (t_slices[:, None] < spans[:, 1])
+            on = np.asarray(inside.any(axis=1), dtype=np.bool_)
             level = np.where(mask & on[self.slice_of], np.minimum(level, cap), level)
         connected = self.rank < level
         flip = rng.random(self.blocks.size)
@@ -622,7 +623,8 @@ class SimulatedProber:
         night = _night(t_slices, sc.utc_offset_hours, self.peak)[self.slice_of]
         a = self.availability.astype(np.float64)
         if self.weekly > 0.0:
-            local_day = ((t_slices + sc.utc_offset_hours * 3600) // 86_400 + 3) % 7  # 0 = Mon
+            shift = round(sc.utc_offset_hours * 3600)
+            local_day = ((t_slices + shift) // 86_400 + 3) % 7  # 0 = Monday
             rest = np.isin(local_day, list(self.weekend))[self.slice_of]
             a = a * (1.0 - self.weekly * self.depth * rest)
         p_true = np.where(connected & ~self.bg_down, a * (1.0 - self.depth * night), 0.0)
