@@ -18,10 +18,12 @@ from netvigil import __version__
 from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
 from netvigil.serve.gate import StoreGate, StoreOpener
+from netvigil.serve.metrics import Metrics, MetricsMiddleware
 
 #: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
 ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.health",
+    "netvigil.serve.metrics",
     "netvigil.serve.collector",
     "netvigil.serve.api_v1",
     "netvigil.serve.ioda_v2",
@@ -47,6 +49,8 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
     app = FastAPI(title="NetVigil API", version=__version__, lifespan=lifespan,
                   description="Open internet-shutdown observatory: docs/api.md.")
     app.state.store_gate = gate
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
