@@ -9,6 +9,7 @@ entity-year (definitions: :mod:`netvigil.scoring.matching`).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -59,12 +60,16 @@ def bench() -> None:
               show_default=True)
 @click.option("--seed", type=int, default=None,
               help="Replace every scenario's seed (the facts change, the truth does not).")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Scenarios run at once (one process each).")
+@click.option("--catalogue", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A scenario catalogue (default: the shipped one).")
 @handle_errors
 def detect(detectors: tuple[str, ...], scenarios: tuple[str, ...], fmt: str,
-           seed: int | None) -> None:
+           seed: int | None, jobs: int, catalogue: Path | None) -> None:
     """Score detectors on labelled SIMULATIONS (not measured data): precision, recall, F1,
     time to detect, start/end error, false alarms per entity-year, per class of event."""
-    result = run_bench(detectors, scenarios, seed=seed,
+    result = run_bench(detectors, scenarios, seed=seed, catalogue=catalogue, jobs=jobs,
                        progress=lambda line: click.echo(line, err=True))
     click.echo(render(result.rows, fmt))
 
