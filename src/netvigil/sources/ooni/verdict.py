@@ -180,10 +180,10 @@ def mechanism_of(failure: Any, operation: str | None = None) -> str:
     if op in ("connect", "tcp_connect") or f in ("connection_refused", "host_unreachable",
                                                  "network_unreachable"):
         return "tcp"
-    if f.startswith("http_") or "http" in op:
-        return "http"
     if f in ("connection_reset", "generic_timeout_error", "eof_error"):
         return "tcp"
+    if f.startswith("http_") or "http" in op:
+        return "http"
     return "other"
 
 
@@ -270,7 +270,8 @@ def _judge_web(m: dict[str, Any], tk: dict[str, Any],
         return Outcome.ANOMALY, "wc.blocking", ["http-blockpage"], None
     if blocking == "http-failure":
         tls_failed = any(h.get("failure") for h in _list(tk, "tls_handshakes"))
-        mech = "tls" if tls_failed else mechanism_of(tk.get("http_experiment_failure"), "http")
+        mech = "tls" if tls_failed else mechanism_of(tk.get("http_experiment_failure"))
+        mech = "http" if mech == "other" else mech  # the exchange failed, cause unnamed
         if mech == "tcp" and str(m.get("input", "")).startswith("https"):
             mech = "tls"  # a reset/timeout of an HTTPS exchange after connect: TLS (SNI)
         return Outcome.ANOMALY, "wc.blocking", [mech], None
