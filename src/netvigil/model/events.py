@@ -6,8 +6,10 @@ carries the per-signal evidence so a reader can check the claim against the seri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from netvigil.model.entities import EntityRef, EntityType
 
@@ -66,6 +68,9 @@ class Event:
     min_ratio: float
     signals: tuple[SignalEvidence, ...]
     rules: tuple[str, ...]  # detector / rule ids that decided
+    #: fusion and classification (netvigil.events.fusion): severity, signal health, class,
+    #: scope members, lifecycle history; JSON-ready, {} when not assessed.
+    assessment: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def duration(self) -> int | None:

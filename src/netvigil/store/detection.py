@@ -14,6 +14,7 @@ cursor, so reading one new bin does not read history.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -298,6 +299,8 @@ class DetectionTables:
                 "min_ratio": np.array([nan if e.min_ratio != e.min_ratio else e.min_ratio
                                        for e in ordered], dtype=np.float64),
                 "evidence": _obj([self._evidence_json(e.signals) for e in ordered]),
+                "assessment": _obj([json.dumps(dict(e.assessment), allow_nan=False)
+                                    for e in ordered]),
                 "rules": _obj(["\x1f".join(e.rules) for e in ordered]),
                 "has_end": np.array([e.end is not None for e in ordered]),
             }
@@ -313,7 +316,8 @@ class DetectionTables:
                            CASE WHEN isnan(min_ratio) THEN NULL ELSE min_ratio END,
                            evidence,
                            CASE WHEN rules = '' THEN []::VARCHAR[]
-                                ELSE string_split(rules, chr(31)) END
+                                ELSE string_split(rules, chr(31)) END,
+                           assessment
                     FROM _det_v
                     """
                 )

@@ -852,7 +852,8 @@ class Store(DetectionTables):
             (
                 e.id, entity.type.value, entity.code, e.entity_name, e.start, e.end,
                 e.status.value, e.scope.value, e.kind.value, e.score, e.confidence,
-                e.min_ratio, self._evidence_json(e.signals), list(e.rules),
+                e.min_ratio, self._evidence_json(e.signals),
+                json.dumps(dict(e.assessment), allow_nan=False), list(e.rules),
             )
             for e in ordered
         ]
@@ -867,12 +868,13 @@ class Store(DetectionTables):
                 flat = [(*r[:-1], "\x1f".join(r[-1])) for r in rows]
                 self._insert_rows(
                     "events", ("id", "et", "ec", "name", "start", "end_", "status", "scope",
-                               "kind", "score", "confidence", "min_ratio", "evidence", "rules"),
+                               "kind", "score", "confidence", "min_ratio", "evidence",
+                               "assessment", "rules"),
                     flat,
                     select="id, et, ec, name, start::BIGINT, end_::BIGINT, status, scope, kind,"
                            " score::DOUBLE, confidence::DOUBLE, min_ratio::DOUBLE, evidence,"
                            " CASE WHEN rules = '' THEN []::VARCHAR[]"
-                           " ELSE string_split(rules, chr(31)) END")
+                           " ELSE string_split(rules, chr(31)) END, assessment")
 
     def _insert_rows(self, target: str, columns: Sequence[str],
                      rows: Sequence[tuple[object, ...]], select: str | None = None,
@@ -931,7 +933,8 @@ class Store(DetectionTables):
                     until: int | None = None) -> list[Event]:
         """Events overlapping [start, until) (ongoing ones extend to +inf), by start, id."""
         sql = ("SELECT id, entity_type, entity_code, entity_name, start_time, end_time, status,"
-               " scope, kind, score, confidence, min_ratio, evidence, rules FROM events"
+               " scope, kind, score, confidence, min_ratio, evidence, rules, assessment"
+               " FROM events"
                " WHERE true")
         params: list[object] = []
         if entity is not None:
@@ -946,7 +949,7 @@ class Store(DetectionTables):
         sql += " ORDER BY start_time, entity_type, entity_code, id"
         out = []
         for (eid, t, c, name, st, en, status, scope, kind, score, conf, mr, ev,
-             rules) in self._con.execute(sql, params).fetchall():
+             rules, assessment) in self._con.execute(sql, params).fetchall():
             out.append(
                 Event(
                     id=eid, entity=_ref(t, c), entity_name=name, start=int(st),
@@ -954,6 +957,7 @@ class Store(DetectionTables):
                     scope=Scope(scope), kind=EventKind(kind), score=_opt_float(score),
                     confidence=_opt_float(conf), min_ratio=_opt_float(mr),
                     signals=self._evidence_from_json(ev), rules=tuple(rules),
+                    assessment=json.loads(assessment),
                 )
             )
         return out

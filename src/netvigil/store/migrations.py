@@ -203,6 +203,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE series ADD COLUMN rewrites BIGINT NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        7,
+        "event assessment",
+        (
+            # Fusion and classification of an event (issue 8), a JSON object.
+            "ALTER TABLE events ADD COLUMN assessment VARCHAR NOT NULL DEFAULT '{}'",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
