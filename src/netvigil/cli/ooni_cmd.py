@@ -34,23 +34,19 @@ def _on_error_option(func: click.decorators.FC) -> click.decorators.FC:
              "skip: write the rest, count the malformed ones.")(func)
 
 
-def _entities(refs: Iterable[EntityRef]) -> list[Entity]:
-    """Names (and an AS's registered country) from the registry; unknown ASes unnamed."""
+def _countries(codes: Iterable[str]) -> list[Entity]:
     reg = default_registry()
-    out = []
-    for ref in sorted(set(refs)):
-        known = reg.get(ref)
-        out.append(Entity(ref, known.name if known else "", reg.parent(ref) if known else None))
-    return out
+    return [Entity(ref, known.name if (known := reg.get(ref)) else "")
+            for ref in sorted({EntityRef(EntityType.COUNTRY, c) for c in codes})]
 
 
 def _write(store: Store, pipeline: Pipeline, rows: Sequence[ImportRecord],
-           refs: Iterable[EntityRef]) -> None:
+           entities: list[Entity]) -> None:
     """Points, entities and imports rows: one transaction (the pipeline's joins it)."""
     before = (pipeline.stats.inserted, pipeline.stats.updated, pipeline.stats.unchanged)
     with store.transaction():
         pipeline.flush()
-        store.upsert_entities(_entities(refs))
+        store.upsert_entities(entities)
         s = pipeline.stats
         ins, upd, unch = (s.inserted - before[0], s.updated - before[1],
                           s.unchanged - before[2])
@@ -87,18 +83,20 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
         result.facts = builder.emit(pipeline)
         rows = [ImportRecord(f.path, f.sha256, "ooni", f.records, f.accepted, f.malformed,
                              0, 0, 0) for f in result.files]
-        _write(store, pipeline, rows, _ooni_refs(builder))
+        _write(store, pipeline, rows, _ooni_entities(builder))
         points = pipeline.stats.points
     _report(result, points)
 
 
-def _ooni_refs(builder: FactBuilder) -> list[EntityRef]:
-    refs = []
-    for cc, asn in builder.volume:
-        refs.append(EntityRef(EntityType.COUNTRY, cc))
-        if asn > 0:
-            refs.append(EntityRef(EntityType.ASN, str(asn)))
-    return refs
+def _ooni_entities(builder: FactBuilder) -> list[Entity]:
+    """Countries named from the registry; ASes by the probes' ``probe_network_name`` with
+    the country they were measured in as parent (loading the 77k AS names for a few ASes
+    would cost more than the import)."""
+    out = _countries(cc for cc, _asn in builder.volume)
+    out += [Entity(EntityRef(EntityType.ASN, str(asn)), name,
+                   EntityRef(EntityType.COUNTRY, cc))
+            for asn, (name, cc) in sorted(builder.networks.items())]
+    return out
 
 
 def _report(result: OoniImport, points: int) -> None:
@@ -133,9 +131,8 @@ def tor_import_cmd(files: tuple[Path, ...], on_error: str, store_path: Path) -> 
             pipeline.emit(t.batch)
         rows = [ImportRecord(t.path, _sha256(Path(t.path)), "tor-userstats",
                              t.rows_read, len(t.batch), t.skipped, 0, 0, 0) for t in parsed]
-        refs = [EntityRef(EntityType.COUNTRY, str(c)) for t in parsed
-                for c in set(t.batch.entity_codes.tolist())]
-        _write(store, pipeline, rows, refs)
+        codes = {str(c) for t in parsed for c in t.batch.entity_codes.tolist()}
+        _write(store, pipeline, rows, _countries(codes))
     for t in parsed:
         click.echo(t.text())
         for cat, n in sorted(t.malformed.items()):

@@ -68,6 +68,8 @@ class FactBuilder:
     tls: dict[str, dict[tuple[int, Column], list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     unattributed: int = 0
+    #: AS -> (probe_network_name, country it was measured in), for the entities table
+    networks: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def add(self, meta: Meta, v: Verdict) -> None:
         """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it)."""
@@ -76,6 +78,8 @@ class FactBuilder:
             return
         hour = meta.time - meta.time % HOUR
         col = (meta.cc, meta.asn)
+        if meta.asn > 0 and (meta.network_name or meta.asn not in self.networks):
+            self.networks[meta.asn] = (meta.network_name, meta.cc)
         vol = self.volume[col]
         vol[hour] = vol.get(hour, 0) + 1
         if v.platform is None or v.outcome is None:

@@ -63,14 +63,23 @@ class Record:
 class _CappedReader(io.RawIOBase):
     """Counts bytes read from a (decompressing) stream and refuses to pass the cap."""
 
-    def __init__(self, inner: IO[bytes], cap: int, path: str) -> None:
+    def __init__(self, inner: IO[bytes], cap: int, path: str,
+                 raw: IO[bytes] | None = None) -> None:
         self._inner = inner
+        self._raw = raw  # the file under a decompressor (closed with it)
         self._cap = cap
         self._path = path
         self.total = 0
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+            if self._raw is not None:
+                self._raw.close()
+        super().close()
 
     def readinto(self, b: Any) -> int:
         n = self._inner.readinto(b)  # type: ignore[attr-defined]
@@ -87,7 +96,7 @@ def _open(path: Path, cap: int) -> io.BufferedReader:
     raw.seek(0)
     inner: Any = (igzip.IGzipFile(fileobj=raw)  # type: ignore[no-untyped-call]
                   if head == GZIP_MAGIC else raw)
-    return io.BufferedReader(_CappedReader(inner, cap, str(path)), buffer_size=1 << 20)
+    return io.BufferedReader(_CappedReader(inner, cap, str(path), raw), buffer_size=1 << 20)
 
 
 def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -206,12 +215,15 @@ def bucket_files(root: str | Path) -> list[Path]:
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; a folder stands for its measurement files (recursively, sorted)."""
+    """Files as given; a folder stands for every file below it (recursively, sorted) except
+    hidden files and ``README*``: a file of another format is read and flagged, never
+    skipped unseen."""
     out: list[Path] = []
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if is_measurement_file(q)))
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file()
+                              and not q.name.startswith((".", "README"))))
         else:
             out.append(p)
     return out

@@ -1,0 +1,219 @@
+"""``netvigil ooni import`` end to end into a real DuckDB store: bucket layout, series values
+(platform share, volume with a blackout, mechanisms), error policy, bounds, idempotence."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from netvigil.cli.main import cli
+from netvigil.model import InputError
+from netvigil.sources.ooni.reader import bucket_files, iter_records
+from netvigil.store import Store
+
+FIX = Path(__file__).parent / "fixtures" / "ooni"
+T0 = 1_641_340_800  # 2022-01-05 00:00 UTC
+H = 3600
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def telegram(hour: int, asn: int, blocked: bool, k: int = 0) -> dict[str, Any]:
+    """A telegram 0.3.0 measurement as OONI probes write it: 12 DC connects, DC POSTs."""
+    t = T0 + hour * H + 60 * k
+    st = {"success": not blocked, "failure": "generic_timeout_error" if blocked else None}
+    return {
+        "test_name": "telegram", "test_version": "0.3.0", "data_format_version": "0.2.0",
+        "measurement_start_time": datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "probe_cc": "KZ", "probe_asn": f"AS{asn}", "input": None,
+        "report_id": f"r{hour}-{asn}-{k}",
+        "test_keys": {
+            "tcp_connect": [{"ip": "149.154.175.50", "port": 443, "status": st}] * 12,
+            "requests": [{"failure": "generic_timeout_error" if blocked else None,
+                          "request": {"url": "http://149.154.175.50/"}}] * 6,
+            "telegram_tcp_blocking": blocked, "telegram_http_blocking": blocked,
+            "telegram_web_status": "ok", "telegram_web_failure": None}}
+
+
+def bucket(root: Path, docs: list[dict[str, Any]]) -> None:
+    """OONI's layout raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz (by measurement hour here)."""
+    by_dir: dict[Path, list[dict[str, Any]]] = {}
+    for d in docs:
+        t = datetime.strptime(d["measurement_start_time"], "%Y-%m-%d %H:%M:%S")
+        folder = root / "raw" / t.strftime("%Y%m%d") / t.strftime("%H") / d["probe_cc"] / \
+            d["test_name"]
+        by_dir.setdefault(folder, []).append(d)
+    for folder, ds in by_dir.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        with gzip.open(folder / "2022010500_KZ_telegram.n0.0.jsonl.gz", "wt") as fh:
+            fh.write("".join(json.dumps(d) + "\n" for d in ds))
+
+
+def points(store_path: Path, etype: str, code: str, signal: str) -> dict[int, float]:
+    with Store(store_path, read_only=True) as s:
+        rows = s.connection.execute(
+            "SELECT time, value FROM points WHERE entity_type = ? AND entity_code = ? "
+            "AND signal = ? ORDER BY time", [etype, code, signal]).fetchall()
+    return {int(t) - T0: v for t, v in rows}
+
+
+# Hours 0-9 open, 10-13 Telegram blocked on AS 9198 only, 14-17 open, 18-21 blackout (no
+# measurement at all), 22-25 open again.
+BLOCK = range(10, 14)
+BLACKOUT = range(18, 22)
+HOURS = [h for h in range(26) if h not in BLACKOUT]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Result]:
+    tmp = tmp_path_factory.mktemp("ooni")
+    docs = [telegram(h, asn, asn == 9198 and h in BLOCK, k)
+            for h in HOURS for asn in (9198, 29355) for k in range(2)]
+    bucket(tmp / "bucket", docs)
+    store = tmp / "s.duckdb"
+    res = run("ooni", "import", "--dir", tmp / "bucket", "--store", store)
+    return tmp, store, res
+
+
+def test_bucket_import_gives_platform_share_per_country_and_as(
+        imported: tuple[Path, Path, Result]) -> None:
+    _tmp, store, res = imported
+    assert res.exit_code == 0, res.output
+    assert "88 measurements accepted" in res.output
+    kz = points(store, "country", "KZ", "platform:telegram")
+    blocked_as = points(store, "asn", "9198", "platform:telegram")
+    other_as = points(store, "asn", "29355", "platform:telegram")
+    assert set(kz) == {h * H for h in HOURS}  # the blackout is missing, not 0 %
+    assert all(kz[h * H] == (50.0 if h in BLOCK else 100.0) for h in HOURS)
+    assert all(blocked_as[h * H] == (0.0 if h in BLOCK else 100.0) for h in HOURS)
+    assert set(other_as.values()) == {100.0}
+
+
+def test_volume_collapses_to_zero_in_the_blackout(imported: tuple[Path, Path, Result]) -> None:
+    _tmp, store, _res = imported
+    kz = points(store, "country", "KZ", "ooni-volume")
+    assert set(kz) == {h * H for h in range(26)}
+    assert [kz[h * H] for h in range(26)] == [0.0 if h in BLACKOUT else 4.0 for h in range(26)]
+    assert points(store, "asn", "29355", "ooni-volume")[0] == 2.0
+
+
+def test_mechanism_series_name_tcp_and_fall_to_zero(imported: tuple[Path, Path, Result]) -> None:
+    _tmp, store, _res = imported
+    tcp = points(store, "asn", "9198", "platform-blocked:telegram:tcp")
+    assert {h: tcp[h * H] for h in HOURS} == {h: (2.0 if h in BLOCK else 0.0) for h in HOURS}
+    with Store(store, read_only=True) as s:
+        signals = {r[0] for r in s.connection.execute(
+            "SELECT DISTINCT signal FROM points").fetchall()}
+        imports = s.connection.execute("SELECT count(*), sum(rows_read) FROM imports"
+                                       ).fetchone()
+    assert signals == {"platform:telegram", "ooni-volume", "platform-blocked:telegram:tcp"}
+    assert imports == (len(HOURS), 88)  # one row per bucket file
+
+
+def test_reimport_changes_nothing(imported: tuple[Path, Path, Result]) -> None:
+    tmp, store, _res = imported
+    before = points(store, "country", "KZ", "platform:telegram")
+    res = run("ooni", "import", "--dir", tmp / "bucket", "--store", store)
+    assert res.exit_code == 0 and " 0 points written" not in res.output
+    assert points(store, "country", "KZ", "platform:telegram") == before
+    with Store(store, read_only=True) as s:
+        last = s.connection.execute("SELECT inserted, updated FROM imports ORDER BY id DESC "
+                                    "LIMIT 1").fetchone()
+    assert last == (0, 0)
+
+
+def test_shared_fixtures_import_with_malformed_flagged(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    res = run("ooni", "import", FIX, "--on-error", "skip", "--store", store)
+    assert res.exit_code == 0, res.output
+    assert "26 file(s): 25 measurements accepted" in res.output
+    assert "1 malformed, 1 without a country" in res.output
+    assert "legacy YAML report: 1 (first at binary_city.yaml:1)" in res.stderr
+    ir = points(store, "asn", "197207", "platform-blocked:facebook:dns")
+    assert list(ir.values()) == [1.0]
+    fail = run("ooni", "import", FIX, "--store", tmp_path / "f.duckdb")
+    assert fail.exit_code == 1
+    assert "binary_city.yaml:1" in fail.stderr and "legacy YAML" in fail.stderr
+    assert not (tmp_path / "f.duckdb").exists()  # read before the store is opened
+
+
+def test_bad_line_fail_writes_nothing_skip_keeps_the_rest(tmp_path: Path) -> None:
+    f = tmp_path / "m.jsonl"
+    good = [json.dumps(telegram(h, 9198, False)) for h in range(3)]
+    f.write_text("\n".join([good[0], '{"test_name": "telegram", "trunc', good[1], "[1, 2]",
+                            json.dumps({"test_name": "telegram"}), good[2]]) + "\n")
+    store = tmp_path / "s.duckdb"
+    Store(store).close()
+    res = run("ooni", "import", f, "--store", store)
+    assert res.exit_code == 1 and f"{f}:2: not JSON" in res.stderr
+    with Store(store, read_only=True) as s:
+        assert s.connection.execute("SELECT count(*) FROM points").fetchone() == (0,)
+    res = run("ooni", "import", f, "--on-error", "skip", "--store", store)
+    assert res.exit_code == 0, res.output
+    assert "3 measurements accepted" in res.output and "3 malformed" in res.output
+    assert "not JSON: 1 (first at m.jsonl:2)" in res.stderr
+    assert "not a JSON object: 1 (first at m.jsonl:4)" in res.stderr
+    assert "measurement_start_time missing: 1 (first at m.jsonl:5)" in res.stderr
+    assert len(points(store, "country", "KZ", "platform:telegram")) == 3
+
+
+def test_first_line_bad_in_jsonl_does_not_swallow_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"broken\n' + json.dumps(telegram(0, 1, False)) + "\n"
+                 + json.dumps(telegram(1, 1, False)) + "\n")
+    recs = list(iter_records(f))
+    assert [(r.line, r.doc is not None) for r in recs] == [(1, False), (2, True), (3, True)]
+
+
+def test_pretty_json_and_json_arrays(tmp_path: Path) -> None:
+    pretty = tmp_path / "p.json"
+    pretty.write_text(json.dumps(telegram(0, 1, False), indent=2))
+    arr = tmp_path / "a.json.gz"
+    arr.write_bytes(gzip.compress(json.dumps([telegram(0, 1, False), 3]).encode()))
+    assert [r.doc is not None for r in iter_records(pretty)] == [True]
+    assert [(r.doc is not None, r.error) for r in iter_records(arr)] == [
+        (True, None), (False, "not a JSON object (a int)")]
+
+
+def test_line_cap_flags_one_record_and_reads_on(tmp_path: Path) -> None:
+    f = tmp_path / "m.jsonl"
+    big = json.dumps(dict(telegram(0, 1, False), pad="x" * 5000))
+    f.write_text("\n".join([json.dumps(telegram(0, 1, False)), big,
+                            json.dumps(telegram(1, 1, False))]) + "\n")
+    recs = list(iter_records(f, max_line=4096))
+    assert [(r.line, r.error) for r in recs] == [
+        (1, None), (2, "line longer than 4096 bytes"), (3, None)]
+
+
+def test_gzip_cap_and_truncated_gzip_are_whole_file_errors(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b"\n" * (4 << 20)))  # 4 MiB of newlines, 4 KiB on disk
+    with pytest.raises(InputError, match="decompressed size exceeds 1048576 bytes"):
+        list(iter_records(bomb, max_bytes=1 << 20))
+    cut = tmp_path / "cut.jsonl.gz"
+    data = gzip.compress(b"".join(json.dumps(telegram(h, 1, False)).encode() + b"\n"
+                                  for h in range(50)))
+    cut.write_bytes(data[: len(data) // 2])
+    res = run("ooni", "import", cut, "--on-error", "skip", "--store", tmp_path / "s.duckdb")
+    assert res.exit_code == 1 and "cut.jsonl.gz" in res.stderr
+
+
+def test_bucket_layout_is_required_for_dir(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    res = run("ooni", "import", "--dir", tmp_path / "x", "--store", tmp_path / "s.duckdb")
+    assert res.exit_code == 1 and "raw/YYYYMMDD/HH/CC/testname" in res.stderr
+    folder = tmp_path / "b" / "raw" / "20220105" / "07" / "KZ" / "signal"
+    folder.mkdir(parents=True)
+    shutil.copy(FIX / "signal_022.json", folder / "a.json")
+    (folder / "notes.txt").write_text("x")
+    assert bucket_files(tmp_path / "b") == [folder / "a.json"]
+    assert bucket_files(tmp_path / "b" / "raw") == [folder / "a.json"]
