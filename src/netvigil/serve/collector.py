@@ -1,0 +1,502 @@
+"""The collector: probe measurements and prober rounds over HTTP, into the one pipeline.
+
+Routes (prefix ``/api/v1/collector``; docs/probe.md has the wire format):
+
+* ``POST /measurements`` — one OONI-format measurement per call, body
+  ``{"format": "json", "content": {…}, "uploaded_at": "…"}``: the body of OONI's submit
+  step (``POST /report/{id}``, anchors §4.3) **without** the report open/close round trips.
+  One call per measurement because the agent spools one measurement per row and a report
+  id assigned by a server it cannot reach would be one more thing to lose offline (OONI
+  settled on one file per measurement for the same reason, probe-cli PR #68).
+* ``POST /rounds`` — one prober round of one remote vantage point, ``content`` =
+  ``{"vantage", "round_start", "round_seconds", "lines": [<netvigil probe run JSONL
+  lines>]}``: what ``netvigil probe collect`` merges from files, over the network.
+* ``GET /whoami`` — the caller's address, country and AS (``netvigil.geo``), the agent's
+  location lookup.
+
+Every route authenticates the sender first: ``Authorization: Bearer <token>``, compared by
+SHA-256 digest (constant time) with the senders of the collector configuration (a JSON
+file named by ``NETVIGIL_COLLECTOR_CONFIG``; no file = no senders = every upload 401).
+A sender may send only the kinds it is configured for, and a vantage point only rounds of
+its own name (403). Tokens are never logged; the log names the sender.
+
+Then, in this order, nothing is stored until every check passed: body cap (413, read in
+chunks, the cap applies before parsing), JSON (400), shape and base keys (422, one line
+saying which key). The accepted item is written **exactly once**: its identity is the
+SHA-256 of its canonical JSON (sorted keys, no spaces, UTF-8 — the agent's
+``content_hash``), it becomes a file named by that hash, created with ``link(2)`` from a
+fsynced temporary file (an existing name = a duplicate, acknowledged with 200 and
+``"duplicate": true``). Measurements are laid out as OONI's bucket tree
+(``raw/YYYYMMDD/HH/CC/<testname>/<uid>.json``, by *measurement* hour, so ``netvigil ooni
+import`` reads the archive as it reads OONI's) with ``measurement_uid``,
+``x_received_at`` and ``x_uploaded_at`` added beside ``measurement_start_time``.
+
+Facts: a measurement re-judges its whole (hour, country) cell from the archive with the
+OONI verdict (:func:`netvigil.sources.ooni.verdict.verdict`) into one
+:class:`~netvigil.model.facts.PlatformTests` fact (counts per AS × platform), so a late
+measurement corrects the cell instead of adding a second value; a round becomes
+:class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``). Both go through
+:class:`netvigil.pipeline.Pipeline`, then :func:`netvigil.events.runner.run_detection` runs
+for the entities touched, which recomputes any series whose write landed behind its
+cursor: late data re-runs detection for the windows it touches. A duplicate re-derives its
+cell too, so a crash between the file and the points is healed by the agent's retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from netvigil.model.entities import EntityRef, EntityType
+from netvigil.model.facts import PlatformTests
+from netvigil.serve.deps import gate_of
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/collector", tags=["collector"])
+
+CONFIG_ENV = "NETVIGIL_COLLECTOR_CONFIG"
+DEFAULT_MAX_BODY = 2 << 20  # bytes: OONI web_connectivity measurements are rarely > 1 MiB
+KINDS = ("measurement", "round")
+HOUR = 3600
+FUTURE_SLACK = 3600  # OONI's fastpath: a start time > 1 h in the future is not trusted
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_BASE_KEYS = ("data_format_version", "measurement_start_time", "probe_asn", "probe_cc",
+              "software_name", "software_version", "test_name", "test_keys")
+ROUND_MARKER = "collector.round."
+_WRITE_LOCK = threading.Lock()  # one writer at a time in this process (cells, pipeline)
+
+
+# ---------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    token_sha256: bytes
+    kinds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """What ``NETVIGIL_COLLECTOR_CONFIG`` names (docs/probe.md, "Collector configuration")."""
+
+    senders: tuple[Sender, ...] = ()
+    archive: Path | None = None  # default: ``<store>.collector/`` beside the store
+    max_body: int = DEFAULT_MAX_BODY
+    targets: Path | None = None  # the prober target list rounds refer to
+    round_seconds: int = 600
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_config(d: Any, where: str) -> CollectorConfig:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    senders = []
+    for name, s in (d.get("senders") or {}).items():
+        digest = s.get("token_sha256") if isinstance(s, dict) else None
+        kinds = frozenset(s.get("kinds", KINDS)) if isinstance(s, dict) else frozenset()
+        if not _NAME.match(str(name)) or not isinstance(digest, str) or \
+                not re.fullmatch(r"[0-9a-f]{64}", digest) or not kinds <= set(KINDS):
+            raise ConfigError(f"{where}: sender {str(name)[:40]!r}: needs a name of "
+                              "[A-Za-z0-9._-], token_sha256 (64 hex) and kinds from "
+                              f"{list(KINDS)}")
+        senders.append(Sender(str(name), bytes.fromhex(digest), kinds))
+    base = Path(where).parent
+
+    def path(key: str) -> Path | None:
+        v = d.get(key)
+        return None if v is None else (base / str(v))
+
+    return CollectorConfig(tuple(senders), path("archive"),
+                           int(d.get("max_body_bytes", DEFAULT_MAX_BODY)), path("targets"),
+                           int(d.get("round_seconds", 600)))
+
+
+_config_cache: dict[tuple[str, int], CollectorConfig] = {}
+
+
+def current_config() -> CollectorConfig:
+    """The configuration file named by the environment, re-read when it changes."""
+    name = os.environ.get(CONFIG_ENV, "").strip()
+    if not name:
+        return CollectorConfig()
+    try:
+        mtime = os.stat(name).st_mtime_ns
+    except OSError as exc:
+        log.error("collector configuration unreadable: %s (%s)", exc.strerror, name)
+        raise HTTPException(503, "collector configuration unreadable") from None
+    key = (name, mtime)
+    if key not in _config_cache:
+        try:
+            cfg = parse_config(json.loads(Path(name).read_text(encoding="utf-8")), name)
+        except (OSError, ValueError) as exc:
+            log.error("collector configuration invalid: %s", exc)
+            raise HTTPException(503, "collector configuration invalid") from None
+        _config_cache.clear()
+        _config_cache[key] = cfg
+    return _config_cache[key]
+
+
+def token_digest(token: str) -> str:
+    """What the configuration stores for a token (``token_sha256``)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def authenticate(request: Request, cfg: CollectorConfig, kind: str | None) -> Sender:
+    """The sender behind the bearer token, or 401 (unknown) / 403 (kind not allowed)."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        digest = hashlib.sha256(token.strip().encode("utf-8")).digest()
+        for s in cfg.senders:
+            if hmac.compare_digest(digest, s.token_sha256):
+                if kind is not None and kind not in s.kinds:
+                    raise HTTPException(403, f"sender {s.name} may not upload {kind}s")
+                return s
+    raise HTTPException(401, "a valid bearer token is required",
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The body, or 413 as soon as it exceeds ``cap`` bytes (never buffered past it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise HTTPException(413, f"body of {declared} bytes exceeds the cap of {cap}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise HTTPException(415, "Content-Type must be application/json")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise HTTPException(413, f"body exceeds the cap of {cap} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------- validation
+def canonical(content: dict[str, Any]) -> bytes:
+    """The identity bytes (the agent's ``netvigil_probe.measurement.canonical``)."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def _reject(msg: str) -> HTTPException:
+    return HTTPException(422, msg)
+
+
+def envelope(raw: bytes) -> tuple[dict[str, Any], str | None]:
+    """(content, uploaded_at) of a submit body; 400 if not JSON, 422 if not the shape."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HTTPException(400, "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _reject("body must be a JSON object")
+    if body.get("format", "json") != "json":
+        raise _reject("format must be 'json'")
+    content = body.get("content")
+    if not isinstance(content, dict):
+        raise _reject("content must be a JSON object")
+    up = body.get("uploaded_at")
+    if up is not None and (not isinstance(up, str) or len(up) > 40):
+        raise _reject("uploaded_at must be an ISO 8601 string")
+    return content, up
+
+
+@dataclass(frozen=True)
+class MeasurementMeta:
+    time: int
+    cc: str
+    asn: int
+    test_name: str
+
+
+def validate_measurement(m: dict[str, Any], now: float) -> MeasurementMeta:
+    """Base keys present and readable (data format 0.2.0, anchors §4.2), else 422."""
+    from netvigil.sources.ooni.meta import MetaError, read_meta
+
+    missing = [k for k in _BASE_KEYS if k not in m]
+    if "input" not in m:
+        missing.append("input")
+    if missing:
+        raise _reject(f"measurement lacks base keys: {', '.join(missing)}")
+    if not isinstance(m["test_keys"], dict):
+        raise _reject("test_keys must be an object")
+    try:
+        meta = read_meta(m)
+    except MetaError as exc:
+        raise _reject(str(exc)) from None
+    if meta.time > now + FUTURE_SLACK:
+        raise _reject("measurement_start_time is more than 1 h in the future")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", meta.test_name):
+        raise _reject("test_name must be [A-Za-z0-9_], at most 64 characters")
+    return MeasurementMeta(meta.time, meta.cc, meta.asn, meta.test_name)
+
+
+# ---------------------------------------------------------------------------- the archive
+def archive_of(request: Request, cfg: CollectorConfig) -> Path:
+    if cfg.archive is not None:
+        return cfg.archive
+    store_path = Path(gate_of(request).path)
+    return store_path.with_name(store_path.name + ".collector")
+
+
+def write_once(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists: True if created, False if it existed.
+
+    Durable before it is visible: a fsynced temporary file is hard-linked to the final name
+    (``link`` fails on an existing name, so two racing writers store one copy), then the
+    directory is fsynced. A crash leaves at most a stray ``.tmp-*`` file, never a partial
+    measurement under its final name.
+    """
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def measurement_path(root: Path, meta: MeasurementMeta, uid: str) -> Path:
+    t = datetime.fromtimestamp(meta.time, UTC)
+    return (root / "raw" / f"{t:%Y%m%d}" / f"{t:%H}" / meta.cc /
+            meta.test_name.replace("_", "") / f"{uid}.json")
+
+
+def _cell_files(root: Path, t: int, cc: str) -> Iterator[Path]:
+    day = datetime.fromtimestamp(t, UTC)
+    yield from sorted((root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}" / cc).glob("*/*.json"))
+
+
+def cell_fact(root: Path, hour: int, cc: str) -> PlatformTests | None:
+    """Counts per (AS, platform) of every archived measurement of one (hour, country)."""
+    from netvigil.sources.ooni.verdict import Outcome, verdict
+
+    counts: dict[tuple[int, str], list[int]] = {}
+    order = (Outcome.OK, Outcome.ANOMALY, Outcome.CONFIRMED, Outcome.FAILURE)
+    for p in _cell_files(root, hour, cc):
+        doc = json.loads(p.read_bytes())
+        v = verdict(doc)
+        if v.platform is None or v.outcome is None:
+            continue
+        asn = int(str(doc.get("probe_asn", "AS0")).upper().removeprefix("AS") or 0)
+        row = counts.setdefault((asn, v.platform), [0, 0, 0, 0])
+        row[order.index(v.outcome)] += 1
+    if not counts:
+        return None
+    asns = sorted({a for a, _p in counts})
+    plats = tuple(sorted({p for _a, p in counts}))
+    arr = np.zeros((4, 1, len(asns), len(plats)), np.uint16)
+    for (a, plat), row in counts.items():
+        arr[:, 0, asns.index(a), plats.index(plat)] = row
+    return PlatformTests(hour, HOUR, plats, tuple(cc for _ in asns),
+                         np.asarray(asns, np.int64), arr[0], arr[1], arr[2], arr[3])
+
+
+def _entities(fact: PlatformTests) -> list[EntityRef]:
+    out = [EntityRef(EntityType.COUNTRY, c) for c in sorted(set(fact.probe_cc))]
+    return out + [EntityRef(EntityType.ASN, str(int(a))) for a in fact.asns if a > 0]
+
+
+# ---------------------------------------------------------------------------- routes
+@router.post("/measurements")
+async def submit_measurement(request: Request) -> dict[str, Any]:
+    cfg = current_config()
+    sender = authenticate(request, cfg, "measurement")
+    content, uploaded_at = envelope(await read_capped(request, cfg.max_body))
+    received = time.time()
+    meta = validate_measurement(content, received)
+    uid = hashlib.sha256(canonical(content)).hexdigest()
+    stored = dict(content)
+    stored.update({"measurement_uid": uid, "x_uploaded_at": uploaded_at,
+                   "x_received_at": datetime.fromtimestamp(received, UTC).isoformat(
+                       timespec="milliseconds"), "x_sender": sender.name})
+    root = archive_of(request, cfg)
+    data = canonical(stored)
+
+    def work() -> dict[str, Any]:
+        with _WRITE_LOCK:
+            created = write_once(measurement_path(root, meta, uid), data)
+            derived = _derive_cell(request, root, meta)
+        return {"measurement_uid": uid, "duplicate": not created, "derived": derived}
+
+    out = await run_in_threadpool(work)
+    log.info("measurement %s from %s: %s", uid[:16], sender.name,
+             "duplicate" if out["duplicate"] else "stored")
+    return out
+
+
+def _derive_cell(request: Request, root: Path, meta: MeasurementMeta) -> dict[str, int]:
+    from netvigil.events.runner import run_detection
+    from netvigil.pipeline import Pipeline
+
+    if meta.cc == "ZZ":
+        return {}  # no country: archived (OONI's volume), no series to place it in
+    hour = meta.time - meta.time % HOUR
+    fact = cell_fact(root, hour, meta.cc)
+    if fact is None:
+        return {}
+    with gate_of(request).writer() as store:
+        pipe = Pipeline(store)
+        pipe.emit(fact)
+        pipe.flush()
+        reports = [run_detection(store, ent) for ent in _entities(fact)]
+    return {"points": pipe.stats.points,
+            "series_recomputed": sum(r.series_recomputed for r in reports),
+            "alerts_written": sum(r.alerts_written for r in reports),
+            "events_written": sum(r.events_written for r in reports)}
+
+
+@router.post("/rounds")
+async def submit_round(request: Request) -> dict[str, Any]:
+    cfg = current_config()
+    sender = authenticate(request, cfg, "round")
+    content, uploaded_at = envelope(await read_capped(request, cfg.max_body))
+    rows = validate_round(content, sender.name)
+    if cfg.targets is None:
+        raise HTTPException(503, "this collector has no prober target list configured")
+    uid = hashlib.sha256(canonical(content)).hexdigest()
+    received = datetime.now(UTC)
+    stored = dict(content)
+    stored.update({"uid": uid, "x_uploaded_at": uploaded_at, "x_sender": sender.name,
+                   "x_received_at": received.isoformat(timespec="milliseconds")})
+    start = datetime.fromtimestamp(float(content["round_start"]), UTC)
+    path = (archive_of(request, cfg) / "rounds" / sender.name / f"{start:%Y%m%d}" /
+            f"{uid}.json")
+
+    def work() -> dict[str, Any]:
+        with _WRITE_LOCK:
+            created = write_once(path, canonical(stored))
+            facts = _derive_round(request, cfg, rows, sender.name, uid,
+                                  received.timestamp())
+        return {"uid": uid, "duplicate": not created, "facts": facts}
+
+    out = await run_in_threadpool(work)
+    log.info("round %s from %s: %s", uid[:16], sender.name,
+             "duplicate" if out["duplicate"] else "stored")
+    return out
+
+
+def validate_round(c: dict[str, Any], vantage: str) -> list[Any]:
+    """The round's lines as :class:`BlockRound` rows, else 422 naming the first bad line."""
+    from netvigil.sources.probing.signals import LABEL_STATES, BlockRound
+
+    if c.get("vantage") != vantage:
+        raise HTTPException(403, f"sender {vantage} may upload only its own rounds")
+    if not isinstance(c.get("round_start"), int | float) or \
+            not isinstance(c.get("round_seconds"), int) or c["round_seconds"] < 1:
+        raise _reject("round_start (number) and round_seconds (integer >= 1) are required")
+    lines = c.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise _reject("lines must be a non-empty list")
+    out = []
+    for i, d in enumerate(lines):
+        try:
+            if not isinstance(d, dict) or d.get("vantage", vantage) != vantage:
+                raise ValueError("not a line of this vantage point")
+            rtt = d.get("rtt_ms_median")
+            out.append(BlockRound(
+                vantage, float(d["round_start"]), str(d["block"]), LABEL_STATES[d["state"]],
+                float(d["belief"]), int(d["probes_sent"]), int(d["replies"]),
+                int(d.get("lost", 0)) + int(d.get("unreachable", 0)),
+                float("nan") if rtt is None else float(rtt)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _reject(f"lines[{i}]: bad round line: {exc!r}"[:300]) from None
+    return out
+
+
+_targets_cache: dict[tuple[str, int], Any] = {}
+
+
+def _targets(path: Path) -> Any:
+    from netvigil.sources.probing.targets import load_targets_csv
+
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _targets_cache:
+        _targets_cache.clear()
+        _targets_cache[key] = load_targets_csv(path).targets
+    return _targets_cache[key]
+
+
+def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vantage: str,
+                  uid: str, received: float) -> int:
+    """Facts of one round through the pipeline, once: the round's marker (state key
+    ``collector.round.<uid>``) is written in the transaction of its points, so a duplicate
+    whose first upload crashed before that transaction is derived now, and any other
+    duplicate is not fed twice into the belief chain."""
+    from netvigil.events.runner import run_detection
+    from netvigil.pipeline import Pipeline
+    from netvigil.pipeline.probing import ProbingOptions
+    from netvigil.sources.probing.signals import facts_from_lines
+
+    assert cfg.targets is not None
+    facts = facts_from_lines(rows, _targets(cfg.targets), cfg.round_seconds)
+    marker = f"{ROUND_MARKER}{uid}"
+    with gate_of(request).writer() as store:
+        if store.get_state(marker) is not None:
+            return 0
+        pipe = Pipeline(store, probing=ProbingOptions(block_series=False,
+                                                      source="probing-collector"))
+        for f in facts:
+            pipe.emit(f)
+        pipe.flush({marker: json.dumps({"vantage": vantage, "received_at": received}),
+                    f"collector.vantage.{vantage}": json.dumps(
+                        {"round_start": max(r.round_start for r in rows),
+                         "received_at": received})})
+        run_detection(store)
+    return len(facts)
+
+
+_geo: Any = None
+
+
+@router.get("/whoami")
+def whoami(request: Request) -> dict[str, Any]:
+    """Where the caller's address is (country, AS) as NetVigil's geo tables say today."""
+    global _geo
+    authenticate(request, current_config(), None)
+    from netvigil.geo.lookup import GeoLookup
+
+    if _geo is None:
+        _geo = GeoLookup.default()
+    ip = request.client.host if request.client else ""
+    try:
+        cc, asn = _geo.country(ip), _geo.asn(ip)
+    except ValueError:
+        cc, asn = None, None
+    return {"probe_ip": ip, "probe_cc": cc or "ZZ", "probe_asn": f"AS{asn or 0}"}

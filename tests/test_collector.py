@@ -1,0 +1,306 @@
+"""The collector over a real socket: uvicorn on 127.0.0.1 serving ``create_app``.
+
+What is checked: a sender without a valid token gets 401 and nothing is stored (archive
+and store unchanged); malformed uploads get the 4xx that names the problem and store
+nothing; a measurement is stored once however often it is sent, with ``x_received_at``
+beside ``measurement_start_time``, and becomes ``platform:<name>`` points judged by the
+OONI verdict; a late measurement corrects its hour and re-runs detection on the series it
+touched; remote prober rounds become ``probing`` points through the pipeline, once; tokens
+never reach a log line; ``netvigil serve`` binds 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import uvicorn
+from netvigil_probe import measurement as pm
+
+from netvigil.cli.common import open_store
+from netvigil.serve.app import create_app
+from netvigil.serve.collector import CONFIG_ENV, token_digest
+from netvigil.store.duck import Store
+
+PROBE_TOKEN = "probe-secret-4f1c9a0e7d"
+VP_TOKEN = "vantage-secret-93b2e611aa"
+T0 = int(datetime(2026, 11, 30, 10, tzinfo=UTC).timestamp())
+
+
+@dataclass
+class Collector:
+    port: int
+    store: Path
+    archive: Path
+
+    def post(self, path: str, body: bytes | dict[str, Any], token: str | None = None,
+             ctype: str = "application/json") -> tuple[int, dict[str, Any]]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": ctype}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        con = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            con.request("POST", path, raw, headers)
+            resp = con.getresponse()
+            return resp.status, json.loads(resp.read() or b"{}")
+        finally:
+            con.close()
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.archive.rglob("*.json")) if self.archive.exists() else []
+
+    def points(self, signal_like: str = "%") -> list[tuple[str, str, str, int, float]]:
+        con = duckdb.connect(str(self.store), read_only=True)
+        try:
+            return [tuple(r) for r in con.execute(  # type: ignore[misc]
+                "SELECT entity_type, entity_code, signal, time, value FROM points "
+                "WHERE signal LIKE ? ORDER BY ALL", [signal_like]).fetchall()]
+        finally:
+            con.close()
+
+
+def _config(tmp: Path, max_body: int = 1 << 20) -> Path:
+    targets = tmp / "targets.csv"
+    hosts = {k: " ".join(f"198.18.{k}.{h}" for h in range(1, 21)) for k in (1, 2)}
+    targets.write_text("block,addresses,availability,entity\n" + "".join(
+        f"198.18.{k}.0/24,{a},0.8,country/KZ\n" for k, a in hosts.items()))
+    cfg = tmp / "collector.json"
+    cfg.write_text(json.dumps({
+        "senders": {"probe-a": {"token_sha256": token_digest(PROBE_TOKEN),
+                                "kinds": ["measurement"]},
+                    "vp-a": {"token_sha256": token_digest(VP_TOKEN), "kinds": ["round"]}},
+        "targets": "targets.csv", "round_seconds": 600, "max_body_bytes": max_body}))
+    return cfg
+
+
+@pytest.fixture
+def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
+    store = tmp_path / "s.duckdb"
+    Store(store).close()
+    monkeypatch.setenv(CONFIG_ENV, str(_config(tmp_path, 64 << 10)))
+    app = create_app(store, open_store=open_store, lock_wait=10)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="debug", access_log=True))
+    th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield Collector(sock.getsockname()[1], store, tmp_path / "s.duckdb.collector")
+    finally:
+        server.should_exit = True
+        th.join(10)
+        sock.close()
+
+
+def web_measurement(t: int, blocking: str | bool | None, *, cc: str = "KZ",
+                    asn: str = "AS9198", url: str = "https://web.telegram.org/") -> dict[str, Any]:
+    """A web_connectivity measurement as the agent writes it (its own envelope code)."""
+    keys = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": [],
+            "blocking": blocking, "accessible": blocking is False,
+            "http_experiment_failure": None, "control_failure": None}
+    when = datetime.fromtimestamp(t, UTC)
+    return pm.build(url, keys, measured_at=when, test_start=when, runtime=0.5,
+                    net=pm.Network(cc, asn), resolver_ip="198.19.9.53",
+                    rid=f"r{t}")
+
+
+def submit(m: dict[str, Any]) -> dict[str, Any]:
+    return {"format": "json", "content": m, "uploaded_at": "2026-12-01T00:00:00+00:00"}
+
+
+def test_unauthenticated_uploads_get_401_and_store_nothing(collector: Collector) -> None:
+    m = submit(web_measurement(T0, "tcp_ip"))
+    for token in (None, "", "wrong-token", PROBE_TOKEN + "x"):
+        status, body = collector.post("/api/v1/collector/measurements", m, token)
+        assert status == 401, (token, body)
+        assert body["error"]["status"] == 401
+    status, _ = collector.post("/api/v1/collector/rounds", {"content": {}}, "nope")
+    assert status == 401
+    assert collector.files() == [] and collector.points() == []
+
+
+def test_malformed_uploads_get_a_clear_4xx_and_store_nothing(collector: Collector) -> None:
+    url = "/api/v1/collector/measurements"
+    good = web_measurement(T0, False)
+    no_cc = {k: v for k, v in good.items() if k not in ("probe_cc", "test_keys")}
+    future = web_measurement(int(time.time()) + 3 * 3600, False)
+    cases: list[tuple[bytes | dict[str, Any], str, int, str]] = [
+        (b"{not json", "application/json", 400, "not JSON"),
+        (submit(good), "text/plain", 415, "application/json"),
+        ({"content": [1, 2]}, "application/json", 422, "content must be"),
+        (submit(no_cc), "application/json", 422, "probe_cc, test_keys"),
+        (submit({**good, "probe_asn": "ASX"}), "application/json", 422, "probe_asn"),
+        (submit({**good, "measurement_start_time": "yesterday"}), "application/json", 422,
+         "measurement_start_time"),
+        (submit(future), "application/json", 422, "future"),
+        (submit({**good, "test_keys": {"pad": "x" * (70 << 10)}}), "application/json", 413,
+         "cap"),
+    ]
+    for body, ctype, status, says in cases:
+        got, err = collector.post(url, body, PROBE_TOKEN, ctype)
+        assert got == status, (says, err)
+        assert says in err["error"]["message"], err
+    # a probe token may not send rounds; a vantage point only its own
+    assert collector.post("/api/v1/collector/rounds", submit({}), PROBE_TOKEN)[0] == 403
+    other = {"vantage": "vp-b", "round_start": T0, "round_seconds": 600, "lines": [{}]}
+    assert collector.post("/api/v1/collector/rounds", submit(other), VP_TOKEN)[0] == 403
+    assert collector.files() == [] and collector.points() == []
+
+
+def test_a_measurement_is_stored_once_and_becomes_platform_points(
+        collector: Collector) -> None:
+    url = "/api/v1/collector/measurements"
+    blocked, ok = web_measurement(T0 + 60, "tcp_ip"), web_measurement(T0 + 120, False)
+    first = [collector.post(url, submit(m), PROBE_TOKEN) for m in (blocked, ok)]
+    again = [collector.post(url, submit(m), PROBE_TOKEN) for m in (blocked, ok, blocked)]
+    assert [s for s, _ in first + again] == [200] * 5
+    assert [b["duplicate"] for _, b in first] == [False, False]
+    assert [b["duplicate"] for _, b in again] == [True, True, True]
+    assert first[0][1]["measurement_uid"] == again[0][1]["measurement_uid"]
+    files = collector.files()
+    assert len(files) == 2
+    assert all("/raw/20261130/10/KZ/webconnectivity/" in str(p) for p in files)
+    doc = json.loads(files[0].read_text())
+    assert doc["measurement_start_time"].startswith("2026-11-30 10:0")
+    assert doc["x_received_at"].startswith(datetime.now(UTC).strftime("%Y-%m-%d"))
+    assert doc["x_uploaded_at"] == "2026-12-01T00:00:00+00:00"
+    assert doc["x_sender"] == "probe-a"
+    # one blocked (anomaly) and one ok telegram test in the hour: 50 % reachable
+    assert collector.points("platform:%") == [
+        ("asn", "9198", "platform:telegram", T0, 50.0),
+        ("country", "KZ", "platform:telegram", T0, 50.0)]
+
+
+def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
+        collector: Collector) -> None:
+    url = "/api/v1/collector/measurements"
+    for h in (0, 1, 3):
+        assert collector.post(url, submit(web_measurement(T0 + h * 3600, False)),
+                              PROBE_TOKEN)[0] == 200
+    status, body = collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 5, "dns")),
+                                  PROBE_TOKEN)
+    assert status == 200
+    # the hour behind the detector's cursor was inserted: both series judged again
+    assert body["derived"]["series_recomputed"] == 2, body
+    kz = [(t, v) for et, _c, _s, t, v in collector.points("platform:%") if et == "country"]
+    assert kz == [(T0, 100.0), (T0 + 3600, 100.0), (T0 + 7200, 0.0), (T0 + 10800, 100.0)]
+    # a second, later measurement in the same hour corrects it (one cell, re-counted)
+    collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 900, False)), PROBE_TOKEN)
+    kz = {t: v for et, _c, _s, t, v in collector.points("platform:%") if et == "country"}
+    assert kz[T0 + 7200] == 50.0
+
+
+def _round_lines(vantage: str, start: float, states: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"round_start": start, "round": 0, "vantage": vantage, "block": b, "state": st,
+             "belief": 0.99 if st == "up" else 0.01, "probes_sent": 2 if st == "up" else 15,
+             "replies": 2 if st == "up" else 0, "unreachable": 0,
+             "lost": 0 if st == "up" else 15, "rtt_ms_median": 1.0 if st == "up" else None}
+            for b, st in states.items()]
+
+
+def test_remote_rounds_go_through_the_pipeline_once(collector: Collector, tmp_path: Path) -> None:
+    """Rounds forwarded by the real agent (``netvigil-probe forward-rounds``)."""
+    start = float(T0)
+    lines = []
+    for k in range(3):
+        st = "down" if k == 2 else "up"
+        lines += _round_lines("vp-a", start + 600 * k, {"198.18.1.0/24": "up",
+                                                       "198.18.2.0/24": st})
+    jsonl = tmp_path / "rounds.jsonl"
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    token = tmp_path / "vp.token"
+    token.write_text(VP_TOKEN)
+    argv = [str(Path(sys.executable).with_name("netvigil-probe")), "forward-rounds",
+            str(jsonl), "--spool", str(tmp_path / "spool"), "--round-seconds", "600",
+            "--collector", f"http://127.0.0.1:{collector.port}", "--token-file", str(token),
+            "--wait", "10"]
+    for _ in range(2):  # the second run finds everything uploaded
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1]) == {
+            "total": 3, "uploaded": 3, "rejected": 0, "pending": 0}
+    # the same rounds from a fresh spool: the collector acknowledges duplicates, feeds nothing
+    argv[argv.index("--spool") + 1] = str(tmp_path / "spool2")
+    assert subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+    assert len(collector.files()) == 3
+    kz = [v for et, c, s, _t, v in collector.points("probing") if c == "KZ"]
+    assert kz == [2.0, 2.0, 1.0]
+
+
+def test_tokens_never_reach_the_logs(collector: Collector, caplog: pytest.LogCaptureFixture,
+                                     tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = "/api/v1/collector/measurements"
+    collector.post(url, submit(web_measurement(T0, False)), PROBE_TOKEN)
+    collector.post(url, submit(web_measurement(T0, False)), "leaked-guess-123")
+    collector.post(url, b"{bad", PROBE_TOKEN)
+    token = tmp_path / "t"
+    token.write_text(PROBE_TOKEN)
+    spool = tmp_path / "spool"
+    from netvigil_probe.spool import Spool
+
+    with Spool(spool) as sp:
+        sp.put("measurement", web_measurement(T0 + 5, "dns"))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("netvigil-probe")), "-v", "upload", "--spool",
+         str(spool), "--collector", f"http://127.0.0.1:{collector.port}", "--token-file",
+         str(token)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text = caplog.text + proc.stdout + proc.stderr
+    assert "measurement" in caplog.text and "probe-a" in caplog.text  # the log is there
+    for secret in (PROBE_TOKEN, "leaked-guess-123"):
+        assert secret not in text
+    assert PROBE_TOKEN not in (spool / "spool.sqlite").read_bytes().decode("latin-1")
+
+
+def _listening(port: int) -> list[str]:
+    out = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, p = local.split(":")
+        if int(p, 16) == port and state == "0A":
+            out.append(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return out
+
+
+def test_netvigil_serve_binds_loopback_by_default_and_logs_no_token(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    Store(store).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, CONFIG_ENV: str(_config(tmp_path))}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("netvigil")), "serve",
+                             "--port", str(port), "--store", str(store)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _listening(port) == ["127.0.0.1"]
+        c = Collector(port, store, tmp_path / "s.duckdb.collector")
+        # (no accepted upload here: detection's first call in a fresh process costs seconds)
+        assert c.post("/api/v1/collector/measurements", b"[", PROBE_TOKEN)[0] == 400
+        assert c.post("/api/v1/collector/measurements", b"[", "wrong-" + PROBE_TOKEN)[0] == 401
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert PROBE_TOKEN not in out + err
