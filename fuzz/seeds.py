@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-MAX_SEED = 8 << 10  # bytes of one MRT seed
+MAX_SEED = 2 << 10  # bytes of one MRT seed (the MRT targets' -max_len)
 PER_FILE = 12  # seeds cut from one MRT fixture
 RECORDS_SCANNED = 4000  # records looked at per fixture (the first few MiB at most)
 
@@ -114,12 +114,33 @@ def ris_live() -> Iterator[bytes]:
     yield b"\n".join(reversed(lines))
 
 
+def ooni() -> Iterator[bytes]:
+    """Each fixture measurement compacted to one line (the bucket files' JSONL), a few
+    pretty-printed as published by the API, two as one JSONL file, one gzipped."""
+    import json
+
+    files = sorted((FIXTURES / "ooni").glob("*.json"))
+    lines = []
+    for path in files:
+        raw = path.read_bytes()
+        try:
+            lines.append(json.dumps(json.loads(raw), separators=(",", ":")).encode())
+        except ValueError:
+            lines.append(raw)
+    yield from lines
+    yield from (p.read_bytes() for p in files if p.stat().st_size < 4096)
+    small = sorted(lines, key=len)[:3]
+    yield b"\n".join(small)
+    yield gzip.compress(b"\n".join(small), mtime=0)
+
+
 SEEDS = {
     "mrt-elems": mrt_elems,
     "mrt-fastrib": mrt_fastrib,
     "series-csv": series_csv,
     "series-ioda": series_ioda,
     "ris-live": ris_live,
+    "ooni": ooni,
 }
 
 

@@ -32,12 +32,11 @@ from netvigil.series.scan import scan_file
 from netvigil.sources.bgp import fastrib
 from netvigil.sources.bgp.mrt import MrtError, MrtReader, to_json, to_psv
 from netvigil.sources.bgp.rislive import LiveIngester, RisLiveClient, RisLiveError
+from netvigil.sources.ooni.importer import import_measurements
 
-#: largest input libFuzzer generates (``-max_len``); seeds are cut to it
-MAX_LEN = 1 << 16
-#: the compiled RIB scanner's chunk, shrunk so that a 64 KiB input spans several chunks
-#: (the production 16 MiB buffer would make every execution zero 32 MiB)
-FAST_CHUNK = 1 << 12
+#: the compiled RIB scanner's chunk, shrunk so that a 2 KiB input spans several chunks
+#: (records cross chunk boundaries) and an execution does not zero the production 32 MiB
+FAST_CHUNK = 512
 
 
 def _policy(data: bytes) -> ErrorPolicy:
@@ -65,7 +64,7 @@ def _fast_kernel() -> None:
     global _fast_ready
     if not _fast_ready:
         fastrib._COMPILED[fastrib._scan_py] = fastrib._scan_py
-        fastrib._CHUNK = FAST_CHUNK  # type: ignore[misc]
+        fastrib._CHUNK = FAST_CHUNK
         _fast_ready = True
 
 
@@ -105,6 +104,7 @@ def _same_columns(a: fastrib.RibColumns, b: fastrib.RibColumns) -> None:
 _CSV_DIR = Path(os.environ.get("NETVIGIL_FUZZ_TMP", "/dev/shm" if os.path.isdir("/dev/shm")
                                else tempfile.gettempdir()))
 _CSV_PATH = _CSV_DIR / f"netvigil-fuzz-{os.getpid()}.csv"
+_OONI_PATH = _CSV_DIR / f"netvigil-fuzz-{os.getpid()}.jsonl"
 
 
 def series_csv(data: bytes) -> None:
@@ -170,6 +170,18 @@ def ris_live(data: bytes) -> None:
     ing.close()
 
 
+# ------------------------------------------------------------------ OONI measurements
+def ooni_measurements(data: bytes) -> None:
+    """``netvigil ooni import`` of one file: bounded reading (gzip, JSONL or one document),
+    the base keys, the verdict of each measurement and the facts built from them, handed to
+    a sink. The reader takes a path, so the input goes through a file in ``/dev/shm``."""
+    _OONI_PATH.write_bytes(data)
+    try:
+        import_measurements([_OONI_PATH], _ListSink(), _policy(data))
+    finally:
+        _OONI_PATH.unlink(missing_ok=True)
+
+
 Target = Callable[[bytes], None]
 
 #: name -> (entry, exceptions it may raise: the parser's documented error type)
@@ -179,6 +191,7 @@ TARGETS: dict[str, tuple[Target, tuple[type[BaseException], ...]]] = {
     "series-csv": (series_csv, (InputError,)),
     "series-ioda": (series_ioda, (InputError,)),
     "ris-live": (ris_live, (RisLiveError,)),
+    "ooni": (ooni_measurements, (InputError,)),
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from netvigil.model.errors import InputError
 from netvigil.series.scan import scan_file
+from netvigil.sources.ooni.reader import iter_records
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -36,6 +37,15 @@ def test_csv_corrupt_deflate_block_is_an_input_error(tmp_path: Path) -> None:
     f.write_bytes(_case("series-csv", "corrupt-deflate-block.csv.gz"))
     with pytest.raises(InputError, match="truncated or corrupt gzip file"):
         scan_file(f)
+
+
+def test_ooni_corrupt_deflate_data_is_an_input_error(tmp_path: Path) -> None:
+    """The same ISA-L error in ``ooni import``'s bounded reader (``Invalid lookback
+    distance``): a traceback instead of the whole-file "cannot read file" error."""
+    f = tmp_path / "bad.jsonl.gz"
+    f.write_bytes(_case("ooni", "invalid-lookback-distance.jsonl.gz"))
+    with pytest.raises(InputError, match="cannot read file"):
+        list(iter_records(f))
 
 
 def test_every_target_has_a_regression_folder_name_it_knows() -> None:

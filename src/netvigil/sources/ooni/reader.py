@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from netvigil.model import InputError
 
@@ -126,7 +126,9 @@ def iter_records(path: str | Path, *, max_line: int = MAX_LINE_BYTES,
         raise InputError(name, None, f"cannot read file: {exc.strerror or exc}") from None
     try:
         yield from _records(fh, name, max_line)
-    except (OSError, EOFError) as exc:
+    # isal_zlib.error (IsalError: damaged deflate data) is no OSError (fuzz); its stub
+    # declares it an instance, hence the ignore
+    except (OSError, EOFError, isal_zlib.error) as exc:  # type: ignore[misc]
         raise InputError(name, None, f"cannot read file: {exc}") from None
     finally:
         fh.close()

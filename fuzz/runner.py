@@ -1,0 +1,179 @@
+"""``make fuzz``: run every fuzz target under atheris/libFuzzer and print one summary table.
+
+    python -m fuzz.runner [--runs 1000000] [--max-time 420] [--jobs 2] [TARGET ...]
+
+Per target, in ``build/fuzz/<target>/``: ``seeds/`` (cut from tests/fixtures by
+:mod:`fuzz.seeds`, rewritten each run), ``corpus/`` (the inputs libFuzzer found new coverage
+with; kept between runs, so later runs start where earlier ones stopped), ``artifacts/``
+(``crash-*``, ``timeout-*``, ``oom-*``: the inputs to turn into regression tests) and
+``log``. ``fuzz/regressions/<target>/`` is read as a corpus too.
+
+libFuzzer stops a target at ``--runs`` inputs, after ``--max-time`` seconds, or at the first
+crash (an exception outside the parser's documented errors, see :mod:`fuzz.targets`), hang
+(one input over ``--timeout`` seconds) or out-of-memory (RSS over ``--rss-mb``). Targets
+run ``--jobs`` at a time, longest first. The figures come from libFuzzer's own final stats
+(``-print_final_stats=1``), never from our counting. Exit status 0 only when every target
+executed ``--runs`` inputs with no crash, hang or out-of-memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fuzz.seeds import ROOT, SEEDS, write_seeds
+
+#: per target: -max_len (bytes), longest-running first (the schedule's order)
+MAX_LEN = {
+    "mrt-fastrib": 2048,
+    "mrt-elems": 2048,
+    "ris-live": 8192,
+    "ooni": 16384,
+    "series-csv": 4096,
+    "series-ioda": 8192,
+}
+GOAL_RUNS = 1_000_000
+_STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
+_PROGRESS = re.compile(r"^#(\d+)\s", re.M)
+
+
+@dataclass
+class Result:
+    target: str
+    runs: int = 0
+    seconds: float = 0.0
+    crashes: int = 0
+    hangs: int = 0
+    ooms: int = 0
+    corpus: int = 0
+    peak_rss_mb: int = 0
+    returncode: int = 0
+    artifacts: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.crashes or self.hangs or self.ooms) or self.returncode not in (0,)
+
+    def ok(self, goal: int) -> bool:
+        return not self.failed and self.runs >= goal
+
+
+def command(target: str, work: Path, runs: int, max_time: int, timeout: int,
+            rss_mb: int) -> list[str]:
+    d = work / target
+    regress = ROOT / "fuzz" / "regressions" / target
+    dirs = [d / "corpus", d / "seeds"] + ([regress] if regress.is_dir() else [])
+    return [
+        sys.executable, "-m", "fuzz.run_target", target,
+        f"-runs={runs}", f"-max_total_time={max_time}", f"-max_len={MAX_LEN[target]}",
+        f"-timeout={timeout}", f"-rss_limit_mb={rss_mb}", "-print_final_stats=1",
+        f"-artifact_prefix={d / 'artifacts'}/", *map(str, dirs),
+    ]
+
+
+def prepare(target: str, work: Path) -> None:
+    d = work / target
+    shutil.rmtree(d / "seeds", ignore_errors=True)
+    write_seeds(target, d / "seeds")
+    (d / "corpus").mkdir(parents=True, exist_ok=True)
+    (d / "artifacts").mkdir(parents=True, exist_ok=True)
+    for old in (d / "artifacts").iterdir():  # this run's findings only
+        old.unlink()
+
+
+def parse(target: str, work: Path, log: str, seconds: float, rc: int) -> Result:
+    """Figures from libFuzzer's final stats (the last ``#N`` progress line if it died
+    before printing them) and the artifacts it wrote."""
+    stats = {k: int(v) for k, v in _STAT.findall(log)}
+    progress = [int(x) for x in _PROGRESS.findall(log)]
+    runs = stats.get("number_of_executed_units", max(progress, default=0))
+    arts = sorted((work / target / "artifacts").iterdir())
+    names = [a.name for a in arts]
+    return Result(
+        target=target, runs=runs, seconds=seconds, returncode=rc,
+        crashes=sum(n.startswith("crash-") for n in names),
+        hangs=sum(n.startswith("timeout-") for n in names),
+        ooms=sum(n.startswith("oom-") for n in names),
+        corpus=sum(1 for _ in (work / target / "corpus").iterdir()),
+        peak_rss_mb=stats.get("peak_rss_mb", 0),
+        artifacts=tuple(str(a) for a in arts if not a.name.startswith("slow-unit-")),
+    )
+
+
+def run_all(targets: list[str], work: Path, runs: int, max_time: int, jobs: int,
+            timeout: int, rss_mb: int) -> list[Result]:
+    pending = [t for t in MAX_LEN if t in targets]
+    running: dict[str, tuple[subprocess.Popen[bytes], float, Path]] = {}
+    done: list[Result] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            t = pending.pop(0)
+            prepare(t, work)
+            logp = work / t / "log"
+            with open(logp, "wb") as fh:
+                proc = subprocess.Popen(command(t, work, runs, max_time, timeout, rss_mb),
+                                        cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+            running[t] = (proc, time.monotonic(), logp)
+            print(f"fuzz: {t} started (pid {proc.pid}, log {logp})", flush=True)
+        time.sleep(0.5)
+        for t, (proc, t0, logp) in list(running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            del running[t]
+            r = parse(t, work, logp.read_text(errors="replace"), time.monotonic() - t0, rc)
+            done.append(r)
+            print(f"fuzz: {t} finished: {r.runs:,} inputs, {r.crashes} crashes, {r.hangs} "
+                  f"hangs, {r.ooms} out-of-memory in {r.seconds:.0f} s", flush=True)
+    return sorted(done, key=lambda r: list(MAX_LEN).index(r.target))
+
+
+def table(results: list[Result], goal: int) -> str:
+    head = (f"{'target':<13} {'inputs':>11} {'crashes':>7} {'hangs':>5} {'oom':>3} "
+            f"{'exec/s':>7} {'secs':>5} {'corpus':>6} {'rss MB':>6}  goal")
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rate = r.runs / r.seconds if r.seconds else 0.0
+        verdict = "met" if r.ok(goal) else ("FAILED" if r.failed else "short")
+        rows.append(f"{r.target:<13} {r.runs:>11,} {r.crashes:>7} {r.hangs:>5} {r.ooms:>3} "
+                    f"{rate:>7.0f} {r.seconds:>5.0f} {r.corpus:>6} {r.peak_rss_mb:>6}  "
+                    f"{verdict}")
+    rows.append(f"goal: >= {goal:,} inputs per target, 0 crashes, 0 hangs, 0 out-of-memory")
+    for r in results:
+        rows.extend(f"  finding: {a}" for a in r.artifacts)
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("targets", nargs="*", help=f"default: all ({', '.join(MAX_LEN)})")
+    ap.add_argument("--runs", type=int, default=GOAL_RUNS)
+    ap.add_argument("--max-time", type=int, default=420, help="seconds per target")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=5, help="seconds per input (a hang)")
+    ap.add_argument("--rss-mb", type=int, default=1024)
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz")
+    a = ap.parse_args(argv)
+    targets = a.targets or list(MAX_LEN)
+    unknown = sorted(set(targets) - set(SEEDS))
+    if unknown:
+        ap.error(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(MAX_LEN)}")
+    t0 = time.monotonic()
+    results = run_all(targets, a.work, a.runs, a.max_time, a.jobs, a.timeout, a.rss_mb)
+    out = table(results, a.runs)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out += (f"\n{stamp}, wall {time.monotonic() - t0:.0f} s, --jobs {a.jobs}, --max-time "
+            f"{a.max_time}, --timeout {a.timeout}, --rss-mb {a.rss_mb}")
+    print(out)
+    (a.work / "summary.txt").write_text(out + "\n")
+    return 0 if all(r.ok(a.runs) for r in results) and len(results) == len(targets) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
