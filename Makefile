@@ -6,20 +6,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint imports types unit bench clean
+.PHONY: demo test check lint imports types audit unit bench clean lock
 
-$(STAMP): pyproject.toml probe/pyproject.toml
+# The environment is the LOCKED set (requirements/lock.txt: every package, build backends
+# included, pinned with sha256 hashes; pip refuses anything else), then our own two packages
+# without resolving anything. `make lock` re-resolves after a dependency edit in pyproject.toml.
+LOCK := requirements/lock.txt
+
+$(STAMP): pyproject.toml probe/pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,geoip]'
-	$(BIN)/pip install --quiet -e ./probe
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . -e ./probe
+	$(BIN)/pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/netvigil demo
 
-test: lint imports types unit
+test: lint imports types audit unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -30,6 +35,16 @@ imports: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy
+
+# Known vulnerabilities in the locked set (pip-audit; skipped with a message when offline).
+audit: $(STAMP)
+	BIN=$(BIN) $(BIN)/python .ci/audit.py
+
+# Its own small venv, so a stale lock (the one thing it fixes) never stands in its way.
+lock:
+	test -x .lockvenv/bin/pip-compile || { $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet pip-tools; }
+	.lockvenv/bin/pip-compile --quiet --all-extras --all-build-deps --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 
 unit: $(STAMP)
 	$(BIN)/pytest
@@ -50,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .lockvenv build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
