@@ -231,7 +231,11 @@ async function countryView(range, params, code) {
   out.push(h('h2', { text: t('section.networks') }));
   const nets = info.asns.map((r) => ({ ...r, list: byEntity.get(r.key) || [] }))
     .sort((x, y) => y.list.length - x.list.length || Number(x.code) - Number(y.code));
-  out.push(entityList(nets, 'networks'));
+  const busy = nets.filter((r) => r.list.length);
+  out.push(entityList(busy, 'networks'));
+  if (nets.length > busy.length) {
+    out.push(h('p', { class: 'note', text: plural('networks.quiet', nets.length - busy.length) }));
+  }
   return out;
 }
 
