@@ -84,7 +84,8 @@ def test_fingerprint_scope_outside_nat_isp_is_not_a_confirmation() -> None:
 
 
 def test_http_blockpage_fingerprint_in_a_body() -> None:
-    m = {"test_name": "web_connectivity", "probe_cc": "KZ", "input": "https://t.me/x",
+    m: dict[str, Any] = {"test_name": "web_connectivity", "probe_cc": "KZ",
+                         "input": "https://t.me/x",
          "test_keys": {"blocking": "http-diff", "requests": [
              {"response": {"body": "<html>Access denied by KZ-FILTER</html>",
                            "headers": {"Server": "nginx"}}}]}}
@@ -129,7 +130,7 @@ def test_telegram_score_from_tcp_http_and_web() -> None:
 
 
 def test_whatsapp_endpoints_all_failing_is_tcp_blocking() -> None:
-    m = {"test_name": "whatsapp", "test_keys": {
+    m: dict[str, Any] = {"test_name": "whatsapp", "test_keys": {
         "whatsapp_endpoints_status": "blocked", "whatsapp_web_status": "ok",
         "registration_server_status": "ok", "tcp_connect": [_conn(False)] * 4}}
     v = verdict(m)
@@ -175,7 +176,7 @@ def test_tor_majority_of_targets() -> None:
 
 
 def test_tls_handshake_time_from_t0_and_network_events() -> None:
-    tk = {"signal_backend_status": "ok", "tls_handshakes": [
+    tk: dict[str, Any] = {"signal_backend_status": "ok", "tls_handshakes": [
         {"t0": 1.0, "t": 1.2, "failure": None}, {"t0": 2.0, "t": 2.6, "failure": None},
         {"t0": 3.0, "t": 3.1, "failure": None}, {"t0": 4.0, "t": 9.0, "failure": "eof_error"}]}
     v = verdict({"test_name": "signal", "test_version": "0.2.3", "test_keys": tk})
