@@ -110,7 +110,7 @@ def countries(store: StoreReader,
         cc = country_of(e.entity, parents)
         if cc is not None:
             by_country.setdefault(cc, []).append(e)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cc, evs in by_country.items():
         national = [e for e in evs if e.entity.type is EntityType.COUNTRY]
         rows.append({"code": cc, "event_count": len(evs), "national_count": len(national),

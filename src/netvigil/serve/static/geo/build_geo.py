@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pycountry
 
@@ -70,9 +71,9 @@ def _ring(ring: list[list[float]]) -> list[list[float]] | None:
     return out if len(out) >= 4 else None
 
 
-def _polygons(geom: dict) -> list[list[list[list[float]]]]:
+def _polygons(geom: dict[str, Any]) -> list[list[list[list[float]]]]:
     polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-    out = []
+    out: list[list[list[list[float]]]] = []
     for poly in polys:
         rings = [r for r in (_ring(x) for x in poly) if r]
         if rings:
