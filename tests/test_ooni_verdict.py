@@ -205,8 +205,9 @@ def test_mechanism_vocabulary() -> None:
 
 
 def test_odd_shapes_never_raise() -> None:
-    for tk in (None, [], "x", {"blocking": {"a": 1}}, {"targets": "x"},
-               {"tcp_connect": "x", "requests": [1, None]}, {"tls_handshakes": [{"t0": "a"}]}):
+    odd: tuple[Any, ...] = (None, [], "x", {"blocking": {"a": 1}}, {"targets": "x"},
+               {"tcp_connect": "x", "requests": [1, None]}, {"tls_handshakes": [{"t0": "a"}]})
+    for tk in odd:
         for name in ("web_connectivity", "telegram", "whatsapp", "signal",
                      "facebook_messenger", "tor", "psiphon", "vanilla_tor", "ndt"):
             v = verdict({"test_name": name, "test_keys": tk})
