@@ -1,0 +1,283 @@
+"""``netvigil serve`` under load: 100 concurrent HTTP clients on loopback (issue 10, item 6).
+
+Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--days 30] [--clients 100]
+[--seconds 15] [--store PATH --keep]``.
+
+1. **Load.** 30 days of 5-minute ``bgp`` series for every country and every ISO 3166-2
+   region (pycountry: 249 + ~5,000 series, 8,640 points each, ~45M rows) written through
+   ``Store.write_points`` one day per call, and a few events per country through
+   ``Store.replace_events`` (the store's write paths; values synthetic, nothing downloaded).
+2. **Serve** in its own process: ``netvigil serve --store ... --port ...`` (uvicorn, one
+   worker, as shipped).
+3. **Load generator** in a second process: ``--clients`` closed-loop clients (httpx2
+   AsyncClient, one connection each, no think time) for ``--seconds`` per query kind:
+
+   * ``signals``: ``/api/v1/signals/{country|region}/{code}?signal=bgp`` over a random
+     7-day window with ``max_points=500`` (a dashboard chart);
+   * ``events``: ``/api/v1/events?entity_type=country&entity_code=..&from=..&until=..``
+     over the 30 days (an entity page's list).
+
+   Printed per kind: requests, errors (non-200 or transport), throughput, p50 and p99.
+   Goal: p99 < 100 ms, 0 errors.
+4. **Peer, side by side:** the same queries run in-process straight on DuckDB (one
+   read-only connection, one query at a time, no HTTP, no JSON): the floor the HTTP
+   surface adds to. The ratio printed is serve p50 / DuckDB p50.
+
+With closed-loop clients and no think time, latency is about clients / throughput (Little's
+law), so on a 2-core machine shared with other jobs the p99 mostly measures throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+END = 1_767_225_600  # 2026-01-01T00:00:00Z: the end of the loaded 30 days
+STEP = 300
+DAY = 86_400
+
+
+# ---------------------------------------------------------------------- loading
+def entities() -> list[tuple[str, str]]:
+    import pycountry
+
+    countries = [("country", c.alpha_2) for c in pycountry.countries]
+    regions = [("region", s.code) for s in pycountry.subdivisions]
+    return countries + regions
+
+
+def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
+    """Write ``days`` of 5-minute series for every country and region, and events."""
+    from netvigil.model import (
+        Entity,
+        EntityRef,
+        EntityType,
+        Event,
+        EventKind,
+        EventStatus,
+        Scope,
+        SignalEvidence,
+    )
+    from netvigil.model.entities import make_ref
+    from netvigil.store.duck import Store
+
+    ents = entities()
+    refs = [make_ref(t, c) for t, c in ents]
+    n = len(refs)
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(50, 20_000, n)
+    types = np.array([r.type.value for r in refs], dtype=object)
+    codes = np.array([r.code for r in refs], dtype=object)
+    start = END - days * DAY
+    t0 = time.perf_counter()
+    with Store(path) as store:
+        store.upsert_entities([Entity(r, r.code, None) for r in refs
+                               if r.type is EntityType.COUNTRY])
+        for d in range(days):
+            times = start + d * DAY + STEP * np.arange(DAY // STEP, dtype=np.int64)
+            diurnal = 1.0 + 0.1 * np.sin(2 * np.pi * (times % DAY) / DAY)
+            vals = (level[:, None] * diurnal[None, :]
+                    * rng.normal(1.0, 0.01, (n, times.size))).ravel()
+            k = times.size
+            store.write_points(np.repeat(types, k), np.repeat(codes, k),
+                               np.full(n * k, "bgp", dtype=object), np.tile(times, n), vals,
+                               source="bench", step=STEP)
+        t_series = time.perf_counter() - t0
+        for ref in refs:
+            if ref.type is not EntityType.COUNTRY:
+                continue
+            evs = []
+            for i in range(3):
+                s = int(start + rng.integers(0, days * DAY - DAY) // STEP * STEP)
+                e = s + int(rng.integers(2, 48)) * STEP
+                ev = SignalEvidence("bgp", "ioda.median", s, e, 1e5, 0.3, 100.0, 1000.0,
+                                    "critical")
+                evs.append(Event(f"{ref.code}-{i}", ref, ref.code, s, e, EventStatus.ENDED,
+                                 Scope.NATIONAL, EventKind.ROUTING, 1e5, 0.6, 0.3, (ev,),
+                                 ("bench",)))
+            store.replace_events(EntityRef(ref.type, ref.code), evs)
+        rows = store.table_counts()["points"]
+    return {"series": float(n), "rows": float(rows), "seconds": time.perf_counter() - t0,
+            "series_seconds": t_series}
+
+
+# ---------------------------------------------------------------------- queries
+def make_paths(kind: str, count: int, days: int, seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    ents = entities()
+    countries = [c for t, c in ents if t == "country"]
+    out = []
+    for _ in range(count):
+        if kind == "signals":
+            t, c = rnd.choice(ents)
+            until = END - rnd.randrange(0, max(1, days - 7)) * DAY
+            out.append(f"/api/v1/signals/{t}/{c}?signal=bgp&from={until - 7 * DAY}"
+                       f"&until={until}&max_points=500")
+        else:
+            c = rnd.choice(countries)
+            out.append(f"/api/v1/events?entity_type=country&entity_code={c}"
+                       f"&from={END - days * DAY}&until={END}")
+    return out
+
+
+async def _client(base: str, paths: list[str], stop_at: float,
+                  lat: list[float], errors: list[str]) -> None:
+    import httpx2 as httpx
+
+    i = 0
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        while time.perf_counter() < stop_at:
+            path = paths[i % len(paths)]
+            i += 1
+            t = time.perf_counter()
+            try:
+                r = await http.get(path)
+                await r.aread()
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {path}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__} {path}")
+            lat.append(time.perf_counter() - t)
+
+
+async def _generate(base: str, kind: str, clients: int, seconds: float, days: int
+                    ) -> dict[str, object]:
+    lat: list[float] = []
+    errors: list[str] = []
+    stop_at = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_client(base, make_paths(kind, 200, days, seed=k), stop_at, lat,
+                                   errors) for k in range(clients)))
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return {"kind": kind, "requests": len(lat), "errors": len(errors),
+            "first_errors": errors[:3], "throughput": len(lat) / wall,
+            "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
+            "p99_ms": 1e3 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
+
+
+def generator_main(base: str, kind: str, clients: int, seconds: float, days: int) -> None:
+    """The load generator process: prints one JSON line of results."""
+    print(json.dumps(asyncio.run(_generate(base, kind, clients, seconds, days))))
+
+
+# ---------------------------------------------------------------------- peer
+def peer_p50(path: Path, kind: str, days: int, n: int = 200) -> float:
+    """The same questions straight on DuckDB, one read-only connection, sequentially."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    times = []
+    rnd = random.Random(1)
+    ents = entities()
+    for _ in range(n):
+        t, c = rnd.choice(ents)
+        until = END - rnd.randrange(0, max(1, days - 7)) * DAY
+        t0 = time.perf_counter()
+        if kind == "signals":
+            con.execute("SELECT time, value FROM points WHERE entity_type = ? AND"
+                        " entity_code = ? AND signal = 'bgp' AND time >= ? AND time < ?"
+                        " ORDER BY time", [t, c, until - 7 * DAY, until]).fetchnumpy()
+        else:
+            con.execute("SELECT * FROM events WHERE entity_type = 'country' AND"
+                        " entity_code = ? AND start_time < ? AND (end_time IS NULL OR"
+                        " end_time > ?) ORDER BY start_time", [c, END, END - days * DAY]
+                        ).fetchall()
+        times.append(time.perf_counter() - t0)
+    con.close()
+    return 1e3 * statistics.median(times)
+
+
+# ---------------------------------------------------------------------- main
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx2 as httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"netvigil serve exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("netvigil serve did not become ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--store", type=Path, default=None, help="reuse/keep this store file")
+    ap.add_argument("--keep", action="store_true", help="keep --store between runs")
+    ap.add_argument("--generator", nargs=2, metavar=("BASE_URL", "KIND"), default=None,
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.generator:
+        generator_main(args.generator[0], args.generator[1], args.clients, args.seconds,
+                       args.days)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    path = args.store or tmp / "load.duckdb"
+    if not (args.keep and path.exists()):
+        path.unlink(missing_ok=True)
+        info = load(path, args.days)
+        print(f"loaded {info['series']:,.0f} series, {info['rows']:,.0f} points "
+              f"({args.days} days x 5 min) in {info['seconds']:.1f} s "
+              f"(series {info['series_seconds']:.1f} s) through Store.write_points")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("netvigil")
+    server = subprocess.Popen([str(exe), "serve", "--store", str(path), "--port", str(port)])
+    try:
+        _wait_ready(base, server)
+        print(f"serve: one uvicorn process on {base}; load generator: {args.clients} "
+              f"closed-loop clients in a second process, {args.seconds:g} s per kind")
+        for kind in ("signals", "events"):
+            out = subprocess.run([sys.executable, __file__, "--generator", base, kind,
+                                  "--clients", str(args.clients), "--seconds",
+                                  str(args.seconds), "--days", str(args.days)],
+                                 capture_output=True, text=True, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            peer = peer_p50(path, kind, args.days) if server.poll() is None else float("nan")
+            ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
+            print(f"  {kind:<8} {res['requests']:>6} requests  {res['errors']} errors  "
+                  f"{res['throughput']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  "
+                  f"p99 {res['p99_ms']:7.1f} ms   goal p99<100ms, 0 errors: "
+                  f"{'met' if ok else 'NOT met'}")
+            print(f"           peer DuckDB direct (sequential, no HTTP) p50 {peer:.2f} ms; "
+                  f"serve p50 / peer p50 = {res['p50_ms'] / peer:.0f}x")
+            if res["first_errors"]:
+                print(f"           first errors: {res['first_errors']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    load_avg = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores; load average {load_avg:.1f} (cores shared with "
+          f"other jobs: read the ratios)")
+    if not args.keep:
+        path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
