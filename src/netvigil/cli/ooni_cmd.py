@@ -9,7 +9,9 @@ reason with their first ``file:line`` (stderr). See docs/ooni.md.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -40,21 +42,37 @@ def _countries(codes: Iterable[str]) -> list[Entity]:
             for ref in sorted({EntityRef(EntityType.COUNTRY, c) for c in codes})]
 
 
-def _write(store: Store, pipeline: Pipeline, rows: Sequence[ImportRecord],
+def _write(store: Store, pipeline: Pipeline, record: ImportRecord,
            entities: list[Entity]) -> None:
-    """Points, entities and imports rows: one transaction (the pipeline's joins it)."""
+    """Points, entities and the imports row: one transaction (the pipeline's joins it)."""
     before = (pipeline.stats.inserted, pipeline.stats.updated, pipeline.stats.unchanged)
     with store.transaction():
         pipeline.flush()
         store.upsert_entities(entities)
         s = pipeline.stats
-        ins, upd, unch = (s.inserted - before[0], s.updated - before[1],
-                          s.unchanged - before[2])
-        for i, row in enumerate(rows):
-            last = i == len(rows) - 1  # store writes are per batch: on its last file's row
-            store.record_import(ImportRecord(
-                row.file_name, row.sha256, row.format, row.rows_read, row.rows_written,
-                row.rows_skipped, ins if last else 0, upd if last else 0, unch if last else 0))
+        store.record_import(replace(record, inserted=s.inserted - before[0],
+                                    updated=s.updated - before[1],
+                                    unchanged=s.unchanged - before[2]))
+
+
+def _record(label: str, fmt: str, files: Sequence[tuple[str, str]], rows_read: int,
+            written: int, skipped: int) -> ImportRecord:
+    """ONE imports row per invocation: a bucket holds thousands of files and a row costs
+    ~18 ms in DuckDB (measured: 797 rows = 14 s of a 23 s import). One file keeps its own
+    name and sha256; several are named ``label`` (the folder or ``first (+N more)``) with the
+    sha256 of their sorted ``sha256  path`` lines (a manifest digest, like ``sha256sum``)."""
+    if len(files) == 1:
+        name, sha = files[0]
+    else:
+        manifest = "".join(f"{h}  {p}\n" for p, h in sorted(files))
+        name, sha = label, hashlib.sha256(manifest.encode()).hexdigest()
+    return ImportRecord(name, sha, fmt, rows_read, written, skipped, 0, 0, 0)
+
+
+def _label(paths: Sequence[Path], bucket: Path | None) -> str:
+    if bucket is not None and len(paths) == len(bucket_files(bucket)):
+        return str(bucket)
+    return f"{paths[0]} (+{len(paths) - 1} more)" if paths else ""
 
 
 @click.group("ooni")
@@ -81,9 +99,11 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
         result.facts = builder.emit(pipeline)
-        rows = [ImportRecord(f.path, f.sha256, "ooni", f.records, f.accepted, f.malformed,
-                             0, 0, 0) for f in result.files]
-        _write(store, pipeline, rows, _ooni_entities(builder))
+        record = _record(_label(paths, bucket), "ooni",
+                         [(f.path, f.sha256) for f in result.files],
+                         sum(f.records for f in result.files), result.measurements,
+                         result.malformed.total)
+        _write(store, pipeline, record, _ooni_entities(builder))
         points = pipeline.stats.points
     _report(result, points)
 
@@ -127,12 +147,12 @@ def tor_import_cmd(files: tuple[Path, ...], on_error: str, store_path: Path) -> 
     parsed: list[TorImport] = [parse_userstats(f, on_error) for f in files]
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
-        for t in parsed:
-            pipeline.emit(t.batch)
-        rows = [ImportRecord(t.path, _sha256(Path(t.path)), "tor-userstats",
-                             t.rows_read, len(t.batch), t.skipped, 0, 0, 0) for t in parsed]
         codes = {str(c) for t in parsed for c in t.batch.entity_codes.tolist()}
-        _write(store, pipeline, rows, _countries(codes))
+        for t in parsed:  # one row per file: Tor Metrics files are few and large
+            pipeline.emit(t.batch)
+            _write(store, pipeline, _record(t.path, "tor-userstats",
+                                            [(t.path, _sha256(Path(t.path)))], t.rows_read,
+                                            len(t.batch), t.skipped), _countries(codes))
     for t in parsed:
         click.echo(t.text())
         for cat, n in sorted(t.malformed.items()):
@@ -141,8 +161,6 @@ def tor_import_cmd(files: tuple[Path, ...], on_error: str, store_path: Path) -> 
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 

@@ -131,9 +131,10 @@ def verdict(measurement: dict[str, Any], *, fingerprints: FingerprintIndex | Non
     judge = _JUDGES.get(name)
     platform = (table.for_input(measurement.get("input")) if name == "web_connectivity"
                 else table.tests.get(name))
-    tls_ms = _tls_ms(tk) if isinstance(tk, dict) else None
     if judge is None:
-        return Verdict(name, None, None, "no-verdict-logic", tls_handshake_ms=tls_ms)
+        return Verdict(name, None, None, "no-verdict-logic")
+    # timing only where it can enter a platform's series (scanning ~100 events costs)
+    tls_ms = _tls_ms(tk) if isinstance(tk, dict) and platform is not None else None
     if not isinstance(tk, dict):
         flags = _api_flags(measurement)
         if flags is not None:
