@@ -87,50 +87,92 @@ def prepare(target: str, work: Path) -> None:
         old.unlink()
 
 
-def parse(target: str, work: Path, log: str, seconds: float, rc: int) -> Result:
-    """Figures from libFuzzer's final stats (the last ``#N`` progress line if it died
-    before printing them) and the artifacts it wrote."""
+def parse(log: str) -> tuple[int, int]:
+    """(inputs executed, peak RSS MB) from libFuzzer's final stats, or from the last ``#N``
+    progress line if it died before printing them."""
     stats = {k: int(v) for k, v in _STAT.findall(log)}
     progress = [int(x) for x in _PROGRESS.findall(log)]
-    runs = stats.get("number_of_executed_units", max(progress, default=0))
-    arts = sorted((work / target / "artifacts").iterdir())
+    return (stats.get("number_of_executed_units", max(progress, default=0)),
+            stats.get("peak_rss_mb", 0))
+
+
+def finish(r: Result, work: Path) -> Result:
+    """Count the artifacts libFuzzer wrote (one per finding) and the corpus."""
+    d = work / r.target
+    arts = sorted(a for a in (d / "artifacts").iterdir() if not a.name.startswith("slow-unit-"))
     names = [a.name for a in arts]
-    return Result(
-        target=target, runs=runs, seconds=seconds, returncode=rc,
-        crashes=sum(n.startswith("crash-") for n in names),
-        hangs=sum(n.startswith("timeout-") for n in names),
-        ooms=sum(n.startswith("oom-") for n in names),
-        corpus=sum(1 for _ in (work / target / "corpus").iterdir()),
-        peak_rss_mb=stats.get("peak_rss_mb", 0),
-        artifacts=tuple(str(a) for a in arts if not a.name.startswith("slow-unit-")),
-    )
+    r.crashes = sum(n.startswith("crash-") for n in names)
+    r.hangs = sum(n.startswith("timeout-") for n in names)
+    r.ooms = sum(n.startswith("oom-") for n in names)
+    r.corpus = sum(1 for _ in (d / "corpus").iterdir())
+    r.artifacts = tuple(str(a) for a in arts)
+    return r
+
+
+class Slot:
+    """One target's runs: after a finding libFuzzer exits, and the target is started again
+    (same corpus, the remaining inputs and time) so one crash does not end its campaign."""
+
+    def __init__(self, target: str, work: Path, runs: int, max_time: int, timeout: int,
+                 rss_mb: int) -> None:
+        self.r = Result(target)
+        self.work, self.goal, self.budget = work, runs, max_time
+        self.timeout, self.rss_mb = timeout, rss_mb
+        self.t0 = time.monotonic()
+        self.launches = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        prepare(target, work)
+        self._launch()
+
+    def _launch(self) -> None:
+        left = max(1, int(self.budget - (time.monotonic() - self.t0)))
+        logp = self.work / self.r.target / f"log.{self.launches}"
+        self.launches += 1
+        cmd = command(self.r.target, self.work, self.goal - self.r.runs, left, self.timeout,
+                      self.rss_mb)
+        with open(logp, "wb") as fh:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        self.log = logp
+        print(f"fuzz: {self.r.target} started (pid {self.proc.pid}, log {logp})", flush=True)
+
+    def poll(self) -> bool:
+        """True when the target is done."""
+        assert self.proc is not None
+        rc = self.proc.poll()
+        if rc is None:
+            return False
+        runs, rss = parse(self.log.read_text(errors="replace"))
+        self.r.runs += runs
+        self.r.peak_rss_mb = max(self.r.peak_rss_mb, rss)
+        self.r.seconds = time.monotonic() - self.t0
+        finish(self.r, self.work)
+        found = self.r.crashes + self.r.hangs + self.r.ooms
+        if rc != 0 and found < self.launches:  # exited without a finding: a runner problem
+            self.r.returncode = rc
+        left = self.budget - self.r.seconds
+        if rc != 0 and found >= self.launches and left > 30 and self.r.runs < self.goal:
+            self._launch()
+            return False
+        return True
 
 
 def run_all(targets: list[str], work: Path, runs: int, max_time: int, jobs: int,
             timeout: int, rss_mb: int) -> list[Result]:
     pending = [t for t in MAX_LEN if t in targets]
-    running: dict[str, tuple[subprocess.Popen[bytes], float, Path]] = {}
+    running: list[Slot] = []
     done: list[Result] = []
     while pending or running:
         while pending and len(running) < jobs:
-            t = pending.pop(0)
-            prepare(t, work)
-            logp = work / t / "log"
-            with open(logp, "wb") as fh:
-                proc = subprocess.Popen(command(t, work, runs, max_time, timeout, rss_mb),
-                                        cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
-            running[t] = (proc, time.monotonic(), logp)
-            print(f"fuzz: {t} started (pid {proc.pid}, log {logp})", flush=True)
+            running.append(Slot(pending.pop(0), work, runs, max_time, timeout, rss_mb))
         time.sleep(0.5)
-        for t, (proc, t0, logp) in list(running.items()):
-            rc = proc.poll()
-            if rc is None:
-                continue
-            del running[t]
-            r = parse(t, work, logp.read_text(errors="replace"), time.monotonic() - t0, rc)
-            done.append(r)
-            print(f"fuzz: {t} finished: {r.runs:,} inputs, {r.crashes} crashes, {r.hangs} "
-                  f"hangs, {r.ooms} out-of-memory in {r.seconds:.0f} s", flush=True)
+        for slot in list(running):
+            if slot.poll():
+                running.remove(slot)
+                r = slot.r
+                done.append(r)
+                print(f"fuzz: {r.target} finished: {r.runs:,} inputs, {r.crashes} crashes, "
+                      f"{r.hangs} hangs, {r.ooms} out-of-memory in {r.seconds:.0f} s",
+                      flush=True)
     return sorted(done, key=lambda r: list(MAX_LEN).index(r.target))
 
 
