@@ -140,8 +140,18 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+#: Waits are generous because CI's two cores are shared (load averages of 20 were seen
+#: while writing this test); a broken page still fails, only later.
+WAIT_MS = 60_000
+
+
 def settled(page: Any, view: str) -> None:
-    page.wait_for_selector(f"main[aria-busy=false][data-view={view}]", timeout=15_000)
+    """Wait until the page shows ``view`` for the current address (app.js sets
+    ``main[data-hash]`` when a render for that address has finished)."""
+    page.wait_for_function(
+        """view => { const m = document.querySelector('main');
+            return m.getAttribute('aria-busy') === 'false' && m.dataset.view === view
+                && m.dataset.hash === location.hash; }""", arg=view, timeout=WAIT_MS)
 
 
 def english_words(page: Any, allowed: set[str]) -> list[str]:
@@ -178,6 +188,7 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
 
     context = browser.new_context(viewport={"width": 1280, "height": 900},
                                   timezone_id="Asia/Almaty", accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -88,7 +88,10 @@ export async function signals(ent, from, until, normalised) {
   const body = await get(`/api/v1/signals/${ent.type}/${encodeURIComponent(ent.code)}`, {
     from, until, max_points: MAX_POINTS, normalise: normalised ? 'true' : 'false',
   });
-  return body.series.map((s) => {
+  // connectivity first (probing, then the rest), platform tests last: the reading order of a report
+  const rank = (name) => (name === 'probing' ? 0 : name.startsWith('platform:') ? 2 : 1);
+  const ordered = [...body.series].sort((x, y) => rank(x.signal) - rank(y.signal) || x.signal.localeCompare(y.signal));
+  return ordered.map((s) => {
     const t0 = toTs(s.from);
     return {
       signal: s.signal,

@@ -210,8 +210,8 @@ async function countryView(range, params, code) {
   const out = [
     h('p', { class: 'crumbs' }, a(url.link([]), h('span', { text: t('nav.map') }))),
     h('h1', {}, val(countryName(code)), ' ', val(code)), rangeLine(range),
-    h('h2', { text: t('section.events') }), eventsTable(own, { showEntity: false }),
     await chartsSection(ent, range, params, own, `netvigil_${code}`),
+    h('h2', { text: t('section.events') }), eventsTable(own, { showEntity: false }),
     h('h2', { text: t('section.regions') }),
   ];
   const regionRows = regionList.map((r) => ({ ...r, list: byEntity.get(r.key) || [] }));
@@ -266,6 +266,14 @@ async function entityView(range, params, type, code) {
   ];
 }
 
+// The same filters as the table, as the API's CSV (one serializer: netvigil events --format csv).
+function eventsCsvHref(range, kind, scope) {
+  const q = new URLSearchParams({ format: 'csv', from: range.from, until: range.until });
+  if (kind) q.set('kind', kind);
+  if (scope) q.set('scope', scope);
+  return `/api/v1/events?${q}`;
+}
+
 async function eventsView(range, params) {
   const kind = params.get('kind') || '';
   const scope = params.get('scope') || '';
@@ -283,7 +291,8 @@ async function eventsView(range, params) {
     h('div', { class: 'filters' },
       select('kind', ['outage', 'routing', 'platform-block', 'degradation'], kind),
       select('scope', ['national', 'regional', 'network'], scope)),
-    h('p', { text: plural('count.events', events.length) }),
+    h('p', {}, h('span', { text: plural('count.events', events.length) }), ' ',
+      h('a', { id: 'events-csv', href: eventsCsvHref(range, kind, scope), download: 'netvigil_events.csv', text: t('events.csv') })),
     eventsTable(events),
   ];
 }
@@ -327,7 +336,13 @@ async function eventView(range, params, id) {
 }
 
 // ---- dispatch ---------------------------------------------------------------------------
+// Renders may overlap (a click while a view loads): only the newest one may fill the page.
+// main[data-hash] names the address the shown view belongs to (tests wait on it).
+let generation = 0;
+
 async function render() {
+  const mine = ++generation;
+  const hash = location.hash;
   const { parts, params } = url.parse();
   const lang = params.get('lang') || localStorage.getItem('netvigil.lang') || 'en';
   if (lang !== i18n.current() || !cache.i18n) {
@@ -350,13 +365,16 @@ async function render() {
     else if (name === 'events') content = await eventsView(range, params);
     else if (name === 'event' && args[0]) content = await eventView(range, params, args[0]);
     else content = await homeView(range);
+    if (mine !== generation) return;
     main.replaceChildren(...content);
     main.dataset.view = name || 'home';
   } catch (err) {
+    if (mine !== generation) return;
     console.error(err);
     main.replaceChildren(h('h1', { text: t('error.title') }), h('p', {}, val(err.message)));
     main.dataset.view = 'error';
   }
+  main.dataset.hash = hash;
   main.setAttribute('aria-busy', 'false');
 }
 

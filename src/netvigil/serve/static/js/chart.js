@@ -39,6 +39,12 @@ function fmtTick(ts, step) {
   return step >= 86400 ? iso.slice(5, 10) : iso.slice(5, 16).replace('T', ' ');
 }
 
+// The smallest 1, 2, 2.5 or 5 x 10^k at or above v: round axis labels.
+function niceTop(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= v * (1 - 1e-9));
+}
+
 function fmtValue(v, normalised) {
   if (normalised) return `${Math.round(v * 100)}%`;
   if (Math.abs(v) >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
@@ -53,7 +59,7 @@ function panel(s, { from, until, bands, normalised }) {
   });
   svg.append(el('rect', { x: 0, y: 0, width: W, height: H, fill: '#ffffff' }));
   const vals = s.points.map((p) => p[1]).filter((v) => v !== null && Number.isFinite(v));
-  const top = Math.max(normalised ? 1.1 : 0, ...vals, 1e-9);
+  const top = normalised ? Math.max(1.1, ...vals) : niceTop(Math.max(...vals, 1e-9));
   const x = (ts) => M.l + ((ts - from) / Math.max(1, until - from)) * (W - M.l - M.r);
   const y = (v) => H - M.b - (v / top) * (H - M.t - M.b);
   for (const b of bands) {
@@ -69,11 +75,11 @@ function panel(s, { from, until, bands, normalised }) {
     svg.append(r);
   }
   const { out, step } = ticks(from, until);
-  for (const tk of out) {
+  for (const tk of out.filter((x0) => x(x0) < W - M.r - 16)) {
     svg.append(el('line', { x1: x(tk), x2: x(tk), y1: M.t, y2: H - M.b, stroke: '#e5e5e5' }));
     svg.append(el('text', { x: x(tk), y: H - 8, 'text-anchor': 'middle', fill: '#555' }, fmtTick(tk, step)));
   }
-  for (const v of normalised ? [0, 0.5, 1] : [0, top / 2, top]) {
+  for (const v of normalised ? [0, 0.5, 1] : [0, top / 4, top / 2, (3 * top) / 4, top]) {
     svg.append(el('line', { x1: M.l, x2: W - M.r, y1: y(v), y2: y(v), stroke: '#eeeeee' }));
     svg.append(el('text', { x: M.l - 6, y: y(v) + 4, 'text-anchor': 'end', fill: '#555' }, fmtValue(v, normalised)));
   }
