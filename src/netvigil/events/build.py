@@ -145,7 +145,7 @@ def _evidence(segments: list[_Segment], series: Series | None) -> SignalEvidence
     )
 
 
-def _combine(evs: list[SignalEvidence]) -> SignalEvidence:
+def combine_evidence(evs: list[SignalEvidence]) -> SignalEvidence:
     """One evidence row per (signal, method) in a merged event: max score, deepest point."""
     if len(evs) == 1:
         return evs[0]
@@ -230,7 +230,7 @@ def build_events(
         keyed: dict[tuple[str, str], list[SignalEvidence]] = {}
         for ev in grp:
             keyed.setdefault((ev.signal, ev.method), []).append(ev)
-        evidence = tuple(_combine(v) for _, v in sorted(keyed.items()))
+        evidence = tuple(combine_evidence(v) for _, v in sorted(keyed.items()))
         score = 1.0
         for ev in evidence:
             score *= ev.score

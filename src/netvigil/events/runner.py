@@ -54,9 +54,10 @@ import numpy.typing as npt
 
 from netvigil.detect.ioda_median import IodaMedian
 from netvigil.detect.protocol import Detector, DetectorRule, PointChunk
+from netvigil.events import classification, fusion
 from netvigil.events.build import build_events
 from netvigil.geo.entities import default_registry
-from netvigil.model import Alert, EntityRef, EntityType, Event, Series
+from netvigil.model import Alert, EntityRef, EntityType, Event, EventKind, Scope, Series
 from netvigil.store.detection import PointColumns, SeriesKeys
 from netvigil.store.duck import Store
 
@@ -206,8 +207,9 @@ def run_detection(
     with store.transaction():
         store.append_alerts(method, upd.alerts, replace=keys.take(scr_idx))
         store.write_detector_states(method, keys.take(order), configs, cursor, envelopes)
-        events = _rebuild_events(store, ents, refs, signals, view.step, view.origin, keys)
-        store.replace_events_of(ents, events)
+        replaced, events = _rebuild_events(store, ents, refs, signals, view.step, view.origin,
+                                           keys)
+        store.replace_events_of(replaced, events)
     return DetectionReport(
         series_examined=examined, series_recomputed=len(scr_idx),
         series_unchanged=unchanged, series_skipped=skipped, alerts_written=len(upd.alerts),
@@ -217,21 +219,117 @@ def run_detection(
 
 def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                     signals: list[str], step: npt.NDArray[np.int64],
-                    origin: npt.NDArray[np.int64], keys: SeriesKeys) -> list[Event]:
-    """Events of ``ents`` from all their alerts and the points their evidence covers."""
+                    origin: npt.NDArray[np.int64],
+                    keys: SeriesKeys) -> tuple[list[EntityRef], list[Event]]:
+    """Events of ``ents`` (and of the countries above them: roll-ups) from all their alerts
+    and the points their evidence covers, assessed (:mod:`netvigil.events.fusion`) and
+    carrying the lifecycle history of the stored events they replace.
+
+    Returns the entities whose events are replaced and their events.
+    """
     if not ents:
-        return []
-    wanted_ents = set(ents)
+        return [], []
+    parents = _parents(store, refs)
+    children: dict[EntityRef, list[EntityRef]] = defaultdict(list)
+    for r in sorted(set(refs), key=lambda e: (e.type.value, e.code)):
+        p = parents.get(r)
+        if p is not None and p.type is EntityType.COUNTRY and r.type is not EntityType.COUNTRY:
+            children[p].append(r)
+    countries = {parents[e] for e in ents if e in parents and parents[e] in children}
+    countries |= {e for e in ents if e in children}
+    all_ents = sorted(set(ents) | countries, key=lambda e: (e.type.value, e.code))
+    wanted_ents = set(all_ents)
     view_index = {(r, s): i for i, (r, s) in enumerate(zip(refs, signals, strict=True))
                   if r in wanted_ents}
-    alerts = store.read_alerts_of(ents)
+    alerts = store.read_alerts_of(all_ents)
     by_entity: dict[EntityRef, list[Alert]] = defaultdict(list)
-    since: dict[tuple[EntityRef, str], int] = {}
+    since: dict[EntityRef, int] = {}
     for a in alerts:
         by_entity[a.entity].append(a)
-        key = (a.entity, a.signal)
-        since[key] = min(since.get(key, a.time), a.time)
-    wanted = [(k, t) for k, t in sorted(since.items()) if k in view_index]
+        since[a.entity] = min(since.get(a.entity, a.time), a.time)
+    # every signal of an entity with alerts, from its first alert: the evidence and health
+    wanted = sorted(((r, s), since[r]) for (r, s) in view_index if r in since)
+    series = _read_series(store, wanted, view_index, step, origin, keys)
+    names = store.entity_names(all_ents)
+    registry = default_registry()
+    stored = store.read_events()
+    old_by: dict[EntityRef, list[Event]] = defaultdict(list)
+    for e in stored:
+        old_by[e.entity].append(e)
+    built: dict[EntityRef, list[Event]] = {}
+    for ent in all_ents:
+        name = names.get(ent) or registry.name(ent)
+        built[ent] = (build_events(ent, by_entity[ent], series.get(ent, {}), entity_name=name)
+                      if by_entity.get(ent) else [])
+    signals_of: dict[EntityRef, list[str]] = defaultdict(list)
+    step_of: dict[EntityRef, int] = {}
+    for (r, sig), i in view_index.items():
+        signals_of[r].append(sig)
+        step_of[r] = min(step_of.get(r, int(step[i])), int(step[i]))
+
+    def events_of(r: EntityRef) -> list[Event]:
+        return built[r] if r in built else old_by.get(r, [])
+
+    def platform_starts(r: EntityRef) -> list[int]:
+        mine = [e.start for e in events_of(r) if e.kind is EventKind.PLATFORM_BLOCK]
+        p = parents.get(r)
+        return mine + ([e.start for e in events_of(p) if e.kind is EventKind.PLATFORM_BLOCK]
+                       if p is not None else [])
+
+    out: list[Event] = []
+    for ent in all_ents:
+        ser = series.get(ent, {})
+        ends = [int(s.times[-1]) for s in ser.values() if len(s)]
+        data_end = max(ends) if ends else None
+        members: dict[str, list[Event]] = {}
+        observed: list[EntityRef] = []
+        own = built[ent]
+        if ent in countries:
+            kids = children[ent]
+            observed = [k for k in kids if k.type is EntityType.ASN]
+            spans = []
+            for etype, rule in ((EntityType.REGION, "scope.rollup-regions"),
+                                (EntityType.ASN, "scope.rollup-ases")):
+                of_type = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL]
+                           for k in kids if k.type is etype}
+                kid_end = {e.id: fusion.end_or(e, data_end) for v in of_type.values()
+                           for e in v}
+                spans += classification.rollup(of_type, len(of_type), rule, kid_end)
+            own, members = fusion.national(ent, names.get(ent) or registry.name(ent), own,
+                                           spans)
+            if data_end is None:
+                member_ends = [fusion.end_or(m, None) for v in members.values() for m in v]
+                data_end = max(member_ends) if member_ends else None
+        siblings: list[tuple[EntityRef, int]] = []
+        p = parents.get(ent)
+        if ent.type is EntityType.ASN and p is not None:
+            siblings = [(k, e.start) for k in children.get(p, []) if k != ent
+                        and k.type is EntityType.ASN for e in events_of(k)]
+        inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
+                                     step_of.get(ent, 300), siblings, platform_starts(ent))
+        assessed = fusion.assess(own, inputs, members, observed)
+        out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
+    return all_ents, out
+
+
+def _parents(store: Store, refs: list[EntityRef]) -> dict[EntityRef, EntityRef]:
+    """Parent of each entity: the store's entities table, else the registry for regions
+    (ISO 3166-2 codes name their country)."""
+    out = {e.ref: e.parent for e in store.read_entities() if e.parent is not None}
+    registry = default_registry()
+    for r in set(refs):
+        if r not in out and r.type is EntityType.REGION:
+            p = registry.parent(r)
+            if p is not None:
+                out[r] = p
+    return out
+
+
+def _read_series(store: Store, wanted: list[tuple[tuple[EntityRef, str], int]],
+                 view_index: dict[tuple[EntityRef, str], int], step: npt.NDArray[np.int64],
+                 origin: npt.NDArray[np.int64],
+                 keys: SeriesKeys) -> dict[EntityRef, dict[str, Series]]:
+    """The points of ``(entity, signal)`` from the given time on, as grid series."""
     rows = np.array([view_index[k] for k, _ in wanted], dtype=np.int64)
     pts = store.read_points_after(keys.take(rows),
                                   np.array([t - 1 for _, t in wanted], dtype=np.int64))
@@ -249,11 +347,4 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         vals = np.full(int(bins[-1]) - first + 1, np.nan)
         vals[bins - first] = pts.value[lo:hi]
         series[ent][sig] = Series(ent, sig, first * st + org, st, vals)
-    names = store.entity_names(ents)
-    registry = default_registry()
-    events: list[Event] = []
-    for ent in ents:
-        if by_entity.get(ent):
-            events += build_events(ent, by_entity[ent], series.get(ent, {}),
-                                   entity_name=names.get(ent) or registry.name(ent))
-    return events
+    return series

@@ -46,6 +46,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "min_ratio": event.min_ratio,
         "signals": [evidence_to_dict(s) for s in event.signals],
         "rules": list(event.rules),
+        "assessment": dict(event.assessment),
     }
 
 

@@ -69,8 +69,10 @@ class Event:
     signals: tuple[SignalEvidence, ...]
     rules: tuple[str, ...]  # detector / rule ids that decided
     #: fusion and classification (netvigil.events.fusion): severity, signal health, class,
-    #: scope members, lifecycle history; JSON-ready, {} when not assessed.
-    assessment: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: scope members, lifecycle history; JSON-ready, {} when not assessed. Not compared: its
+    #: history depends on the path (what was seen when), so stores that saw the same data
+    #: bin by bin and at once hold equal events with different histories.
+    assessment: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def duration(self) -> int | None:

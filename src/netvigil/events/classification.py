@@ -1,0 +1,287 @@
+"""Classification of events as rules-as-data (``data/events/classify.toml``), issue 8.
+
+Every rule has a stable id; an event names the rules that fired in ``Event.rules`` and
+explains them in ``Event.assessment``:
+
+* **scope** (``scope.rollup-regions`` / ``scope.rollup-ases``): where at least ``min_share``
+  of a country's observed regions (or ASes), and ``min_members`` of them, are in an event at
+  once, the country gets one national event listing them (:func:`rollup`). IODA has no such
+  step: Iran's November 2019 provinces all alerted with no national event (issue 8).
+* **kind** (``class.*``), first that holds: ``platform-block``; ``intermittent`` (recurring
+  at one time of day, with its schedule); ``throttling`` (volumes or loss/latency only);
+  ``full-shutdown`` (the deepest count kept <= 10 % of its ordinary level);
+  ``partial-outage``. The IODA-style ``Event.kind`` (outage/routing/...) is kept beside it.
+* **mobile-only** (``class.mobile-only``): every AS down is a mobile operator in the shipped
+  AS -> network-type table (``data/events/asn_network_type.csv``, sources per row) and an
+  observed fixed AS of the country is not down.
+* **cause**: evidence rules ``cause.*`` (simultaneity across independent ASes, round-hour
+  start, recurrence, data plane cut while BGP stays visible, platform blocking shortly
+  before) combined as a noisy-or of their weights; from ``government_at`` on the event is
+  ``likely government-ordered``, a lone network or region with no evidence ``likely
+  technical``, otherwise ``undetermined``. These are indicators, never proof; the
+  assessment lists each with its detail so a reader can weigh it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from netvigil.model import EntityRef, Event, SourceFamily, signal_kind
+
+DAY = 86400
+
+
+@cache
+def load_config() -> dict[str, Any]:
+    """The packaged rule table (read once)."""
+    text = (resources.files("netvigil.data") / "events" / "classify.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+@dataclass(frozen=True)
+class NetworkType:
+    asn: str
+    country: str
+    network_type: str  # mobile | fixed | mixed
+    source: str
+
+
+@cache
+def network_types() -> dict[str, NetworkType]:
+    """AS -> network type, from the shipped table (each row names its source)."""
+    name = load_config()["mobile"]["only"]["table"]
+    text = (resources.files("netvigil.data") / "events" / name).read_text("utf-8")
+    out = {}
+    for row in csv.DictReader(text.splitlines()):
+        out[row["asn"]] = NetworkType(row["asn"], row["country"], row["network_type"],
+                                      row["source"])
+    return out
+
+
+# -- kind -------------------------------------------------------------------------------------
+def _family(signal: str) -> SourceFamily:
+    return signal_kind(signal).family
+
+
+def _is_count(signal: str) -> bool:
+    return signal_kind(signal).higher_is_better
+
+
+def tod(t: int) -> int:
+    """Seconds since midnight UTC."""
+    return t % DAY
+
+
+def _tod_close(a: int, b: int, tol: int) -> bool:
+    d = abs(tod(a) - tod(b))
+    return min(d, DAY - d) <= tol
+
+
+def schedule(event: Event, history: Sequence[Event], end_of: Mapping[str, int]) -> \
+        dict[str, Any] | None:
+    """The recurring schedule this event belongs to, or None (rule ``class.intermittent``).
+
+    ``history``: all events of the entity (time order); ``end_of``: id -> end (or the data
+    end while ongoing). Matches are events within ``window_days`` before or after this one,
+    starting at the same time of day (``tolerance_s``) and lasting within ``duration_spread``.
+    """
+    cfg = load_config()["kind"]["intermittent"]
+    tol, window = int(cfg["tolerance_s"]), int(cfg["window_days"]) * DAY
+    spread = float(cfg["duration_spread"])
+    mine = end_of[event.id] - event.start
+    if mine <= 0 or mine >= DAY:
+        return None
+    same = [e for e in history
+            if abs(e.start - event.start) <= window and _tod_close(e.start, event.start, tol)
+            and abs((end_of[e.id] - e.start) - mine) <= spread * mine]
+    if len(same) < int(cfg["min_occurrences"]):
+        return None
+    starts = sorted(tod(e.start) for e in same)
+    durations = sorted(end_of[e.id] - e.start for e in same)
+    mid = starts[len(starts) // 2]
+    return {"start_utc": f"{mid // 3600:02d}:{mid % 3600 // 60:02d}",
+            "duration_s": durations[len(durations) // 2], "occurrences": len(same),
+            "first": min(e.start for e in same), "last": max(e.start for e in same)}
+
+
+def kind(event: Event, sched: dict[str, Any] | None) -> tuple[str, str]:
+    """(kind, rule id): the first kind rule that holds."""
+    rules = sorted(load_config()["kind"].items(), key=lambda kv: kv[1]["order"])
+    sigs = [s.signal for s in event.signals]
+    counts = [s for s in event.signals if _is_count(s.signal)
+              and _family(s.signal) is not SourceFamily.PLATFORM]
+    for name, cfg in rules:
+        if name == "platform-block" and sigs and all(
+                _family(s) is SourceFamily.PLATFORM for s in sigs):
+            return name, cfg["id"]
+        if name == "intermittent" and sched is not None:
+            return name, cfg["id"]
+        if name == "throttling" and sigs and all(
+                _family(s) is SourceFamily.TRAFFIC or not _is_count(s) for s in sigs):
+            return name, cfg["id"]
+        if name == "full-shutdown" and counts and min(
+                s.min_ratio for s in counts) <= float(cfg["max_ratio"]):
+            return name, cfg["id"]
+    last = rules[-1]
+    return last[0], last[1]["id"]
+
+
+# -- cause ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CauseContext:
+    """What the cause rules need beyond the event itself."""
+
+    step: int  # the finest step of the entity's series
+    sibling_starts: Sequence[tuple[EntityRef, int]]  # other ASes of the country: event starts
+    platform_starts: Sequence[int]  # platform-block starts on the entity or its country
+    bgp_present: bool  # the entity has a BGP series with data in the event window
+    bgp_alerting: bool
+
+
+def cause(event: Event, sched: dict[str, Any] | None, ctx: CauseContext,
+          members: Sequence[EntityRef] = ()) -> tuple[dict[str, Any], list[str]]:
+    """The cause assessment and the ids of the evidence rules that fired."""
+    cfg = load_config()["cause"]
+    evidence: list[dict[str, Any]] = []
+
+    def fire(name: str, detail: str) -> None:
+        evidence.append({"rule": cfg[name]["id"], "weight": float(cfg[name]["weight"]),
+                         "detail": detail})
+
+    sim = cfg["simultaneous-ases"]
+    near = sorted({str(r) for r, t in ctx.sibling_starts
+                   if abs(t - event.start) <= int(sim["window_s"])})
+    asn_members = [m for m in members if m.type.value == "asn"]
+    if event.entity.type.value == "asn":
+        near = sorted(set(near) | {event.entity.fqid})
+    elif asn_members:
+        near = sorted(set(near) | {m.fqid for m in asn_members})
+    if len(near) >= int(sim["min_ases"]):
+        fire("simultaneous-ases", f"{len(near)} ASes down within {int(sim['window_s'])} s: "
+             + ", ".join(near[:10]))
+    if ctx.step < 3600 and event.start % 3600 == 0:
+        fire("round-hour", f"started at {event.start % DAY // 3600:02d}:00 UTC")
+    if sched is not None:
+        fire("recurrence", f"{sched['occurrences']} times at {sched['start_utc']} UTC")
+    data_plane = [s for s in event.signals if _is_count(s.signal)
+                  and _family(s.signal) not in (SourceFamily.BGP, SourceFamily.PLATFORM)
+                  and s.worst_level == "critical"]
+    if data_plane and ctx.bgp_present and not ctx.bgp_alerting:
+        fire("bgp-visible", f"{data_plane[0].signal} critical while BGP routes stayed visible")
+    before = [t for t in ctx.platform_starts
+              if 0 < event.start - t <= int(cfg["platform-before"]["window_s"])]
+    if before and not all(_family(s.signal) is SourceFamily.PLATFORM for s in event.signals):
+        fire("platform-before", f"platform block {(event.start - max(before)) // 3600} h before")
+    miss = 1.0
+    for ev in evidence:
+        miss *= 1.0 - ev["weight"]
+    weight = round(1.0 - miss, 6)
+    lone = event.entity.type.value != "country" and not members
+    if weight >= float(cfg["government_at"]):
+        likely = "government-ordered"
+    elif not evidence and lone:
+        likely = "technical"
+    else:
+        likely = "undetermined"
+    return ({"likely": likely, "weight": weight, "evidence": evidence},
+            [ev["rule"] for ev in evidence])
+
+
+# -- probability --------------------------------------------------------------------------
+def probability(event: Event, members: int = 0) -> float:
+    """Logistic probability that the event is real (rule ``confidence.logistic``)."""
+    cfg = load_config()["probability"]
+    fams: dict[SourceFamily, float] = {}
+    for s in event.signals:
+        w = 1.0 if s.worst_level == "critical" else 0.5
+        fams[_family(s.signal)] = max(fams.get(_family(s.signal), 0.0), w)
+    depth = max((1.0 - s.min_ratio for s in event.signals if s.min_ratio == s.min_ratio),
+                default=0.0)
+    duration = event.duration if event.duration is not None else 0
+    bins = max(1.0, duration / 300.0)
+    logit = (float(cfg["intercept"]) + float(cfg["families"]) * sum(fams.values())
+             + float(cfg["depth"]) * max(0.0, min(1.0, depth))
+             + float(cfg["log2_bins"]) * math.log2(bins)
+             + float(cfg["members"]) * min(members, 10))
+    return round(1.0 / (1.0 + math.exp(-logit)), 6)
+
+
+# -- mobile-only --------------------------------------------------------------------------
+def mobile_only(down: Sequence[EntityRef], observed: Sequence[EntityRef]) -> \
+        dict[str, Any] | None:
+    """Assessment of ``class.mobile-only`` for ASes ``down`` among the ``observed`` ASes of a
+    country, or None when it does not hold (or the table does not know them)."""
+    table = network_types()
+    down_asn = [r.code for r in down if r.type.value == "asn"]
+    if not down_asn or any(a not in table for a in down_asn):
+        return None
+    if any(table[a].network_type != "mobile" for a in down_asn):
+        return None
+    fixed_up = [r.code for r in observed if r.type.value == "asn" and r.code not in down_asn
+                and r.code in table and table[r.code].network_type != "mobile"]
+    if not fixed_up:
+        return None
+    return {"rule": load_config()["mobile"]["only"]["id"], "mobile_down": sorted(down_asn),
+            "fixed_up": sorted(fixed_up),
+            "sources": {a: table[a].source for a in sorted(down_asn)}}
+
+
+# -- scope roll-up -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RollupSpan:
+    rule: str
+    start: int
+    end: int | None
+    members: tuple[Event, ...]
+
+
+def rollup(child_events: Mapping[EntityRef, Sequence[Event]], observed: int, rule: str,
+           end_of: Mapping[str, int]) -> list[RollupSpan]:
+    """Intervals where at least ``min_share`` of ``observed`` children (and ``min_members``)
+    are in an event at once, with the member events overlapping each interval.
+
+    A sweep over event boundaries: +1 at a child's first event start, -1 at its end (a child
+    with overlapping events counts once). The interval opens when the count reaches the
+    threshold and closes when it falls below; ongoing members keep it open (end None).
+    """
+    cfg = load_config()["scope"][rule.split(".", 1)[1]]
+    need = max(int(cfg["min_members"]), math.ceil(float(cfg["min_share"]) * observed))
+    if observed <= 0 or sum(1 for v in child_events.values() if v) < need:
+        return []
+    inf = 2**62
+    marks: list[tuple[int, int, EntityRef]] = []
+    for ref, evs in child_events.items():
+        for e in evs:
+            if e.kind.value == "platform-block":
+                continue
+            marks.append((e.start, 1, ref))
+            marks.append((inf if e.end is None else end_of[e.id], -1, ref))
+    marks.sort(key=lambda m: (m[0], m[1]))
+    active: dict[EntityRef, int] = {}
+    spans: list[tuple[int, int]] = []
+    opened: int | None = None
+    for t, delta, ref in marks:
+        active[ref] = active.get(ref, 0) + delta
+        if active[ref] == 0:
+            del active[ref]
+        if opened is None and len(active) >= need:
+            opened = t
+        elif opened is not None and len(active) < need:
+            spans.append((opened, t))
+            opened = None
+    if opened is not None:
+        spans.append((opened, inf))
+    out = []
+    for lo, hi in spans:
+        members = tuple(e for evs in child_events.values() for e in evs
+                        if e.kind.value != "platform-block" and e.start < hi
+                        and (e.end is None or end_of[e.id] > lo))
+        out.append(RollupSpan(cfg["id"], lo, None if hi >= inf else hi, members))
+    return out
