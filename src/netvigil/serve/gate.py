@@ -10,12 +10,13 @@ steady stream of requests that would otherwise keep the file open forever.
 
 How, and why this way:
 
-* **One anchor, per-request connections.** A cold read-only open costs ~90 ms here (the
+* **One anchor, pooled connections.** A cold read-only open costs ~90 ms here (the
   catalog is read from disk); a second ``duckdb.connect`` to a file this process already has
-  open reuses DuckDB's cached database instance and costs ~4 ms. The gate keeps one *anchor*
-  store open while requests are in flight, and each request opens (and closes) its own
-  :class:`~netvigil.store.duck.Store` on the cached instance, so requests never share a
-  connection across threads.
+  open reuses DuckDB's cached database instance and costs ~4 ms (plus the store's schema
+  check). The gate keeps one *anchor* store open while requests are in flight, and each
+  request takes a :class:`~netvigil.store.duck.Store` of its own on the cached instance
+  from a pool (opened on demand, one request at a time each), so requests never share a
+  connection across threads and the pool closes with the anchor.
 * **Idle means closed.** When the last in-flight request ends and the anchor has been open
   longer than ``hold_seconds`` (or a writer knocked), the anchor closes and the file is free.
 * **A knocking writer is heard** (Linux). A writer's failed read-write open leaves an
@@ -75,6 +76,7 @@ class StoreGate:
         self._anchor: Store | None = None
         self._opened_at = 0.0
         self._readers = 0
+        self._pool: list[Store] = []  # read-only stores on the anchor's instance, idle
         self._writing = False
         self._draining = False
         self._closed_until = 0.0  # monotonic; no admission before (a writer's turn)
@@ -85,18 +87,27 @@ class StoreGate:
     # ------------------------------------------------------------------ readers
     @contextmanager
     def reader(self) -> Iterator[Store]:
-        """A read-only store for one request; the file is free again once all are done."""
+        """A read-only store for one request; the file is free again once all are done.
+
+        Stores are pooled while the anchor is open (one DuckDB connection each, used by one
+        request at a time): opening one costs a connection plus the schema check, which is
+        as much as a short query; the pool is closed with the anchor."""
         self._admit_reader()
         try:
-            store = self.open_store(self.path, read_only=True, wait=self.wait)
+            store = self._checkout()
         except BaseException:
-            self._leave_reader()
+            self._leave_reader(None)
             raise
         try:
             yield store
         finally:
-            store.close()
-            self._leave_reader()
+            self._leave_reader(store)
+
+    def _checkout(self) -> Store:
+        with self._cond:
+            if self._pool:
+                return self._pool.pop()
+        return self.open_store(self.path, read_only=True, wait=self.wait)
 
     def _admit_reader(self) -> None:
         deadline = time.monotonic() + self.wait
@@ -126,15 +137,21 @@ class StoreGate:
             if self._readers == 0:
                 self._close_anchor()
 
-    def _leave_reader(self) -> None:
+    def _leave_reader(self, store: Store | None) -> None:
         with self._cond:
+            if store is not None:
+                self._pool.append(store)
             self._readers -= 1
             held = time.monotonic() - self._opened_at
             if self._readers == 0 and (self._draining or held > self.hold_seconds):
                 self._close_anchor()
 
     def _close_anchor(self) -> None:
-        """Close the anchor (the lock is held, no reader in flight)."""
+        """Close the pool and the anchor (the lock is held, no reader in flight), so DuckDB
+        closes the database instance and releases the file."""
+        for store in self._pool:
+            store.close()
+        self._pool.clear()
         if self._anchor is not None:
             self._anchor.close()
             self._anchor = None
