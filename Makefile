@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint imports types audit unit bench clean lock
+.PHONY: demo test check lint imports types audit unit bench clean lock fuzz
 
 # The environment is the LOCKED set (requirements/lock.txt: every package, build backends
 # included, pinned with sha256 hashes; pip refuses anything else), then our own two packages
@@ -63,6 +63,11 @@ bench: $(STAMP)
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
+
+# Coverage-guided fuzzing of every parser (atheris): >= 1M inputs per target, 0 crashes, 0 hangs
+# is the goal; a summary table at the end (docs/fuzzing.md). FUZZ_ARGS e.g. --max-time 60 mrt-elems
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.runner $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .lockvenv build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
