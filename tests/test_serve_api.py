@@ -60,6 +60,10 @@ def test_entity_search_finds_by_name_and_type(client: TestClient) -> None:
     assert [e["fqid"] for e in body["entities"]] == ["country/KZ"]
     asns = client.get("/api/v1/entities", params={"type": "asn", "limit": 3}).json()
     assert asns["count"] == 3 and all(e["type"] == "asn" for e in asns["entities"])
+    # regions stored without a name are found by their ISO 3166-2 name
+    almaty = client.get("/api/v1/entities", params={"q": "almaty", "type": "region"}).json()
+    assert "region/KZ-75" in [e["fqid"] for e in almaty["entities"]]
+    assert client.get("/api/v1/entities", params={"q": "%"}).json()["count"] == 0  # literal
 
 
 def test_entity_page_lists_regions_and_networks(client: TestClient, demo_store: Path) -> None:

@@ -23,6 +23,7 @@ from netvigil.store.duck import Store
 #: §1.3; the demo chart's ``normalise`` takes the median before the event the same way).
 ORDINARY_HISTORY_SECONDS = 7 * 86_400
 DEFAULT_WINDOW_SECONDS = 7 * 86_400
+REGISTRY_MATCHES = 500  # registry names searched per query (countries + regions: ~5,300)
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,14 @@ def search_entities(store: Store, text: str | None, entity_type: EntityType | No
         sql += " AND type = ?"
         params.append(entity_type.value)
     if text:
-        sql += " AND (code ILIKE ? OR name ILIKE ?)"
+        # stored names, plus registry names of countries and regions the store has unnamed
+        sql += (" AND (code ILIKE ? ESCAPE '\\' OR name ILIKE ? ESCAPE '\\'"
+                " OR list_contains(?, type || '/' || code))")
         pat = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [pat, pat]
+        named = [e.ref.fqid for t in (EntityType.COUNTRY, EntityType.REGION)
+                 if entity_type in (None, t)
+                 for e in default_registry().search(text, t, limit=REGISTRY_MATCHES)]
+        params += [pat, pat, named]
     if related_to is not None:
         # a region's parent may be unset (older stores); ISO 3166-2 codes name the country
         sql += " AND (parent = ? OR (parent IS NULL AND type = 'region' AND code LIKE ?))"
