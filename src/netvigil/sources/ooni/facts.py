@@ -18,10 +18,11 @@ Series they become (signal names are stable; docs/ooni.md lists them for classif
   time (ms) per hour: the throttling signal (the same-server baseline is the series' own
   history).
 
-Why one :class:`PlatformTests` per (hour, platform) holding only the (country, AS) columns
-tested in it: the aggregator writes NaN for a column without counted tests, so a dense fact
-over a long span would overwrite values another import wrote for those cells. The costs:
-many small facts (one per platform-hour), and values are per import — a later import of the
+Why one :class:`PlatformTests` per platform and run of consecutive hours tested by the same
+(country, AS) columns: the aggregator writes NaN for a column without any test, so one dense
+fact over a long span would overwrite values another import wrote for untested cells. The
+costs: sparse, irregular data gives up to one small fact per platform-hour; values are
+per import — a later import of the
 same (hour, platform, network) replaces the earlier value instead of adding to it, so import
 an hour's files together (a bucket folder does).
 """
@@ -95,14 +96,33 @@ class FactBuilder:
     def emit(self, sink: FactSink) -> int:
         """Emit every fact (not flushed: the caller owns the transaction). Returns facts."""
         n = 0
-        for (hour, plat), cols in sorted(self.counts.items()):
-            sink.emit(_platform_fact(hour, plat, cols))
+        for plat, hours, keys in self._runs():
+            sink.emit(_platform_fact(plat, hours, keys, self.counts))
             n += 1
         for batch in (self._volume_batch(), self._blocked_batch(), self._tls_batch()):
             if len(batch):
                 sink.emit(batch)
                 n += 1
         return n
+
+    def _runs(self) -> list[tuple[str, list[int], list[Column]]]:
+        """Per platform, runs of consecutive hours tested by exactly the same (country, AS)
+        columns: one dense fact per run has no untested cell (module docstring), and a
+        regular measurement schedule gives one fact per platform instead of one per hour."""
+        by_plat: dict[str, list[int]] = defaultdict(list)
+        for hour, plat in self.counts:
+            by_plat[plat].append(hour)
+        runs: list[tuple[str, list[int], list[Column]]] = []
+        for plat, hours in sorted(by_plat.items()):
+            for hour in sorted(hours):
+                keys = sorted(self.counts[(hour, plat)])
+                last = runs[-1] if runs else None
+                if (last is not None and last[0] == plat and last[1][-1] + HOUR == hour
+                        and last[2] == keys):
+                    last[1].append(hour)
+                else:
+                    runs.append((plat, [hour], keys))
+        return runs
 
     # -- point batches ---------------------------------------------------------------------
     def _volume_batch(self) -> PointBatch:
@@ -194,10 +214,12 @@ def _batch(rows: list[Row], source: str) -> PointBatch:
         np.concatenate([v for *_x, v in rows]).astype(np.float64), source, HOUR)
 
 
-def _platform_fact(hour: int, platform: str, cols: dict[Column, list[int]]) -> PlatformTests:
-    keys = sorted(cols)
-    counts = np.minimum(np.asarray([cols[k] for k in keys], dtype=np.int64), 65535)  # uint16
-    arr = counts.astype(np.uint16).reshape(1, len(keys), 4, 1)
-    return PlatformTests(hour, HOUR, (platform,), tuple(k[0] for k in keys),
+def _platform_fact(platform: str, hours: list[int], keys: list[Column],
+                   counts: dict[tuple[int, str], dict[Column, list[int]]]) -> PlatformTests:
+    """One dense fact over consecutive ``hours``, every column tested in every hour."""
+    raw = np.asarray([[counts[(h, platform)][k] for k in keys] for h in hours],
+                     dtype=np.int64)  # [bins, columns, 4 outcomes]
+    arr = np.minimum(raw, 65535).astype(np.uint16)[..., np.newaxis]  # PlatformTests: uint16
+    return PlatformTests(hours[0], HOUR, (platform,), tuple(k[0] for k in keys),
                          np.asarray([k[1] for k in keys], dtype=np.int64),
-                         arr[:, :, 0, :], arr[:, :, 1, :], arr[:, :, 2, :], arr[:, :, 3, :])
+                         arr[:, :, 0], arr[:, :, 1], arr[:, :, 2], arr[:, :, 3])
