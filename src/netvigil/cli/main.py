@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "netvigil.cli.bgp_cmd",
     "netvigil.cli.probe_cmd",
     "netvigil.cli.run_cmd",
+    "netvigil.cli.report_cmd",
     "netvigil.cli.ooni_cmd",
     "netvigil.cli.serve_cmd",
 )

@@ -119,6 +119,8 @@ def run_demo(store: Store, out_dir: str | Path, *, seed: int | None = None) -> D
     timings["generate+aggregate+store"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    # reports and surfaces read this to label everything from this store a reconstruction
+    store.set_state("provenance:reconstruction", sc.country)
     refs = sorted({i.entity for i in store.list_series()})
     store.upsert_entities(entities_for(recon, refs))
     run_detection(store)
