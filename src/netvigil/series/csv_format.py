@@ -6,7 +6,8 @@ must not silently import nothing). Line numbers are 1-based with the header as l
 record's line is the physical line it ends on (as ``csv.reader.line_num``).
 
 * ``time``: ISO 8601 (``Z``, an offset, or naive = UTC) or unix seconds; whole seconds only,
-  within [1970-01-01, 2100-01-01) (:data:`MIN_TIME`, :data:`MAX_TIME`).
+  within [1990-01-01, 2100-01-01) (:data:`MIN_TIME`, :data:`MAX_TIME`, rule ``time-range``;
+  why these years: :mod:`netvigil.model.bounds`).
 * ``entity_type``: country | region | asn; codes canonicalised (``kz`` -> ``KZ``,
   ``AS9198`` -> ``9198``) by the same rules as :func:`netvigil.model.canonical_code`.
 * ``parent``: a country code; for a region it must equal the region's prefix (and defaults
@@ -85,7 +86,7 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 
-from netvigil.model import Entity, InputError, make_ref
+from netvigil.model import Entity, InputError, bounds, make_ref
 from netvigil.model.facts import FactSink
 from netvigil.series import rules
 from netvigil.series.batch import SkipReport
@@ -94,8 +95,8 @@ from netvigil.series.scan import FileScan
 REQUIRED = ("time", "entity_type", "entity_code", "signal", "value")
 OPTIONAL = ("entity_name", "parent")
 ALLOWED = REQUIRED + OPTIONAL
-MIN_TIME = 0  # 1970-01-01T00:00:00Z
-MAX_TIME = 4_102_444_800  # 2100-01-01T00:00:00Z (exclusive)
+MIN_TIME = bounds.MIN_TIME  # 1990-01-01T00:00:00Z
+MAX_TIME = bounds.MAX_TIME  # 2100-01-01T00:00:00Z (exclusive)
 #: DuckDB's memory cap while a file is staged (it spills to its temp directory beyond it):
 #: what makes the import's peak memory independent of the file size.
 MEMORY_LIMIT = "1GB"
@@ -147,6 +148,7 @@ def _read_sql(scan: FileScan, names: list[str]) -> str:
             {_q(scan.path)}, columns = {cols}, header = true, auto_detect = false,
             delim = ',', quote = '"', escape = '"', strict_mode = true,
             null_padding = false, compression = {_q('gzip' if scan.gzip else 'none')},
+            max_line_size = {bounds.MAX_LINE_BYTES},
             store_rejects = true, rejects_table = '_rej', rejects_scan = '_rejs')"""
 
 
@@ -174,11 +176,11 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
     """
     name = "trim(coalesce(entity_name, ''))" if "entity_name" in names else "''"
     parent = "upper(trim(coalesce(parent, '')))" if "parent" in names else "''"
-    rng = (f"time must be between 1970-01-01 and 2100-01-01 ({MIN_TIME}..{MAX_TIME - 1} "
-           "unix seconds), got ")
+    rng = rules.RULES["time-range"].text + ", got "
     at, av = _rule("ascii-time", "traw"), _rule("ascii-value", "vraw")
     ctrl = _q(rules.CONTROL_RE2)
     cs, cn = _rule("control-signal", "sig"), _rule("control-name", "ename")
+    nl = _rule("name-length", "ename")
     sl, nc = _rule("signal-length", "sig"), _rule("count-nonnegative", "vraw")
     counts = ", ".join(_q(c) for c in sorted(rules.COUNT_SIGNALS))
     return f"""
@@ -242,6 +244,7 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
           WHEN length(sig) > {rules.MAX_SIGNAL_LEN} THEN {sl[0]}
           WHEN regexp_matches(sig, {ctrl}) THEN {cs[0]}
           WHEN regexp_matches(ename, {ctrl}) THEN {cn[0]}
+          WHEN length(ename) > {bounds.MAX_NAME_LEN} THEN {nl[0]}
           WHEN NOT regexp_full_match(vraw, '[\x20-\x7e]*') THEN {av[0]}
           WHEN vraw <> '' AND v IS NULL THEN 'non-numeric value'
           WHEN v IS NOT NULL AND NOT isfinite(v) THEN 'non-finite value'
@@ -281,6 +284,9 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
                  || {rules.MAX_SIGNAL_LEN} || ' characters)'
           WHEN regexp_matches(sig, {ctrl}) THEN {cs[1]}
           WHEN regexp_matches(ename, {ctrl}) THEN {cn[1]}
+          WHEN length(ename) > {bounds.MAX_NAME_LEN}
+            THEN {_q(rules.RULES['name-length'].text + ', got ')} || length(ename)
+                 || ' characters'
           WHEN NOT regexp_full_match(vraw, '[\x20-\x7e]*') THEN {av[1]}
           WHEN vraw <> '' AND v IS NULL
             THEN 'value must be a number or empty for missing, got ' || {_rep('vraw')}
@@ -294,6 +300,7 @@ def _validate_sql(scan: FileScan, names: list[str]) -> str:
 
 #: DuckDB reject types -> our categories (a row DuckDB cannot split into the header's fields)
 _FIELD_COUNT = ("MISSING COLUMNS", "TOO MANY COLUMNS")
+_LINE_SIZE = "LINE SIZE OVER MAXIMUM"
 
 _REJECTS_SQL = """
     SELECT line, arg_min(error_type, coalesce(column_idx, 0)),
@@ -446,6 +453,9 @@ def _reject_reason(kind: str, message: str, n_fields: int) -> tuple[str, str]:
     if kind in _FIELD_COUNT:
         found = message.rsplit("Found:", 1)[-1].strip()
         return "wrong field count", f"expected {n_fields} fields, got {found}"
+    if kind == _LINE_SIZE:  # rule line-length (DuckDB's max_line_size, set from the bound)
+        r = rules.RULES["line-length"]
+        return r.category, f"{r.text}, got {message.rsplit('Actual Size:', 1)[-1].strip()}"
     return "malformed CSV", message
 
 

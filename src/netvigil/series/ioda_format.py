@@ -26,7 +26,7 @@ import json
 import math
 from typing import Any
 
-from netvigil.model import EntityType, InputError, InvalidEntity, make_ref
+from netvigil.model import EntityType, InputError, InvalidEntity, bounds, make_ref
 from netvigil.series import rules
 from netvigil.series.batch import Batch, ErrorSink
 from netvigil.series.csv_format import MAX_TIME, MIN_TIME
@@ -153,8 +153,8 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
     last = start + (len(values) - 1) * step if values else start
     if start < MIN_TIME or last >= MAX_TIME:
         sink.bad(None, "time out of range",
-                 f"times must lie in 1970-01-01..2100-01-01 ({MIN_TIME}..{MAX_TIME - 1} unix "
-                 f"seconds), got from={start} to {last}", where=f"{where}.from", units=n)
+                 f"{rules.RULES['time-range'].text}, got from={start} to {last}",
+                 where=f"{where}.from", units=n)
         return
     try:
         etype = str(s["entityType"])
@@ -183,6 +183,10 @@ def _parse_one(where: str, s: Any, batch: Batch, sink: ErrorSink) -> None:
     name = s.get("entityName")
     if isinstance(name, str) and rules.CONTROL_RE.search(name):
         sink.bad(None, *rules.rule_error("control-name", rules.CONTROL_RE.sub("\ufffd", name)),
+                 where=f"{where}.entityName", units=n)
+        return
+    if isinstance(name, str) and len(name.strip()) > bounds.MAX_NAME_LEN:
+        sink.bad(None, *rules.rule_error("name-length", f"{len(name.strip())} characters"),
                  where=f"{where}.entityName", units=n)
         return
     if isinstance(name, str) and name.strip():

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from netvigil.geo.entities import default_registry
-from netvigil.model import EntityType, make_ref
+from netvigil.model import EntityType, bounds, make_ref
 from netvigil.model.signals import KNOWN_SIGNALS
 
 
@@ -51,6 +51,16 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("control-signal", "control character", "signal name contains a control character"),
     Rule("signal-length", "signal name too long", "signal name is longer than the bound"),
     Rule("json-depth", "JSON too deep", "JSON nesting deeper than the bound"),
+    Rule("time-range", "time out of range",
+         f"time must lie in {bounds.TIME_RANGE_TEXT} ({bounds.MIN_TIME}.."
+         f"{bounds.MAX_TIME - 1} unix seconds)"),
+    Rule("name-length", "entity name too long",
+         f"entity name is longer than {bounds.MAX_NAME_LEN} characters"),
+    Rule("line-length", "line too long",
+         f"line is longer than {bounds.MAX_LINE_BYTES} bytes"),
+    Rule("json-token-length", "JSON value too long",
+         f"a JSON string or number is longer than {bounds.MAX_JSON_TOKEN_BYTES} bytes"),
+    Rule("decompression-bound", "decompression bomb", "compressed input inflates too far"),
 )}
 
 USER_ASSIGNED = frozenset({"XK"})

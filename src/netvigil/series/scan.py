@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from isal import igzip, isal_zlib
 
-from netvigil.model import InputError
+from netvigil.model import InputError, bounds
+from netvigil.series import rules
 
 BLOCK = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -77,6 +78,7 @@ class _HashingReader(io.RawIOBase):
     def __init__(self, fh: io.BufferedReader) -> None:
         self._fh = fh
         self.sha = hashlib.sha256()
+        self.n = 0  # compressed bytes read (the decompression bound's denominator)
 
     def readable(self) -> bool:
         return True
@@ -85,11 +87,14 @@ class _HashingReader(io.RawIOBase):
         n = self._fh.readinto(buf)
         if n:
             self.sha.update(memoryview(buf)[:n])
+            self.n += n
         return n or 0
 
 
 def _blocks(path: Path, scan: FileScan) -> Iterator[bytes]:
-    """Decompressed blocks of ``path`` (gzip detected by magic bytes, multi-member ok)."""
+    """Decompressed blocks of ``path`` (gzip detected by magic bytes, multi-member ok),
+    refused past the decompression bound of :mod:`netvigil.model.bounds` (a gzip bomb stops
+    after at most one block beyond it, rule ``decompression-bound``)."""
     p = str(path)
     try:
         fh = path.open("rb")
@@ -103,8 +108,14 @@ def _blocks(path: Path, scan: FileScan) -> Iterator[bytes]:
             raise InputError(p, None, "file ends in .gz but is not gzip-compressed")
         src: Any = (igzip.IGzipFile(fileobj=hashing, mode="rb")  # type: ignore[no-untyped-call]
                     if scan.gzip else hashing)
+        out = 0
         try:
             while chunk := src.read(BLOCK):
+                out += len(chunk)
+                if scan.gzip and bounds.inflation_exceeded(hashing.n, out):
+                    rule = rules.RULES["decompression-bound"]
+                    raise InputError(p, None, f"{rule.category}: "
+                                              f"{bounds.inflation_text(hashing.n, out)}")
                 yield chunk
         # isal_zlib.error (IsalError: damaged deflate data) is not a zlib.error (fuzz);
         # its stub declares it an instance, hence the ignore

@@ -151,11 +151,10 @@ def _read_careful(source: str | Path | bytes | BinaryIO, pol: ErrorPolicy) -> Ri
         if batch:
             flush()
         if stream.compressed_truncated:
-            cut = TruncatedRecord(stats.bytes_read, f"{stream.compression} stream ends early",
-                                  stream.name)
+            cut = stream.cut_error(stats.bytes_read)
             if pol is ErrorPolicy.FAIL:
                 raise cut
-            if not stats.truncated:
+            if stream.inflated or not stats.truncated:
                 stats.note(cut)
     cols = RibColumns(
         timestamp=ts,
@@ -546,11 +545,10 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
         remap_segment()
         stats.bytes_read = base + pos
         if stream.compressed_truncated:
-            cut = TruncatedRecord(stats.bytes_read, f"{stream.compression} stream ends early",
-                                  stream.name)
+            cut = stream.cut_error(stats.bytes_read)
             if pol is ErrorPolicy.FAIL:
                 raise cut
-            if not stats.truncated:
+            if stream.inflated or not stats.truncated:
                 stats.note(cut)
     stats.records = int(counters[0])
     stats.unsupported = int(counters[1])

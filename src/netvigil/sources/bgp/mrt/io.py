@@ -23,6 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from netvigil.model import bounds
+from netvigil.sources.bgp.mrt.errors import CorruptRecord, MrtError, TruncatedRecord
+
 _gzip_zlib: Any = zlib
 try:  # ISA-L inflate: same API as zlib, ~3x faster (issue 3: "half of what decompression allows")
     from isal import isal_zlib as _isal_zlib  # type: ignore[import-not-found,unused-ignore]
@@ -103,6 +106,8 @@ class MrtStream:
         raw.seek(0)
         self._raw = raw
         self._inner: Any = raw
+        self._out = 0  # decompressed bytes handed out (the decompression bound)
+        self.inflated = ""  # set to the reason when the bound stopped the stream
         if head[:2] == GZIP_MAGIC:
             self.compression = "gzip"
             self._inner = _Decompressor(raw, "gzip")
@@ -112,10 +117,33 @@ class MrtStream:
 
     @property
     def compressed_truncated(self) -> bool:
-        return bool(getattr(self._inner, "truncated", False))
+        """The stream stopped early: cut short, or refused by the decompression bound."""
+        return bool(self.inflated) or bool(getattr(self._inner, "truncated", False))
+
+    def cut_error(self, offset: int) -> MrtError:
+        """The error that describes an early stop (:attr:`compressed_truncated`), for the
+        reader to raise (``fail``) or count (``skip``)."""
+        if self.inflated:
+            return CorruptRecord(offset, self.inflated, self.name)
+        return TruncatedRecord(offset, f"{self.compression} stream ends early", self.name)
 
     def read(self, n: int) -> bytes:
+        """Up to ``n`` decompressed bytes; b"" at the end, or once the decompression bound of
+        :mod:`netvigil.model.bounds` is passed (rule ``decompression-bound``: a gzip or
+        bzip2 bomb is never expanded whole; the readers report :meth:`cut_error`)."""
+        if self.inflated:
+            return b""
         data: bytes = self._inner.read(n)
+        if self.compression != "none":
+            self._out += len(data)
+            try:
+                consumed = self._raw.tell()
+            except (OSError, ValueError, AttributeError):
+                consumed = self._out  # position unknown: no ratio to judge
+            if bounds.inflation_exceeded(consumed, self._out):
+                self.inflated = (f"{self.compression}: "
+                                 f"{bounds.inflation_text(consumed, self._out)}")
+                return b""
         return data
 
     def close(self) -> None:

@@ -22,7 +22,6 @@ from netvigil.sources.bgp.mrt.errors import (
     CorruptRecord,
     ErrorPolicy,
     ReadStats,
-    TruncatedRecord,
 )
 from netvigil.sources.bgp.mrt.io import open_mrt
 from netvigil.sources.bgp.mrt.records import RawRecord, iter_records
@@ -50,11 +49,10 @@ class MrtReader:
         with open_mrt(self.source) as stream:
             yield from iter_records(stream, self.policy, self.stats)
             if stream.compressed_truncated:
-                err = TruncatedRecord(self.stats.bytes_read,
-                                      f"{stream.compression} stream ends early", stream.name)
+                err = stream.cut_error(self.stats.bytes_read)
                 if self.policy is ErrorPolicy.FAIL:
                     raise err
-                if not self.stats.truncated:
+                if stream.inflated or not self.stats.truncated:
                     self.stats.note(err)
 
     def __iter__(self) -> Iterator[BgpElem]:
