@@ -11,10 +11,10 @@ never reach a log line; ``netvigil serve`` binds 127.0.0.1 by default.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -61,8 +61,30 @@ class Collector:
         finally:
             con.close()
 
+    def get(self, path: str, token: str) -> tuple[int, dict[str, Any]]:
+        con = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            con.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            resp = con.getresponse()
+            return resp.status, json.loads(resp.read() or b"{}")
+        finally:
+            con.close()
+
+    def settle(self, token: str = PROBE_TOKEN) -> dict[str, Any]:
+        """Wait until the collector derived every accepted measurement; its status."""
+        deadline = time.monotonic() + 30
+        while True:
+            status, st = self.get("/api/v1/collector/status", token)
+            assert status == 200, st
+            if st["pending_cells"] == 0:
+                return st
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+
     def files(self) -> list[Path]:
-        return sorted(p for p in self.archive.rglob("*.json")) if self.archive.exists() else []
+        if not self.archive.exists():
+            return []
+        return sorted(p for p in self.archive.rglob("*.json") if "pending" not in p.parts)
 
     def points(self, signal_like: str = "%") -> list[tuple[str, str, str, int, float]]:
         con = duckdb.connect(str(self.store), read_only=True)
@@ -88,12 +110,9 @@ def _config(tmp: Path, max_body: int = 1 << 20) -> Path:
     return cfg
 
 
-@pytest.fixture
-def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
-    store = tmp_path / "s.duckdb"
-    Store(store).close()
-    monkeypatch.setenv(CONFIG_ENV, str(_config(tmp_path, 64 << 10)))
-    app = create_app(store, open_store=open_store, lock_wait=10)
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """uvicorn on a real 127.0.0.1 socket in a thread, debug logs and access log on."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="debug", access_log=True))
@@ -103,11 +122,20 @@ def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Colle
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
-        yield Collector(sock.getsockname()[1], store, tmp_path / "s.duckdb.collector")
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         th.join(10)
         sock.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
+    store = tmp_path / "s.duckdb"
+    Store(store).close()
+    monkeypatch.setenv(CONFIG_ENV, str(_config(tmp_path, 64 << 10)))
+    with serving(create_app(store, open_store=open_store, lock_wait=10)) as port:
+        yield Collector(port, store, tmp_path / "s.duckdb.collector")
 
 
 def web_measurement(t: int, blocking: str | bool | None, *, cc: str = "KZ",
@@ -175,6 +203,7 @@ def test_a_measurement_is_stored_once_and_becomes_platform_points(
     assert [b["duplicate"] for _, b in first] == [False, False]
     assert [b["duplicate"] for _, b in again] == [True, True, True]
     assert first[0][1]["measurement_uid"] == again[0][1]["measurement_uid"]
+    collector.settle()
     files = collector.files()
     assert len(files) == 2
     assert all("/raw/20261130/10/KZ/webconnectivity/" in str(p) for p in files)
@@ -195,15 +224,18 @@ def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
     for h in (0, 1, 3):
         assert collector.post(url, submit(web_measurement(T0 + h * 3600, False)),
                               PROBE_TOKEN)[0] == 200
-    status, body = collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 5, "dns")),
-                                  PROBE_TOKEN)
-    assert status == 200
+    first = collector.settle()["last_derivation"]
+    assert first["series_recomputed"] == 0, first  # series only ever grew at their end
+    assert collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 5, "dns")),
+                          PROBE_TOKEN)[0] == 200
     # the hour behind the detector's cursor was inserted: both series judged again
-    assert body["derived"]["series_recomputed"] == 2, body
+    last = collector.settle()["last_derivation"]
+    assert last["cells"] == 1 and last["series_recomputed"] == 2, last
     kz = [(t, v) for et, _c, _s, t, v in collector.points("platform:%") if et == "country"]
     assert kz == [(T0, 100.0), (T0 + 3600, 100.0), (T0 + 7200, 0.0), (T0 + 10800, 100.0)]
     # a second, later measurement in the same hour corrects it (one cell, re-counted)
     collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 900, False)), PROBE_TOKEN)
+    collector.settle()
     kz = {t: v for et, _c, _s, t, v in collector.points("platform:%") if et == "country"}
     assert kz[T0 + 7200] == 50.0
 
@@ -271,36 +303,24 @@ def test_tokens_never_reach_the_logs(collector: Collector, caplog: pytest.LogCap
     assert PROBE_TOKEN not in (spool / "spool.sqlite").read_bytes().decode("latin-1")
 
 
-def _listening(port: int) -> list[str]:
-    out = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        addr, p = local.split(":")
-        if int(p, 16) == port and state == "0A":
-            out.append(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
-    return out
+def test_netvigil_serve_binds_loopback_by_default(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``netvigil serve`` without ``--host`` hands uvicorn 127.0.0.1, and the app it builds
+    carries the collector (an upload without a token is refused over a real socket)."""
+    from click.testing import CliRunner
 
+    from netvigil.cli.main import cli
 
-def test_netvigil_serve_binds_loopback_by_default_and_logs_no_token(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     Store(store).close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, CONFIG_ENV: str(_config(tmp_path))}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("netvigil")), "serve",
-                             "--port", str(port), "--store", str(store)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while not _listening(port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _listening(port) == ["127.0.0.1"]
+    monkeypatch.setenv(CONFIG_ENV, str(_config(tmp_path)))
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    result = CliRunner().invoke(cli, ["serve", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == "127.0.0.1"
+    with serving(seen["app"]) as port:
         c = Collector(port, store, tmp_path / "s.duckdb.collector")
-        # (no accepted upload here: detection's first call in a fresh process costs seconds)
-        assert c.post("/api/v1/collector/measurements", b"[", PROBE_TOKEN)[0] == 400
-        assert c.post("/api/v1/collector/measurements", b"[", "wrong-" + PROBE_TOKEN)[0] == 401
-    finally:
-        proc.terminate()
-        out, err = proc.communicate(timeout=20)
-    assert PROBE_TOKEN not in out + err
+        assert c.post("/api/v1/collector/measurements",
+                      submit(web_measurement(T0, False)))[0] == 401
+    assert c.files() == []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
 import http.server
 import json
 import os
@@ -437,7 +438,26 @@ class Lab:
     def archived(self) -> list[dict[str, Any]]:
         if not self.archive.exists():
             return []
-        return [json.loads(p.read_text()) for p in sorted(self.archive.rglob("*.json"))]
+        return [json.loads(p.read_text()) for p in sorted(self.archive.rglob("*.json"))
+                if "pending" not in p.parts]
+
+    def settle(self) -> dict[str, Any]:
+        """Wait for the collector to derive every accepted measurement (GET /status, asked
+        from inside the servers namespace)."""
+        def ask() -> dict[str, Any]:
+            con = http.client.HTTPConnection(COLLECTOR, 8080, timeout=10)
+            try:
+                con.request("GET", "/api/v1/collector/status",
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+                return json.loads(con.getresponse().read())  # type: ignore[no-any-return]
+            finally:
+                con.close()
+
+        deadline = time.monotonic() + 30
+        while (st := in_ns(self.srv, ask))["pending_cells"]:
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+        return st
 
     def destroy(self) -> None:
         if self.uvicorn is not None:
@@ -522,6 +542,7 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
         d = docs[m["uid"]]
         assert d["measurement_start_time"] == m["measurement_start_time"]
         assert d["x_received_at"] > d["measurement_start_time"].replace(" ", "T")
+    lab.settle()
     con = duckdb.connect(str(lab.store), read_only=True)
     rows = dict(con.execute("SELECT signal, avg(value) FROM points WHERE entity_code = 'KZ' "
                             "GROUP BY signal").fetchall())
@@ -575,6 +596,7 @@ def test_kill_9_mid_upload_then_restart_delivers_each_measurement_exactly_once(
     assert sorted(held) == sorted(mine)  # each once
     assert not list(lab.archive.rglob(".tmp-*"))
     assert all(m["uploaded"] for m in spooled(spool))
+    lab.settle()
     con = duckdb.connect(str(lab.store), read_only=True)
     vals = [v for (v,) in con.execute(
         "SELECT value FROM points WHERE entity_code = 'KZ' AND signal = 'platform:signal' "

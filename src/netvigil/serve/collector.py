@@ -11,6 +11,7 @@ Routes (prefix ``/api/v1/collector``; docs/probe.md has the wire format):
 * ``POST /rounds`` — one prober round of one remote vantage point, ``content`` =
   ``{"vantage", "round_start", "round_seconds", "lines": [<netvigil probe run JSONL
   lines>]}``: what ``netvigil probe collect`` merges from files, over the network.
+* ``GET /status`` — cells waiting for derivation, the last derivation's counts.
 * ``GET /whoami`` — the caller's address, country and AS (``netvigil.geo``), the agent's
   location lookup.
 
@@ -34,12 +35,15 @@ import`` reads the archive as it reads OONI's) with ``measurement_uid``,
 Facts: a measurement re-judges its whole (hour, country) cell from the archive with the
 OONI verdict (:func:`netvigil.sources.ooni.verdict.verdict`) into one
 :class:`~netvigil.model.facts.PlatformTests` fact (counts per AS × platform), so a late
-measurement corrects the cell instead of adding a second value; a round becomes
-:class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``). Both go through
-:class:`netvigil.pipeline.Pipeline`, then :func:`netvigil.events.runner.run_detection` runs
-for the entities touched, which recomputes any series whose write landed behind its
-cursor: late data re-runs detection for the windows it touches. A duplicate re-derives its
-cell too, so a crash between the file and the points is healed by the agent's retry.
+measurement corrects the cell instead of adding a second value. That happens after the
+answer, in a background :class:`Deriver` driven by durable per-measurement markers (its
+docstring says why and how it survives a crash). A round becomes
+:class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``) within its request.
+Both go through :class:`netvigil.pipeline.Pipeline`, then
+:func:`netvigil.events.runner.run_detection` runs for the entities touched, which
+recomputes any series whose write landed behind its cursor: late data re-runs detection for
+the windows it touches. ``GET /status`` says how many cells wait and what the last
+derivation did.
 """
 
 from __future__ import annotations
@@ -348,38 +352,141 @@ async def submit_measurement(request: Request) -> dict[str, Any]:
                        timespec="milliseconds"), "x_sender": sender.name})
     root = archive_of(request, cfg)
     data = canonical(stored)
+    deriver = deriver_of(request, root)
 
-    def work() -> dict[str, Any]:
-        with _WRITE_LOCK:
-            created = write_once(measurement_path(root, meta, uid), data)
-            derived = _derive_cell(request, root, meta)
-        return {"measurement_uid": uid, "duplicate": not created, "derived": derived}
+    def work() -> bool:
+        created = write_once(measurement_path(root, meta, uid), data)
+        deriver.mark(meta, uid)
+        return created
 
-    out = await run_in_threadpool(work)
+    created = await run_in_threadpool(work)
     log.info("measurement %s from %s: %s", uid[:16], sender.name,
-             "duplicate" if out["duplicate"] else "stored")
-    return out
+             "stored" if created else "duplicate")
+    return {"measurement_uid": uid, "duplicate": not created}
 
 
-def _derive_cell(request: Request, root: Path, meta: MeasurementMeta) -> dict[str, int]:
-    from netvigil.events.runner import run_detection
-    from netvigil.pipeline import Pipeline
+@router.get("/status")
+def status(request: Request) -> dict[str, Any]:
+    """Cells waiting for derivation and what the last derivation did (any sender)."""
+    cfg = current_config()
+    authenticate(request, cfg, None)
+    d = deriver_of(request, archive_of(request, cfg))
+    return {"pending_cells": len(d.pending()), "cells_derived": d.cells_derived,
+            "last_derivation": d.last, "last_error": d.last_error}
 
-    if meta.cc == "ZZ":
-        return {}  # no country: archived (OONI's volume), no series to place it in
-    hour = meta.time - meta.time % HOUR
-    fact = cell_fact(root, hour, meta.cc)
-    if fact is None:
-        return {}
-    with gate_of(request).writer() as store:
-        pipe = Pipeline(store)
-        pipe.emit(fact)
-        pipe.flush()
-        reports = [run_detection(store, ent) for ent in _entities(fact)]
-    return {"points": pipe.stats.points,
-            "series_recomputed": sum(r.series_recomputed for r in reports),
-            "alerts_written": sum(r.alerts_written for r in reports),
-            "events_written": sum(r.events_written for r in reports)}
+
+class Deriver:
+    """Archived measurements → points, in the background, batched, crash-safe.
+
+    Why not in the request: a derivation opens the store read-write, writes and runs
+    detection (~0.3–0.5 s here), and the store may be held by ``netvigil run``; the agent
+    only needs to know its measurement is durable. So an accepted measurement leaves a
+    *marker* (``pending/<cc>-<hour>-<uid>``, created durably like the measurement) and
+    wakes one thread, which re-judges every marked (hour, country) cell from the archive,
+    writes all of them through one pipeline flush, runs detection for the touched entities
+    and only then deletes the markers it read. A crash anywhere leaves markers behind, which
+    the next derivation (the thread starts with the collector's next request) picks up:
+    re-deriving a cell is idempotent (its counts are recomputed from the archive). Markers
+    are named per measurement, so an upload arriving during a derivation is never lost
+    with a marker deleted for an earlier read of its cell.
+    """
+
+    POLL = 1.0  # seconds between scans when nobody wakes the thread
+    IDLE_EXIT = 30.0  # the thread ends after this long without work (restarted on demand)
+
+    def __init__(self, root: Path, gate: Any) -> None:
+        self.root = root
+        self.gate = gate
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.cells_derived = 0
+        self.last: dict[str, Any] | None = None
+        self.last_error: str | None = None
+
+    @property
+    def pending_dir(self) -> Path:
+        return self.root / "pending"
+
+    def pending(self) -> list[Path]:
+        return sorted(self.pending_dir.glob("*-*-*")) if self.pending_dir.exists() else []
+
+    def mark(self, meta: MeasurementMeta, uid: str) -> None:
+        if meta.cc != "ZZ":  # no country: archived (OONI's volume), no series to place it in
+            write_once(self.pending_dir / f"{meta.cc}-{meta.time - meta.time % HOUR}-{uid}",
+                       b"")
+        self.ensure_running()
+        self.wake.set()
+
+    def ensure_running(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True,
+                                               name="collector-deriver")
+                self.thread.start()
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            self.wake.wait(self.POLL)
+            self.wake.clear()
+            if self.derive_pending():
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self.IDLE_EXIT:
+                with self.lock:
+                    if not self.wake.is_set():
+                        self.thread = None
+                        return
+
+    def derive_pending(self) -> bool:
+        """One batch: every marked cell; True if there was work."""
+        from netvigil.events.runner import run_detection
+        from netvigil.pipeline import Pipeline
+
+        markers = self.pending()
+        if not markers:
+            return False
+        cells = sorted({(int(m.name.split("-")[1]), m.name.split("-")[0]) for m in markers})
+        try:
+            with _WRITE_LOCK:
+                facts = [f for hour, cc in cells if (f := cell_fact(self.root, hour, cc))]
+                with self.gate.writer() as store:
+                    pipe = Pipeline(store)
+                    for f in facts:
+                        pipe.emit(f)
+                    pipe.flush()
+                    ents = sorted({e for f in facts for e in _entities(f)},
+                                  key=lambda e: (e.type.value, e.code))
+                    reports = [run_detection(store, e) for e in ents]
+        except Exception as exc:  # store locked, disk full: markers stay, retried later
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("collector derivation failed, will retry: %s", self.last_error)
+            time.sleep(self.POLL)
+            return True
+        self.last = {"cells": len(cells), "points": pipe.stats.points,
+                     "entities": len(ents),
+                     "series_recomputed": sum(r.series_recomputed for r in reports),
+                     "alerts_written": sum(r.alerts_written for r in reports),
+                     "events_written": sum(r.events_written for r in reports)}
+        self.last_error = None
+        self.cells_derived += len(cells)
+        for m in markers:
+            m.unlink(missing_ok=True)
+        return True
+
+
+_derivers: dict[Path, Deriver] = {}
+_derivers_lock = threading.Lock()
+
+
+def deriver_of(request: Request, root: Path) -> Deriver:
+    with _derivers_lock:
+        d = _derivers.get(root)
+        gate = gate_of(request)
+        if d is None or d.gate is not gate:
+            d = _derivers[root] = Deriver(root, gate)
+    d.ensure_running()
+    return d
 
 
 @router.post("/rounds")
