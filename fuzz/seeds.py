@@ -138,6 +138,7 @@ SEEDS = {
     "mrt-elems": mrt_elems,
     "mrt-fastrib": mrt_fastrib,
     "series-csv": series_csv,
+    "series-csv-import": series_csv,
     "series-ioda": series_ioda,
     "ris-live": ris_live,
     "ooni": ooni,

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz.runner import MAX_LEN, run_all  # noqa: E402
+from fuzz.runner import EXTRA_MAX_LEN, MAX_LEN, run_all  # noqa: E402
 from fuzz.seeds import SEEDS  # noqa: E402
+from fuzz.targets import TARGETS  # noqa: E402
 
 RUNS = 1000  # inputs per target (the largest seed set, mrt-elems, has under 300)
 GUARD = 300  # seconds per target before libFuzzer stops it anyway (not a timing check)
@@ -27,7 +28,8 @@ GUARD = 300  # seconds per target before libFuzzer stops it anyway (not a timing
 def test_every_parser_target_fuzzes_without_crash_hang_or_oom(tmp_path: Path) -> None:
     require(importlib.util.find_spec("atheris") is not None,
             "atheris (the dev extra) is needed for the fuzz targets")
-    assert set(MAX_LEN) == set(SEEDS), "each target needs seeds and a -max_len"
+    assert set(MAX_LEN) | set(EXTRA_MAX_LEN) == set(SEEDS) == set(TARGETS), (
+        "each target needs seeds and a -max_len")
     results = run_all(list(MAX_LEN), tmp_path, runs=RUNS, max_time=GUARD,
                       jobs=len(MAX_LEN), timeout=5, rss_mb=1024)
     assert [r.target for r in results] == list(MAX_LEN)
