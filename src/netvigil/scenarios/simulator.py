@@ -519,7 +519,53 @@ def injection_truth(sc: Scenario, uni: Universe) -> tuple[TruthEvent, ...]:
             rows += [TruthEvent(ref, scope, kind, a, b, 1.0 - cut * (1.0 - inj.level), signals,
                                 () if inj.withdraw else ("bgp",), (inj.id,), inj.cls, required)
                      for a, b in inj.intervals]
+        if inj.withdraw:
+            seen = {ref for ref, _, _ in groups}
+            rows += [TruthEvent(ref, scope, EventKind.ROUTING, a, b, inj.level, ("bgp",), (),
+                                (inj.id,), inj.cls, False)
+                     for ref, scope in _routed_entities(sc, uni, inj) if ref not in seen
+                     for a, b in inj.intervals]
     return tuple(rows)
+
+
+def withdrawn_prefixes(inj: Injection, uni: Universe) -> I64:
+    """Indexes of the routed prefixes an injection with ``withdraw`` takes out of BGP."""
+    if inj.target == "country":
+        hit = np.ones(uni.prefix_origin.size, dtype=bool)
+    elif inj.target == "asns":
+        hit = np.isin(uni.prefix_origin, np.asarray(inj.asns, dtype=np.int64))
+    elif inj.target == "class":
+        hit = np.array([uni.as_class.get(int(a)) == inj.net_class
+                        for a in uni.prefix_origin.tolist()], dtype=bool)
+    else:
+        raise ValueError(f"inject {inj.id}: a withdrawal needs a country, AS or class target")
+    hit &= ~np.isin(uni.prefix_origin, np.asarray(inj.spare_asns, dtype=np.int64))
+    return np.asarray(np.flatnonzero(hit), dtype=np.int64)
+
+
+def _routed_entities(sc: Scenario, uni: Universe, inj: Injection
+                     ) -> list[tuple[EntityRef, Scope]]:
+    """Everything a withdrawal takes off the routing table: the origin ASes of its prefixes
+    and the countries and regions of *all* their /24s (not only the sampled, probed ones;
+    some lie outside the country). Affected rows only: an event there is a real consequence,
+    neither a hit nor a false alarm. Where the /24s are is the geo package's answer."""
+    from netvigil.geo.lookup import GeoLookup
+
+    pfx = withdrawn_prefixes(inj, uni)
+    out = [(EntityRef(EntityType.ASN, str(a)), Scope.NETWORK)
+           for a in np.unique(uni.prefix_origin[pfx]).tolist()]
+    first = uni.prefix_net[pfx].astype(np.int64) >> 8
+    count = np.maximum(1, 1 << (24 - uni.prefix_len[pfx].astype(np.int64)))
+    blocks = np.unique(np.concatenate([np.arange(f, f + n) for f, n in
+                                       zip(first.tolist(), count.tolist(), strict=True)]
+                                      or [np.empty(0, np.int64)]) << 8).astype(np.uint32)
+    geo = GeoLookup.default()
+    countries = {c for c in geo.bulk_blocks(blocks, sc.geo_when, with_asn=False)
+                 .country_codes() if c}
+    regions = {r for r in geo.bulk_regions(blocks).region_codes() if r}
+    out += [(EntityRef(EntityType.COUNTRY, c), Scope.NATIONAL) for c in sorted(countries)]
+    out += [(EntityRef(EntityType.REGION, r), Scope.REGIONAL) for r in sorted(regions)]
+    return out
 
 
 def _is_target(inj: Injection, ref: EntityRef, uni: Universe) -> bool:
@@ -773,26 +819,12 @@ class SimulatedCollector:
                 if b + 1 < n_bins:
                     self._at(b + 1, [(ts + step, k, p, "A") for p, k in rows])
 
-    def _withdrawn_prefixes(self, inj: Injection) -> I64:
-        uni = self.uni
-        if inj.target == "country":
-            hit = np.ones(uni.prefix_origin.size, dtype=bool)
-        elif inj.target == "asns":
-            hit = np.isin(uni.prefix_origin, np.asarray(inj.asns, dtype=np.int64))
-        elif inj.target == "class":
-            hit = np.array([uni.as_class.get(int(a)) == inj.net_class
-                            for a in uni.prefix_origin.tolist()], dtype=bool)
-        else:
-            raise ValueError(f"inject {inj.id}: a withdrawal needs a country, AS or class target")
-        hit &= ~np.isin(uni.prefix_origin, np.asarray(inj.spare_asns, dtype=np.int64))
-        return np.asarray(np.flatnonzero(hit), dtype=np.int64)
-
     def _plan_withdrawals(self, n_bins: int) -> None:
         """Every peer withdraws the target's prefixes at an interval's start (a few seconds
         apart, as a network's routes leave the table) and re-announces them at its end."""
         step, t0 = self.step, self.sc.start
         for inj in (i for i in self.sc.injections if i.withdraw):
-            pfx = self._withdrawn_prefixes(inj)
+            pfx = withdrawn_prefixes(inj, self.uni)
             for a, b in inj.intervals:
                 b0, b1 = (a - t0) // step, (b - t0) // step
                 for k in range(len(self.peers)):
