@@ -28,6 +28,7 @@ import pytest
 from prereq import require
 
 CHROMIUM = Path("/usr/bin/chromium")
+NO_EVENT_FILL = "#d9dee2"  # static/js/severity.js, severity.none
 STATIC = Path(__file__).parent.parent / "src" / "netvigil" / "serve" / "static"
 PLURAL_FORMS = ("zero", "one", "two", "few", "many", "other")
 #: Latin tokens a Russian page may show that are not English text: units, formats, product
@@ -180,8 +181,15 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
     jan5_id = jan5[0]["id"]
     span = get_json(f"{server}/ui/span")
     home_from, home_until = span["last"] - 14 * 86400, span["last"]
-    national = get_json(f"{server}/api/v1/events?entity_type=country&from={home_from}"
-                        f"&until={home_until}")["events"]
+    window = f"from={home_from}&until={home_until}"
+    in_range = get_json(f"{server}/api/v1/events?{window}")["events"]
+    as_country = {e["code"]: e["parent"].split("/")[1] for e in get_json(
+        f"{server}/api/v1/entities?type=asn&limit=10000")["entities"] if e["parent"]}
+    countries = {e["entity_code"] if e["entity_type"] == "country"
+                 else e["entity_code"].split("-")[0] if e["entity_type"] == "region"
+                 else as_country.get(e["entity_code"]) for e in in_range} - {None}
+    assert "KZ" in countries and len(countries) > 1
+    regions_with_events = {e["entity_code"] for e in in_range if e["entity_type"] == "region"}
     platforms = {s.split(":", 1)[1] for s in
                  (x["signal"] for x in get_json(f"{server}/api/v1/entities/country/KZ")["signals"])
                  if s.startswith("platform:")}
@@ -196,11 +204,10 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
     settled(page, "home")
     page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
 
-    # every country with a national event is linked from the home page and coloured
-    linked = set(page.eval_on_selector_all(
-        "#countries tr[data-country] a", "els => els.map(a => a.getAttribute('href'))"))
-    for e in national:
-        assert any(h.startswith(f"#/country/{e['entity_code']}") for h in linked), e["entity_code"]
+    # every country with events (its own, its regions', its ASes') is linked from the home page
+    linked = page.eval_on_selector_all(
+        "#countries tr[data-country] a", "els => els.map(a => a.getAttribute('href'))")
+    assert {h.split("/")[2].split("?")[0] for h in linked} == countries
     assert page.locator("#world-map a[data-code=KZ] path").get_attribute("fill") == "#67000d"
 
     page.click("#countries a[href^='#/country/KZ']")
@@ -211,6 +218,9 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
     assert "2022-01-05 10:40 UTC" in text and "GMT+6" in text  # UTC, then local (Almaty)
     assert "Outage" in text and "national" in text and "Near-total blackout" in text
     assert page.locator("#region-map path").count() == 20
+    for code in ("KZ-75", "KZ-61"):  # coloured exactly when the API has events for it
+        fill = page.locator(f"#region-map a[data-code='{code}'] path").first.get_attribute("fill")
+        assert (fill != NO_EVENT_FILL) == (code in regions_with_events), code
     assert page.locator("#regions tr[data-entity='region/KZ-75']").count() == 1
     probing = page.locator("svg.chart[data-signal=probing]")
     assert probing.locator(f"rect.band[data-event='{jan5_id}']").count() == 1
