@@ -27,7 +27,7 @@ demo: $(STAMP)
 test: lint imports types audit unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks probe
 
 # Import rules (tiers, no cycles, no test harness in the runtime): [tool.importlinter] in pyproject.toml.
 imports: $(STAMP)
