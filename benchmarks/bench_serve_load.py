@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,12 +133,12 @@ def make_paths(kind: str, count: int, days: int, seed: int) -> list[str]:
     return out
 
 
-async def _client(base: str, paths: list[str], stop_at: float,
+async def _client(http: Any, paths: list[str], stop_at: float,
                   lat: list[float], errors: list[str]) -> None:
     import httpx2 as httpx
 
     i = 0
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+    if True:
         while time.perf_counter() < stop_at:
             path = paths[i % len(paths)]
             i += 1
@@ -158,8 +159,12 @@ async def _generate(base: str, kind: str, clients: int, seconds: float, days: in
     errors: list[str] = []
     stop_at = time.perf_counter() + seconds
     t0 = time.perf_counter()
-    await asyncio.gather(*(_client(base, make_paths(kind, 200, days, seed=k), stop_at, lat,
-                                   errors) for k in range(clients)))
+    import httpx2 as httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        await asyncio.gather(*(_client(http, make_paths(kind, 200, days, seed=k), stop_at,
+                                       lat, errors) for k in range(clients)))
     wall = time.perf_counter() - t0
     lat.sort()
     return {"kind": kind, "requests": len(lat), "errors": len(errors),

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from netvigil import __version__
@@ -20,6 +21,8 @@ from netvigil.serve.errors import install_error_handlers
 from netvigil.serve.gate import StoreGate, StoreOpener
 from netvigil.serve.metrics import Metrics, MetricsMiddleware
 
+WORKER_THREADS = 8  # requests served at once; the rest wait in the event loop (cheap)
+
 #: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
 ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.health",
@@ -27,12 +30,14 @@ ROUTER_MODULES: tuple[str, ...] = (
     "netvigil.serve.collector",
     "netvigil.serve.api_v1",
     "netvigil.serve.ioda_v2",
+    "netvigil.serve.feeds",
     "netvigil.serve.dashboard",
 )
 
 
 def create_app(store_path: Path, *, open_store: StoreOpener,
-               lock_wait: float = DEFAULT_REQUEST_WAIT) -> FastAPI:
+               lock_wait: float = DEFAULT_REQUEST_WAIT,
+               worker_threads: int = WORKER_THREADS) -> FastAPI:
     """The NetVigil HTTP app over the store at ``store_path``.
 
     ``open_store`` is the CLI's lock-aware opener (``netvigil.cli.common.open_store``);
@@ -43,6 +48,10 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Few worker threads: DuckDB releases the GIL inside a query but every other step
+        # (routing, building the answer) holds it; 40 threads (anyio's default) starve the
+        # event loop under 100 clients and throughput collapses (bench_serve_load.py).
+        to_thread.current_default_thread_limiter().total_tokens = worker_threads
         yield
         gate.close()  # stop the inotify watcher, release the file
 
