@@ -176,7 +176,7 @@ def test_first_line_bad_in_jsonl_does_not_swallow_the_file(tmp_path: Path) -> No
 
 def test_pretty_json_and_json_arrays(tmp_path: Path) -> None:
     pretty = tmp_path / "p.json"
-    pretty.write_text(json.dumps(telegram(0, 1, False), indent=2))
+    pretty.write_text("\ufeff" + json.dumps(telegram(0, 1, False), indent=2))
     arr = tmp_path / "a.json.gz"
     arr.write_bytes(gzip.compress(json.dumps([telegram(0, 1, False), 3]).encode()))
     assert [r.doc is not None for r in iter_records(pretty)] == [True]

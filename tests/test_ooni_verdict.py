@@ -175,6 +175,13 @@ def test_tor_majority_of_targets() -> None:
     assert (v.outcome, v.mechanisms) == (Outcome.ANOMALY, ("tls",))
 
 
+def test_signal_without_a_test_version_is_judged() -> None:
+    m = {"test_name": "signal", "test_keys": {"signal_backend_status": "blocked",
+                                              "signal_backend_failure": "connection_reset",
+                                              "failed_operation": "tls_handshake"}}
+    assert (verdict(m).outcome, verdict(m).mechanisms) == (Outcome.ANOMALY, ("tls",))
+
+
 def test_tls_handshake_time_from_t0_and_network_events() -> None:
     tk: dict[str, Any] = {"signal_backend_status": "ok", "tls_handshakes": [
         {"t0": 1.0, "t": 1.2, "failure": None}, {"t0": 2.0, "t": 2.6, "failure": None},

@@ -148,6 +148,9 @@ def _records(fh: io.BufferedReader, name: str, max_line: int) -> Iterator[Record
             first = False
             continue
         body = line.strip()
+        if first:
+            body = body.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+            line = line.removeprefix(b"\xef\xbb\xbf")
         if not body:
             continue
         if first and body == b"---":

@@ -345,7 +345,7 @@ def _judge_signal(m: dict[str, Any], tk: dict[str, Any],
     status = tk.get("signal_backend_status")
     if status is None:
         return Outcome.FAILURE, "im.failed", [], None
-    if _version(m.get("test_version")) < (0, 2, 2):
+    if () < _version(m.get("test_version")) < (0, 2, 2):  # only a version that says so
         return Outcome.FAILURE, "signal.buggy-version", [], None
     if status == "blocked":
         return (Outcome.ANOMALY, "signal.blocked",
