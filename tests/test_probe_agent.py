@@ -549,6 +549,16 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
     con.close()
     assert rows["platform:telegram"] == 0.0 and rows["platform:x"] == 100.0
 
+    # the archive is OONI's bucket layout: NetVigil's own OONI importer reads it as such
+    from click.testing import CliRunner
+
+    from netvigil.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["ooni", "import", "--dir", str(lab.archive), "--store",
+                                   str(lab.tmp / "ooni.duckdb")])
+    assert res.exit_code == 0, res.output
+    assert f"{2 * len(EXPECTED)} measurements" in res.output, res.output
+
 
 def test_kill_9_mid_upload_then_restart_delivers_each_measurement_exactly_once(
         lab: Lab) -> None:
@@ -588,9 +598,15 @@ def test_kill_9_mid_upload_then_restart_delivers_each_measurement_exactly_once(
         time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    # and killed while measuring a round (the spool must stay readable and complete)
+    proc = subprocess.Popen(lab.run_args(spool))
+    time.sleep(rng.uniform(0.3, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
     proc2 = subprocess.run(lab.agent("upload", "--wait", "30", spool=spool),
                            capture_output=True, text=True, timeout=60)
     assert proc2.returncode == 0, proc2.stderr
+    assert len(spooled(spool)) >= 10
     mine = {m["uid"] for m in spooled(spool)}
     held = [d["measurement_uid"] for d in lab.archived() if d["measurement_uid"] in mine]
     assert sorted(held) == sorted(mine)  # each once
