@@ -89,6 +89,8 @@ def prepare(target: str, work: Path) -> None:
     (d / "artifacts").mkdir(parents=True, exist_ok=True)
     for old in (d / "artifacts").iterdir():  # this run's findings only
         old.unlink()
+    for old in d.glob("log.*"):
+        old.unlink()
 
 
 def parse(log: str) -> tuple[int, int]:
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*", help=f"default: {', '.join(MAX_LEN)}; opt-in: "
                                                f"{', '.join(EXTRA_MAX_LEN)}")
     ap.add_argument("--runs", type=int, default=GOAL_RUNS)
-    ap.add_argument("--max-time", type=int, default=420, help="seconds per target")
+    ap.add_argument("--max-time", type=int, default=390, help="seconds per target")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=5, help="seconds per input (a hang)")
     ap.add_argument("--rss-mb", type=int, default=1024)
