@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def test_every_literal_message_key_in_the_code_is_in_the_catalogue() -> None:
 
 
 # ---- the live server -------------------------------------------------------------------
+
+def iso_ts(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -185,9 +190,16 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
     in_range = get_json(f"{server}/api/v1/events?{window}")["events"]
     as_country = {e["code"]: e["parent"].split("/")[1] for e in get_json(
         f"{server}/api/v1/entities?type=asn&limit=10000")["entities"] if e["parent"]}
-    countries = {e["entity_code"] if e["entity_type"] == "country"
-                 else e["entity_code"].split("-")[0] if e["entity_type"] == "region"
-                 else as_country.get(e["entity_code"]) for e in in_range} - {None}
+
+    def country_of(e: dict[str, Any]) -> str | None:
+        code = e["entity_code"]
+        kind = e["entity_type"]
+        return code if kind == "country" else code.split("-")[0] if kind == "region" \
+            else as_country.get(code)
+
+    countries = {country_of(e) for e in in_range} - {None}
+    on_at_end = {country_of(e) for e in in_range
+                 if e["end"] is None or iso_ts(e["end"]) > home_until} - {None}
     assert "KZ" in countries and len(countries) > 1
     regions_with_events = {e["entity_code"] for e in in_range if e["entity_type"] == "region"}
     platforms = {s.split(":", 1)[1] for s in
@@ -208,6 +220,9 @@ def test_dashboard_kazakhstan(server: str, browser: Any, tmp_path: Path) -> None
     linked = page.eval_on_selector_all(
         "#countries tr[data-country] a", "els => els.map(a => a.getAttribute('href'))")
     assert {h.split("/")[2].split("?")[0] for h in linked} == countries
+    outlined = set(page.eval_on_selector_all(
+        "#world-map a:has(path.now)", "els => els.map(a => a.dataset.code)"))
+    assert outlined == on_at_end - {""}
     assert page.locator("#world-map a[data-code=KZ] path").get_attribute("fill") == "#67000d"
 
     page.click("#countries a[href^='#/country/KZ']")

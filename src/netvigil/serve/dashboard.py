@@ -93,13 +93,19 @@ def _severity(events: list[Event]) -> dict[str, Any] | None:
     return None if top is None else {"id": rule.id, "rank": rule.rank, "event_id": top.id}
 
 
+def _ongoing_at(event: Event, when: int | None) -> bool:
+    """Still on at ``when`` (the range's end; None: now, so only events without an end)."""
+    return event.end is None or (when is not None and event.start < when < event.end)
+
+
 @router.get("/ui/countries")
 def countries(store: StoreReader,
               from_: Annotated[str | None, Query(alias="from")] = None,
               until: str | None = None) -> dict[str, Any]:
     """Countries with events in [from, until), with their regions' and networks' events
     counted in: the home page links every one of them (issue 10) and colours the map by the
-    worst *national* event (severity rules of :mod:`netvigil.serve.severity`, the API's).
+    worst *national* event (severity rules of :mod:`netvigil.serve.severity`, the API's);
+    ``ongoing`` is the worst event still on at ``until``, the "current" state.
     Why here: ``/api/v1/summary`` is per entity, and an AS event belongs to a country only
     through the AS's registered country, which the page would otherwise fetch AS by AS."""
     start, end = time_range(from_, until)
@@ -115,6 +121,7 @@ def countries(store: StoreReader,
         national = [e for e in evs if e.entity.type is EntityType.COUNTRY]
         rows.append({"code": cc, "event_count": len(evs), "national_count": len(national),
                      "worst": _severity(evs), "national": _severity(national),
+                     "ongoing": _severity([e for e in evs if _ongoing_at(e, end)]),
                      "latest_start": iso_utc(max(e.start for e in evs))})
     rows.sort(key=lambda r: (-r["worst"]["rank"], r["code"]))
     return {"count": len(rows), "countries": rows}

@@ -171,11 +171,15 @@ async function homeView(range) {
     title: (f) => `${f.id ? countryName(f.id) : f.name}: ${plural('count.events', byCountry.get(f.id)?.event_count || 0)}`,
   });
   map.id = 'world-map';
+  for (const r of rows.filter((x) => x.ongoing)) {
+    map.querySelectorAll(`a[data-code="${r.code}"] path`).forEach((p) => p.classList.add('now'));
+  }
   const countries = h('table', { class: 'countries', id: 'countries' },
-    h('thead', {}, h('tr', {}, ...['countries.col.country', 'countries.col.worst', 'countries.col.national',
-      'countries.col.events', 'countries.col.latest'].map((k) => h('th', { text: t(k) })))),
+    h('thead', {}, h('tr', {}, ...['countries.col.country', 'countries.col.now', 'countries.col.worst',
+      'countries.col.national', 'countries.col.events', 'countries.col.latest'].map((k) => h('th', { text: t(k) })))),
     h('tbody', {}, ...rows.map((r) => h('tr', { 'data-country': r.code },
       h('td', {}, a(url.link(['country', r.code]), val(countryName(r.code)), ' ', val(r.code))),
+      h('td', {}, badge(level(r.ongoing?.id))),
       h('td', {}, badge(level(r.worst?.id))),
       h('td', {}, badge(level(r.national?.id))),
       h('td', {}, val(r.event_count)),
