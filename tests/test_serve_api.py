@@ -303,12 +303,14 @@ def test_serve_and_a_writer_process_share_the_store(serve_proc: object,
                 r = http.get("/api/v1/signals/country/KZ", params={"signal": "probing"})
                 statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    # more clients than serve has worker threads (app.WORKER_THREADS): requests queued
+    # behind the writer must not hold the threads the in-flight ones need to finish
+    threads = [threading.Thread(target=hammer) for _ in range(12)]
     for t in threads:
         t.start()
     try:
         time.sleep(0.5)  # the stream is under way before the writer starts
-        bins = 5
+        bins = 3
         out = subprocess.run([sys.executable, "-c", WRITER, str(store_path), str(bins),
                               str(t0)], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONWARNINGS": "ignore"})

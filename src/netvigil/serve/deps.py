@@ -22,7 +22,7 @@ outlasts the request wait becomes HTTP 503 with ``Retry-After`` (errors.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -41,9 +41,10 @@ def gate_of(request: Request) -> StoreGate:
     return gate
 
 
-def store_reader(request: Request) -> Iterator[Store]:
-    """A read-only store for the request's duration (closed when the request ends)."""
-    with gate_of(request).reader() as store:
+async def store_reader(request: Request) -> AsyncIterator[Store]:
+    """A read-only store for the request's duration (returned when the request ends).
+    Async so that waiting for admission holds no worker thread (gate.async_reader)."""
+    async with gate_of(request).async_reader() as store:
         yield store
 
 

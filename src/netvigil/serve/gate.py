@@ -38,13 +38,16 @@ retry loop, and readers resume when it closes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from anyio import to_thread
 
 from netvigil.model.errors import StoreError
 
@@ -59,6 +62,7 @@ StoreOpener = Callable[..., "Store"]
 HOLD_SECONDS = 1.0  # the anchor is closed when idle after this long, and re-opened on demand
 YIELD_SECONDS = 2.5  # closed after a writer's knock: > the writer's 1 s retry cap, twice over
 FALLBACK_GAP_SECONDS = 0.2  # without inotify: file left free this long after each hold
+ADMIT_POLL_SECONDS = 0.005  # how often a waiting request looks at the gate again
 
 
 class StoreGate:
@@ -76,6 +80,7 @@ class StoreGate:
         self._anchor: Store | None = None
         self._opened_at = 0.0
         self._readers = 0
+        self._opening = False  # a caller is opening the anchor; the others wait
         self._pool: list[Store] = []  # read-only stores on the anchor's instance, idle
         self._writing = False
         self._draining = False
@@ -103,29 +108,96 @@ class StoreGate:
         finally:
             self._leave_reader(store)
 
+    @asynccontextmanager
+    async def async_reader(self) -> AsyncIterator[Store]:
+        """:meth:`reader` for the event loop: waiting for admission never holds a worker
+        thread, so readers queued behind a writer cannot starve the in-flight requests of
+        the threads they need to finish (FastAPI runs sync dependencies' exits in the same
+        small pool), which would deadlock the drain until the wait ran out."""
+        deadline = time.monotonic() + self.wait
+        while True:
+            now = time.monotonic()
+            with self._cond:
+                state = self._try_admit(now)
+            if state == "ok":
+                break
+            if state == "open":
+                await to_thread.run_sync(self._open_anchor_admitted)
+                break
+            if now >= deadline:
+                raise self._locked_error()
+            await asyncio.sleep(ADMIT_POLL_SECONDS)
+        try:
+            pooled = self._pooled()
+            store = pooled if pooled is not None else await to_thread.run_sync(self._open_reader)
+        except BaseException:
+            self._leave_reader(None)
+            raise
+        try:
+            yield store
+        finally:
+            self._leave_reader(store)
+
     def _checkout(self) -> Store:
+        pooled = self._pooled()
+        return pooled if pooled is not None else self._open_reader()
+
+    def _pooled(self) -> Store | None:
         with self._cond:
-            if self._pool:
-                return self._pool.pop()
+            return self._pool.pop() if self._pool else None
+
+    def _open_reader(self) -> Store:
         return self.open_store(self.path, read_only=True, wait=self.wait)
+
+    def _locked_error(self) -> StoreError:
+        return StoreError(f"store {self.path} stayed locked by a writer for {self.wait:g} s")
+
+    def _try_admit(self, now: float) -> str:
+        """``ok`` (admitted), ``open`` (admitted once the caller opens the anchor) or
+        ``wait`` (a writer's turn, a drain or another caller's open in progress); the
+        lock is held."""
+        self._maybe_give_gap(now)
+        if (self._writing or self._draining or self._opening
+                or now < self._closed_until):
+            return "wait"
+        if self._anchor is None:
+            self._opening = True
+            return "open"
+        self._readers += 1
+        return "ok"
+
+    def _open_anchor_admitted(self) -> None:
+        """Open the anchor (outside the lock: it may wait for an outside writer's lock)
+        and count the caller in."""
+        try:
+            anchor = self._open_reader()
+        except BaseException:
+            with self._cond:
+                self._opening = False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._anchor = anchor
+            self._opened_at = time.monotonic()
+            self._opening = False
+            self._readers += 1
+            self._cond.notify_all()
 
     def _admit_reader(self) -> None:
         deadline = time.monotonic() + self.wait
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 now = time.monotonic()
-                self._maybe_give_gap(now)
-                if not (self._writing or self._draining or now < self._closed_until):
-                    break
-                if now >= deadline:
-                    raise StoreError(f"store {self.path} stayed locked by a writer for "
-                                     f"{self.wait:g} s")
-                wake = min(deadline, max(self._closed_until, now + 0.01))
-                self._cond.wait(timeout=wake - now)
-            if self._anchor is None:
-                self._anchor = self.open_store(self.path, read_only=True, wait=self.wait)
-                self._opened_at = time.monotonic()
-            self._readers += 1
+                state = self._try_admit(now)
+                if state == "wait":
+                    if now >= deadline:
+                        raise self._locked_error()
+                    wake = min(deadline, max(self._closed_until, now + ADMIT_POLL_SECONDS))
+                    self._cond.wait(timeout=wake - now)
+                    continue
+            if state == "open":
+                self._open_anchor_admitted()
+            return
 
     def _maybe_give_gap(self, now: float) -> None:
         """Without inotify, close the file for a moment after every hold (lock held)."""
