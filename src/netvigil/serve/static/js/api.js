@@ -7,12 +7,29 @@ const MAX_POINTS = 600; // about one point per 1.5 px of a 900 px chart
 
 export function ref(type, code) { return { type, code, key: `${type}/${code}` }; }
 
-async function get(path, params = {}) {
+// Answers are reused for FRESH_MS: switching language or chart mode re-renders a view without
+// asking again, while a store that `netvigil run` feeds (one bin every few minutes) still
+// shows new data on the next view after that.
+const FRESH_MS = 30_000;
+const answers = new Map();
+
+async function fetchJson(address) {
+  const resp = await fetch(address);
+  const body = await resp.json();
+  if (!resp.ok) throw new Error((body.error && body.error.message) || `${resp.status} ${address}`);
+  return body;
+}
+
+function get(path, params = {}) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') q.set(k, v);
-  const resp = await fetch(`${path}${q.toString() ? `?${q}` : ''}`);
-  const body = await resp.json();
-  if (!resp.ok) throw new Error((body.error && body.error.message) || `${resp.status} ${path}`);
+  const address = `${path}${q.toString() ? `?${q}` : ''}`;
+  const now = Date.now();
+  const kept = answers.get(address);
+  if (kept && now - kept.at < FRESH_MS) return kept.body;
+  const body = fetchJson(address);
+  answers.set(address, { at: now, body });
+  body.catch(() => answers.delete(address));
   return body;
 }
 
