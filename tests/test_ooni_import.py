@@ -217,3 +217,19 @@ def test_bucket_layout_is_required_for_dir(tmp_path: Path) -> None:
     (folder / "notes.txt").write_text("x")
     assert bucket_files(tmp_path / "b") == [folder / "a.json"]
     assert bucket_files(tmp_path / "b" / "raw") == [folder / "a.json"]
+
+
+def test_sha256_is_of_the_whole_raw_file_read_in_the_same_pass(tmp_path: Path) -> None:
+    import hashlib
+
+    for src in (FIX / "binary_city.yaml", FIX / "report1.json.pretty"):  # stops early / whole
+        sha = hashlib.sha256()
+        list(iter_records(src, sha=sha))
+        assert sha.hexdigest() == hashlib.sha256(src.read_bytes()).hexdigest()
+    f = tmp_path / "m.jsonl.gz"
+    f.write_bytes(gzip.compress(json.dumps(telegram(0, 9198, False)).encode() + b"\n"))
+    store = tmp_path / "s.duckdb"
+    assert run("ooni", "import", f, "--store", store).exit_code == 0
+    with Store(store, read_only=True) as s:
+        row = s.connection.execute("SELECT file_name, sha256 FROM imports").fetchone()
+    assert row == (str(f), hashlib.sha256(f.read_bytes()).hexdigest())

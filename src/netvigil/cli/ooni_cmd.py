@@ -69,12 +69,6 @@ def _record(label: str, fmt: str, files: Sequence[tuple[str, str]], rows_read: i
     return ImportRecord(name, sha, fmt, rows_read, written, skipped, 0, 0, 0)
 
 
-def _label(paths: Sequence[Path], bucket: Path | None) -> str:
-    if bucket is not None and len(paths) == len(bucket_files(bucket)):
-        return str(bucket)
-    return f"{paths[0]} (+{len(paths) - 1} more)" if paths else ""
-
-
 @click.group("ooni")
 def ooni_group() -> None:
     """OONI measurements: platform blocking, throttling and measurement volume."""
@@ -91,7 +85,8 @@ def ooni_group() -> None:
 def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
                store_path: Path) -> None:
     """Import raw OONI measurements (JSON, JSONL, .gz; one per line or one per file)."""
-    paths = expand(files) + (bucket_files(bucket) if bucket is not None else [])
+    in_bucket = bucket_files(bucket) if bucket is not None else []
+    paths = expand(files) + in_bucket
     if not paths:
         raise click.UsageError("give measurement FILE(s) or --dir FOLDER")
     builder = FactBuilder()
@@ -99,7 +94,9 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
         result.facts = builder.emit(pipeline)
-        record = _record(_label(paths, bucket), "ooni",
+        label = (str(bucket) if bucket is not None and not files
+                 else f"{paths[0]} (+{len(paths) - 1} more)")
+        record = _record(label, "ooni",
                          [(f.path, f.sha256) for f in result.files],
                          sum(f.records for f in result.files), result.measurements,
                          result.malformed.total)

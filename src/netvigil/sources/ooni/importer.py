@@ -86,14 +86,6 @@ class OoniImport:
                 f"{self.facts} facts")
 
 
-def _sha256(path: Path) -> str:
-    try:
-        with path.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError as exc:
-        raise InputError(str(path), None, f"cannot read file: {exc.strerror or exc}") from None
-
-
 def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
                       builder: FactBuilder, *, max_line: int = MAX_LINE_BYTES,
                       max_bytes: int = MAX_DECOMPRESSED_BYTES) -> OoniImport:
@@ -102,9 +94,9 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
     out = OoniImport()
     for item in paths:
         p = Path(item)
-        sha = _sha256(p)
+        sha = hashlib.sha256()
         records = accepted = bad = 0
-        for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes):
+        for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes, sha=sha):
             records += 1
             reason = rec.error
             if rec.doc is not None:
@@ -123,7 +115,7 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
                 raise InputError(str(p), rec.line, reason or "malformed")
             out.malformed.add(reason or "malformed", f"{p.name}:{rec.line}")
             bad += 1
-        out.files.append(FileResult(str(p), sha, records, accepted, bad))
+        out.files.append(FileResult(str(p), sha.hexdigest(), records, accepted, bad))
     out.unattributed = builder.unattributed
     return out
 

@@ -27,6 +27,7 @@ UTF-8 as the JSON standard does, which we want for input from the network.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -64,7 +65,7 @@ class _CappedReader(io.RawIOBase):
     """Counts bytes read from a (decompressing) stream and refuses to pass the cap."""
 
     def __init__(self, inner: IO[bytes], cap: int, path: str,
-                 raw: IO[bytes] | None = None) -> None:
+                 raw: io.RawIOBase | None = None) -> None:
         self._inner = inner
         self._raw = raw  # the file under a decompressor (closed with it)
         self._cap = cap
@@ -90,13 +91,42 @@ class _CappedReader(io.RawIOBase):
         return int(n)
 
 
-def _open(path: Path, cap: int) -> io.BufferedReader:
+class _HashingReader(io.RawIOBase):
+    """The raw file, feeding every byte read into a hash (the imports row's sha256 in the
+    same pass as the parse: a second read of each file cost a third of an import)."""
+
+    def __init__(self, raw: IO[bytes], sha: Any) -> None:
+        self._raw = raw
+        self._sha = sha
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+        if n:
+            self._sha.update(memoryview(b)[:n])
+        return int(n or 0)
+
+    def drain(self) -> None:
+        """Hash the bytes nobody read (a parse that stopped early, gzip trailers)."""
+        while chunk := self._raw.read(_SKIP_BLOCK):
+            self._sha.update(chunk)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open(path: Path, cap: int, sha: Any) -> tuple[Any, _HashingReader]:
     raw = path.open("rb")
     head = raw.read(2)
     raw.seek(0)
-    inner: Any = (igzip.IGzipFile(fileobj=raw)  # type: ignore[no-untyped-call]
-                  if head == GZIP_MAGIC else raw)
-    return io.BufferedReader(_CappedReader(inner, cap, str(path), raw), buffer_size=1 << 20)
+    hashing = _HashingReader(raw, sha)
+    inner: Any = (igzip.IGzipFile(fileobj=io.BufferedReader(hashing))  # type: ignore[no-untyped-call]
+                  if head == GZIP_MAGIC else hashing)
+    return io.BufferedReader(_CappedReader(inner, cap, str(path), hashing),
+                             buffer_size=1 << 20), hashing
 
 
 def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -110,22 +140,25 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def iter_records(path: str | Path, *, max_line: int = MAX_LINE_BYTES,
-                 max_bytes: int = MAX_DECOMPRESSED_BYTES) -> Iterator[Record]:
+                 max_bytes: int = MAX_DECOMPRESSED_BYTES, sha: Any = None) -> Iterator[Record]:
     """Every measurement of one file, in order (module docstring for formats and bounds).
 
     One JSON object per line (JSONL) or one object in the whole file (pretty-printed JSON):
     decided by the first non-blank line — if it does not parse alone and starts with ``{``,
     the file is one document. Blank lines are not records. Raises :class:`InputError` only
     for whole-file problems (unreadable, truncated gzip, over the decompression cap).
+    ``sha`` (a ``hashlib`` object) receives the raw file's bytes, all of them once the
+    iteration ends.
     """
     p = Path(path)
     name = str(p)
     try:
-        fh = _open(p, max_bytes)
+        fh, hashing = _open(p, max_bytes, sha if sha is not None else hashlib.sha256())
     except OSError as exc:
         raise InputError(name, None, f"cannot read file: {exc.strerror or exc}") from None
     try:
         yield from _records(fh, name, max_line)
+        hashing.drain()
     # isal_zlib.error (IsalError: damaged deflate data) is no OSError (fuzz); its stub
     # declares it an instance, hence the ignore
     except (OSError, EOFError, isal_zlib.error) as exc:  # type: ignore[misc]
