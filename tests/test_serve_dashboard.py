@@ -128,6 +128,11 @@ def test_assets_are_served_and_nothing_else(server: str) -> None:
             urllib.request.urlopen(server + path, timeout=10)
         assert err.value.code == 404, path
         err.value.close()
+    with pytest.raises(urllib.error.HTTPError) as err:  # a bad time is the API's JSON 422
+        urllib.request.urlopen(server + "/ui/countries?from=yesterday", timeout=10)
+    assert err.value.code == 422
+    assert "from" in json.loads(err.value.read())["error"]["message"]
+    err.value.close()
 
 
 # ---- the browser -----------------------------------------------------------------------

@@ -171,6 +171,8 @@ async function homeView(range) {
     title: (f) => `${f.id ? countryName(f.id) : f.name}: ${plural('count.events', byCountry.get(f.id)?.event_count || 0)}`,
   });
   map.id = 'world-map';
+  map.setAttribute('role', 'img');
+  map.setAttribute('aria-label', t('home.map.label'));
   for (const r of rows.filter((x) => x.ongoing)) {
     map.querySelectorAll(`a[data-code="${r.code}"] path`).forEach((p) => p.classList.add('now'));
   }
@@ -229,6 +231,8 @@ async function countryView(range, params, code) {
       title: (f) => `${names.get(f.id) || f.name} (${f.id}): ${plural('count.events', (byEntity.get(api.ref('region', f.id).key) || []).length)}`,
     });
     regionMap.id = 'region-map';
+    regionMap.setAttribute('role', 'img');
+    regionMap.setAttribute('aria-label', t('regions.map.label'));
     out.push(h('p', { class: 'note', text: t('regions.map.note') }), h('div', { class: 'map-box' }, regionMap), legendEl());
   }
   out.push(entityList(regionRows, 'regions'));

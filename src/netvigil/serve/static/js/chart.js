@@ -91,7 +91,10 @@ function panel(s, { from, until, bands, normalised }) {
   }
   svg.append(el('path', { d, fill: 'none', stroke: '#1b4f72', 'stroke-width': '1.4', class: 'line' }));
   const mode = normalised ? t('chart.normalised') : t('chart.absolute');
-  svg.append(el('text', { x: M.l, y: 14, fill: '#222', 'font-weight': 'bold' }, `${signalLabel(s.signal)} · ${mode} · UTC`));
+  const caption = `${signalLabel(s.signal)} · ${mode} · UTC`;
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', caption);
+  svg.append(el('text', { x: M.l, y: 14, fill: '#222', 'font-weight': 'bold' }, caption));
   return svg;
 }
 
