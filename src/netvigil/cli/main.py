@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "netvigil.cli.probe_cmd",
     "netvigil.cli.run_cmd",
     "netvigil.cli.report_cmd",
+    "netvigil.cli.alerts_cmd",
     "netvigil.cli.ooni_cmd",
     "netvigil.cli.serve_cmd",
 )

@@ -19,6 +19,8 @@ Example (the reference is docs/observatory.md)::
     rate = 8000
     [bgp]
     ris_live = "wss://ris-live.ripe.net/v1/ws/"
+    [alerts]
+    config = "alerts.toml"   # subscriptions and channels (docs/alerts.md)
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Check]]] = {
         "full_feed_v4": (int, None, _non_negative),
         "full_feed_v6": (int, None, _non_negative),
     },
+    "alerts": {
+        "config": (_PATH, _REQUIRED, _non_empty),
+    },
 }
 
 
@@ -132,6 +137,7 @@ class ObservatoryConfig:
     probing: ProbingConfig | None = None
     bgp: BgpConfig | None = None
     sources: tuple[str, ...] = field(default=())
+    alerts: Path | None = None  # alert configuration (netvigil.alerts.config), if any
 
 
 def _type_name(t: Any) -> str:
@@ -211,7 +217,10 @@ def parse_config(text: str, path: Path) -> ObservatoryConfig:
         bgp = BgpConfig(**sections["bgp"])
     return ObservatoryConfig(path=path, store=top["store"], bin_seconds=top["bin_seconds"],
                              lock_wait_seconds=top["lock_wait_seconds"], watch=watch,
-                             probing=probing, bgp=bgp, sources=tuple(sorted(sections)))
+                             probing=probing, bgp=bgp,
+                             sources=tuple(sorted(n for n in sections if n != "alerts")),
+                             alerts=sections["alerts"]["config"] if "alerts" in sections
+                             else None)
 
 
 def load_config(path: Path) -> ObservatoryConfig:

@@ -94,6 +94,11 @@ class Observatory:
         self._restore_logged = False
         w = config.watch
         self.watcher = Watcher(w.dirs, w.settle_seconds) if w is not None else None
+        self._alerts: Any = None
+        if config.alerts is not None:  # validated at start: a bad alert config stops the run
+            from netvigil.alerts import load_config as load_alerts
+
+            self._alerts = load_alerts(config.alerts)
 
     # -------------------------------------------------------------- control
     def request_stop(self, reason: str) -> None:
@@ -239,6 +244,7 @@ class Observatory:
             pipeline.flush(cursors)
             outcomes = self._ingest(store, arrived)
             det = run_detection(store)
+            queued = self._enqueue_alerts(store)
             self.totals.bins += 1
             self.totals.facts += facts
             self.totals.events_written += det.events_written
@@ -247,6 +253,7 @@ class Observatory:
             store.set_state(BIN_KEY, json.dumps(record, sort_keys=True))
         finally:
             store.close()
+        self._deliver_alerts(queued)  # after the store is closed: receivers never hold it
         secs = self.clock() - t0
         waiting = {src.name: w for src, _g, _c, w in taken}
         skipped, self._skipped_since = self._skipped_since, 0
@@ -260,6 +267,29 @@ class Observatory:
         self.log.progress(f"bin {self.totals.bins}: facts {self.totals.facts}, files "
                           f"{self.totals.files_done} ok / {self.totals.files_failed} failed, "
                           f"{pending} pending, events {det.events_written} ({secs:.2f} s)")
+
+    def _enqueue_alerts(self, store: Store) -> int:
+        """New transitions of the stored events into the alert outbox (durable, idempotent)."""
+        if self._alerts is None:
+            return 0
+        from netvigil.alerts.dispatch import enqueue
+        from netvigil.alerts.outbox import Outbox
+
+        with Outbox(self._alerts.outbox) as outbox:
+            return enqueue(self._alerts, outbox, store.read_events(), int(time.time()))
+
+    def _deliver_alerts(self, queued: int) -> None:
+        if self._alerts is None:
+            return
+        from netvigil.alerts.dispatch import deliver
+        from netvigil.alerts.outbox import Outbox
+
+        with Outbox(self._alerts.outbox) as outbox:
+            sent, retried, failed = deliver(self._alerts, outbox, int(time.time()))
+            pending = outbox.counts()["pending"]
+        if queued or sent or retried or failed:
+            self.log.info("alerts", queued=queued, delivered=sent, retried=retried,
+                          failed=failed, pending=pending)
 
     def _store_locked(self, exc: StoreError, final: bool) -> None:
         """A bin skipped because another process held the store for longer than
