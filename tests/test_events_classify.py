@@ -126,13 +126,13 @@ def test_nightly_cuts_are_intermittent_with_their_schedule() -> None:
     night = 18 * 3600 + 30 * 60  # 18:30 UTC = 01:00 Myanmar
     evs = [event(T0 + d * 86400 + night, 8, evidence("probing", 0.14)) for d in range(5)]
     end_of = {e.id: e.end or 0 for e in evs}
-    sched = cl.schedule(evs[-1], evs, end_of)
+    sched = cl.schedule(evs[-1], cl.History.of(evs, end_of), end_of[evs[-1].id])
     assert sched is not None
     assert (sched["start_utc"], sched["duration_s"], sched["occurrences"]) == \
         ("18:30", 8 * 3600, 5)
     assert cl.kind(evs[-1], sched) == ("intermittent", "class.intermittent")
     # two nights are not yet a pattern
-    assert cl.schedule(evs[1], evs[:2], end_of) is None
+    assert cl.schedule(evs[1], cl.History.of(evs[:2], end_of), end_of[evs[1].id]) is None
 
 
 def context(**kw: Any) -> cl.CauseContext:

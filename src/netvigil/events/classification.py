@@ -33,6 +33,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from netvigil.model import EntityRef, Event, SourceFamily, signal_kind
 
 DAY = 86400
@@ -79,36 +82,44 @@ def tod(t: int) -> int:
     return t % DAY
 
 
-def _tod_close(a: int, b: int, tol: int) -> bool:
-    d = abs(tod(a) - tod(b))
-    return min(d, DAY - d) <= tol
+@dataclass(frozen=True)
+class History:
+    """The events of one entity as arrays (start, duration), for :func:`schedule`."""
+
+    starts: npt.NDArray[np.int64]
+    durations: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, events: Sequence[Event], end_of: Mapping[str, int]) -> History:
+        return cls(np.array([e.start for e in events], dtype=np.int64),
+                   np.array([end_of[e.id] - e.start for e in events], dtype=np.int64))
 
 
-def schedule(event: Event, history: Sequence[Event], end_of: Mapping[str, int]) -> \
-        dict[str, Any] | None:
+def schedule(event: Event, history: History, end: int) -> dict[str, Any] | None:
     """The recurring schedule this event belongs to, or None (rule ``class.intermittent``).
 
-    ``history``: all events of the entity (time order); ``end_of``: id -> end (or the data
-    end while ongoing). Matches are events within ``window_days`` before or after this one,
-    starting at the same time of day (``tolerance_s``) and lasting within ``duration_spread``.
+    ``history``: all events of the entity; ``end``: this event's end (or the data end while
+    ongoing). Matches are events within ``window_days`` before or after this one, starting
+    at the same time of day (``tolerance_s``) and lasting within ``duration_spread``.
     """
     cfg = load_config()["kind"]["intermittent"]
     tol, window = int(cfg["tolerance_s"]), int(cfg["window_days"]) * DAY
     spread = float(cfg["duration_spread"])
-    mine = end_of[event.id] - event.start
+    mine = end - event.start
     if mine <= 0 or mine >= DAY:
         return None
-    same = [e for e in history
-            if abs(e.start - event.start) <= window and _tod_close(e.start, event.start, tol)
-            and abs((end_of[e.id] - e.start) - mine) <= spread * mine]
-    if len(same) < int(cfg["min_occurrences"]):
+    st, du = history.starts, history.durations
+    d = np.abs(st % DAY - event.start % DAY)
+    same = ((np.abs(st - event.start) <= window) & (np.minimum(d, DAY - d) <= tol)
+            & (np.abs(du - mine) <= spread * mine))
+    if int(same.sum()) < int(cfg["min_occurrences"]):
         return None
-    starts = sorted(tod(e.start) for e in same)
-    durations = sorted(end_of[e.id] - e.start for e in same)
-    mid = starts[len(starts) // 2]
+    starts = np.sort(st[same] % DAY)
+    mid = int(starts[len(starts) // 2])
     return {"start_utc": f"{mid // 3600:02d}:{mid % 3600 // 60:02d}",
-            "duration_s": durations[len(durations) // 2], "occurrences": len(same),
-            "first": min(e.start for e in same), "last": max(e.start for e in same)}
+            "duration_s": int(np.sort(du[same])[int(same.sum()) // 2]),
+            "occurrences": int(same.sum()), "first": int(st[same].min()),
+            "last": int(st[same].max())}
 
 
 def kind(event: Event, sched: dict[str, Any] | None) -> tuple[str, str]:

@@ -64,10 +64,12 @@ def end_or(e: Event, data_end: int | None) -> int:
 
 
 def _window(series: Series | None, lo: int, hi: int) -> np.ndarray:
+    """The values of the bins in ``[lo, hi)`` (at least the bin at ``lo``)."""
     if series is None:
         return np.empty(0)
-    t = series.times
-    return series.values[(t >= lo) & (t < max(hi, lo + series.step))]
+    first = max(0, -(-(lo - series.start) // series.step))
+    last = max(first, -(-(max(hi, lo + series.step) - series.start) // series.step))
+    return series.values[first:last]
 
 
 def health(event: Event, inputs: EntityInputs) -> list[dict[str, Any]]:
@@ -116,9 +118,10 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
     """Each event of one entity with its assessment and the rule ids that fired."""
     ordered = sorted(events, key=lambda e: e.start)
     end_of = {e.id: end_or(e, inputs.data_end) for e in ordered}
+    history = cl.History.of(ordered, end_of)
     out = []
     for ev in ordered:
-        sched = cl.schedule(ev, ordered, end_of)
+        sched = cl.schedule(ev, history, end_of[ev.id])
         kind, kind_rule = cl.kind(ev, sched)
         mem = list((members or {}).get(ev.id, ()))
         bgp = [s for s in inputs.signals if signal_kind(s).family is SourceFamily.BGP]
