@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_observatory_lock.py
+	$(BIN)/python benchmarks/bench_serve_load.py
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
