@@ -151,8 +151,11 @@ def series_view(store: Store, ref: EntityRef, signal: str, start: int, until: in
     read_from = start - ORDINARY_HISTORY_SECONDS if normalised else start
     raw = store.read_series(ref, signal, read_from, until)
     step = raw.step
-    grid = store.series_grid(ref, signal)
-    origin = grid[1] if grid is not None else 0
+    if len(raw):
+        origin = raw.start % step  # read_series aligns to the series' grid
+    else:
+        grid = store.series_grid(ref, signal)
+        origin = grid[1] if grid is not None else 0
     first = start + ((origin - start) % step)  # the first grid time >= start
     n = max(0, math.ceil((until - first) / step))
     window = np.full(n, np.nan)
