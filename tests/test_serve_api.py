@@ -186,6 +186,19 @@ def test_missing_store_is_503(tmp_path: Path) -> None:
     assert r.status_code == 503 and "does not exist" in r.json()["error"]["message"]
 
 
+def test_an_idle_serve_leaves_the_file_free(tmp_path: Path) -> None:
+    """After a burst of requests the file is released without any writer knocking: the
+    first plain read-write open (no retry) succeeds once serve has been idle."""
+    path = tmp_path / "idle.duckdb"
+    Store(path).close()
+    with TestClient(create_app(path, open_store=open_store)) as c:
+        for _ in range(3):
+            assert c.get("/health").status_code == 200
+        time.sleep(1.5)  # > the gate's idle time (0.5 s) plus its thread's tick
+        Store(path).close()  # raises StoreError ("Conflicting lock") if serve held the file
+        assert c.get("/health").status_code == 200  # and serve opens it again on demand
+
+
 def test_openapi_documents_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/v1/entities", "/api/v1/entities/{entity_type}/{code}",

@@ -18,7 +18,9 @@ How, and why this way:
   from a pool (opened on demand, one request at a time each), so requests never share a
   connection across threads and the pool closes with the anchor.
 * **Idle means closed.** When the last in-flight request ends and the anchor has been open
-  longer than ``hold_seconds`` (or a writer knocked), the anchor closes and the file is free.
+  longer than ``hold_seconds`` (or a writer knocked), the anchor closes at once; an anchor
+  left open by a short burst is closed by the gate's thread after ``IDLE_SECONDS`` without
+  requests. So an idle serve never holds the file.
 * **A knocking writer is heard** (Linux). A writer's failed read-write open leaves an
   ``IN_CLOSE_WRITE`` inotify event on the file (its open is ``O_RDWR``; DuckDB's read-only
   opens are ``O_RDONLY`` and leave ``IN_CLOSE_NOWRITE``). On such an event while serve holds
@@ -63,6 +65,8 @@ HOLD_SECONDS = 1.0  # the anchor is closed when idle after this long, and re-ope
 YIELD_SECONDS = 2.5  # closed after a writer's knock: > the writer's 1 s retry cap, twice over
 FALLBACK_GAP_SECONDS = 0.2  # without inotify: file left free this long after each hold
 ADMIT_POLL_SECONDS = 0.005  # how often a waiting request looks at the gate again
+IDLE_SECONDS = 0.5  # an anchor nobody used for this long is closed (the file is free)
+TICK_SECONDS = 0.2  # how often the gate's thread looks for an idle anchor
 
 
 class StoreGate:
@@ -87,7 +91,9 @@ class StoreGate:
         self._closed_until = 0.0  # monotonic; no admission before (a writer's turn)
         self._own_closes = 0  # read-write closes of ours the watcher must not take as knocks
         self.knocks = 0  # writer knocks heard (exported as a metric)
-        self._watcher = _Watcher(self.path, self._on_close_write) if watch else None
+        self._last_leave = 0.0
+        self._watcher = (_Watcher(self.path, self._on_close_write, self._close_if_idle)
+                         if watch else None)
 
     # ------------------------------------------------------------------ readers
     @contextmanager
@@ -209,11 +215,19 @@ class StoreGate:
             if self._readers == 0:
                 self._close_anchor()
 
+    def _close_if_idle(self) -> None:
+        """Close the anchor when no request has been in flight for ``IDLE_SECONDS``."""
+        with self._cond:
+            idle = time.monotonic() - self._last_leave
+            if self._anchor is not None and self._readers == 0 and idle >= IDLE_SECONDS:
+                self._close_anchor()
+
     def _leave_reader(self, store: Store | None) -> None:
         with self._cond:
             if store is not None:
                 self._pool.append(store)
             self._readers -= 1
+            self._last_leave = time.monotonic()
             held = time.monotonic() - self._opened_at
             if self._readers == 0 and (self._draining or held > self.hold_seconds):
                 self._close_anchor()
@@ -290,43 +304,53 @@ class StoreGate:
 
 
 class _Watcher:
-    """inotify on the store's directory, calling back on ``IN_CLOSE_WRITE`` of the file.
+    """A daemon thread that hears writers and closes an idle anchor.
 
-    Uses ``inotify_simple`` (a thin ctypes wrapper; Linux only). The directory is watched,
-    not the file, so a store created or replaced after start is still seen.
+    On Linux it waits on inotify (``inotify_simple``, a thin ctypes wrapper) for
+    ``IN_CLOSE_WRITE`` on the store file, watching the directory so a store created or
+    replaced after start is still seen; elsewhere it only ticks. Every tick (at most
+    ``TICK_SECONDS``) it calls ``on_tick`` so an anchor left open by the last request of a
+    burst is closed once idle, without waiting for the next request.
     """
 
-    def __init__(self, path: Path, on_close_write: Callable[[], None]) -> None:
-        self.active = False
+    def __init__(self, path: Path, on_close_write: Callable[[], None],
+                 on_tick: Callable[[], None]) -> None:
+        self.active = False  # inotify is listening
         self._stop = threading.Event()
-        try:
-            from inotify_simple import INotify, flags  # type: ignore[import-untyped]
-        except ImportError:  # not Linux: the gate falls back to periodic gaps
-            return
-        self._flags = flags
         self._name = path.name
         self._callback = on_close_write
+        self._tick = on_tick
+        self._ino = None
         try:
+            from inotify_simple import INotify, flags  # type: ignore[import-untyped]
+
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._ino = INotify()
-            self._ino.add_watch(str(path.parent), flags.CLOSE_WRITE)
+            ino = INotify()
+            ino.add_watch(str(path.parent), flags.CLOSE_WRITE)
+            self._ino = ino
+            self.active = True
+        except ImportError:  # not Linux: the gate gives writers periodic gaps instead
+            pass
         except OSError as exc:
             log.warning("serve: no inotify on %s (%s); periodic gaps instead", path.parent, exc)
-            return
-        self.active = True
-        self._thread = threading.Thread(target=self._run, name="netvigil-serve-inotify",
+        self._thread = threading.Thread(target=self._run, name="netvigil-serve-gate",
                                         daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for event in self._ino.read(timeout=200):
-                if event.name == self._name:
-                    self._callback()
+            if self._ino is not None:
+                for event in self._ino.read(timeout=int(TICK_SECONDS * 1000)):
+                    if event.name == self._name:
+                        self._callback()
+            else:
+                self._stop.wait(TICK_SECONDS)
+            self._tick()
 
     def stop(self) -> None:
-        if self.active:
-            self._stop.set()
-            self._thread.join(timeout=1.0)
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        if self._ino is not None:
             self._ino.close()
-            self.active = False
+            self._ino = None
+        self.active = False
