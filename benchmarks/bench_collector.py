@@ -1,0 +1,143 @@
+"""What the collector's guarantees cost per upload, end to end over real sockets.
+
+N measurements (web_connectivity, the agent's envelope, 20 countries × 24 hours × ASes)
+are posted by CLIENTS threads over keep-alive HTTP/1.1 to ``netvigil serve``'s app on
+127.0.0.1 (uvicorn), and the time until every cell is derived (points written, detection
+run) is measured. Side by side, the named peer: **the same app and socket with a route that
+parses the JSON body and answers 200** (no authentication, no validation, nothing durable) —
+the floor that HTTP + JSON set. Clients and server share one process (and its GIL), as
+both sides of the comparison do. Printed: uploads/s for both and their ratio, the time
+from the first upload until every marked hour is derived (it includes the uploads: the
+derivation runs while they arrive), and the archive's size.
+
+    .venv/bin/python benchmarks/bench_collector.py [N] [CLIENTS]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import Request
+from netvigil_probe import measurement as pm
+
+from netvigil.cli.common import open_store
+from netvigil.serve.app import create_app
+from netvigil.serve.collector import CONFIG_ENV, token_digest
+from netvigil.store.duck import Store
+
+TOKEN = "bench-token"
+T0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+CCS = ["KZ", "AT", "BR", "IN", "IR", "RU", "TR", "US", "DE", "FR", "ET", "MM", "PK", "EG",
+       "NG", "VE", "BY", "UA", "ID", "MX"]
+
+
+def bodies(n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        when = datetime.fromtimestamp(T0 + 37 * i % (24 * 3600), UTC)
+        keys = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": [],
+                "blocking": "tcp_ip" if i % 3 == 0 else False, "accessible": i % 3 != 0,
+                "n": i}
+        m = pm.build("https://web.telegram.org/", keys, measured_at=when, test_start=when,
+                     runtime=0.1, net=pm.Network(CCS[i % len(CCS)], f"AS{64500 + i % 7}"),
+                     resolver_ip="198.18.0.54", rid=f"b{i}")
+        out.append(json.dumps({"format": "json", "content": m,
+                               "uploaded_at": "2026-12-01T00:00:00+00:00"}).encode())
+    return out
+
+
+def post_all(port: int, path: str, items: list[bytes], clients: int) -> float:
+    chunks = [items[k::clients] for k in range(clients)]
+    errors: list[str] = []
+
+    def client(chunk: list[bytes]) -> None:
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for b in chunk:
+            con.request("POST", path, b, {"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {TOKEN}"})
+            r = con.getresponse()
+            r.read()
+            if r.status != 200:
+                errors.append(str(r.status))
+        con.close()
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    dt = time.perf_counter() - t
+    assert not errors, errors[:5]
+    return dt
+
+
+def status(port: int) -> dict[str, Any]:
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    con.request("GET", "/api/v1/collector/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    out: dict[str, Any] = json.loads(con.getresponse().read())
+    con.close()
+    return out
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    clients = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    items = bodies(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "s.duckdb"
+        Store(store).close()
+        cfg = Path(tmp) / "c.json"
+        cfg.write_text(json.dumps({"senders": {"bench": {"token_sha256": token_digest(TOKEN),
+                                                         "kinds": ["measurement"]}}}))
+        os.environ[CONFIG_ENV] = str(cfg)
+        app = create_app(store, open_store=open_store, lock_wait=60)
+
+        @app.post("/bench/peer")
+        async def peer(request: Request) -> dict[str, str]:
+            json.loads(await request.body())
+            return {"ok": "yes"}
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        th.start()
+        while not server.started:
+            time.sleep(0.01)
+        post_all(port, "/bench/peer", items[:50], clients)  # warm up both paths
+        t_peer = post_all(port, "/bench/peer", items, clients)
+        t0 = time.perf_counter()
+        t_coll = post_all(port, "/api/v1/collector/measurements", items, clients)
+        while (st := status(port))["pending_cells"]:
+            time.sleep(0.05)
+        t_all = time.perf_counter() - t0
+        again = post_all(port, "/api/v1/collector/measurements", items[:200], clients)
+        size = sum(p.stat().st_size for p in (Path(tmp) / "s.duckdb.collector").rglob("*"))
+        server.should_exit = True
+        th.join(30)
+        print(f"{n} uploads, {clients} clients, {len(CCS)} countries x 24 hours")
+        print(f"  peer (parse JSON, answer 200):      {n / t_peer:8.0f} uploads/s")
+        print(f"  collector (auth, validate, durable): {n / t_coll:8.0f} uploads/s  "
+              f"({t_coll / t_peer:.1f}x the peer's time)")
+        print(f"  duplicates re-sent (200 of them):    {200 / again:8.0f} uploads/s")
+        print(f"  first upload until all derived:      {t_all:8.2f} s  "
+              f"({st['cells_derived']} (hour, country) cells derived, re-derivations "
+              "included)")
+        print(f"  archive: {size / n:.0f} bytes per measurement")
+
+
+if __name__ == "__main__":
+    main()
