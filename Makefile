@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_observatory_lock.py
 	$(BIN)/python benchmarks/bench_serve_load.py
+	$(BIN)/python benchmarks/bench_collector.py
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
