@@ -16,10 +16,11 @@ event (ioda-api style: overlapping per-signal events, IODA's score product, the 
   evidence of an outage (the detectors never read a gap as a drop).
 * ``class``, ``cause``, ``probability`` and ``scope``: :mod:`netvigil.events.classification`.
 * ``history``: lifecycle. Each rebuild matches the new events of an entity with the stored
-  ones (same entity, overlapping time) and appends ``open``, ``update`` (still ongoing,
-  changed), ``close``, ``merge`` (several stored events became one) or ``revise`` (a closed
-  window changed: late data re-evaluated it), stamped with the entity's data end (data
-  time, so a rebuild is deterministic). Unchanged events keep their history as it was.
+  ones (same entity, overlapping time, both platform blocks or both not) and appends
+  ``open``, ``update`` (still ongoing, changed), ``close``, ``merge`` (several stored
+  events became one) or ``revise`` (a closed window changed: late data re-evaluated it),
+  stamped with the entity's data end (data time, so a rebuild is deterministic).
+  Unchanged events keep their history as it was.
 """
 
 from __future__ import annotations
@@ -169,9 +170,7 @@ def national(country: EntityRef, name: str, own: Sequence[Event],
     events = list(own)
     members: dict[str, list[Event]] = {}
     for span in spans:
-        hit = next((i for i, e in enumerate(events)
-                    if e.start < (span.end if span.end is not None else 2**62)
-                    and (e.end is None or e.end > span.start)), None)
+        hit = _best_overlap(events, span)
         scope = {"rule": span.rule, "from": "regions" if "regions" in span.rule else "ases"}
         if hit is not None:
             e = events[hit]
@@ -201,6 +200,24 @@ def national(country: EntityRef, name: str, own: Sequence[Event],
     return events, members
 
 
+def _best_overlap(events: Sequence[Event], span: cl.RollupSpan) -> int | None:
+    """Index of the country's own connectivity event overlapping ``span`` most, or None.
+
+    A platform block is a different claim (``merge.separate-platform``): a week-long block
+    must not absorb the blackout that happens inside it.
+    """
+    inf = 2**62
+    hi = span.end if span.end is not None else inf
+    best, best_len = None, 0
+    for i, e in enumerate(events):
+        if e.kind is EventKind.PLATFORM_BLOCK:
+            continue
+        overlap = min(hi, e.end if e.end is not None else inf) - max(span.start, e.start)
+        if overlap > best_len:
+            best, best_len = i, overlap
+    return best
+
+
 def carry_history(old: Sequence[Event], new: Sequence[Event], at: int | None) -> list[Event]:
     """``new`` events with the lifecycle history of the stored ``old`` ones they continue."""
     cfg = cl.load_config()["lifecycle"]
@@ -208,8 +225,10 @@ def carry_history(old: Sequence[Event], new: Sequence[Event], at: int | None) ->
     out = []
     for ev in new:
         hi = inf if ev.end is None else ev.end
+        platform = ev.kind is EventKind.PLATFORM_BLOCK
         matched = [o for o in old if o.entity == ev.entity and o.start < hi
-                   and (o.end is None or o.end > ev.start)]
+                   and (o.end is None or o.end > ev.start)
+                   and (o.kind is EventKind.PLATFORM_BLOCK) == platform]
         past: list[dict[str, Any]] = []
         for o in matched:
             past += [h for h in o.assessment.get("history", []) if h not in past]

@@ -305,6 +305,9 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         if ent.type is EntityType.ASN and p is not None:
             siblings = [(k, e.start) for k in children.get(p, []) if k != ent
                         and k.type is EntityType.ASN for e in events_of(k)]
+        elif ent in countries:  # the country's own ASes: simultaneity evidence
+            siblings = [(k, e.start) for k in children[ent] if k.type is EntityType.ASN
+                        for e in events_of(k)]
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
         assessed = fusion.assess(own, inputs, members, observed)
