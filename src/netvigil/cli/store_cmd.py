@@ -49,5 +49,19 @@ def export_cmd(directory: Path, store_path: Path) -> None:
         click.echo(str(p))
 
 
+@store_group.command("import-parquet")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@store_option
+@handle_errors
+def import_parquet_cmd(directory: Path, store_path: Path) -> None:
+    """Load a partitioned point dataset (source=/date=/hour=, docs/distributed.md)."""
+    from netvigil.distributed.dataset import import_dataset
+
+    with open_store(store_path) as store:
+        rep = import_dataset(store, directory)
+    click.echo(f"parts {rep.files}, rows {rep.rows}: inserted {rep.inserted}, "
+               f"updated {rep.updated}, unchanged {rep.unchanged}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(store_group)
