@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -96,18 +95,27 @@ def in_process(files: list[Path]) -> tuple[int, float]:
     return out.measurements, time.perf_counter() - t
 
 
+#: A small launcher measures the CLI's peak RSS: a child forked from this process (which
+#: holds the generated measurements) would report this process's RSS as its own peak.
+LAUNCH = """
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(p.pid, 0)
+print(f"{usage.ru_maxrss}", file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def cli(root: Path, store: Path) -> tuple[float, float, str]:
     t = time.perf_counter()
-    proc = subprocess.Popen([NETVIGIL, "ooni", "import", "--dir", str(root), "--store",
-                             str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", LAUNCH, NETVIGIL, "ooni", "import", "--dir",
+                           str(root), "--store", str(store)], capture_output=True, text=True,
+                          check=False)
     dt = time.perf_counter() - t
-    out = proc.stdout.read() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read() if proc.stderr else ""
-        raise SystemExit(f"netvigil ooni import failed: {err}")
-    return dt, usage.ru_maxrss / 1024, out.splitlines()[0]
+    if proc.returncode != 0:
+        raise SystemExit(f"netvigil ooni import failed: {proc.stderr}")
+    rss_kb = int(proc.stderr.strip().splitlines()[-1])
+    return dt, rss_kb / 1024, proc.stdout.splitlines()[0]
 
 
 def main() -> None:

@@ -423,11 +423,12 @@ def _tls_ms(tk: dict[str, Any]) -> float | None:
     if not durations:
         start: float | None = None
         for ev in _list(tk, "network_events"):
-            op, t = ev.get("operation"), _num(ev.get("t"))
+            op = ev.get("operation")  # only the two TLS events are looked at further
             if op == "tls_handshake_start":
-                start = t
-            elif op == "tls_handshake_done" and start is not None and t is not None:
-                if ev.get("failure") is None and t >= start:
+                start = _num(ev.get("t"))
+            elif op == "tls_handshake_done" and start is not None:
+                t = _num(ev.get("t"))
+                if t is not None and ev.get("failure") is None and t >= start:
                     durations.append(t - start)
                 start = None
     return 1000.0 * statistics.median(durations) if durations else None
