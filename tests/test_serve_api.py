@@ -186,6 +186,24 @@ def test_missing_store_is_503(tmp_path: Path) -> None:
     assert r.status_code == 503 and "does not exist" in r.json()["error"]["message"]
 
 
+def test_a_writer_holding_the_store_past_the_wait_is_503_with_retry_after(
+        tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, duckdb\n"  # a writer: read-write, held open
+         f"con = duckdb.connect({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with TestClient(create_app(path, open_store=open_store, lock_wait=0.3)) as c:
+            r = c.get("/api/v1/events")
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        assert "stayed locked" in r.json()["error"]["message"]
+    finally:
+        holder.communicate("", timeout=30)  # closing stdin ends the holder
+
+
 def test_an_idle_serve_leaves_the_file_free(tmp_path: Path) -> None:
     """After a burst of requests the file is released without any writer knocking: the
     first plain read-write open (no retry) succeeds once serve has been idle."""
