@@ -135,8 +135,9 @@ def test_shared_fixtures_import_with_malformed_flagged(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     res = run("ooni", "import", FIX, "--on-error", "skip", "--store", store)
     assert res.exit_code == 0, res.output
-    assert "26 file(s): 25 measurements accepted" in res.output
-    assert "1 malformed, 1 without a country" in res.output
+    assert "26 file(s): 24 measurements accepted" in res.output
+    # report1.json.pretty is report1.json pretty-printed: one measurement, counted once
+    assert "1 malformed, 1 duplicate(s), 1 without a country" in res.output
     assert "legacy YAML report: 1 (first at binary_city.yaml:1)" in res.stderr
     ir = points(store, "asn", "197207", "platform-blocked:facebook:dns")
     assert list(ir.values()) == [1.0]

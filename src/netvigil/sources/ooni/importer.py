@@ -5,12 +5,14 @@ Each record is read (:mod:`.reader`), its base keys checked (:mod:`.meta`), judg
 only after every file was read, so with ``ErrorPolicy.FAIL`` the first malformed record
 raises :class:`~netvigil.model.InputError` (``file:line: reason``) before anything reaches the
 sink, and with ``SKIP`` every malformed record is counted by reason with its first lines
-(never dropped silently, never fatal to the batch). Whole-file problems (unreadable file,
-truncated gzip, over the decompression cap) fail whatever the policy, as in ``series
-import``.
+(never dropped silently, never fatal to the batch). A measurement seen twice in one import
+(same ``measurement_uid``, or same report, test, input and start time: OONI's own fixtures
+ship such copies) is counted once and reported as a duplicate. Whole-file problems
+(unreadable file, truncated gzip, over the decompression cap) fail whatever the policy, as
+in ``series import``.
 
-The caller owns the store: it flushes the sink and writes the ``imports`` rows
-(:attr:`OoniImport.files`) in one transaction (``netvigil.cli.ooni_cmd``).
+The caller owns the store: it flushes the sink and writes the ``imports`` row
+(from :attr:`OoniImport.files`) in one transaction (``netvigil.cli.ooni_cmd``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.model.facts import FactSink
@@ -72,6 +75,7 @@ class OoniImport:
     by_test: Counter[str] = field(default_factory=Counter)
     by_outcome: Counter[str] = field(default_factory=Counter)
     unattributed: int = 0
+    duplicates: int = 0  # the same measurement again (counted once)
     facts: int = 0
 
     @property
@@ -82,8 +86,22 @@ class OoniImport:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.by_outcome.items()))
         return (f"{len(self.files)} file(s): {self.measurements} measurements accepted "
                 f"({len(self.by_test)} test names; {outcomes or 'no verdicts'}), "
-                f"{self.malformed.total} malformed, {self.unattributed} without a country, "
+                f"{self.malformed.total} malformed, {self.duplicates} duplicate(s), "
+                f"{self.unattributed} without a country, "
                 f"{self.facts} facts")
+
+
+def identity(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    """What makes two records the same measurement: OONI's ``measurement_uid`` if the
+    server assigned one, else (report, test, input, start time); None = cannot tell."""
+    uid = doc.get("measurement_uid")
+    if isinstance(uid, str) and uid:
+        return ("uid", uid)
+    rid = doc.get("report_id")
+    if isinstance(rid, str) and rid:
+        return (rid, str(doc.get("test_name")), repr(doc.get("input")),
+                str(doc.get("measurement_start_time")))
+    return None
 
 
 def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
@@ -92,6 +110,7 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
     """Read and judge every measurement of ``paths`` into ``builder`` (module docstring)."""
     pol = ErrorPolicy(policy)
     out = OoniImport()
+    seen: set[tuple[str, ...]] = set()
     for item in paths:
         p = Path(item)
         sha = hashlib.sha256()
@@ -105,6 +124,12 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
                 except MetaError as exc:
                     reason = str(exc)
                 else:
+                    key = identity(rec.doc)
+                    if key is not None and key in seen:
+                        out.duplicates += 1
+                        continue
+                    if key is not None:
+                        seen.add(key)
                     v = verdict(rec.doc)
                     builder.add(meta, v)
                     out.by_test[meta.test_name] += 1

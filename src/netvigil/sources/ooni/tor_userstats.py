@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.model.facts import PointBatch
@@ -75,7 +75,9 @@ def _read_text(path: Path) -> str:
         if len(raw) > MAX_FILE_BYTES:
             raise InputError(str(path), None, f"larger than {MAX_FILE_BYTES} bytes")
         return raw.decode("utf-8-sig")
-    except (OSError, EOFError) as exc:
+    # isal_zlib.error (IsalError: damaged deflate data) is no OSError (fuzz); its stub
+    # declares it an instance, hence the ignore
+    except (OSError, EOFError, isal_zlib.error) as exc:  # type: ignore[misc]
         raise InputError(str(path), None, f"cannot read file: {exc}") from None
     except UnicodeDecodeError as exc:
         raise InputError(str(path), None, f"not UTF-8 ({exc.reason})") from None
