@@ -180,6 +180,21 @@ def test_errors_are_json_with_status_and_message(client: TestClient, url: str, s
     assert err["status"] == status and words in err["message"]
 
 
+def test_a_bug_is_a_json_500_without_the_traceback(demo_store: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from netvigil.serve import queries
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(queries, "read_events", broken)
+    app = create_app(demo_store, open_store=open_store)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/events")
+    assert r.status_code == 500
+    assert r.json() == {"error": {"status": 500, "message": "internal error (RuntimeError)"}}
+
+
 def test_missing_store_is_503(tmp_path: Path) -> None:
     with TestClient(create_app(tmp_path / "none.duckdb", open_store=open_store)) as c:
         r = c.get("/api/v1/events")

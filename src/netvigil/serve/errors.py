@@ -8,6 +8,7 @@ store 503, an unknown entity or bad input 400/404.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from netvigil.model.errors import NetVigilError, StoreError
 
+log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 #: path prefix -> error writer for APIs with their own error shape (the IODA envelope)
 ENVELOPED_PREFIXES: dict[str, Callable[[Request, int, str], Response]] = {}
@@ -61,7 +63,15 @@ async def _on_netvigil(req: Request, exc: NetVigilError) -> Response:
     return error_response(400, str(exc), request=req)
 
 
+async def _on_unexpected(req: Request, exc: Exception) -> Response:
+    """A bug or an internal DuckDB failure: 500 in the same JSON shape, the class only (the
+    traceback goes to the server's log, never to the client)."""
+    log.error("unhandled error on %s", req.url.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__})", request=req)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(NetVigilError, _on_netvigil)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
