@@ -37,6 +37,7 @@ MAX_LEN = {
     "ooni": 16384,
     "series-csv": 4096,
     "series-ioda": 8192,
+    "tor-userstats": 4096,
 }
 #: opt-in targets (name them on the command line): too slow per input for the 1M goal
 EXTRA_MAX_LEN = {"series-csv-import": 2048}

@@ -134,6 +134,20 @@ def ooni() -> Iterator[bytes]:
     yield gzip.compress(b"\n".join(small), mtime=0)
 
 
+def tor_userstats() -> Iterator[bytes]:
+    """Tor Metrics ``userstats-relay-country.csv`` / ``userstats-bridge-country.csv`` in
+    their published shapes (no copy is in tests/fixtures: these are written from the format
+    the parser documents, with its comment header, the totals row and a pseudo-country)."""
+    relay = (b"# (c) The Tor Project, Inc. Licensed under CC BY 3.0 US.\n"
+             b"date,country,users,lower,upper,frac\n2022-01-03,,2100000,,,93\n"
+             b"2022-01-03,kz,1850,1200,2400,93\n2022-01-03,??,5000,,,93\n"
+             b"2022-01-04,kz,9400,7000,11800,93\n2022-01-06,kz,,,,90\n")
+    bridge = b"date,country,users,frac\n2022-01-03,kz,300,90\n2022-01-04,a1,12,90\n"
+    yield relay
+    yield bridge
+    yield gzip.compress(bridge, mtime=0)
+
+
 SEEDS = {
     "mrt-elems": mrt_elems,
     "mrt-fastrib": mrt_fastrib,
@@ -142,6 +156,7 @@ SEEDS = {
     "series-ioda": series_ioda,
     "ris-live": ris_live,
     "ooni": ooni,
+    "tor-userstats": tor_userstats,
 }
 
 

@@ -34,6 +34,7 @@ from netvigil.sources.bgp import fastrib
 from netvigil.sources.bgp.mrt import MrtError, MrtReader, to_json, to_psv
 from netvigil.sources.bgp.rislive import LiveIngester, RisLiveClient, RisLiveError
 from netvigil.sources.ooni.importer import import_measurements
+from netvigil.sources.ooni.tor_userstats import parse_userstats
 
 #: the compiled RIB scanner's chunk, shrunk so that a 2 KiB input spans several chunks
 #: (records cross chunk boundaries) and an execution does not zero the production 32 MiB
@@ -221,6 +222,19 @@ def ooni_measurements(data: bytes) -> None:
         _OONI_PATH.unlink(missing_ok=True)
 
 
+_TOR_PATH = _CSV_DIR / f"netvigil-fuzz-{os.getpid()}-userstats.csv"
+
+
+def tor_userstats(data: bytes) -> None:
+    """``netvigil tor import``: a Tor Metrics userstats CSV (plain or gzip) through
+    :func:`parse_userstats` under the policy (a path, so through ``/dev/shm``)."""
+    _TOR_PATH.write_bytes(data)
+    try:
+        parse_userstats(_TOR_PATH, _policy(data))
+    finally:
+        _TOR_PATH.unlink(missing_ok=True)
+
+
 Target = Callable[[bytes], None]
 
 #: name -> (entry, exceptions it may raise: the parser's documented error type)
@@ -231,6 +245,7 @@ TARGETS: dict[str, tuple[Target, tuple[type[BaseException], ...]]] = {
     "series-ioda": (series_ioda, (InputError,)),
     "ris-live": (ris_live, (RisLiveError,)),
     "ooni": (ooni_measurements, (InputError,)),
+    "tor-userstats": (tor_userstats, (InputError,)),
     "series-csv-import": (series_csv_import, (NetVigilError,)),
 }
 

@@ -15,6 +15,7 @@ import pytest
 from netvigil.model.errors import InputError
 from netvigil.series.scan import scan_file
 from netvigil.sources.ooni.reader import iter_records
+from netvigil.sources.ooni.tor_userstats import parse_userstats
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,6 +47,17 @@ def test_ooni_corrupt_deflate_data_is_an_input_error(tmp_path: Path) -> None:
     f.write_bytes(_case("ooni", "invalid-lookback-distance.jsonl.gz"))
     with pytest.raises(InputError, match="cannot read file"):
         list(iter_records(f))
+
+
+@pytest.mark.parametrize("name", ["invalid-deflate-a.csv.gz", "invalid-deflate-b.csv.gz"])
+def test_tor_userstats_corrupt_deflate_data_is_an_input_error(tmp_path: Path,
+                                                              name: str) -> None:
+    """The same ISA-L error in ``tor import`` (``Invalid deflate symbol``, ``Invalid
+    lookback distance``)."""
+    f = tmp_path / "userstats.csv.gz"
+    f.write_bytes(_case("tor-userstats", name))
+    with pytest.raises(InputError, match="cannot read file"):
+        parse_userstats(f, "skip")
 
 
 def test_every_target_has_a_regression_folder_name_it_knows() -> None:
