@@ -216,6 +216,9 @@ def test_a_measurement_is_stored_once_and_becomes_platform_points(
     assert collector.points("platform:%") == [
         ("asn", "9198", "platform:telegram", T0, 50.0),
         ("country", "KZ", "platform:telegram", T0, 50.0)]
+    # and the other series an OONI import makes of the same measurements (one path)
+    kz = {sig: v for et, _c, sig, t, v in collector.points() if et == "country" and t == T0}
+    assert kz["ooni-volume"] == 2.0 and kz["platform-blocked:telegram:tcp"] == 1.0, kz
 
 
 def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
@@ -230,7 +233,7 @@ def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
                           PROBE_TOKEN)[0] == 200
     # the hour behind the detector's cursor was inserted: both series judged again
     last = collector.settle()["last_derivation"]
-    assert last["cells"] == 1 and last["series_recomputed"] == 2, last
+    assert last["cells"] == 1 and last["series_recomputed"] >= 2, last
     kz = [(t, v) for et, _c, _s, t, v in collector.points("platform:%") if et == "country"]
     assert kz == [(T0, 100.0), (T0 + 3600, 100.0), (T0 + 7200, 0.0), (T0 + 10800, 100.0)]
     # a second, later measurement in the same hour corrects it (one cell, re-counted)

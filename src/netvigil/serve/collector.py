@@ -32,10 +32,11 @@ fsynced temporary file (an existing name = a duplicate, acknowledged with 200 an
 import`` reads the archive as it reads OONI's) with ``measurement_uid``,
 ``x_received_at`` and ``x_uploaded_at`` added beside ``measurement_start_time``.
 
-Facts: a measurement re-judges its whole hour (every country's cell of it) from the
-archive with the OONI verdict (:func:`netvigil.sources.ooni.verdict.verdict`) into one
-:class:`~netvigil.model.facts.PlatformTests` fact (counts per country × AS × platform), so
-a late measurement corrects its hour instead of adding a second value. That happens after the
+Facts: a measurement re-judges its whole hour (every country's measurements of it) from
+the archive with the OONI verdict (:func:`netvigil.sources.ooni.verdict.verdict`) and the
+OONI importer's :class:`~netvigil.sources.ooni.facts.FactBuilder`, so probe measurements
+become the same series an OONI import makes, and a late measurement corrects its hour
+instead of adding a second value. That happens after the
 answer, in a background :class:`Deriver` driven by durable per-measurement markers (its
 docstring says why and how it survives a crash). A round becomes
 :class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``) within its request.
@@ -57,18 +58,14 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from netvigil.model.entities import EntityRef, EntityType
-from netvigil.model.facts import PlatformTests
 from netvigil.serve.deps import gate_of
 
 log = logging.getLogger(__name__)
@@ -84,6 +81,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BASE_KEYS = ("data_format_version", "measurement_start_time", "probe_asn", "probe_cc",
               "software_name", "software_version", "test_name", "test_keys")
 ROUND_MARKER = "collector.round."
+SOURCE = "collector"  # the source name of the series the collector's measurements make
 _WRITE_LOCK = threading.Lock()  # one writer at a time in this process (cells, pipeline)
 
 
@@ -302,74 +300,45 @@ def measurement_path(root: Path, meta: MeasurementMeta, uid: str) -> Path:
             meta.test_name.replace("_", "") / f"{uid}.json")
 
 
-def _cell_files(root: Path, t: int, cc: str) -> Iterator[Path]:
-    day = datetime.fromtimestamp(t, UTC)
-    yield from sorted((root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}" / cc).glob("*/*.json"))
-
-
-def cell_fact(root: Path, hour: int, cc: str) -> PlatformTests | None:
-    """Counts per (AS, platform) of every archived measurement of one (hour, country)."""
-    from netvigil.sources.ooni.verdict import Outcome, verdict
-
-    counts: dict[tuple[int, str], list[int]] = {}
-    order = (Outcome.OK, Outcome.ANOMALY, Outcome.CONFIRMED, Outcome.FAILURE)
-    for p in _cell_files(root, hour, cc):
-        doc = json.loads(p.read_bytes())
-        v = verdict(doc)
-        if v.platform is None or v.outcome is None:
-            continue
-        asn = int(str(doc.get("probe_asn", "AS0")).upper().removeprefix("AS") or 0)
-        row = counts.setdefault((asn, v.platform), [0, 0, 0, 0])
-        row[order.index(v.outcome)] += 1
-    if not counts:
-        return None
-    asns = sorted({a for a, _p in counts})
-    plats = tuple(sorted({p for _a, p in counts}))
-    arr = np.zeros((4, 1, len(asns), len(plats)), np.uint16)
-    for (a, plat), row in counts.items():
-        arr[:, 0, asns.index(a), plats.index(plat)] = row
-    return PlatformTests(hour, HOUR, plats, tuple(cc for _ in asns),
-                         np.asarray(asns, np.int64), arr[0], arr[1], arr[2], arr[3])
-
-
 def countries_of_hour(root: Path, hour: int) -> list[str]:
-    """Every country with archived measurements in ``hour``. A marked hour is re-derived
-    for all of them: an AS's hourly value sums its tests in every country of the hour, so
-    a fact holding one country's cell would overwrite it with a part."""
+    """Every country with archived measurements in ``hour``."""
     day = datetime.fromtimestamp(hour, UTC)
     d = root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}"
     return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
-def merge_by_hour(facts: list[PlatformTests]) -> list[PlatformTests]:
-    """One fact per hour from per-(hour, country) cell facts: the store write costs per
-    batch, not per row (measured: 220 cells of 20 countries × 24 h written as 220 batches
-    spent 41 of 47 s in the flush; as 11 hourly batches, 3.7 s for the whole derivation).
-    Columns are whole cells of complete hours, so no value is computed from a part."""
-    by_hour: dict[int, list[PlatformTests]] = {}
-    for f in facts:
-        by_hour.setdefault(f.start, []).append(f)
-    out = []
-    for hour, group in sorted(by_hour.items()):
-        plats = tuple(sorted({p for f in group for p in f.platforms}))
-        arrs = []
-        for f in group:
-            a = np.zeros((4, 1, f.asns.size, len(plats)), np.uint16)
-            for k, p in enumerate(f.platforms):
-                for i, counts in enumerate((f.ok, f.anomaly, f.confirmed, f.failure)):
-                    a[i, :, :, plats.index(p)] = counts[:, :, k]
-            arrs.append(a)
-        arr = np.concatenate(arrs, axis=2)
-        out.append(PlatformTests(hour, HOUR, plats,
-                                 tuple(c for f in group for c in f.probe_cc),
-                                 np.concatenate([f.asns for f in group]),
-                                 arr[0], arr[1], arr[2], arr[3]))
-    return out
+def hour_spans(hours: list[int], gap: int) -> list[tuple[int, int]]:
+    """Marked hours grouped into spans ``[first, last]`` whose hours are at most ``gap``
+    seconds apart (the importer zero-fills volume silences up to that long, so a span is
+    read whole: no hour inside it can be written from a part of its measurements)."""
+    spans: list[tuple[int, int]] = []
+    for h in sorted(set(hours)):
+        if spans and h - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], h)
+        else:
+            spans.append((h, h))
+    return spans
 
 
-def _entities(fact: PlatformTests) -> list[EntityRef]:
-    out = [EntityRef(EntityType.COUNTRY, c) for c in sorted(set(fact.probe_cc))]
-    return out + [EntityRef(EntityType.ASN, str(int(a))) for a in fact.asns if a > 0]
+def span_builder(root: Path, first: int, last: int) -> Any:
+    """Every archived measurement of ``[first, last]`` (all countries), judged and counted
+    by the OONI importer's own :class:`~netvigil.sources.ooni.facts.FactBuilder`, so the
+    collector's measurements become exactly the series an OONI import makes
+    (``platform:<p>``, ``platform-blocked:<p>:<mechanism>``, ``tls-handshake:<p>``,
+    ``ooni-volume``: docs/ooni.md)."""
+    from netvigil.sources.ooni.facts import FactBuilder
+    from netvigil.sources.ooni.meta import read_meta
+    from netvigil.sources.ooni.verdict import verdict
+
+    builder = FactBuilder(source=SOURCE)
+    for hour in range(first, last + HOUR, HOUR):
+        day = datetime.fromtimestamp(hour, UTC)
+        for cc in countries_of_hour(root, hour):
+            cell = root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}" / cc
+            for p in sorted(cell.glob("*/*.json")):
+                doc = json.loads(p.read_bytes())
+                builder.add(read_meta(doc), verdict(doc))  # validated before it was stored
+    return builder
 
 
 # ---------------------------------------------------------------------------- routes
@@ -417,12 +386,15 @@ class Deriver:
     detection (~0.3–0.5 s here), and the store may be held by ``netvigil run``; the agent
     only needs to know its measurement is durable. So an accepted measurement leaves a
     *marker* (``pending/<cc>-<hour>-<uid>``, created durably like the measurement) and
-    wakes one thread, which re-judges every marked hour from the archive (all countries of
-    it: :func:`countries_of_hour`), writes them through one pipeline flush (one batch per
-    hour: :func:`merge_by_hour`), runs incremental detection and only then deletes the
-    markers it read. A crash anywhere leaves markers behind, which
-    the next derivation (the thread starts with the collector's next request) picks up:
-    re-deriving a cell is idempotent (its counts are recomputed from the archive). Markers
+    wakes one thread, which re-judges every marked hour from the archive — all countries
+    of it, and every hour between marked hours up to 14 days apart (:func:`hour_spans`):
+    an AS's value sums its tests across countries and ``ooni-volume`` zero-fills silences,
+    so no hour may be written from a part of its measurements — writes them through one
+    pipeline flush, runs incremental detection and only then deletes the markers it read.
+    (Measured on 1,000 measurements of 20 countries × 11 hours: one fact per cell took
+    47 s, 41 of them in 220 store writes; whole hours take ~4 s.) A crash anywhere leaves
+    markers behind, which the next derivation (the thread starts with the collector's next
+    request) picks up: re-deriving an hour is idempotent (recomputed from the archive). Markers
     are named per measurement, so an upload arriving during a derivation is never lost
     with a marker deleted for an earlier read of its cell.
     """
@@ -483,30 +455,31 @@ class Deriver:
         if not markers:
             return False
         cells = sorted({(int(m.name.split("-")[1]), m.name.split("-")[0]) for m in markers})
+        from netvigil.sources.ooni.facts import MAX_ZERO_FILL_HOURS
+
+        spans = hour_spans([h for h, _cc in cells], MAX_ZERO_FILL_HOURS * HOUR)
         try:
             with _WRITE_LOCK:
-                facts = merge_by_hour([f for hour in sorted({h for h, _cc in cells})
-                                       for cc in countries_of_hour(self.root, hour)
-                                       if (f := cell_fact(self.root, hour, cc))])
+                builders = [span_builder(self.root, a, b) for a, b in spans]
                 with self.gate.writer() as store:
                     pipe = Pipeline(store)
-                    for f in facts:
-                        pipe.emit(f)
+                    for builder in builders:
+                        builder.emit(pipe)
                     pipe.flush()
-                    ents = {e for f in facts for e in _entities(f)}
                     # one incremental run: it judges only the series written since their
-                    # cursor (recomputing those written behind it), i.e. these cells' series
-                    reports = [run_detection(store)]
+                    # cursor, recomputing those written behind it (late data)
+                    report = run_detection(store)
         except Exception as exc:  # store locked, disk full: markers stay, retried later
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("collector derivation failed, will retry: %s", self.last_error)
             time.sleep(self.POLL)
             return True
-        self.last = {"cells": len(cells), "points": pipe.stats.points,
-                     "entities": len(ents),
-                     "series_recomputed": sum(r.series_recomputed for r in reports),
-                     "alerts_written": sum(r.alerts_written for r in reports),
-                     "events_written": sum(r.events_written for r in reports)}
+        self.last = {"cells": len(cells), "hours_read": sum((b - a) // HOUR + 1
+                                                           for a, b in spans),
+                     "points": pipe.stats.points,
+                     "series_recomputed": report.series_recomputed,
+                     "alerts_written": report.alerts_written,
+                     "events_written": report.events_written}
         self.last_error = None
         self.cells_derived += len(cells)
         for m in markers:
