@@ -28,6 +28,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +36,15 @@ import numpy as np
 from netvigil.detect.protocol import Detector, PointChunk
 from netvigil.detect.registry import REFERENCE, detector_names, get_detector
 from netvigil.events.runner import run_detection
-from netvigil.model import Series, make_ref
+from netvigil.model import EntityRef, make_ref
 from netvigil.store.duck import Store
 
 STEP = 300
 T0 = 1_641_254_400
 
 
-def keys(countries: int, regions: int, ases: int) -> list[tuple[object, str]]:
-    out: list[tuple[object, str]] = []
+def keys(countries: int, regions: int, ases: int) -> list[tuple[EntityRef, str]]:
+    out: list[tuple[EntityRef, str]] = []
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     codes = [a + b for a in letters for b in letters][:countries]
     out += [(make_ref("country", c), "bgp") for c in codes]
@@ -65,16 +66,16 @@ def values(n_series: int, n_bins: int, seed: int, start_bin: int = 0) -> np.ndar
     where = rng.integers(0, max(1, n_bins - 24), n_series)
     for k in np.flatnonzero(cut):
         mu[k, where[k]:where[k] + 24] *= 0.05
-    v = rng.poisson(mu).astype(np.float64)
+    v: np.ndarray = rng.poisson(mu).astype(np.float64)
     v[rng.random(v.shape) < 0.005] = np.nan
     return v
 
 
-def chunk_of(ks: list[tuple[object, str]], v: np.ndarray, start_bin: int) -> PointChunk:
+def chunk_of(ks: list[tuple[EntityRef, str]], v: np.ndarray, start_bin: int) -> PointChunk:
     n, m = v.shape
     offsets = np.arange(n + 1, dtype=np.int64) * m
     times = np.tile(T0 + (start_bin + np.arange(m, dtype=np.int64)) * STEP, n)
-    return PointChunk(ks, offsets, times, v.reshape(-1))  # type: ignore[arg-type]
+    return PointChunk(ks, offsets, times, v.reshape(-1))
 
 
 def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -87,7 +88,7 @@ def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return min(times), out
 
 
-def kernel_rows(names: list[str], ks: list[tuple[object, str]], days: int,
+def kernel_rows(names: list[str], ks: list[tuple[EntityRef, str]], days: int,
                 repeat: int) -> None:
     n_bins = days * 86400 // STEP
     t = time.perf_counter()
@@ -103,9 +104,9 @@ def kernel_rows(names: list[str], ks: list[tuple[object, str]], days: int,
     for name in names:
         det: Detector = get_detector(name)
         det.update(chunk_of(ks[:2], v[:2, :300], 0), [None, None])  # compile
-        t_pass, upd = best(lambda d=det: d.update(full, [None] * len(ks)), repeat)
+        t_pass, upd = best(partial(det.update, full, [None] * len(ks)), repeat)
         states = upd.states  # type: ignore[attr-defined]
-        t_bin, _ = best(lambda d=det, s=states: d.update(one, s), repeat)
+        t_bin, _ = best(partial(det.update, one, states), repeat)
         if name == REFERENCE:
             ref_pass, ref_bin = t_pass, t_bin
         mb = sum(len(s) for s in states) / 1e6
@@ -114,15 +115,15 @@ def kernel_rows(names: list[str], ks: list[tuple[object, str]], days: int,
               f"{len(upd.alerts):8,d} {mb:9.1f}")  # type: ignore[attr-defined]
 
 
-def write_bins(store: Store, ks: list[tuple[object, str]], v: np.ndarray,
+def write_bins(store: Store, ks: list[tuple[EntityRef, str]], v: np.ndarray,
                start_bin: int) -> None:
     """All series, bins ``start_bin...``, in one set-based write."""
     n, m = v.shape
-    types = np.repeat(np.array([k[0].type.value for k in ks], dtype=object), m)  # type: ignore[attr-defined]
-    codes = np.repeat(np.array([k[0].code for k in ks], dtype=object), m)  # type: ignore[attr-defined]
-    sigs = np.repeat(np.array([k[1] for k in ks], dtype=object), m)
+    types = [k[0].type.value for k in ks for _ in range(m)]
+    codes = [k[0].code for k in ks for _ in range(m)]
+    sigs = [k[1] for k in ks for _ in range(m)]
     times = np.tile(T0 + (start_bin + np.arange(m, dtype=np.int64)) * STEP, n)
-    store.write_points(types, codes, sigs, times, v.reshape(-1),  # type: ignore[arg-type]
+    store.write_points(types, codes, sigs, times, v.reshape(-1),
                        source="bench", step=STEP)
 
 
