@@ -243,6 +243,14 @@ def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
     assert kz[T0 + 7200] == 50.0
 
 
+def test_whoami_locates_the_caller_for_a_known_sender_only(collector: Collector) -> None:
+    assert collector.get("/api/v1/collector/whoami", "nope")[0] == 401
+    status, me = collector.get("/api/v1/collector/whoami", PROBE_TOKEN)
+    assert status == 200
+    # loopback is in no country and no AS: the agent writes ZZ / AS0 then, as OONI does
+    assert me == {"probe_ip": "127.0.0.1", "probe_cc": "ZZ", "probe_asn": "AS0"}
+
+
 def _round_lines(vantage: str, start: float, states: dict[str, str]) -> list[dict[str, Any]]:
     return [{"round_start": start, "round": 0, "vantage": vantage, "block": b, "state": st,
              "belief": 0.99 if st == "up" else 0.01, "probes_sent": 2 if st == "up" else 15,

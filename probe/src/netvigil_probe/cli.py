@@ -55,24 +55,30 @@ def _token(args: argparse.Namespace) -> str:
     return tok
 
 
-def lookup_network(url: str, timeout: float) -> Network:
+def lookup_network(url: str, timeout: float, token: str | None = None) -> Network:
     """Ask a geolocation endpoint (the collector's ``/api/v1/collector/whoami`` or any that
-    answers ``{"probe_cc", "probe_asn"[, "probe_ip", "probe_network_name"]}``)."""
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    answers ``{"probe_cc", "probe_asn"[, "probe_ip", "probe_network_name"]}``). ``token`` is
+    sent only when given (the caller gives it for the collector's own endpoint only)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                 if token else {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         d = json.loads(resp.read(65536))
     cc, asn = str(d["probe_cc"]).upper(), str(d["probe_asn"]).upper()
     if len(cc) != 2 or not cc.isalpha() or not asn.startswith("AS") or \
             not asn[2:].isdigit():
         raise ValueError(f"implausible location {cc!r} {asn!r}")
+    if cc == "ZZ":  # the service does not know either: not a successful lookup
+        raise ValueError("the location service does not know this address")
     return Network(cc, asn, str(d.get("probe_ip") or "127.0.0.1"),
                    str(d.get("probe_network_name") or ""))
 
 
-def current_network(spool: Spool, geo_url: str | None, timeout: float) -> Network:
+def current_network(spool: Spool, geo_url: str | None, timeout: float,
+                    token: str | None = None) -> Network:
     """A fresh lookup if it works (and cache it), else the cached one from the last success."""
     if geo_url:
         try:
-            net = lookup_network(geo_url, timeout)
+            net = lookup_network(geo_url, timeout, token)
         except (OSError, ValueError, KeyError) as exc:
             log.info("location lookup failed (%s); using the cached one", exc)
         else:
@@ -81,10 +87,12 @@ def current_network(spool: Spool, geo_url: str | None, timeout: float) -> Networ
     return spool.network()[0]
 
 
-def measure_round(spool: Spool, args: argparse.Namespace, cfg: MeasureConfig) -> int:
+def measure_round(spool: Spool, args: argparse.Namespace, cfg: MeasureConfig,
+                  token: str) -> int:
     """Measure every target once; each measurement is in the spool before the next starts."""
     targets = load_targets(Path(args.targets) if args.targets else None)
-    net = current_network(spool, args.geo_url, cfg.timeout)
+    own = args.geo_url and args.geo_url.startswith(args.collector.rstrip("/") + "/")
+    net = current_network(spool, args.geo_url, cfg.timeout, token if own else None)
     test_start = datetime.now(UTC)
     rid = measurement.report_id(test_start, net)
     controls = [t for t in targets if t.control]
@@ -125,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         done = 0
         while args.rounds == 0 or done < args.rounds:
             round_start = time.time()
-            n = measure_round(spool, args, cfg)
+            n = measure_round(spool, args, cfg, token)
             done += 1
             print(f"round {done}: {n} measurements recorded", flush=True)
             up.drain()
