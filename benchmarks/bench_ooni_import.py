@@ -5,11 +5,11 @@ Run: ``.venv/bin/python benchmarks/bench_ooni_import.py [--measurements 40000] [
 
 Volume: the real measurements of ``tests/fixtures/ooni`` (web_connectivity 2014-2025,
 telegram, whatsapp, signal, tor, ...: 25 measurements, 2.6-50 KB each) **replicated** with
-varied ``report_id``, ``measurement_start_time`` (spread over ``--hours``) and probe AS
-(10 per country), written in OONI's bucket layout ``raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz``
-in a temporary folder. Replication keeps the real size and shape mix of measurements but
-not the real distribution of test names (web_connectivity is about half here and in OONI's
-own data). Nothing is downloaded.
+varied ``report_id`` (and ``measurement_uid``), ``measurement_start_time`` (spread over
+``--hours``) and probe AS (10 per country), written in OONI's bucket layout
+``raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz`` in a temporary folder. Replication keeps the
+real size and shape mix of measurements but not the real distribution of test names
+(web_connectivity is about half here and in OONI's own data). Nothing is downloaded.
 
 Rows printed (measurements/s, wall time; the two in-process rows run interleaved, best of
 ``--repeat``):
@@ -60,6 +60,8 @@ def generate(root: Path, n: int, hours: int) -> tuple[list[Path], int]:
         doc["measurement_start_time"] = datetime.fromtimestamp(t, UTC).strftime(
             "%Y-%m-%d %H:%M:%S")
         doc["report_id"] = f"bench{i:09d}"
+        if "measurement_uid" in doc:  # the importer counts a repeated uid once
+            doc["measurement_uid"] = f"{doc['measurement_uid']}_{i}"
         asn = int(str(doc.get("probe_asn", "AS1")).removeprefix("AS") or 1)
         doc["probe_asn"] = f"AS{asn + i % 10}"
         folder = (root / "raw" / time.strftime("%Y%m%d/%H", time.gmtime(t)) /
