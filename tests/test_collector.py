@@ -190,6 +190,16 @@ def test_malformed_uploads_get_a_clear_4xx_and_store_nothing(collector: Collecto
     assert collector.post("/api/v1/collector/rounds", submit({}), PROBE_TOKEN)[0] == 403
     other = {"vantage": "vp-b", "round_start": T0, "round_seconds": 600, "lines": [{}]}
     assert collector.post("/api/v1/collector/rounds", submit(other), VP_TOKEN)[0] == 403
+    line = _round_lines("vp-a", T0, {"198.18.1.0/24": "up"})[0]
+    for bad, says in (({"round_start": 1e300}, "round_start"),
+                      ({"round_seconds": 0}, "round_seconds"),
+                      ({"lines": [{**line, "round_start": T0 + 600}]}, "differs"),
+                      ({"lines": [{**line, "state": "sideways"}]}, "lines[0]"),
+                      ({"lines": [{**line, "probes_sent": "many"}]}, "lines[0]")):
+        body = {"vantage": "vp-a", "round_start": T0, "round_seconds": 600, "lines": [line],
+                **bad}
+        got, err = collector.post("/api/v1/collector/rounds", submit(body), VP_TOKEN)
+        assert got == 422 and says in err["error"]["message"], (bad, err)
     assert collector.files() == [] and collector.points() == []
 
 

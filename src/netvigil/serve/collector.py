@@ -537,9 +537,13 @@ def validate_round(c: dict[str, Any], vantage: str) -> list[Any]:
 
     if c.get("vantage") != vantage:
         raise HTTPException(403, f"sender {vantage} may upload only its own rounds")
-    if not isinstance(c.get("round_start"), int | float) or \
-            not isinstance(c.get("round_seconds"), int) or c["round_seconds"] < 1:
-        raise _reject("round_start (number) and round_seconds (integer >= 1) are required")
+    from netvigil.sources.ooni.meta import MAX_TIME, MIN_TIME
+
+    start = c.get("round_start")
+    if not isinstance(start, int | float) or not MIN_TIME <= start < MAX_TIME or \
+            not isinstance(c.get("round_seconds"), int) or not 1 <= c["round_seconds"] <= 86400:
+        raise _reject("round_start (unix seconds, 2012..2099) and round_seconds "
+                      "(integer 1..86400) are required")
     lines = c.get("lines")
     if not isinstance(lines, list) or not lines:
         raise _reject("lines must be a non-empty list")
@@ -548,6 +552,8 @@ def validate_round(c: dict[str, Any], vantage: str) -> list[Any]:
         try:
             if not isinstance(d, dict) or d.get("vantage", vantage) != vantage:
                 raise ValueError("not a line of this vantage point")
+            if d.get("round_start") != start:
+                raise ValueError("round_start differs from the round's")
             rtt = d.get("rtt_ms_median")
             out.append(BlockRound(
                 vantage, float(d["round_start"]), str(d["block"]), LABEL_STATES[d["state"]],
