@@ -17,7 +17,8 @@ Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--days 30] [--clients 10
    * ``events``: ``/api/v1/events?entity_type=country&entity_code=..&from=..&until=..``
      over the 30 days (an entity page's list).
 
-   Printed per kind: requests, errors (non-200 or transport), throughput, p50 and p99.
+   Printed per kind: requests, errors (non-200 or transport), throughput, p50 and p99,
+   then one client alone for a third of the time (the service time without queueing).
    Goal: p99 < 100 ms, 0 errors.
 4. **Peer, side by side:** the same queries run in-process straight on DuckDB (one
    read-only connection, one query at a time, no HTTP, no JSON): the floor the HTTP
@@ -227,6 +228,15 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
     raise SystemExit("netvigil serve did not become ready")
 
 
+def _run_generator(base: str, kind: str, clients: int, seconds: float, days: int
+                   ) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--generator", base, kind, "--clients",
+                          str(clients), "--seconds", str(seconds), "--days", str(days)],
+                         capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--days", type=int, default=30)
@@ -259,19 +269,19 @@ def main() -> None:
         print(f"serve: one uvicorn process on {base}; load generator: {args.clients} "
               f"closed-loop clients in a second process, {args.seconds:g} s per kind")
         for kind in ("signals", "events"):
-            out = subprocess.run([sys.executable, __file__, "--generator", base, kind,
-                                  "--clients", str(args.clients), "--seconds",
-                                  str(args.seconds), "--days", str(args.days)],
-                                 capture_output=True, text=True, check=True)
-            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res = _run_generator(base, kind, args.clients, args.seconds, args.days)
+            alone = _run_generator(base, kind, 1, max(3.0, args.seconds / 3), args.days)
             peer = peer_p50(path, kind, args.days) if server.poll() is None else float("nan")
             ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
             print(f"  {kind:<8} {res['requests']:>6} requests  {res['errors']} errors  "
                   f"{res['throughput']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  "
                   f"p99 {res['p99_ms']:7.1f} ms   goal p99<100ms, 0 errors: "
                   f"{'met' if ok else 'NOT met'}")
-            print(f"           peer DuckDB direct (sequential, no HTTP) p50 {peer:.2f} ms; "
-                  f"serve p50 / peer p50 = {res['p50_ms'] / peer:.0f}x")
+            print(f"           one client alone: p50 {alone['p50_ms']:.1f} ms, "
+                  f"{alone['throughput']:.1f} req/s; peer DuckDB direct (sequential, no "
+                  f"HTTP) p50 {peer:.2f} ms; serve alone / peer = "
+                  f"{alone['p50_ms'] / peer:.1f}x; 100 clients: p50 ~ clients / throughput "
+                  f"= {args.clients / res['throughput'] * 1e3:.0f} ms (Little's law)")
             if res["first_errors"]:
                 print(f"           first errors: {res['first_errors']}")
     finally:
