@@ -20,14 +20,37 @@ from netvigil.model import EntityRef
               help="Recompute every selected series from scratch (ignore saved states).")
 @click.option("--detector", "detector_name", type=click.Choice(detector_names()),
               default=REFERENCE, show_default=True, help="Detector from the registry.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="dask: country shards on Dask workers "
+                                      "(docs/distributed.md).")
+@click.option("--scheduler", default="local:2", show_default=True,
+              help="With --engine dask: local:N worker processes or a scheduler address.")
+@click.option("--shards", type=click.IntRange(min=1), default=None,
+              help="With --engine dask: country shards (default: one per worker).")
 @handle_errors
 def detect(store_path: Path, entity_text: str | None, rebuild: bool,
-           detector_name: str) -> None:
+           detector_name: str, engine: str, scheduler: str, shards: int | None) -> None:
     """Detect outages incrementally: new points of every series are fed to the detector
     from its saved state; events of the touched entities are rebuilt."""
     ref = EntityRef.parse(entity_text) if entity_text else None
-    with open_store(store_path) as store:
-        rep = run_detection(store, ref, rebuild=rebuild, detector=get_detector(detector_name))
+    if engine == "dask":
+        if ref is not None:
+            raise click.UsageError("--entity runs in one process: drop --engine dask")
+        from netvigil.distributed.detect import run_detection_dask
+        from netvigil.distributed.engine import dask_client, n_workers
+
+        with open_store(store_path):  # migrated and not locked by a writer: then let go
+            pass
+        with dask_client(scheduler) as client:
+            run = run_detection_dask(client, store_path, detector=detector_name,
+                                     shards=shards or n_workers(client), rebuild=rebuild)
+        rep = run.report
+        click.echo(f"dask: {run.shards} shard(s) of {run.groups} country group(s), "
+                   f"entities per shard {list(run.sizes)}")
+    else:
+        with open_store(store_path) as store:
+            rep = run_detection(store, ref, rebuild=rebuild,
+                                detector=get_detector(detector_name))
     click.echo(
         f"series examined {rep.series_examined}: updated {rep.series_updated}, "
         f"recomputed {rep.series_recomputed}, unchanged {rep.series_unchanged}, "

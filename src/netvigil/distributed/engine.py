@@ -1,0 +1,61 @@
+"""The Dask client every distributed command uses: ``local:N`` or a scheduler address.
+
+Why Dask (issue 11, "Choice of engine"): ``dask.distributed`` started a 2-worker
+LocalCluster in about 1 s here and its workers are plain processes running our own
+functions, so the same task code runs on a laptop's LocalCluster and on a real cluster given
+a scheduler address (``tcp://host:8786``). Worker processes are spawned: a script that makes
+a ``local:N`` cluster needs an ``if __name__ == "__main__":`` guard (the ``netvigil`` console
+script has one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from netvigil.model.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+ENGINES = ("local", "dask")
+
+
+def parse_scheduler(text: str) -> int | str:
+    """``local:N`` -> N worker processes; anything else is a scheduler address."""
+    if text.startswith("local:"):
+        try:
+            n = int(text.removeprefix("local:"))
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InputError("--scheduler", None, f"{text!r}: local:N needs N >= 1")
+        return n
+    if "://" not in text and ":" not in text:
+        raise InputError("--scheduler", None,
+                         f"{text!r}: give local:N or a scheduler address (tcp://host:port)")
+    return text
+
+
+@contextmanager
+def dask_client(scheduler: str) -> Iterator[Client]:
+    """A connected client; a local cluster is shut down on exit, a remote one is only
+    disconnected."""
+    from distributed import Client, LocalCluster
+
+    target = parse_scheduler(scheduler)
+    if isinstance(target, int):
+        with LocalCluster(n_workers=target, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield client
+    else:
+        with Client(target) as client:  # type: ignore[no-untyped-call]
+            yield client
+
+
+def n_workers(client: Client) -> int:
+    info = client.scheduler_info()
+    return max(1, len(info.get("workers", {})))

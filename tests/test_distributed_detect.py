@@ -1,0 +1,192 @@
+"""Detection fan-out on a 2-worker LocalCluster: country shards give the single-process
+alerts, events and detector states, on a first run and an incremental one; killing a worker
+mid-job changes nothing in the result."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from distributed import Client, LocalCluster
+
+from netvigil.cli.main import cli
+from netvigil.distributed.detect import country_groups, pack_shards, run_detection_dask
+from netvigil.events.runner import run_detection
+from netvigil.model import Entity, make_ref
+from netvigil.store.duck import Store
+
+T0 = 1_641_081_600  # 2022-01-02 00:00 UTC
+STEP = 300
+DAY = 86_400 // STEP
+#: entity -> (level, outage start day (fraction) or None); ASes name their country
+ENTITIES = {
+    ("country", "KZ"): (900.0, 7.3), ("region", "KZ-75"): (300.0, 7.3),
+    ("region", "KZ-11"): (200.0, None), ("asn", "9198"): (400.0, 7.3),
+    ("asn", "48716"): (150.0, None), ("country", "UZ"): (500.0, None),
+    ("asn", "8193"): (250.0, 7.6), ("country", "EG"): (700.0, 7.8),
+    ("region", "EG-C"): (350.0, 7.8), ("asn", "64512"): (90.0, 7.4),
+}
+PARENT = {"9198": "KZ", "48716": "KZ", "8193": "UZ"}  # AS64512: no country (own group)
+TABLES = {
+    "alerts": "SELECT * FROM alerts ORDER BY ALL",
+    "events": "SELECT * EXCLUDE (rules), list_sort(rules) FROM events ORDER BY ALL",
+    "detector_state": "SELECT * FROM detector_state ORDER BY ALL",
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def _values(level: float, outage: float | None, days: float, seed: int) -> np.ndarray:
+    """A daily cycle with noise; an outage of 6 hours at 5 % of the level."""
+    rng = np.random.default_rng(seed)
+    n = int(days * DAY)
+    k = np.arange(n)
+    v = level * (1 + 0.1 * np.sin(2 * np.pi * k / DAY)) + rng.normal(0, level * 0.01, n)
+    if outage is not None:
+        lo = int(outage * DAY)
+        v[lo:lo + 72] = level * 0.05
+    return np.round(v)
+
+
+def _write(store: Store, days: float, start_day: float = 0.0) -> None:
+    store.upsert_entities([Entity(make_ref("asn", a), f"AS{a}", make_ref("country", cc))
+                           for a, cc in PARENT.items()])
+    lo = int(start_day * DAY)
+    for i, ((etype, code), (level, outage)) in enumerate(ENTITIES.items()):
+        v = _values(level, outage, days, seed=i)[lo:]
+        t = T0 + STEP * np.arange(lo, lo + v.size, dtype=np.int64)
+        n = v.size
+        store.write_points(np.full(n, etype, object), np.full(n, code, object),
+                           np.full(n, "bgp", object), t, v, source="test", step=STEP)
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with Store(path, read_only=True) as store:
+        return {k: store.connection.execute(q).fetchall() for k, q in TABLES.items()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, dict[str, list[tuple[object, ...]]]]:
+    """8 days of input (a pristine store) and the single-process tables detected on it."""
+    single, pristine = _pair(tmp_path_factory.mktemp("ref"), 8)
+    with Store(single) as store:
+        run_detection(store)
+    return pristine, _tables(single)
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    shutil.copy(src, tmp_path / "dask.duckdb")
+    return tmp_path / "dask.duckdb"
+
+
+def _pair(tmp_path: Path, days: float) -> tuple[Path, Path]:
+    single, sharded = tmp_path / "single.duckdb", tmp_path / "dask.duckdb"
+    with Store(single) as store:
+        _write(store, days)
+    shutil.copy(single, sharded)
+    return single, sharded
+
+
+def test_country_groups_keep_regions_and_ases_with_their_country(tmp_path: Path) -> None:
+    single, _ = _pair(tmp_path, 1)
+    with Store(single, read_only=True) as store:
+        groups = {root.fqid: sorted(m.fqid for m in mem) for root, mem in
+                  country_groups(store)}
+    assert groups["country/KZ"] == ["asn/48716", "asn/9198", "country/KZ", "region/KZ-11",
+                                    "region/KZ-75"]
+    assert groups["country/UZ"] == ["asn/8193", "country/UZ"]
+    assert groups["asn/64512"] == ["asn/64512"]
+    shards = pack_shards(country_groups(Store(single, read_only=True)), 2)
+    assert len(shards) == 2 and sorted(e.fqid for s in shards for e in s) == sorted(
+        e for g in groups.values() for e in g)
+    kz = {e.fqid for s in shards for e in s if e.fqid in groups["country/KZ"]}
+    assert any(kz <= {e.fqid for e in s} for s in shards)  # never split
+
+
+def test_sharded_detection_equals_single_process_first_and_incremental(
+        tmp_path: Path, client: Client,
+        reference: tuple[Path, dict[str, list[tuple[object, ...]]]]) -> None:
+    single, sharded = tmp_path / "single.duckdb", _copy(reference[0], tmp_path)
+    shutil.copy(reference[0], single)
+    with Store(single) as store:
+        run_detection(store)
+    first = run_detection_dask(client, sharded, detector="ioda.median", shards=2)
+    want = reference[1]
+    assert _tables(single) == want  # the reference is what one process computes
+    assert len(want["alerts"]) > 0 and len(want["events"]) >= 3
+    assert _tables(sharded) == want
+    assert first.shards == 2 and first.report.series_recomputed == len(ENTITIES)
+    # one more day on both: states resume per shard (no series recomputed)
+    for path in (single, sharded):
+        with Store(path) as store:
+            _write(store, 9, start_day=8)
+    with Store(single) as store:
+        run_detection(store)
+    again = run_detection_dask(client, sharded, detector="ioda.median", shards=2)
+    assert again.report.series_recomputed == 0
+    assert again.report.series_updated == len(ENTITIES)
+    assert _tables(sharded) == _tables(single)
+
+
+def test_cli_detect_engine_dask_on_a_scheduler_address(
+        tmp_path: Path, client: Client,
+        reference: tuple[Path, dict[str, list[tuple[object, ...]]]]) -> None:
+    sharded = _copy(reference[0], tmp_path)
+    address = client.scheduler.address
+    res = CliRunner().invoke(cli, ["detect", "--store", str(sharded), "--engine", "dask",
+                                   "--scheduler", address, "--shards", "3"])
+    assert res.exit_code == 0, res.output
+    assert "dask: 3 shard(s) of 4 country group(s)" in res.output
+    assert _tables(sharded) == reference[1]
+    bad = CliRunner().invoke(cli, ["detect", "--store", str(sharded), "--engine", "dask",
+                                   "--scheduler", "local:0"])
+    assert bad.exit_code == 1 and "local:N needs N >= 1" in bad.output
+
+
+def _worker_pids(client: Client) -> dict[str, int]:
+    return client.run(os.getpid)  # type: ignore[no-any-return]
+
+
+def test_a_worker_killed_mid_job_changes_nothing(
+        tmp_path: Path, client: Client,
+        reference: tuple[Path, dict[str, list[tuple[object, ...]]]]) -> None:
+    sharded = _copy(reference[0], tmp_path)
+    pids = _worker_pids(client)
+    done: dict[str, object] = {}
+
+    def job() -> None:
+        done["run"] = run_detection_dask(client, sharded, detector="ioda.median", shards=4)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 30
+    while killed is None and time.monotonic() < deadline:
+        busy = {w: ks for w, ks in client.processing().items() if ks}
+        for addr, keys in busy.items():
+            if any(str(k).startswith("detect-shard-") for k in keys) and addr in pids:
+                os.kill(pids[addr], signal.SIGKILL)
+                killed = (addr, [str(k) for k in keys])
+                break
+        time.sleep(0.005)
+    thread.join(120)
+    assert killed is not None and "run" in done
+    # the scheduler saw the killed worker's task start twice (lost with it, then rerun)
+    states = [e[2] for k in killed[1] for e in client.story(k) if e[0] == "scheduler"]
+    assert states.count("processing") >= 2 and states[-1] == "memory", states
+    assert _tables(sharded) == reference[1]
+    client.wait_for_workers(2, timeout=60)
