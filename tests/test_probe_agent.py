@@ -431,7 +431,7 @@ class Lab:
         t = self.tmp / "targets.json"
         t.write_text(json.dumps(TARGETS))
         return self.agent("run", "--targets", str(t), "--resolver", CLEAN_DNS, "--cafile",
-                          str(self.ca), "--geo-url", f"http://{GEO}/", "--timeout", "0.8",
+                          str(self.ca), "--geo-url", f"http://{GEO}/", "--timeout", "1.2",
                           "--rounds", "1", "--backoff", "0.2", "--backoff-cap", "1",
                           spool=spool)
 

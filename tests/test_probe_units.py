@@ -81,3 +81,16 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     for failures, full in ((1, 2.0), (2, 4.0), (4, 16.0), (10, 60.0)):
         for _ in range(50):
             assert full / 2 <= b.delay(failures) <= full
+
+
+def test_a_spool_that_is_not_a_database_is_one_line_and_status_1(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "spool.sqlite").write_bytes(b"this is not sqlite" * 100)
+    exe = str(Path(sys.executable).with_name("netvigil-probe"))
+    proc = subprocess.run([exe, "status", "--spool", str(tmp_path)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: spool: ") and str(tmp_path) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 import urllib.request
@@ -257,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:  # the spool: disk full, read-only, not a database
+        print(f"error: spool: {exc} ({args.spool})", file=sys.stderr)
         return 1
 
 
