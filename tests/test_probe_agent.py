@@ -15,7 +15,8 @@ Censorship, one mechanism per platform, at the censor namespace:
 telegram — TCP reset answering the SYN (nft ``reject with tcp reset``: to the client a
 refused connection, ``tcp.refused``); signal — silent drop (timeout);
 youtube — TLS reset on SNI by a DPI proxy that reads the ClientHello's server name (x.com on
-the *same address* passes); whatsapp — DNS answer injected by the ISP resolver; instagram —
+the *same address* passes); tiktok (same address) — throttled by the same proxy holding its
+ClientHello; whatsapp — DNS answer injected by the ISP resolver; instagram —
 NXDOMAIN from the ISP resolver; rferl (plain HTTP) — a transparent proxy (nft DNAT) serving
 a blockpage. The agent runs as its real console script inside the probe namespace.
 """
@@ -70,6 +71,7 @@ SITES = {  # name -> address in the servers namespace
     "www.example.com": "198.18.0.20", "web.telegram.org": "198.18.0.10",
     "signal.org": "198.18.0.11", "web.whatsapp.com": "198.18.0.12",
     "www.rferl.org": "198.18.0.13", "www.youtube.com": "198.18.0.14", "x.com": "198.18.0.14",
+    "www.tiktok.com": "198.18.0.14",
     "www.instagram.com": "198.18.0.16",
 }
 ISP_OVERRIDES = {"web.whatsapp.com": BLOCKPAGE, "www.instagram.com": None}  # None: NXDOMAIN
@@ -81,6 +83,7 @@ TARGETS = [
     {"url": "https://www.instagram.com/", "platform": "instagram"},
     {"url": "https://www.youtube.com/", "platform": "youtube"},
     {"url": "https://x.com/", "platform": "x"},
+    {"url": "https://www.tiktok.com/", "platform": "tiktok"},
     {"url": "http://www.rferl.org/", "platform": "news"},
 ]
 #: what the lab does to each target -> the label the agent must give each layer
@@ -95,6 +98,7 @@ EXPECTED = {
     "https://www.youtube.com/": {"dns": "ok", "tcp": "ok", "tls": "tls.reset.sni",
                                  "http": None},
     "https://x.com/": {"dns": "ok", "tcp": "ok", "tls": "ok", "http": "ok"},
+    "https://www.tiktok.com/": {"dns": "ok", "tcp": "ok", "tls": "ok", "http": "ok"},
     "http://www.rferl.org/": {"dns": "ok", "tcp": "ok", "tls": None, "http": "http.blockpage"},
 }
 #: and the OONI verdict (netvigil.sources.ooni) of each measurement
@@ -254,9 +258,14 @@ def sni_of(hello: bytes) -> str | None:
     return None
 
 
-def dpi_proxy(lsock: socket.socket, blocked: set[str], ns: str) -> None:
-    """The censor's SNI filter: reads the ClientHello, resets blocked names, relays the rest
-    to the original destination (SO_ORIGINAL_DST of the nft redirect)."""
+THROTTLE_S = 0.6  # the DPI box holds a throttled name's ClientHello this long
+
+
+def dpi_proxy(lsock: socket.socket, blocked: set[str], throttled: set[str], ns: str) -> None:
+    """The censor's SNI filter: reads the ClientHello, resets blocked names, holds throttled
+    ones (the SNI throttling OONI measured in Russia and Kazakhstan shows as slow
+    handshakes; this kernel has no netem/tbf qdisc to do it with ``tc``), relays the rest to
+    the original destination (SO_ORIGINAL_DST of the nft redirect)."""
 
     def relay(a: socket.socket, b: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -270,9 +279,12 @@ def dpi_proxy(lsock: socket.socket, blocked: set[str], ns: str) -> None:
             raw = c.getsockopt(socket.SOL_IP, 80, 16)  # SO_ORIGINAL_DST
             dst = (socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0])
             hello = c.recv(16384)
-            if sni_of(hello) in blocked:
+            name = sni_of(hello)
+            if name in blocked:
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return  # closed with linger 0: a RST
+            if name in throttled:
+                time.sleep(THROTTLE_S)
             with in_ns(ns, lambda: socket.create_connection(dst, timeout=5)) as up:
                 up.sendall(hello)
                 back = threading.Thread(target=relay, args=(up, c), daemon=True)
@@ -395,7 +407,7 @@ class Lab:
                  f" dnat ip to {BLOCKPAGE}:80")
         lsock = listen(self.censor, "0.0.0.0", 8443)
         self.sockets.append(lsock)
-        self._thread(dpi_proxy, lsock, {"www.youtube.com"}, self.censor)
+        self._thread(dpi_proxy, lsock, {"www.youtube.com"}, {"www.tiktok.com"}, self.censor)
         deadline = time.monotonic() + 15
         while self.uvicorn is not None and not self.uvicorn.started:
             assert time.monotonic() < deadline, "collector did not start"
@@ -517,6 +529,12 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
         else:
             assert v.outcome is Outcome.OK, (url, v)
     assert len(lab.archived()) == len(EXPECTED)
+    # throttling is no block: tiktok reachable, but its handshakes are slow beside x.com's
+    # on the same address (the evidence tls-handshake:<platform> carries)
+    slow, fast = (verdict(got[u]).tls_handshake_ms for u in ("https://www.tiktok.com/",
+                                                             "https://x.com/"))
+    assert slow is not None and fast is not None
+    assert slow - fast >= 0.8 * THROTTLE_S * 1000, (slow, fast)
 
     # 2. the collector and the location service are cut: measured and kept, not sent
     lab.offline(True)
@@ -548,6 +566,8 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
                             "GROUP BY signal").fetchall())
     con.close()
     assert rows["platform:telegram"] == 0.0 and rows["platform:x"] == 100.0
+    assert rows["platform:tiktok"] == 100.0
+    assert rows["tls-handshake:tiktok"] - rows["tls-handshake:x"] >= 0.8 * THROTTLE_S * 1000
 
     # the archive is OONI's bucket layout: NetVigil's own OONI importer reads it as such
     from click.testing import CliRunner
