@@ -10,6 +10,7 @@ reason with their first ``file:line`` (stderr). See docs/ooni.md.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -80,17 +81,35 @@ def ooni_group() -> None:
               default=None, help="A folder in OONI's bucket layout "
                                  "(raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz).")
 @_on_error_option
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="dask: files read on Dask workers in chunks, merged "
+                                      "in order; a re-run resumes (docs/distributed.md).")
+@click.option("--scheduler", default="local:2", show_default=True,
+              help="With --engine dask: local:N worker processes or a scheduler address.")
+@click.option("--chunk-files", type=click.IntRange(min=1), default=64, show_default=True,
+              help="With --engine dask: files per task.")
 @store_option
 @handle_errors
-def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
-               store_path: Path) -> None:
+def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engine: str,
+               scheduler: str, chunk_files: int, store_path: Path) -> None:
     """Import raw OONI measurements (JSON, JSONL, .gz; one per line or one per file)."""
     in_bucket = bucket_files(bucket) if bucket is not None else []
     paths = expand(files) + in_bucket
     if not paths:
         raise click.UsageError("give measurement FILE(s) or --dir FOLDER")
-    builder = FactBuilder()
-    result = read_measurements(paths, on_error, builder)
+    work = None
+    if engine == "dask":
+        from netvigil.distributed.engine import dask_client
+        from netvigil.distributed.ooni import read_measurements_dask, work_dir
+
+        work = work_dir(store_path.parent / f".{store_path.name}.work", paths, on_error)
+        with dask_client(scheduler) as client:
+            builder, result, resumed = read_measurements_dask(client, paths, on_error, work,
+                                                              per_chunk=chunk_files)
+        click.echo(f"dask: {resumed} chunk(s) already read (resumed)", err=True)
+    else:
+        builder = FactBuilder()
+        result = read_measurements(paths, on_error, builder)
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
         result.facts = builder.emit(pipeline)
@@ -102,6 +121,8 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str,
                          result.malformed.total)
         _write(store, pipeline, record, _ooni_entities(builder))
         points = pipeline.stats.points
+    if work is not None:  # the store has the import: its chunks are no longer needed
+        shutil.rmtree(work, ignore_errors=True)
     _report(result, points)
 
 
