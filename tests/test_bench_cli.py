@@ -98,3 +98,17 @@ def test_markdown_and_table_render_the_same_rows() -> None:
     assert md[3] == "| ioda.median | quiet | – | – | – | – | – | – | 3.25 |"
     table = render(rows, "table").splitlines()
     assert table[0].split() == KEYS and table[2].split()[-1] == "3.25"
+
+
+def test_a_broken_catalogue_is_a_one_line_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[scenario]]\nclass = \n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["bench", "detect", "--catalogue", str(bad)])
+    assert res.exit_code == 1
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {bad}: not valid TOML") and "line 2" in last
+    missing = tmp_path / "missing.toml"
+    missing.write_text('[[scenario]]\nclass = "quiet"\n', encoding="utf-8")
+    res = CliRunner().invoke(cli, ["bench", "detect", "--catalogue", str(missing)])
+    assert res.exit_code == 1
+    assert "scenario #1: missing key 'scenario'" in res.output

@@ -174,3 +174,15 @@ def test_kz2022_is_a_scenario_of_the_one_simulator() -> None:
     assert isinstance(recon, Simulation) and kz2022.Kz2022 is Simulation
     assert recon.scenario.injections == ()
     assert all(t.cls == "" for t in recon.truth)
+
+
+def test_registry_names_the_catalogue_scenarios_after_the_reconstruction() -> None:
+    from netvigil.scenarios import registry
+
+    names = list(registry.SCENARIOS)
+    assert names[0] == "kz2022" and registry.get("kz2022").reconstruction
+    spec = registry.get("exam-sy")
+    assert not spec.reconstruction and "SIMULATION" in spec.description
+    sim = spec.generate()
+    assert isinstance(sim, Simulation) and sim.scenario.id == "exam-sy"
+    assert {t.cls for t in sim.truth} == {"exam"}

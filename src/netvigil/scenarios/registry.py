@@ -1,7 +1,9 @@
 """Scenarios by name: seeded RECONSTRUCTIONS that emit the facts real sources emit.
 
-A scenario is not a measurement: every entry is labelled ``reconstruction`` and every output
-built from it says so. ``netvigil demo`` and the benchmarks find them here.
+A scenario is not a measurement: the Kazakhstan entry is a ``reconstruction`` of a real event,
+the benchmark catalogue's entries are simulations, and every output built from them says so.
+``netvigil demo`` and ``netvigil bench detect`` find them here; all come from one generator
+(:mod:`netvigil.scenarios.simulator`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,25 @@ def _kz2022(seed: int | None = None) -> Any:
     return generate(seed)
 
 
+def _simulation(name: str) -> Callable[..., Any]:
+    def generate(seed: int | None = None) -> Any:
+        from netvigil.scenarios.simulator import load_catalogue, simulate
+
+        return simulate(load_catalogue()[name], seed)
+
+    return generate
+
+
+def _catalogue() -> dict[str, ScenarioSpec]:
+    """The detection benchmark's scenarios (SIMULATIONS of the same generator, not
+    reconstructions of a real event: ``reconstruction`` is False)."""
+    from netvigil.scenarios.simulator import load_catalogue
+
+    return {name: ScenarioSpec(name, f"{sc.title} (SIMULATION, class {sc.raw['class']})", False,
+                               _simulation(name))
+            for name, sc in load_catalogue().items()}
+
+
 SCENARIOS: dict[str, ScenarioSpec] = {
     "kz2022": ScenarioSpec(
         "kz2022",
@@ -33,6 +54,7 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         True,
         _kz2022,
     ),
+    **_catalogue(),
 }
 
 
@@ -40,5 +62,5 @@ def get(name: str) -> ScenarioSpec:
     try:
         return SCENARIOS[name]
     except KeyError:
-        known = ", ".join(sorted(SCENARIOS))
+        known = ", ".join(SCENARIOS)  # the reconstruction first, then the catalogue's order
         raise KeyError(f"unknown scenario {name!r}; known: {known}") from None

@@ -56,6 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netvigil.model import EntityRef, EntityType, EventKind, Scope
+from netvigil.model.errors import InputError
 from netvigil.model.facts import BgpVisibility, FactSink, PlatformTests, ProbeRound
 
 if TYPE_CHECKING:
@@ -1006,10 +1007,15 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, Scenario]:
     scenario only what differs.
     """
     file = data_dir() / "catalogue.toml" if path is None else Path(path)
-    raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:  # its message names line and column
+        raise InputError(str(file), None, f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(file), None, f"cannot read: {exc}") from None
     defaults = raw.get("defaults", {})
     out: dict[str, Scenario] = {}
-    for row in raw.get("scenario", []):
+    for i, row in enumerate(raw.get("scenario", [])):
         merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v
                                   for k, v in defaults.items()}
         for key, value in row.items():
@@ -1017,7 +1023,13 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, Scenario]:
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
-        sc = parse_scenario(merged, file.parent)
+        try:
+            sc = parse_scenario(merged, file.parent)
+        except (KeyError, ValueError, TypeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise InputError(str(file), None, f"scenario #{i + 1}: {what}") from None
+        if sc.id in out:
+            raise InputError(str(file), None, f"scenario #{i + 1}: duplicate id {sc.id!r}")
         out[sc.id] = sc
     return out
 
