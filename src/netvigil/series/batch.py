@@ -61,6 +61,13 @@ class ErrorSink:
         self.report.add(category, str(line) if line is not None else where or "?")
         self.skipped += units
 
+    def more(self, category: str, count: int) -> None:
+        """``count`` more bad items of a category whose first ones went through :meth:`bad`
+        (their places are not listed: a streaming parser keeps only the first few)."""
+        if count > 0:
+            self.report.counts[category] = self.report.counts.get(category, 0) + count
+            self.skipped += count
+
 
 @dataclass
 class Batch:

@@ -545,11 +545,11 @@ def _read_fast(source: str | Path | bytes, pol: ErrorPolicy) -> RibColumns:
         remap_segment()
         stats.bytes_read = base + pos
         if stream.compressed_truncated:
-            cut = stream.cut_error(stats.bytes_read)
+            stop = stream.cut_error(stats.bytes_read)
             if pol is ErrorPolicy.FAIL:
-                raise cut
+                raise stop
             if stream.inflated or not stats.truncated:
-                stats.note(cut)
+                stats.note(stop)
     stats.records = int(counters[0])
     stats.unsupported = int(counters[1])
     for o in outs:
