@@ -48,6 +48,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from netvigil.model import bounds
 from netvigil.model.errors import NetVigilError
 from netvigil.model.facts import FactSink
 from netvigil.sources.bgp.mrt.attributes import (
@@ -448,6 +449,10 @@ class RisLiveClient:
         apart from the cursor and the stats, so it is also the offline replay entry point."""
         self._received += 1
         st = self.stats
+        if len(text) > bounds.MAX_LINE_BYTES:  # rule line-length (netvigil.model.bounds);
+            # websockets' max_size (16 MiB) closes the connection beyond that
+            self._problem(f"frame of {len(text)} bytes exceeds {bounds.MAX_LINE_BYTES} bytes")
+            return []
         try:
             msg = json.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
