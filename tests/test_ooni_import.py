@@ -234,3 +234,18 @@ def test_sha256_is_of_the_whole_raw_file_read_in_the_same_pass(tmp_path: Path) -
     with Store(store, read_only=True) as s:
         row = s.connection.execute("SELECT file_name, sha256 FROM imports").fetchone()
     assert row == (str(f), hashlib.sha256(f.read_bytes()).hexdigest())
+
+
+def test_hour_by_hour_imports_zero_fill_the_silence_between_them(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    for h in (0, 1, 5):  # hours 2-4: no file at all (a blackout between two imports)
+        f = tmp_path / f"h{h}.jsonl"
+        f.write_text(json.dumps(telegram(h, 9198, False)) + "\n")
+        assert run("ooni", "import", f, "--store", store).exit_code == 0
+    assert points(store, "country", "KZ", "ooni-volume") == {
+        0: 1.0, H: 1.0, 2 * H: 0.0, 3 * H: 0.0, 4 * H: 0.0, 5 * H: 1.0}
+    older = tmp_path / "old.jsonl"  # an older file later: nothing stored is zeroed
+    older.write_text(json.dumps(telegram(3, 9198, False, k=1)) + "\n")
+    assert run("ooni", "import", older, "--store", store).exit_code == 0
+    vol = points(store, "country", "KZ", "ooni-volume")
+    assert vol[3 * H] == 1.0 and vol[5 * H] == 1.0 and vol[0] == 1.0

@@ -21,7 +21,7 @@ from netvigil.cli.common import handle_errors, open_store, store_option
 from netvigil.geo.entities import default_registry
 from netvigil.model import Entity, EntityRef, EntityType, ErrorPolicy
 from netvigil.pipeline import Pipeline
-from netvigil.sources.ooni.facts import FactBuilder
+from netvigil.sources.ooni.facts import SIGNAL_VOLUME, FactBuilder
 from netvigil.sources.ooni.importer import OoniImport, read_measurements
 from netvigil.sources.ooni.reader import bucket_files, expand
 from netvigil.sources.ooni.tor_userstats import TorImport, parse_userstats
@@ -112,6 +112,9 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engi
         result = read_measurements(paths, on_error, builder)
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
+        builder.volume_before = {(i.entity.type.value, i.entity.code): i.last
+                                 for i in store.list_series()
+                                 if i.signal == SIGNAL_VOLUME and i.last is not None}
         result.facts = builder.emit(pipeline)
         label = (str(bucket) if bucket is not None and not files
                  else f"{paths[0]} (+{len(paths) - 1} more)")

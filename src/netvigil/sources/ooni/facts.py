@@ -71,6 +71,10 @@ class FactBuilder:
     unattributed: int = 0
     #: AS -> (probe_network_name, country it was measured in), for the entities table
     networks: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: (entity type, code) -> last ``ooni-volume`` time already stored (set by the caller
+    #: that owns the store): a silence from there to this import's first measurement is
+    #: zero-filled too, so hour-by-hour imports see a blackout between them
+    volume_before: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, meta: Meta, v: Verdict) -> None:
         """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it)."""
@@ -128,8 +132,9 @@ class FactBuilder:
     def _volume_batch(self) -> PointBatch:
         """Per country and per AS: the measurement count of every hour, and **0** for hours
         without one inside a silence of at most :data:`MAX_ZERO_FILL_HOURS` (between two of
-        the entity's measurements, or from its last one to the import's last hour). Longer
-        silences stay missing: years between sparse old measurements are not a shutdown.
+        the entity's measurements, from its last one to the import's last hour, or from the
+        last stored point (:attr:`volume_before`) to its first one). Longer silences stay
+        missing: years between sparse old measurements are not a shutdown.
         """
         if not self.volume:
             return _batch([], self.source)
@@ -147,6 +152,11 @@ class FactBuilder:
         for (et, code), acc in sorted(by_entity.items()):
             hours = np.fromiter(sorted(acc), np.int64)
             times = _zero_filled_hours(hours, last)
+            before = self.volume_before.get((et, code))
+            if before is not None and 0 < (int(hours[0]) - before) // HOUR - 1 <= \
+                    MAX_ZERO_FILL_HOURS:  # only strictly after everything stored
+                times = np.concatenate([np.arange(before + HOUR, int(hours[0]), HOUR,
+                                                  dtype=np.int64), times])
             vals = np.zeros(times.size)
             vals[np.searchsorted(times, hours)] = [acc[int(h)] for h in hours]
             rows.append((et, code, SIGNAL_VOLUME, times, vals))
