@@ -204,8 +204,16 @@ def test_gzip_cap_and_truncated_gzip_are_whole_file_errors(tmp_path: Path) -> No
     data = gzip.compress(b"".join(json.dumps(telegram(h, 1, False)).encode() + b"\n"
                                   for h in range(50)))
     cut.write_bytes(data[: len(data) // 2])
-    res = run("ooni", "import", cut, "--on-error", "skip", "--store", tmp_path / "s.duckdb")
+    res = run("ooni", "import", cut, "--store", tmp_path / "f.duckdb")
     assert res.exit_code == 1 and "cut.jsonl.gz" in res.stderr
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(telegram(60, 1, False)) + "\n")
+    res = run("ooni", "import", cut, good, "--on-error", "skip", "--store",
+              tmp_path / "s.duckdb")  # under skip one truncated file does not sink the batch
+    assert res.exit_code == 0, res.output
+    assert "cannot read file" in res.stderr and "(first at cut.jsonl.gz:file)" in res.stderr
+    n = int(res.output.split(" measurements accepted")[0].split(": ")[-1])
+    assert 1 <= n <= 51  # good.jsonl, plus any whole records read before the damage
 
 
 def test_bucket_layout_is_required_for_dir(tmp_path: Path) -> None:

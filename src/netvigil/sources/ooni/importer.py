@@ -8,8 +8,10 @@ sink, and with ``SKIP`` every malformed record is counted by reason with its fir
 (never dropped silently, never fatal to the batch). A measurement seen twice in one import
 (same ``measurement_uid``, or same report, test, input and start time: OONI's own fixtures
 ship such copies) is counted once and reported as a duplicate. Whole-file problems
-(unreadable file, truncated gzip, over the decompression cap) fail whatever the policy, as
-in ``series import``.
+(unreadable file, truncated gzip, over the decompression cap) fail the import under
+``FAIL``; under ``SKIP`` the file counts as one malformed record (its measurements read
+before the damage are kept: each was a whole, valid record) and the batch goes on — a
+bucket of thousands of files is not lost to one truncated upload.
 
 The caller owns the store: it flushes the sink and writes the ``imports`` row
 (from :attr:`OoniImport.files`) in one transaction (``netvigil.cli.ooni_cmd``).
@@ -91,6 +93,21 @@ class OoniImport:
                 f"{self.facts} facts")
 
 
+def _where(exc: InputError) -> str:
+    return str(exc.line) if exc.line is not None else "file"
+
+
+def _file_sha256(path: Path) -> Any:
+    sha = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                sha.update(chunk)
+    except OSError:
+        pass  # unreadable: the digest of what could be read (the reason is in the report)
+    return sha
+
+
 def identity(doc: dict[str, Any]) -> tuple[str, ...] | None:
     """What makes two records the same measurement: OONI's ``measurement_uid`` if the
     server assigned one, else (report, test, input, start time); None = cannot tell."""
@@ -115,31 +132,38 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
         p = Path(item)
         sha = hashlib.sha256()
         records = accepted = bad = 0
-        for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes, sha=sha):
-            records += 1
-            reason = rec.error
-            if rec.doc is not None:
-                try:
-                    meta = read_meta(rec.doc)
-                except MetaError as exc:
-                    reason = str(exc)
-                else:
-                    key = identity(rec.doc)
-                    if key is not None and key in seen:
-                        out.duplicates += 1
+        try:
+            for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes, sha=sha):
+                records += 1
+                reason = rec.error
+                if rec.doc is not None:
+                    try:
+                        meta = read_meta(rec.doc)
+                    except MetaError as exc:
+                        reason = str(exc)
+                    else:
+                        key = identity(rec.doc)
+                        if key is not None and key in seen:
+                            out.duplicates += 1
+                            continue
+                        if key is not None:
+                            seen.add(key)
+                        v = verdict(rec.doc)
+                        builder.add(meta, v)
+                        out.by_test[meta.test_name] += 1
+                        out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
+                        accepted += 1
                         continue
-                    if key is not None:
-                        seen.add(key)
-                    v = verdict(rec.doc)
-                    builder.add(meta, v)
-                    out.by_test[meta.test_name] += 1
-                    out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
-                    accepted += 1
-                    continue
+                if pol is ErrorPolicy.FAIL:
+                    raise InputError(str(p), rec.line, reason or "malformed")
+                out.malformed.add(reason or "malformed", f"{p.name}:{rec.line}")
+                bad += 1
+        except InputError as exc:  # a whole-file problem (truncated gzip, cap, ...)
             if pol is ErrorPolicy.FAIL:
-                raise InputError(str(p), rec.line, reason or "malformed")
-            out.malformed.add(reason or "malformed", f"{p.name}:{rec.line}")
+                raise
+            out.malformed.add(exc.reason, f"{p.name}:{_where(exc)}")
             bad += 1
+            sha = _file_sha256(p)  # the parse stopped: hash the raw file on its own
         out.files.append(FileResult(str(p), sha.hexdigest(), records, accepted, bad))
     out.unattributed = builder.unattributed
     return out
