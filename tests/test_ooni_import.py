@@ -141,6 +141,8 @@ def test_shared_fixtures_import_with_malformed_flagged(tmp_path: Path) -> None:
     assert "legacy YAML report: 1 (first at binary_city.yaml:1)" in res.stderr
     ir = points(store, "asn", "197207", "platform-blocked:facebook:dns")
     assert list(ir.values()) == [1.0]
+    (tls,) = points(store, "asn", "30722", "tls-handshake:signal").values()  # signal_022
+    assert 1.0 < tls < 2000.0  # milliseconds, from its tls_handshake_start/_done events
     fail = run("ooni", "import", FIX, "--store", tmp_path / "f.duckdb")
     assert fail.exit_code == 1
     assert "binary_city.yaml:1" in fail.stderr and "legacy YAML" in fail.stderr
