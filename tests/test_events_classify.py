@@ -90,6 +90,20 @@ def test_mobile_operators_cut_while_the_fixed_incumbent_stays_up(store: Any) -> 
     assert "cause.simultaneous-ases" in fired and "cause.simultaneous-ases" in nat.rules
 
 
+def test_the_mobile_operators_down_are_national_even_as_a_minority_of_ases(store: Any) -> None:
+    put(store, make_ref("asn", "9198"), KZ, down=False)  # fixed, in the table
+    for asn in ("64500", "64501", "64502"):  # not in the table, up
+        put(store, make_ref("asn", asn), KZ, down=False)
+    put(store, make_ref("asn", "29355"), KZ, down=True, left=0.3)
+    put(store, make_ref("asn", "48503"), KZ, down=True, left=0.3)
+    run_detection(store, detector=Seasonal())
+    (nat,) = store.read_events(KZ)
+    assert nat.scope is Scope.NATIONAL and (nat.start, nat.end) == (CUT, CUT + 8 * 3600)
+    assert "scope.rollup-mobile" in nat.rules and "scope.rollup-ases" not in nat.rules
+    assert nat.assessment["scope"]["from"] == "mobile"
+    assert nat.assessment["mobile_only"]["mobile_down"] == ["29355", "48503"]
+
+
 def test_mobile_only_needs_every_down_as_mobile() -> None:
     kcell, kt = make_ref("asn", "29355"), make_ref("asn", "9198")
     assert cl.mobile_only([kcell, kt], [kcell, kt]) is None

@@ -3,9 +3,10 @@
 Every rule has a stable id; an event names the rules that fired in ``Event.rules`` and
 explains them in ``Event.assessment``:
 
-* **scope** (``scope.rollup-regions`` / ``scope.rollup-ases``): where at least ``min_share``
-  of a country's observed regions (or ASes), and ``min_members`` of them, are in an event at
-  once, the country gets one national event listing them (:func:`rollup`). IODA has no such
+* **scope** (``scope.rollup-regions`` / ``scope.rollup-ases`` / ``scope.rollup-mobile``):
+  where at least ``min_share`` of a country's observed regions (or ASes, or mobile
+  operators), and ``min_members`` of them, are in an event at once, the country gets one
+  national event listing them (:func:`rollup`). IODA has no such
   step: Iran's November 2019 provinces all alerted with no national event (issue 8).
 * **kind** (``class.*``), first that holds: ``platform-block``; ``intermittent`` (recurring
   at one time of day, with its schedule); ``throttling`` (volumes or loss/latency only);
@@ -230,7 +231,7 @@ def mobile_only(down: Sequence[EntityRef], observed: Sequence[EntityRef]) -> \
     """Assessment of ``class.mobile-only`` for ASes ``down`` among the ``observed`` ASes of a
     country, or None when it does not hold (or the table does not know them)."""
     table = network_types()
-    down_asn = [r.code for r in down if r.type.value == "asn"]
+    down_asn = sorted({r.code for r in down if r.type.value == "asn"})
     if not down_asn or any(a not in table for a in down_asn):
         return None
     if any(table[a].network_type != "mobile" for a in down_asn):
@@ -242,6 +243,12 @@ def mobile_only(down: Sequence[EntityRef], observed: Sequence[EntityRef]) -> \
     return {"rule": load_config()["mobile"]["only"]["id"], "mobile_down": sorted(down_asn),
             "fixed_up": sorted(fixed_up),
             "sources": {a: table[a].source for a in sorted(down_asn)}}
+
+
+def is_mobile(ref: EntityRef) -> bool:
+    """An AS the shipped table calls a mobile operator."""
+    known = network_types().get(ref.code) if ref.type.value == "asn" else None
+    return known is not None and known.network_type == "mobile"
 
 
 # -- scope roll-up -----------------------------------------------------------------------

@@ -171,12 +171,13 @@ def national(country: EntityRef, name: str, own: Sequence[Event],
     members: dict[str, list[Event]] = {}
     for span in spans:
         hit = _best_overlap(events, span)
-        scope = {"rule": span.rule, "from": "regions" if "regions" in span.rule else "ases"}
+        scope = {"rule": span.rule, "from": span.rule.rsplit("-", 1)[1]}
         if hit is not None:
             e = events[hit]
             events[hit] = replace(e, assessment={**dict(e.assessment), "scope": scope},
                                   rules=(*e.rules, span.rule))
-            members.setdefault(events[hit].id, []).extend(span.members)
+            known = members.setdefault(events[hit].id, [])
+            known.extend(m for m in span.members if m not in known)
             continue
         keyed: dict[tuple[str, str], list[Any]] = {}
         for m in span.members:

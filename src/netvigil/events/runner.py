@@ -288,13 +288,16 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
             kids = children[ent]
             observed = [k for k in kids if k.type is EntityType.ASN]
             spans = []
-            for etype, rule in ((EntityType.REGION, "scope.rollup-regions"),
-                                (EntityType.ASN, "scope.rollup-ases")):
-                of_type = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL]
-                           for k in kids if k.type is etype}
-                kid_end = {e.id: fusion.end_or(e, data_end) for v in of_type.values()
+            mobile = [k for k in observed if classification.is_mobile(k)]
+            for group, rule in ((mobile, "scope.rollup-mobile"),
+                                ([k for k in kids if k.type is EntityType.REGION],
+                                 "scope.rollup-regions"),
+                                (observed, "scope.rollup-ases")):
+                of_group = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL]
+                            for k in group}
+                kid_end = {e.id: fusion.end_or(e, data_end) for v in of_group.values()
                            for e in v}
-                spans += classification.rollup(of_type, len(of_type), rule, kid_end)
+                spans += classification.rollup(of_group, len(of_group), rule, kid_end)
             own, members = fusion.national(ent, names.get(ent) or registry.name(ent), own,
                                            spans)
             if data_end is None:
