@@ -2,7 +2,8 @@
 reference ``ioda.median``.
 
 Run: ``.venv/bin/python benchmarks/bench_detect_scale.py [--countries 250] [--regions 5000]
-[--ases 70000] [--days 7] [--store-series 75250] [--store-days 2] [--skip-store]``
+[--ases 70000] [--days 7] [--store-series 2000] [--store-days 2] [--skip-store]
+[--skip-kernel]``
 
 Data (seeded, generated here, shares nothing with the detectors): one ``bgp`` series (native
 step 300 s) per entity, 250 countries + 5,000 regions + 70,000 ASes = 75,250 series; levels
@@ -166,11 +167,14 @@ def main() -> None:
     ap.add_argument("--store-series", type=int, default=2000)
     ap.add_argument("--store-days", type=int, default=2)
     ap.add_argument("--skip-store", action="store_true")
+    ap.add_argument("--skip-kernel", action="store_true")
     args = ap.parse_args()
     names = args.detector or detector_names()
     if REFERENCE not in names:
         names = [REFERENCE, *names]
-    kernel_rows(names, keys(args.countries, args.regions, args.ases), args.days, args.repeat)
+    if not args.skip_kernel:
+        kernel_rows(names, keys(args.countries, args.regions, args.ases), args.days,
+                    args.repeat)
     if not args.skip_store:
         store_rows(names, args.store_series, args.store_days)
 
