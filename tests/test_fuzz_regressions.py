@@ -14,8 +14,10 @@ import pytest
 
 from netvigil.model.errors import InputError
 from netvigil.series.scan import scan_file
+from netvigil.sources.bgp.rislive import RisLiveClient, RisLiveError
 from netvigil.sources.ooni.reader import iter_records
 from netvigil.sources.ooni.tor_userstats import parse_userstats
+from netvigil.sources.ooni.verdict import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -58,6 +60,26 @@ def test_tor_userstats_corrupt_deflate_data_is_an_input_error(tmp_path: Path,
     f.write_bytes(_case("tor-userstats", name))
     with pytest.raises(InputError, match="cannot read file"):
         parse_userstats(f, "skip")
+
+
+def test_ris_live_envelope_type_that_is_an_object_is_malformed() -> None:
+    """``{"type": {...}}``: the control-message lookup hashed the type (``TypeError:
+    unhashable type: 'dict'``) and ``bgp live`` died whatever its ``--on-error``."""
+    frame = _case("ris-live", "object-as-envelope-type.json")
+    client = RisLiveClient(policy="skip")
+    assert client.handle(frame) == []
+    assert client.stats.malformed == 1
+    with pytest.raises(RisLiveError, match="unexpected envelope type"):
+        RisLiveClient(policy="fail").handle(frame)
+
+
+def test_ooni_verdict_of_an_input_url_urlsplit_refuses() -> None:
+    """A web_connectivity ``input`` such as ``http://[x`` made ``urlsplit`` raise
+    ``ValueError: Invalid IPv6 URL`` out of ``verdict`` (documented never to raise on odd
+    shapes) and out of ``ooni import``; it is no platform's domain."""
+    for url in ("http://[x", "https://[::1/", "http://mail.]oogle.com"):
+        v = verdict({"test_name": "web_connectivity", "input": url, "test_keys": {}})
+        assert v.platform is None
 
 
 def test_every_target_has_a_regression_folder_name_it_knows() -> None:

@@ -468,7 +468,7 @@ class RisLiveClient:
             if len(st.server_errors) < st.max_problems:
                 st.server_errors.append(str(text_))
             return []
-        if mtype in _CONTROL:
+        if isinstance(mtype, str) and mtype in _CONTROL:  # a JSON object is unhashable
             st.control += 1
             return []
         if mtype != "ris_message" or not isinstance(data, dict):

@@ -104,7 +104,10 @@ class PlatformTable:
     def for_input(self, url: Any) -> str | None:
         if not isinstance(url, str):
             return None
-        host = (urlsplit(url if "//" in url else f"//{url}").hostname or "").rstrip(".")
+        try:
+            host = (urlsplit(url if "//" in url else f"//{url}").hostname or "").rstrip(".")
+        except ValueError:  # "Invalid IPv6 URL" (a stray bracket; fuzz): no platform's domain
+            return None
         while host:
             if host in self.domains:
                 return self.domains[host]
