@@ -534,7 +534,7 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
     slow, fast = (verdict(got[u]).tls_handshake_ms for u in ("https://www.tiktok.com/",
                                                              "https://x.com/"))
     assert slow is not None and fast is not None
-    assert slow - fast >= 0.8 * THROTTLE_S * 1000, (slow, fast)
+    assert slow >= THROTTLE_S * 1000 > fast, (slow, fast)  # the hello was held that long
 
     # 2. the collector and the location service are cut: measured and kept, not sent
     lab.offline(True)
@@ -567,7 +567,7 @@ def test_the_agent_names_each_mechanism_and_delivers_what_it_measured_offline(
     con.close()
     assert rows["platform:telegram"] == 0.0 and rows["platform:x"] == 100.0
     assert rows["platform:tiktok"] == 100.0
-    assert rows["tls-handshake:tiktok"] - rows["tls-handshake:x"] >= 0.8 * THROTTLE_S * 1000
+    assert rows["tls-handshake:tiktok"] >= THROTTLE_S * 1000 > rows["tls-handshake:x"]
 
     # the archive is OONI's bucket layout: NetVigil's own OONI importer reads it as such
     from click.testing import CliRunner
