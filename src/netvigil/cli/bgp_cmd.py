@@ -145,11 +145,16 @@ def visibility(rib: Path, ff_v4: int | None, ff_v6: int | None, full_feed: str,
 @click.option("--collector", default=None, help="Collector name for all FILES.")
 @_thresholds
 @_POLICY
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="dask: RIB epochs on Dask workers, facts into the one "
+                                      "pipeline in time order (docs/distributed.md).")
+@click.option("--scheduler", default="local:2", show_default=True,
+              help="With --engine dask: local:N worker processes or a scheduler address.")
 @store_option
 @handle_errors
 def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | None,
            ff_v4: int | None, ff_v6: int | None, full_feed: str, fraction: float,
-           on_error: str, store_path: Path) -> None:
+           on_error: str, engine: str, scheduler: str, store_path: Path) -> None:
     """Ingest RIB + update archives in time order into the store (resumable).
 
     Exits 1 when no bin had a full-feed peer (nothing could be measured).
@@ -164,6 +169,11 @@ def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | Non
     archives = discover(list(files), directory, collector)
     config = _config(ff_v4, ff_v6, full_feed, fraction)
     store_path.parent.mkdir(parents=True, exist_ok=True)
+    if engine == "dask":
+        from netvigil.distributed.bgp import ingest_dask_cli
+
+        ingest_dask_cli(archives, config, ErrorPolicy(on_error), scheduler, store_path)
+        return
     with Store(store_path) as store:
         pipeline = Pipeline(store, GeoLookup.default())
         ing = BgpIngester(pipeline, config=config, policy=ErrorPolicy(on_error),
