@@ -423,8 +423,8 @@ class Deriver:
         if meta.cc != "ZZ":  # no country: archived (OONI's volume), no series to place it in
             write_once(self.pending_dir / f"{meta.cc}-{meta.time - meta.time % HOUR}-{uid}",
                        b"")
+        self.wake.set()  # before the check: a thread on its way out sees it and stays
         self.ensure_running()
-        self.wake.set()
 
     def ensure_running(self) -> None:
         with self.lock:
@@ -450,13 +450,12 @@ class Deriver:
         """One batch: every marked cell; True if there was work."""
         from netvigil.events.runner import run_detection
         from netvigil.pipeline import Pipeline
+        from netvigil.sources.ooni.facts import MAX_ZERO_FILL_HOURS
 
         markers = self.pending()
         if not markers:
             return False
         cells = sorted({(int(m.name.split("-")[1]), m.name.split("-")[0]) for m in markers})
-        from netvigil.sources.ooni.facts import MAX_ZERO_FILL_HOURS
-
         spans = hour_spans([h for h, _cc in cells], MAX_ZERO_FILL_HOURS * HOUR)
         try:
             with _WRITE_LOCK:
