@@ -12,6 +12,7 @@ never reach a log line; ``netvigil serve`` binds 127.0.0.1 by default.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import logging
@@ -251,6 +252,28 @@ def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
     collector.settle()
     kz = {t: v for et, _c, _s, t, v in collector.points("platform:%") if et == "country"}
     assert kz[T0 + 7200] == 50.0
+
+
+def test_markers_left_by_a_crash_are_derived_when_the_collector_next_runs(
+        collector: Collector) -> None:
+    """What a collector killed after storing a measurement and its marker, before deriving,
+    leaves on disk: the next request starts the deriver, which finds the marker."""
+    from netvigil.serve.collector import (
+        canonical,
+        measurement_path,
+        validate_measurement,
+        write_once,
+    )
+
+    m = web_measurement(T0 + 30, "dns")
+    meta = validate_measurement(m, time.time())
+    uid = hashlib.sha256(canonical(m)).hexdigest()
+    assert write_once(measurement_path(collector.archive, meta, uid), canonical(m))
+    assert write_once(collector.archive / "pending" / f"KZ-{T0}-{uid}", b"")
+    assert collector.points() == []
+    assert collector.settle()["pending_cells"] == 0  # GET /status woke the deriver
+    assert ("country", "KZ", "platform:telegram", T0, 0.0) in collector.points("platform:%")
+    assert not list((collector.archive / "pending").iterdir())
 
 
 def test_whoami_locates_the_caller_for_a_known_sender_only(collector: Collector) -> None:
