@@ -207,22 +207,40 @@ def cause(event: Event, sched: dict[str, Any] | None, ctx: CauseContext,
 
 
 # -- probability --------------------------------------------------------------------------
-def probability(event: Event, members: int = 0) -> float:
-    """Logistic probability that the event is real (rule ``confidence.logistic``)."""
-    cfg = load_config()["probability"]
+FEATURES = ("families", "depth", "log2_bins", "members")
+
+
+def features(event: Event, members: int = 0, duration: int | None = None) -> list[float]:
+    """The logistic's inputs: independent families alerting (critical 1, warning 0.5), depth
+    (1 - min_ratio), log2 of the duration in 5-minute bins, roll-up members (at most 10)."""
     fams: dict[SourceFamily, float] = {}
     for s in event.signals:
         w = 1.0 if s.worst_level == "critical" else 0.5
         fams[_family(s.signal)] = max(fams.get(_family(s.signal), 0.0), w)
     depth = max((1.0 - s.min_ratio for s in event.signals if s.min_ratio == s.min_ratio),
                 default=0.0)
-    duration = event.duration if event.duration is not None else 0
-    bins = max(1.0, duration / 300.0)
-    logit = (float(cfg["intercept"]) + float(cfg["families"]) * sum(fams.values())
-             + float(cfg["depth"]) * max(0.0, min(1.0, depth))
-             + float(cfg["log2_bins"]) * math.log2(bins)
-             + float(cfg["members"]) * min(members, 10))
-    return round(1.0 / (1.0 + math.exp(-logit)), 6)
+    if duration is None:
+        duration = event.duration if event.duration is not None else 0
+    return [sum(fams.values()), max(0.0, min(1.0, depth)),
+            math.log2(max(1.0, duration / 300.0)), float(min(members, 10))]
+
+
+def coefficients(event: Event) -> dict[str, float]:
+    """The detector's fitted coefficients (``[probability.by_detector."<method>"]``), else
+    the defaults: a probability is only calibrated for the detector it was fitted on."""
+    cfg = load_config()["probability"]
+    methods = sorted({s.method for s in event.signals})
+    table = cfg.get("by_detector", {}).get(methods[0] if methods else "", cfg)
+    return {k: float(table[k]) for k in ("intercept", *FEATURES)}
+
+
+def probability(event: Event, members: int = 0, duration: int | None = None) -> float:
+    """Logistic probability that the event is real (rule ``confidence.logistic``)."""
+    coef = coefficients(event)
+    logit = coef["intercept"] + sum(coef[name] * x for name, x in
+                                    zip(FEATURES, features(event, members, duration),
+                                        strict=True))
+    return round(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit)))), 6)
 
 
 # -- mobile-only --------------------------------------------------------------------------

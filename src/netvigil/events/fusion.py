@@ -141,7 +141,7 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
             "severity": severity(ev, inputs),
             "signals": health(ev, inputs),
             "cause": cause,
-            "probability": cl.probability(ev, len(mem)),
+            "probability": cl.probability(ev, len(mem), end_of[ev.id] - ev.start),
         }
         if mem:
             assessment["scope"] = {**assessment.get("scope", {}),
