@@ -63,5 +63,18 @@ def import_parquet_cmd(directory: Path, store_path: Path) -> None:
                f"updated {rep.updated}, unchanged {rep.unchanged}")
 
 
+@store_group.command("compact")
+@store_option
+@handle_errors
+def compact_cmd(store_path: Path) -> None:
+    """Cluster closed days of points by series (Store.compact_points; idempotent, daily)."""
+    if not store_path.exists():
+        raise StoreError(f"no store at {store_path} (import something first)")
+    with open_store(store_path) as store:
+        done = store.compact_points()
+    click.echo(f"compacted {done.rows} points" + (
+        f" in [{done.start}, {done.until})" if done.rows else " (nothing newly closed)"))
+
+
 def register(group: click.Group) -> None:
     group.add_command(store_group)
