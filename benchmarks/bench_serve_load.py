@@ -52,12 +52,18 @@ DAY = 86_400
 
 
 # ---------------------------------------------------------------------- loading
+GENERATOR = "wrk"  # or "httpx" (--load-generator)
+SCALE = 1.0  # share of the entities loaded and queried (--series-scale, for quick runs)
+
+
 def entities() -> list[tuple[str, str]]:
+    """Every country and region (pycountry), or every k-th of them at ``SCALE`` < 1."""
     import pycountry
 
     countries = [("country", c.alpha_2) for c in pycountry.countries]
     regions = [("region", s.code) for s in pycountry.subdivisions]
-    return countries + regions
+    every = max(1, round(1 / SCALE))
+    return (countries + regions)[::every]
 
 
 def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
@@ -111,8 +117,12 @@ def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
                                  ("bench",)))
             store.replace_events(EntityRef(ref.type, ref.code), evs)
         rows = store.table_counts()["points"]
+        t1 = time.perf_counter()
+        done = store.compact_points()  # the store's maintenance step (netvigil store compact)
+        t_compact = time.perf_counter() - t1
     return {"series": float(n), "rows": float(rows), "seconds": time.perf_counter() - t0,
-            "series_seconds": t_series}
+            "series_seconds": t_series, "compacted": float(done.rows),
+            "compact_seconds": t_compact}
 
 
 # ---------------------------------------------------------------------- queries
@@ -228,13 +238,68 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
     raise SystemExit("netvigil serve did not become ready")
 
 
+#: wrk's Lua hooks: each request takes the next path of the list (one list per thread),
+#: done() prints one JSON line (latency percentiles in microseconds, errors by kind).
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("NETVIGIL_BENCH_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "errors": %d, "micros": %d, "p50_us": %d, ' ..
+    '"p99_us": %d}\\n', summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _run_wrk(base: str, kind: str, clients: int, seconds: float, days: int
+             ) -> dict[str, Any]:
+    """wrk (C, one thread, ``clients`` keep-alive connections, closed loop) in a second
+    process over the same query mix; non-2xx answers, socket errors and timeouts (30 s)
+    count as errors."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, script = Path(tmp) / "paths.txt", Path(tmp) / "bench.lua"
+        # 200 queries per client, at least 20,000: one client alone mostly misses the cache
+        count = max(20_000, 200 * clients)
+        paths.write_text("\n".join(make_paths(kind, count, days, seed=clients)))
+        script.write_text(WRK_SCRIPT)
+        out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s",
+                              "--timeout", "30s", "-s", str(script), base],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "NETVIGIL_BENCH_PATHS": str(paths)})
+    raw = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+    return {"kind": kind, "requests": raw["requests"], "errors": raw["errors"],
+            "first_errors": [], "throughput": raw["requests"] / (raw["micros"] / 1e6),
+            "p50_ms": raw["p50_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3}
+
+
 def _run_generator(base: str, kind: str, clients: int, seconds: float, days: int
                    ) -> dict[str, Any]:
+    if GENERATOR == "wrk":
+        return _run_wrk(base, kind, clients, seconds, days)
     out = subprocess.run([sys.executable, __file__, "--generator", base, kind, "--clients",
-                          str(clients), "--seconds", str(seconds), "--days", str(days)],
+                          str(clients), "--seconds", str(seconds), "--days", str(days),
+                          "--series-scale", str(SCALE)],
                          capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def cache_lookups(base: str) -> dict[str, float]:
+    """serve's response-cache hits and misses so far (``/metrics``)."""
+    import httpx2 as httpx
+
+    out = {"hit": 0.0, "miss": 0.0}
+    for line in httpx.get(base + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("netvigil_http_cache_lookups{"):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            out[result] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def main() -> None:
@@ -244,9 +309,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--store", type=Path, default=None, help="reuse/keep this store file")
     ap.add_argument("--keep", action="store_true", help="keep --store between runs")
+    ap.add_argument("--load-generator", choices=("wrk", "httpx"), default="wrk",
+                    help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
+    ap.add_argument("--series-scale", type=float, default=1.0,
+                    help="share of the countries and regions loaded (quick runs; 1 = all)")
     ap.add_argument("--generator", nargs=2, metavar=("BASE_URL", "KIND"), default=None,
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global SCALE, GENERATOR
+    SCALE, GENERATOR = args.series_scale, args.load_generator
     if args.generator:
         generator_main(args.generator[0], args.generator[1], args.clients, args.seconds,
                        args.days)
@@ -259,18 +330,28 @@ def main() -> None:
         info = load(path, args.days)
         print(f"loaded {info['series']:,.0f} series, {info['rows']:,.0f} points "
               f"({args.days} days x 5 min) in {info['seconds']:.1f} s "
-              f"(series {info['series_seconds']:.1f} s) through Store.write_points")
+              f"(series {info['series_seconds']:.1f} s) through Store.write_points; "
+              f"Store.compact_points clustered {info['compacted']:,.0f} closed points by "
+              f"series in {info['compact_seconds']:.1f} s")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     exe = Path(sys.executable).with_name("netvigil")
     server = subprocess.Popen([str(exe), "serve", "--store", str(path), "--port", str(port)])
     try:
         _wait_ready(base, server)
-        print(f"serve: one uvicorn process on {base}; load generator: {args.clients} "
-              f"closed-loop clients in a second process, {args.seconds:g} s per kind")
+        print(f"serve: one uvicorn process on {base}; load generator ({GENERATOR}): "
+              f"{args.clients} closed-loop clients in a second process, {args.seconds:g} s "
+              f"per kind")
         for kind in ("signals", "events"):
+            seen = cache_lookups(base)
             res = _run_generator(base, kind, args.clients, args.seconds, args.days)
+            now = cache_lookups(base)
+            hits, misses = now["hit"] - seen["hit"], now["miss"] - seen["miss"]
+            seen = cache_lookups(base)
             alone = _run_generator(base, kind, 1, max(3.0, args.seconds / 3), args.days)
+            after = cache_lookups(base)
+            alone_hits = after["hit"] - seen["hit"]
+            alone_all = alone_hits + after["miss"] - seen["miss"]
             peer = peer_p50(path, kind, args.days) if server.poll() is None else float("nan")
             ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
             print(f"  {kind:<8} {res['requests']:>6} requests  {res['errors']} errors  "
@@ -278,10 +359,14 @@ def main() -> None:
                   f"p99 {res['p99_ms']:7.1f} ms   goal p99<100ms, 0 errors: "
                   f"{'met' if ok else 'NOT met'}")
             print(f"           one client alone: p50 {alone['p50_ms']:.1f} ms, "
-                  f"{alone['throughput']:.1f} req/s; peer DuckDB direct (sequential, no "
+                  f"{alone['throughput']:.1f} req/s ({alone_hits:.0f} of {alone_all:.0f} from "
+                  f"the cache); peer DuckDB direct (sequential, no "
                   f"HTTP) p50 {peer:.2f} ms; serve alone / peer = "
                   f"{alone['p50_ms'] / peer:.1f}x; 100 clients: p50 ~ clients / throughput "
                   f"= {args.clients / res['throughput'] * 1e3:.0f} ms (Little's law)")
+            print(f"           response cache during the 100-client run: {hits:.0f} hits, "
+                  f"{misses:.0f} misses ({100 * hits / max(1.0, hits + misses):.0f}% hits; "
+                  f"each client cycles over 200 random queries)")
             if res["first_errors"]:
                 print(f"           first errors: {res['first_errors']}")
     finally:

@@ -22,10 +22,9 @@ from netvigil.model.entities import parse_entity_type
 from netvigil.model.errors import InvalidEntity
 from netvigil.model.times import iso_utc
 from netvigil.serve import queries
-from netvigil.serve.deps import StoreReader
+from netvigil.serve.deps import StoreCatalogue, StoreReader
 from netvigil.serve.params import JSONBody, entity_ref, time_range
 from netvigil.serve.severity import connectivity_ratio, severity_of, worst
-from netvigil.store.duck import Store
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"], default_response_class=JSONBody)
 
@@ -39,9 +38,9 @@ def entity_dict(e: Entity) -> dict[str, Any]:
             "parent": e.parent.fqid if e.parent is not None else None}
 
 
-def _lookup(store: Store, entity_type: str, code: str) -> Entity:
+def _lookup(cat: queries.Catalogue, entity_type: str, code: str) -> Entity:
     ref = entity_ref(entity_type, code)
-    found = queries.find_entity(store, ref)
+    found = queries.find_entity(cat, ref)
     if found is None:
         raise HTTPException(404, f"no entity {ref.fqid} in the store")
     return found
@@ -60,14 +59,15 @@ def search_entities(
 
 
 @router.get("/entities/{entity_type}/{code}", summary="One entity and its related entities")
-def get_entity(store: StoreReader, entity_type: str, code: str) -> Response:
+def get_entity(store: StoreReader, cat: StoreCatalogue, entity_type: str, code: str
+               ) -> Response:
     """The entity, its parent, its child regions and ASes, and the signals stored for it."""
-    ent = _lookup(store, entity_type, code)
-    parent = queries.find_entity(store, ent.parent) if ent.parent is not None else None
+    ent = _lookup(cat, entity_type, code)
+    parent = queries.find_entity(cat, ent.parent) if ent.parent is not None else None
     regions = queries.search_entities(store, None, EntityType.REGION, ent.ref, MAX_LIMIT)
     asns = queries.search_entities(store, None, EntityType.ASN, ent.ref, MAX_LIMIT)
     signals = [{"signal": s, "step": st, "first": iso_utc(f), "last": iso_utc(la)}
-               for s, st, f, la in queries.entity_signals(store, ent.ref)]
+               for s, st, f, la in queries.entity_signals(cat, ent.ref)]
     return JSONBody({"entity": entity_dict(ent),
             "parent": entity_dict(parent) if parent is not None else None,
             "regions": [entity_dict(e) for e in regions],
@@ -77,7 +77,7 @@ def get_entity(store: StoreReader, entity_type: str, code: str) -> Response:
 
 @router.get("/signals/{entity_type}/{code}", summary="An entity's series over a time range")
 def get_signals(
-    store: StoreReader, entity_type: str, code: str,
+    store: StoreReader, cat: StoreCatalogue, entity_type: str, code: str,
     from_: Annotated[str | None, Query(alias="from", description="unix s or ISO 8601; default: "
                                        "7 days before until")] = None,
     until: Annotated[str | None, Query(description="unix s or ISO 8601 (exclusive); default: "
@@ -89,15 +89,15 @@ def get_signals(
     normalise: Annotated[bool, Query(description="values as % of the ordinary level: the "
                                      "median of the 7 days before `from`")] = False,
 ) -> Response:
-    ent = _lookup(store, entity_type, code)
-    start, end = queries.default_window(store, ent.ref, *time_range(from_, until))
-    stored = [s for s, _, _, _ in queries.entity_signals(store, ent.ref)]
+    ent = _lookup(cat, entity_type, code)
+    start, end = queries.default_window(cat, ent.ref, *time_range(from_, until))
+    stored = [s for s, _, _, _ in queries.entity_signals(cat, ent.ref)]
     wanted = signal or stored
     unknown = sorted(set(wanted) - set(stored))
     if unknown:
         raise HTTPException(404, f"no signal {', '.join(unknown)} for {ent.ref.fqid} "
                                  f"(stored: {', '.join(stored) or 'none'})")
-    views = [queries.series_view(store, ent.ref, s, start, end, max_points=max_points,
+    views = [queries.series_view(store, cat, ent.ref, s, start, end, max_points=max_points,
                                  normalised=normalise) for s in wanted]
     return JSONBody({"entity": entity_dict(ent), "from": iso_utc(start), "until": iso_utc(end),
             "unit": "percent of ordinary" if normalise else "signal units",

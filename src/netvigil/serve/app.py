@@ -16,10 +16,12 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from netvigil import __version__
+from netvigil.serve.cache import ResponseCache, ResponseCacheMiddleware, VersionedMemo
 from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
 from netvigil.serve.gate import StoreGate, StoreOpener
 from netvigil.serve.metrics import Metrics, MetricsMiddleware
+from netvigil.serve.queries import Catalogue
 
 WORKER_THREADS = 8  # requests served at once; the rest wait in the event loop (cheap)
 
@@ -59,6 +61,11 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
                   description="Open internet-shutdown observatory: docs/api.md.")
     app.state.store_gate = gate
     app.state.metrics = Metrics()
+    app.state.catalogue = VersionedMemo(Catalogue)
+    app.state.response_cache = ResponseCache()
+    # inner first: the metrics middleware (outermost) counts cache hits under their route
+    app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache,
+                       version=gate.version)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for name in ROUTER_MODULES:

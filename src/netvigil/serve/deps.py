@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from netvigil.serve.cache import VersionedMemo
 from netvigil.serve.gate import StoreGate
+from netvigil.serve.queries import Catalogue
 
 if TYPE_CHECKING:
     from netvigil.store.duck import Store
@@ -55,5 +57,21 @@ def store_writer(request: Request) -> Iterator[Store]:
         yield store
 
 
+def catalogue_memo(request: Request) -> VersionedMemo[Catalogue]:
+    memo = request.app.state.catalogue
+    assert isinstance(memo, VersionedMemo)
+    return memo
+
+
 StoreReader = Annotated["Store", Depends(store_reader)]
 StoreWriter = Annotated["Store", Depends(store_writer)]
+
+
+def store_catalogue(request: Request, store: StoreReader) -> Catalogue:
+    """The store's entities and series bounds (queries.Catalogue) for the request's store
+    version, read once per version: the request holds the file, so no writer can move the
+    version between this read and the request's own reads (cache.py)."""
+    return catalogue_memo(request).get(gate_of(request).version(), store)
+
+
+StoreCatalogue = Annotated[Catalogue, Depends(store_catalogue)]

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from anyio import to_thread
 
 from netvigil.model.errors import StoreError
+from netvigil.serve.cache import file_signature
 
 if TYPE_CHECKING:
     from netvigil.store.duck import Store
@@ -91,6 +92,8 @@ class StoreGate:
         self._closed_until = 0.0  # monotonic; no admission before (a writer's turn)
         self._own_closes = 0  # read-write closes of ours the watcher must not take as knocks
         self.knocks = 0  # writer knocks heard (exported as a metric)
+        self.writes = 0  # writes made through this gate (part of the store version)
+        self.close_writes = 0  # outside read-write closes heard (part of the store version)
         self._last_leave = 0.0
         self._watcher = (_Watcher(self.path, self._on_close_write, self._close_if_idle)
                          if watch else None)
@@ -269,6 +272,7 @@ class StoreGate:
                 store.close()
         finally:
             with self._cond:
+                self.writes += 1  # even a failed write may have committed part of a batch
                 self._writing = False
                 self._cond.notify_all()
 
@@ -279,6 +283,7 @@ class StoreGate:
             if self._own_closes:
                 self._own_closes -= 1
                 return
+            self.close_writes += 1
             now = time.monotonic()
             if self._anchor is not None:
                 # A writer tried while we held the file: let it in.
@@ -290,6 +295,11 @@ class StoreGate:
             elif now < self._closed_until:
                 self._closed_until = now  # the writer is done: readers may come back
                 self._cond.notify_all()
+
+    def version(self) -> tuple[object, ...]:
+        """The store's version as serve sees it, without opening the store (cache.py): the
+        file's and WAL's signature, outside writers' closes heard, and this app's writes."""
+        return (self.writes, self.close_writes, *file_signature(self.path))
 
     def close(self) -> None:
         if self._watcher is not None:

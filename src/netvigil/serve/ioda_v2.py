@@ -39,7 +39,7 @@ from netvigil.model.entities import parse_entity_type
 from netvigil.model.errors import InvalidEntity
 from netvigil.series.ioda_format import DATASOURCE_NAMES
 from netvigil.serve import queries
-from netvigil.serve.deps import StoreReader
+from netvigil.serve.deps import StoreCatalogue, StoreReader
 from netvigil.serve.errors import ENVELOPED_PREFIXES
 from netvigil.serve.params import JSONBody, entity_ref, parse_when
 from netvigil.store.duck import Store
@@ -131,9 +131,10 @@ def ioda_entity(e: Entity) -> dict[str, Any]:
     return {"code": e.code, "name": e.name, "type": e.type.value, "attrs": attrs}
 
 
-def _entity_for(store: Store, ref: EntityRef, names: dict[EntityRef, Entity]) -> Entity:
+def _entity_for(cat: queries.Catalogue, ref: EntityRef, names: dict[EntityRef, Entity]
+                ) -> Entity:
     if ref not in names:
-        names[ref] = queries.find_entity(store, ref) or Entity(ref, "")
+        names[ref] = queries.find_entity(cat, ref) or Entity(ref, "")
     return names[ref]
 
 
@@ -152,7 +153,7 @@ def _filters(entity_type: str | None, entity_code: str | None
 # ---------------------------------------------------------------------- entities
 @router.get("/entities/query", summary="IODA: search entities")
 def entities_query(
-    request: Request, store: StoreReader,
+    request: Request, store: StoreReader, cat: StoreCatalogue,
     entityType: str | None = None,  # noqa: N803 (IODA's parameter names)
     entityCode: str | None = None,  # noqa: N803
     relatedTo: Annotated[str | None, Query(description="type[/code]")] = None,  # noqa: N803
@@ -168,7 +169,7 @@ def entities_query(
         if entityCode is not None:
             if etype is None:
                 raise IodaError("entityCode needs entityType")
-            found = queries.find_entity(store, entity_ref(etype.value, entityCode))
+            found = queries.find_entity(cat, entity_ref(etype.value, entityCode))
             return [ioda_entity(found)] if found is not None else []
         related = None
         if relatedTo:
@@ -186,7 +187,8 @@ def entities_query(
 # ---------------------------------------------------------------------- signals
 @router.get("/signals/raw/{entityType}/{entityCode}", summary="IODA: raw signals")
 def signals_raw(
-    request: Request, store: StoreReader, entityType: str, entityCode: str,  # noqa: N803
+    request: Request, store: StoreReader, cat: StoreCatalogue,
+    entityType: str, entityCode: str,  # noqa: N803
     from_: Annotated[str | None, Query(alias="from", description="unix seconds")] = None,
     until: Annotated[str | None, Query(description="unix seconds")] = None,
     datasource_: Annotated[str | None, Query(alias="datasource")] = None,
@@ -201,26 +203,27 @@ def signals_raw(
         out = []
         for code in entityCode.split(","):  # IODA: comma-separated codes
             ref = entity_ref(entityType, code)
-            ent = queries.find_entity(store, ref)
+            ent = queries.find_entity(cat, ref)
             if ent is None:
                 raise IodaError(f"cannot find corresponding metadata entity {ref.fqid}")
-            stored = [s for s, _, _, _ in queries.entity_signals(store, ref)]
+            stored = [s for s, _, _, _ in queries.entity_signals(cat, ref)]
             wanted = stored
             if datasource_:
                 wanted = [s for s in stored if s == signal_of(datasource_)]
                 if not wanted:
                     raise IodaError(f"invalid datasource {datasource_} (must be one of the "
                                     f"following [{', '.join(datasource(s) for s in stored)}])")
-            out.append([_ioda_series(store, ent, s, start, end, maxPoints) for s in wanted])
+            out.append([_ioda_series(store, cat, ent, s, start, end, maxPoints)
+                        for s in wanted])
         return out
 
     return envelope(request, "signals", params, body)
 
 
-def _ioda_series(store: Store, ent: Entity, signal: str, start: int, end: int,
-                 max_points: int | None) -> dict[str, Any]:
-    view = queries.series_view(store, ent.ref, signal, start, end, max_points=max_points,
-                               normalised=False)
+def _ioda_series(store: Store, cat: queries.Catalogue, ent: Entity, signal: str, start: int,
+                 end: int, max_points: int | None) -> dict[str, Any]:
+    view = queries.series_view(store, cat, ent.ref, signal, start, end,
+                               max_points=max_points, normalised=False)
     return {"entityType": ent.type.value, "entityCode": ent.code, "entityName": ent.name,
             "entityFqid": ent.ref.fqid, "datasource": datasource(signal), "subtype": "",
             "from": view.start, "until": view.until, "step": view.step,
@@ -230,7 +233,7 @@ def _ioda_series(store: Store, ent: Entity, signal: str, start: int, end: int,
 # ---------------------------------------------------------------------- outages
 @router.get("/outages/alerts", summary="IODA: alerts")
 def outages_alerts(
-    request: Request, store: StoreReader,
+    request: Request, store: StoreReader, cat: StoreCatalogue,
     from_: Annotated[str | None, Query(alias="from")] = None,
     until: str | None = None,
     entityType: str | None = None,  # noqa: N803
@@ -250,7 +253,7 @@ def outages_alerts(
                  and (not datasource_ or a.signal == signal_of(datasource_))]
         found.sort(key=lambda a: (a.time, a.entity, a.signal))
         names: dict[EntityRef, Entity] = {}
-        return [_ioda_alert(a, _entity_for(store, a.entity, names))
+        return [_ioda_alert(a, _entity_for(cat, a.entity, names))
                 for a in found[limit * page: limit * (page + 1)]]
 
     return envelope(request, "outages.alerts", params, body)
@@ -264,7 +267,7 @@ def _ioda_alert(a: Alert, ent: Entity) -> dict[str, Any]:
 
 @router.get("/outages/events", summary="IODA: events (CODF by default)")
 def outages_events(
-    request: Request, store: StoreReader,
+    request: Request, store: StoreReader, cat: StoreCatalogue,
     from_: Annotated[str | None, Query(alias="from")] = None,
     until: str | None = None,
     entityType: str | None = None,  # noqa: N803
@@ -294,7 +297,7 @@ def outages_events(
         if format == "codf":
             return [to_codf(e, until=end) for e in events]
         names: dict[EntityRef, Entity] = {}
-        return [_ioda_event(store, e, end, includeAlerts, names) for e in events]
+        return [_ioda_event(store, cat, e, end, includeAlerts, names) for e in events]
 
     return envelope(request, "outages.events", params, body)
 
@@ -309,9 +312,9 @@ def _events(store: Store, start: int, end: int, entity_type: str | None,
     return found
 
 
-def _ioda_event(store: Store, e: Event, end: int, include_alerts: bool,
-                names: dict[EntityRef, Entity]) -> dict[str, Any]:
-    ent = _entity_for(store, e.entity, names)
+def _ioda_event(store: Store, cat: queries.Catalogue, e: Event, end: int,
+                include_alerts: bool, names: dict[EntityRef, Entity]) -> dict[str, Any]:
+    ent = _entity_for(cat, e.entity, names)
     sources = sorted({datasource(s.signal) for s in e.signals})
     methods = sorted({s.method for s in e.signals})
     out: dict[str, Any] = {
@@ -331,7 +334,7 @@ def _ioda_event(store: Store, e: Event, end: int, include_alerts: bool,
 
 @router.get("/outages/summary", summary="IODA: per-entity summary scores")
 def outages_summary(
-    request: Request, store: StoreReader,
+    request: Request, store: StoreReader, cat: StoreCatalogue,
     from_: Annotated[str | None, Query(alias="from")] = None,
     until: str | None = None,
     entityType: str | None = None,  # noqa: N803
@@ -349,7 +352,7 @@ def outages_summary(
         for e in _events(store, start, end, entityType, entityCode, None):
             by_entity.setdefault(e.entity, []).append(e)
         names: dict[EntityRef, Entity] = {}
-        rows = [_summary_row(_entity_for(store, ref, names), evs)
+        rows = [_summary_row(_entity_for(cat, ref, names), evs)
                 for ref, evs in by_entity.items()]
         key, _, direction = orderBy.partition("/")
         if key not in ("score", "name", "time") or direction not in ("", "asc", "desc"):

@@ -52,6 +52,9 @@ class Metrics:
                            registry=self.registry)
         self.ongoing = Gauge("netvigil_events_ongoing", "Events without an end",
                              registry=self.registry)
+        self.cache = Gauge("netvigil_http_cache_lookups",
+                           "Response cache lookups since start (serve/cache.py)", ("result",),
+                           registry=self.registry)
         self.newest = Gauge("netvigil_store_newest_point_seconds",
                             "Unix time of the newest stored point", registry=self.registry)
 
@@ -100,4 +103,7 @@ def metrics(request: Request, store: StoreReader) -> Response:
     if row and row[0] is not None:
         m.newest.set(row[0])
     m.knocks.set(gate_of(request).knocks)
+    cache = request.app.state.response_cache
+    m.cache.labels("hit").set(cache.hits)
+    m.cache.labels("miss").set(cache.misses)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

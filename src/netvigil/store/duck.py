@@ -117,6 +117,24 @@ class WriteResult:
         )
 
 
+#: Closed points are clustered in buckets of this many seconds, aligned to the epoch: a
+#: 7-day chart reads one or two buckets, and a compaction rewrites at most one bucket plus
+#: the days closed since the last one (compact_points).
+CLUSTER_BUCKET_SECONDS = 7 * 86_400
+#: Points are "closed" (no longer expected to change) this long before the newest day.
+CLOSED_AFTER_SECONDS = 86_400
+CLUSTERED_UNTIL_KEY = "points.clustered_until"  # state: points before it are clustered
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What :meth:`Store.compact_points` did: rows rewritten in ``[start, until)``."""
+
+    start: int | None
+    until: int | None
+    rows: int
+
+
 @dataclass(frozen=True)
 class ImportRecord:
     """One row of the ``imports`` table: which file was loaded, how, and what it did."""
@@ -747,15 +765,19 @@ class Store(DetectionTables):
         return None if row is None else (int(row[0]), int(row[1]))
 
     def read_series(
-        self, entity: EntityRef, signal: str, start: int | None = None, until: int | None = None
+        self, entity: EntityRef, signal: str, start: int | None = None, until: int | None = None,
+        *, grid: tuple[int, int] | None = None,
     ) -> Series:
         """The stored points on the series' grid (step from the series table), gaps NaN.
 
         ``start`` is inclusive and ``until`` exclusive (IODA's from/until). The result spans
         the first to the last stored point inside that window; it is not padded to the
         window. An unknown series gives an empty Series with the signal's native step.
+        ``grid`` is the series' (step, origin) when the caller already knows it (serve's
+        catalogue), saving one statement.
         """
-        grid = self.series_grid(entity, signal)
+        if grid is None:
+            grid = self.series_grid(entity, signal)
         if grid is None:
             return Series(entity, signal, 0, signal_kind(signal).native_step,
                           np.empty(0, dtype=np.float64))
@@ -961,6 +983,57 @@ class Store(DetectionTables):
                 )
             )
         return out
+
+    # -- maintenance ------------------------------------------------------------------
+    def compact_points(self, closed_before: int | None = None) -> Compaction:
+        """Rewrite closed points clustered by series so a series read skips most of the table.
+
+        Why: points arrive one bin for every series at a time, so the table is ordered by
+        time and one series' week is spread over every row group of that week; DuckDB's
+        per-row-group min/max (zone maps) can then prune by time only, and a 7-day read of
+        one series scans 7 days of all series (docs/api.md, Load). Rewritten ordered by
+        (entity_type, entity_code, signal, time) inside :data:`CLUSTER_BUCKET_SECONDS`
+        buckets, each row group holds few series and the zone maps on the key columns
+        prune the rest; time stays bounded per bucket, so detection's ``time > cursor``
+        pruning (store/detection.py) still works.
+
+        Points older than ``closed_before`` (default: the start of the newest point's day
+        minus :data:`CLOSED_AFTER_SECONDS`) are closed. Rows from the start of the bucket
+        holding the last mark (state :data:`CLUSTERED_UNTIL_KEY`) up to ``closed_before``
+        are deleted and inserted again in order, and the mark moves, in one transaction:
+        a crash leaves the old rows and mark (DuckDB's WAL), and a second run with nothing
+        newly closed rewrites nothing (idempotent). Values never change. Points written
+        late into a closed bucket stay where they were appended (correct, only not
+        clustered) until that bucket is rewritten.
+        """
+        with self.transaction():
+            if closed_before is None:
+                row = self._con.execute("SELECT max(last_time) FROM series").fetchone()
+                if row is None or row[0] is None:
+                    return Compaction(None, None, 0)
+                newest_day = int(row[0]) - int(row[0]) % 86_400
+                closed_before = newest_day - CLOSED_AFTER_SECONDS
+            mark_text = self.get_state(CLUSTERED_UNTIL_KEY)
+            mark = int(mark_text) if mark_text is not None else None
+            if mark is not None and closed_before <= mark:
+                return Compaction(None, None, 0)
+            if mark is None:
+                row = self._con.execute("SELECT min(time) FROM points").fetchone()
+                if row is None or row[0] is None:
+                    return Compaction(None, None, 0)
+                mark = int(row[0])
+            start = mark - mark % CLUSTER_BUCKET_SECONDS
+            bounds = [start, closed_before]
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE _closed AS SELECT * FROM points"
+                " WHERE time >= ? AND time < ?", bounds)
+            self._con.execute("DELETE FROM points WHERE time >= ? AND time < ?", bounds)
+            row = self._con.execute(
+                "INSERT INTO points SELECT * FROM _closed ORDER BY time // ?, entity_type,"
+                " entity_code, signal, time", [CLUSTER_BUCKET_SECONDS]).fetchone()
+            self._con.execute("DROP TABLE _closed")
+            self.set_state(CLUSTERED_UNTIL_KEY, str(closed_before))
+        return Compaction(start, closed_before, int(row[0]) if row else 0)
 
     # -- bookkeeping --------------------------------------------------------------------
     def get_state(self, key: str) -> str | None:

@@ -1,0 +1,183 @@
+"""Answers kept per store version: a repeated dashboard query costs a dict lookup.
+
+A dashboard asks the same questions again and again (a country page's chart and event list,
+every viewer, every refresh) while the store changes once per bin at most (``netvigil run``
+writes one 5-minute bin per transaction). So serve keeps whole ``/api/v1`` answers, and the
+store's metadata (entities and series bounds, :class:`netvigil.serve.queries.Catalogue`),
+keyed by the **store version** and forgets them all when the version moves.
+
+The store version (:meth:`netvigil.serve.gate.StoreGate.version`) is read without opening
+the store, so a cached answer is served without DuckDB at all:
+
+* the ``(inode, size, mtime_ns)`` of the store file and of its write-ahead log
+  (``<store>.wal``): every DuckDB commit writes one of the two (the WAL, or the file itself
+  at a checkpoint), and DuckDB admits no writer while serve holds the file, so the version
+  cannot move while a request reads;
+* the count of read-write closes of the file heard by the gate's inotify watcher (a writer
+  process finishing, Linux), which also catches two writes inside one mtime tick;
+* the count of writes made through this app (:meth:`StoreGate.writer`).
+
+An answer is kept only if the version was the same when the request began and when its
+answer was complete, so an answer computed across a write is never kept. Only ``GET``
+answers with status 200 of :data:`CACHED_PREFIXES` are kept (none of them depends on the
+clock or on request headers: IODA's envelope carries request times, so ``/ioda/v2`` is not
+kept whole; it shares the catalogue). The size is bounded (:data:`MAX_BYTES`, least recently
+used first out); a plain ``OrderedDict`` does it in a dozen lines, which is why no cache
+library is added.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+#: Routes whose whole answers are kept (they depend only on the URL and the store).
+CACHED_PREFIXES: tuple[str, ...] = ("/api/v1/signals/", "/api/v1/events", "/api/v1/entities",
+                                    "/api/v1/alerts", "/api/v1/summary")
+MAX_BYTES = 64 * 2**20  # response bytes kept (about 10,000 seven-day charts)
+MAX_BODY = 4 * 2**20  # a larger answer is not kept (a whole-store CSV export)
+CACHE_HEADER = b"x-netvigil-cache"  # "hit" or "miss": lets tests and operators see it
+
+Version = tuple[Hashable, ...]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
+
+
+def file_signature(path: Path) -> Version:
+    """``(inode, size, mtime_ns)`` of the store file and its WAL (``None`` when absent)."""
+    out: list[Hashable] = []
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    route: Any  # the Starlette route that answered (for metrics labels on a hit)
+
+
+class ResponseCache:
+    """Whole answers by (version, path, query), least recently used out past ``max_bytes``.
+
+    Thread-safe; the version is part of each entry, and entries of an older version are
+    dropped all at once when a newer one is stored."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._version: Version | None = None
+        self._entries: OrderedDict[tuple[str, bytes], CachedAnswer] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, version: Version, key: tuple[str, bytes]) -> CachedAnswer | None:
+        with self._lock:
+            found = self._entries.get(key) if version == self._version else None
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, version: Version, key: tuple[str, bytes], answer: CachedAnswer) -> None:
+        size = len(answer.body)
+        if size > min(MAX_BODY, self.max_bytes):
+            return
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._bytes = 0
+                self._version = version
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body)
+            self._entries[key] = answer
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, gone = self._entries.popitem(last=False)
+                self._bytes -= len(gone.body)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class VersionedMemo(Generic[T]):
+    """One value per store version (the catalogue): built once per version, thread-safe;
+    concurrent first requests of a version build it once."""
+
+    def __init__(self, build: Callable[..., T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._version: Version | None = None
+        self._value: T | None = None
+        self.builds = 0
+
+    def get(self, version: Version, *args: Any) -> T:
+        with self._lock:
+            if self._value is None or version != self._version:
+                self._value = self._build(*args)
+                self._version = version
+                self.builds += 1
+            return self._value
+
+
+class ResponseCacheMiddleware:
+    """Pure ASGI: answer a ``GET`` of :data:`CACHED_PREFIXES` from the cache when the store
+    version is unchanged, else run the app and keep a 200 answer computed at one version."""
+
+    def __init__(self, app: ASGIApp, cache: ResponseCache,
+                 version: Callable[[], Version]) -> None:
+        self.app = app
+        self.cache = cache
+        self.version = version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope.get("method") != "GET"
+                or not path.startswith(CACHED_PREFIXES)):
+            await self.app(scope, receive, send)
+            return
+        key = (path, bytes(scope.get("query_string", b"")))
+        before = self.version()
+        found = self.cache.get(before, key)
+        if found is not None:
+            scope["route"] = found.route
+            await send({"type": "http.response.start", "status": found.status,
+                        "headers": [*found.headers, (CACHE_HEADER, b"hit")]})
+            await send({"type": "http.response.body", "body": found.body})
+            return
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                message = {**message, "headers": [*message.get("headers", []),
+                                                   (CACHE_HEADER, b"miss")]}
+            elif message["type"] == "http.response.body":
+                chunks.append(bytes(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+        if start.get("status") == 200 and self.version() == before:
+            self.cache.put(before, key, CachedAnswer(200, list(start.get("headers", [])),
+                                                     b"".join(chunks), scope.get("route")))
