@@ -231,7 +231,7 @@ def test_kill_9_during_bgp_ingest_then_resume_equals_one_clean_ingest(tmp_path: 
         shutil.rmtree(work)
         work.mkdir()
         kill_at(argv, at)
-        cursors = dict(snapshot(store).get("state", []))
+        cursors: dict[str, str] = dict(snapshot(store).get("state", []))
         done_at_kill.append(len(json.loads(cursors.get("bgp:ingest:done", "[]"))))
         run_to_end(argv)
         got = snapshot(store)

@@ -171,7 +171,7 @@ def import_file(store: SeriesStore, path: str | Path, fmt: str | None = None,
             writer = _IodaWriter(store, sink, source, esink)
             with open_stream(scan) as fh:
                 ioda = stream_ioda(fh, str(p), esink, writer.emit)
-            sink.flush()
+            writer.flush()
             entities = _ioda_entities(ioda)
             rows_read, accepted, skipped = ioda.rows_read, writer.accepted, esink.skipped
             report, touched = esink.report, len(writer.spans)
@@ -204,6 +204,7 @@ class _IodaWriter:
         self.spans: dict[tuple[str, str, str], list[tuple[int, int, Any, int, str]]] = {}
         self.accepted = 0
         self._unflushed = 0
+        self._buf: dict[int, list[tuple[tuple[str, str, str], Any, Any]]] = {}
 
     def emit(self, ref: EntityRef, signal: str, idx: npt.NDArray[np.int64],
              times: npt.NDArray[np.int64], values: npt.NDArray[np.float64], step: int,
@@ -224,15 +225,26 @@ class _IodaWriter:
                                                np.packbits(mask), mask.size, where))
         if not n:
             return
-        t, v = times[keep], values[keep]
-        self.sink.emit(PointBatch(np.full(n, key[0], dtype=object),
-                                  np.full(n, key[1], dtype=object),
-                                  np.full(n, signal, dtype=object), t, v, self.source, step))
+        self._buf.setdefault(step, []).append((key, times[keep], values[keep]))
         self.accepted += n
         self._unflushed += n
         if self._unflushed >= FLUSH_POINTS:
-            self.sink.flush()
-            self._unflushed = 0
+            self.flush()
+
+    def flush(self) -> None:
+        """The buffered series as one PointBatch per step, then the sink's flush: the store's
+        per-write cost (series bookkeeping) is paid per FLUSH_POINTS, not per series."""
+        for step, parts in self._buf.items():
+            n = [t.size for _k, t, _v in parts]
+            self.sink.emit(PointBatch(
+                np.repeat(np.array([k[0] for k, _t, _v in parts], dtype=object), n),
+                np.repeat(np.array([k[1] for k, _t, _v in parts], dtype=object), n),
+                np.repeat(np.array([k[2] for k, _t, _v in parts], dtype=object), n),
+                np.concatenate([t for _k, t, _v in parts]),
+                np.concatenate([v for _k, _t, v in parts]), self.source, step))
+        self._buf = {}
+        self.sink.flush()
+        self._unflushed = 0
 
     def _conflicts(self, key: tuple[str, str, str], hit: npt.NDArray[np.int64],
                    times: npt.NDArray[np.int64], values: npt.NDArray[np.float64],
@@ -240,8 +252,7 @@ class _IodaWriter:
                    earlier: tuple[int, int, str], where: str) -> None:
         """Points of this series at times an earlier series of the file wrote: the same
         value is dropped silently, another is a "conflicting duplicate" naming both."""
-        self.sink.flush()
-        self._unflushed = 0
+        self.flush()
         lo, hi = int(times[hit].min()), int(times[hit].max())
         rows = self.store.connection.execute(
             "SELECT time, value FROM points WHERE entity_type = ? AND entity_code = ? AND "

@@ -111,6 +111,8 @@ _RISKY = re.compile(rb'"(?:[^"\\]|\\.)*"'
                     rb"|(?<![\d.eE+\-])-?\d{19,}(?:\.\d*)?(?:[eE][+-]?\d+)?"
                     rb"|(?<![\d.eE+\-])-?\d+(?:\.\d*)?[eE][+-]?\d{3,}")
 _NUMBER_CHARS = frozenset(b"0123456789.eE+-")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_CANDIDATE = re.compile(rb"\d{19}|[eE][+-]?\d{3}")  # cheap pre-check for _RISKY numbers
 
 
 class SafeNumbers:
@@ -147,9 +149,8 @@ class SafeNumbers:
 def _safe_cut(buf: bytes) -> int:
     """The end of the longest prefix of ``buf`` that ends outside a string and a number."""
     end = 0
-    for m in _RISKY.finditer(buf):
-        if m.group(0)[:1] == b'"':
-            end = m.end()
+    for m in _STRING.finditer(buf):
+        end = m.end()
     q = buf.find(b'"', end)
     cut = q if q >= 0 else len(buf)
     while cut > end and buf[cut - 1] in _NUMBER_CHARS:
@@ -158,6 +159,9 @@ def _safe_cut(buf: bytes) -> int:
 
 
 def _rewrite(buf: bytes) -> bytes:
+    if not _CANDIDATE.search(buf):  # the usual block: nothing to rewrite
+        return buf
+
     def sub(m: re.Match[bytes]) -> bytes:
         tok = m.group(0)
         if tok[:1] == b'"':
@@ -195,8 +199,7 @@ class _Walker:
             raise InputError(self.path, None, "invalid JSON: the document ends early") from None
         except ijson.JSONError as exc:
             raise InputError(self.path, None, f"invalid JSON: {_first_line(exc)}") from None
-        if ev in ("string", "number", "map_key") and isinstance(val, str | int) and (
-                _too_long(val)):
+        if (ev == "string" or ev == "map_key") and len(val) > bounds.MAX_JSON_TOKEN_BYTES:
             r = rules.RULES["json-token-length"]
             raise InputError(self.path, None, f"{r.category}: {r.text}")
         return ev, val
@@ -304,7 +307,15 @@ class _Walker:
         vals = raw.values
         append = vals.append
         nan = math.nan
-        for ev, val in self._iter_values():
+        events = self.events
+        while True:
+            try:  # the raw event iterator: one Python call less per value
+                ev, val = next(events)
+            except StopIteration:
+                raise InputError(self.path, None, "invalid JSON: the document ends early"
+                                 ) from None
+            except ijson.JSONError as exc:
+                raise InputError(self.path, None, f"invalid JSON: {_first_line(exc)}") from None
             if ev == "number":
                 append(val)
             elif ev == "null":
@@ -312,20 +323,15 @@ class _Walker:
             elif ev == "end_array":
                 return
             else:
+                if ev == "string" and len(val) > bounds.MAX_JSON_TOKEN_BYTES:
+                    r = rules.RULES["json-token-length"]
+                    raise InputError(self.path, None, f"{r.category}: {r.text}")
                 i = len(vals)
                 append(nan)
                 raw.bad_idx.append(i)
                 if len(raw.examples) < MAX_EXAMPLE_LINES:
                     raw.examples.append((i, _shown(ev, val)))
                 self._skip(ev, depth + 1)
-
-    def _iter_values(self) -> Iterator[tuple[str, Any]]:
-        while True:
-            yield self._next()
-
-
-def _too_long(val: str | int) -> bool:
-    return isinstance(val, str) and len(val) > bounds.MAX_JSON_TOKEN_BYTES
 
 
 def _first_line(exc: Exception) -> str:
