@@ -66,7 +66,7 @@ def entities() -> list[tuple[str, str]]:
     return (countries + regions)[::every]
 
 
-def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
+def load(path: Path, days: int, seed: int = 7, compact: bool = True) -> dict[str, float]:
     """Write ``days`` of 5-minute series for every country and region, and events."""
     from netvigil.model import (
         Entity,
@@ -79,7 +79,7 @@ def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
         SignalEvidence,
     )
     from netvigil.model.entities import make_ref
-    from netvigil.store.duck import Store
+    from netvigil.store.duck import Compaction, Store
 
     ents = entities()
     refs = [make_ref(t, c) for t, c in ents]
@@ -96,11 +96,13 @@ def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
         for d in range(days):
             times = start + d * DAY + STEP * np.arange(DAY // STEP, dtype=np.int64)
             diurnal = 1.0 + 0.1 * np.sin(2 * np.pi * (times % DAY) / DAY)
+            # time-major, as the pipeline writes (one 5-minute bin of every series after
+            # another): the table's order before compaction is the production one
             vals = (level[:, None] * diurnal[None, :]
-                    * rng.normal(1.0, 0.01, (n, times.size))).ravel()
+                    * rng.normal(1.0, 0.01, (n, times.size))).T.ravel()
             k = times.size
-            store.write_points(np.repeat(types, k), np.repeat(codes, k),
-                               np.full(n * k, "bgp", dtype=object), np.tile(times, n), vals,
+            store.write_points(np.tile(types, k), np.tile(codes, k),
+                               np.full(n * k, "bgp", dtype=object), np.repeat(times, n), vals,
                                source="bench", step=STEP)
         t_series = time.perf_counter() - t0
         for ref in refs:
@@ -118,7 +120,8 @@ def load(path: Path, days: int, seed: int = 7) -> dict[str, float]:
             store.replace_events(EntityRef(ref.type, ref.code), evs)
         rows = store.table_counts()["points"]
         t1 = time.perf_counter()
-        done = store.compact_points()  # the store's maintenance step (netvigil store compact)
+        # the store's maintenance step (netvigil store compact); --no-compact to compare
+        done = store.compact_points() if compact else Compaction(None, None, 0)
         t_compact = time.perf_counter() - t1
     return {"series": float(n), "rows": float(rows), "seconds": time.perf_counter() - t0,
             "series_seconds": t_series, "compacted": float(done.rows),
@@ -309,6 +312,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--store", type=Path, default=None, help="reuse/keep this store file")
     ap.add_argument("--keep", action="store_true", help="keep --store between runs")
+    ap.add_argument("--compact", action=argparse.BooleanOptionalAction, default=True,
+                    help="run Store.compact_points after loading (--no-compact: the layout "
+                         "before the maintenance step)")
     ap.add_argument("--load-generator", choices=("wrk", "httpx"), default="wrk",
                     help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
     ap.add_argument("--series-scale", type=float, default=1.0,
@@ -327,7 +333,7 @@ def main() -> None:
     path = args.store or tmp / "load.duckdb"
     if not (args.keep and path.exists()):
         path.unlink(missing_ok=True)
-        info = load(path, args.days)
+        info = load(path, args.days, compact=args.compact)
         print(f"loaded {info['series']:,.0f} series, {info['rows']:,.0f} points "
               f"({args.days} days x 5 min) in {info['seconds']:.1f} s "
               f"(series {info['series_seconds']:.1f} s) through Store.write_points; "

@@ -106,3 +106,22 @@ def test_an_empty_store_has_nothing_to_compact(tmp_path: Path) -> None:
     with Store(tmp_path / "e.duckdb") as s:
         assert s.compact_points().rows == 0
         assert s.get_state(CLUSTERED_UNTIL_KEY) is None
+
+
+def test_cli_store_compact_runs_the_same_step(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from netvigil.cli.store_cmd import store_group
+
+    path = tmp_path / "c.duckdb"
+    with Store(path) as s:
+        _write_days(s, 0, 4)
+    first = CliRunner().invoke(store_group, ["compact", "--store", str(path)])
+    assert first.exit_code == 0, first.output
+    with Store(path, read_only=True) as s:
+        mark = s.get_state(CLUSTERED_UNTIL_KEY)
+    assert mark is not None and f", {mark})" in first.output
+    again = CliRunner().invoke(store_group, ["compact", "--store", str(path)])
+    assert again.exit_code == 0 and "nothing newly closed" in again.output
+    missing = CliRunner().invoke(store_group, ["compact", "--store", str(tmp_path / "no")])
+    assert missing.exit_code != 0 and "no store at" in missing.output
