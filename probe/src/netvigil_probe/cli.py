@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from netvigil_probe import measurement
+from netvigil_probe import measurement, throttling
 from netvigil_probe.measure import MeasureConfig, finish, measure_target
 from netvigil_probe.measurement import Network
 from netvigil_probe.spool import Spool
@@ -111,7 +111,26 @@ def measure_round(spool: Spool, args: argparse.Namespace, cfg: MeasureConfig,
         n += 1
         log.info("measured %s: %s (%s)", o.target.url,
                  content["test_keys"]["x_netvigil"]["blocked"] or "ok", uid[:16])
-    return n
+    return n + _throttling_round(spool, targets, cfg, args, net, test_start)
+
+
+def _throttling_round(spool: Spool, targets: list[Any], cfg: MeasureConfig,
+                      args: argparse.Namespace, net: Network, test_start: datetime) -> int:
+    """One ``sni_throttling`` measurement per target that asks for it (:mod:`.throttling`),
+    each spooled before the next starts. Its own report id: one report per test name."""
+    todo = [t for t in targets if t.throttling]
+    rid = measurement.report_id(test_start, net, throttling.TEST_NAME)
+    tc = throttling.ThrottleConfig(max_download_s=args.max_download_s)
+    for t in todo:
+        started = datetime.now(UTC)
+        keys, runtime = throttling.measure_throttling(t, cfg, tc)
+        content = measurement.build(t.url, keys, measured_at=started, test_start=test_start,
+                                    runtime=runtime, net=net, resolver_ip=cfg.resolver,
+                                    rid=rid, test_name=throttling.TEST_NAME,
+                                    test_version=throttling.TEST_VERSION)
+        uid = spool.put("measurement", content)
+        log.info("throttling %s: %s (%s)", t.url, keys["x_throttling"], uid[:16])
+    return len(todo)
 
 
 def _drain_until(up: Uploader, deadline: float) -> None:
@@ -226,6 +245,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cafile", help="CA bundle for TLS verification (default: system).")
     r.add_argument("--geo-url", help="Location endpoint (e.g. COLLECTOR/api/v1/collector/"
                                      "whoami); its last answer is cached.")
+    r.add_argument("--max-download-s", type=float, default=10.0,
+                   help="Longest body read of a throttling leg (a speed sample).")
     r.add_argument("--rounds", type=int, default=0, help="Rounds to run (0 = forever).")
     r.add_argument("--interval", type=float, default=3600.0, help="Seconds between rounds.")
     r.add_argument("--upload-wait", type=float, default=0.0,

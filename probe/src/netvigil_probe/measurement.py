@@ -51,15 +51,17 @@ def content_hash(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
-def report_id(start: datetime, net: Network) -> str:
+def report_id(start: datetime, net: Network, test_name: str = TEST_NAME) -> str:
     """A report id in OONI's shape (``<time>_<test>_<cc>_<asn>_n1_<random>``), made locally
     because this agent uses one submit call per measurement (no report/open round trip)."""
-    return (f"{start.astimezone(UTC):%Y%m%dT%H%M%SZ}_webconnectivity_{net.probe_cc}_"
+    return (f"{start.astimezone(UTC):%Y%m%dT%H%M%SZ}_{test_name.replace('_', '')}_"
+            f"{net.probe_cc}_"
             f"{net.probe_asn.removeprefix('AS')}_n1_{secrets.token_hex(8)}")
 
 
 def build(url: str, test_keys: dict[str, Any], *, measured_at: datetime, test_start: datetime,
-          runtime: float, net: Network, resolver_ip: str, rid: str) -> dict[str, Any]:
+          runtime: float, net: Network, resolver_ip: str, rid: str,
+          test_name: str = TEST_NAME, test_version: str = TEST_VERSION) -> dict[str, Any]:
     return {
         "annotations": {"engine_name": SOFTWARE_NAME, "engine_version": __version__,
                         "platform": platform.system().lower() or "unknown"},
@@ -78,8 +80,8 @@ def build(url: str, test_keys: dict[str, Any], *, measured_at: datetime, test_st
         "software_version": __version__,
         "test_helpers": {},
         "test_keys": test_keys,
-        "test_name": TEST_NAME,
+        "test_name": test_name,
         "test_runtime": round(runtime, 6),
         "test_start_time": ooni_time(test_start),
-        "test_version": TEST_VERSION,
+        "test_version": test_version,
     }

@@ -6,7 +6,10 @@ targets' failures are recorded as failures, never as blocking (OONI's control lo
 on the probe because the agent must judge while cut off from any test helper).
 
 The default list ships in ``data/targets.json``; ``--targets FILE`` replaces it (same shape:
-a JSON list of ``{"url", "platform", "control"?, "port"?}``).
+a JSON list of ``{"url", "platform", "control"?, "port"?, "throttling"?}``). ``throttling``
+(https only) adds an ``sni_throttling`` measurement of the target (:mod:`.throttling`):
+``true``, or ``{"path"?: the download path (default the URL's), "control_sni"?: the baseline
+server name (default a scrambled copy of the host)}``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class Target:
     platform: str
     control: bool = False
     port: int | None = None  # override of the URL's port (tests, odd deployments)
+    throttling: bool = False  # also measure SNI throttling against a same-server baseline
+    download_path: str | None = None  # what the throttling test downloads (default: path)
+    control_sni: str | None = None  # its baseline SNI (default: scrambled host)
 
     @property
     def host(self) -> str:
@@ -66,8 +72,29 @@ def parse_targets(items: object, where: str) -> list[Target]:
         port = item.get("port")
         if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
             raise TargetError(f"{where}: entry {i}: 'port' must be 1..65535")
-        out.append(Target(str(url), platform, bool(item.get("control", False)), port))
+        out.append(Target(str(url), platform, bool(item.get("control", False)), port,
+                          *_throttling(item.get("throttling"), parts.scheme, f"{where}: "
+                                       f"entry {i}")))
     return out
+
+
+def _throttling(spec: object, scheme: str, where: str) -> tuple[bool, str | None, str | None]:
+    """(measure?, download path, control SNI) of a target's ``throttling`` key."""
+    if spec is None or spec is False:
+        return False, None, None
+    if scheme != "https":
+        raise TargetError(f"{where}: 'throttling' needs an https URL (it compares SNIs)")
+    if spec is True:
+        return True, None, None
+    if not isinstance(spec, dict) or set(spec) - {"path", "control_sni"}:
+        raise TargetError(f"{where}: 'throttling' must be true or "
+                          '{"path"?, "control_sni"?}')
+    path, sni = spec.get("path"), spec.get("control_sni")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        raise TargetError(f"{where}: 'throttling.path' must start with /")
+    if sni is not None and (not isinstance(sni, str) or not sni or "/" in sni):
+        raise TargetError(f"{where}: 'throttling.control_sni' must be a host name")
+    return True, path, sni
 
 
 def load_targets(path: Path | None = None) -> list[Target]:

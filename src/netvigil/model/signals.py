@@ -23,6 +23,10 @@ class SourceFamily(StrEnum):
     PROBING = "probing"
     TELESCOPE = "telescope"
     PLATFORM = "platform"
+    #: service-level speed (``throttling:<p>``, ``tls-handshake:<p>``): a platform that is
+    #: reachable but slow. Not PLATFORM: a slowdown is no block (kind ``throttling``, never
+    #: ``platform-block``, docs/ooni.md "Throttling").
+    THROTTLING = "throttling"
     TRAFFIC = "traffic"
     GENERIC = "generic"
 
@@ -102,6 +106,7 @@ KNOWN_SIGNALS: dict[str, SignalKind] = {
 }
 
 PLATFORM_PREFIX = "platform:"
+THROTTLING_PREFIX = "throttling:"
 
 
 def signal_kind(name: str) -> SignalKind:
@@ -119,6 +124,12 @@ def signal_kind(name: str) -> SignalKind:
         return SignalKind(name, "blocked tests", 3600, SourceFamily.PLATFORM,
                           "OONI tests blocked by one mechanism", direction=_WORSE)
     if name.startswith("tls-handshake:"):  # tls-handshake:<platform>
-        return SignalKind(name, "ms", 3600, SourceFamily.PLATFORM,
+        return SignalKind(name, "ms", 3600, SourceFamily.THROTTLING,
                           "median TLS handshake time (throttling)", direction=_WORSE)
+    if name.startswith(THROTTLING_PREFIX):  # throttling:<platform>
+        # target/control speed on the same server address in % (100 = same speed): a fall
+        # is the SNI-throttling signature, so the level-drop detectors judge it like a count
+        return SignalKind(name, "% of control speed", 3600, SourceFamily.THROTTLING,
+                          f"{name[len(THROTTLING_PREFIX):]} speed beside a same-server "
+                          "control SNI (100 = unthrottled)", direction=_UP)
     return SignalKind(name, "value", 300, SourceFamily.GENERIC, "imported series", direction=_UP)

@@ -17,6 +17,13 @@ Series they become (signal names are stable; docs/ooni.md lists them for classif
 * ``tls-handshake:<name>`` — median of the measurements' median successful TLS handshake
   time (ms) per hour: the throttling signal (the same-server baseline is the series' own
   history).
+* ``throttling:<name>`` — median target/control speed per hour of NetVigil's
+  ``sni_throttling`` measurements, in % (:func:`~netvigil.sources.ooni.verdict.speed_ratio`
+  × 100: the same server address fetched with the platform's SNI and with a control SNI,
+  OONI's same-server baseline; 100 = same speed, 10 = ten times slower). A percentage like
+  ``platform:<name>`` because the level-drop detectors mute predictions below 20
+  (``minprediction``, IODA's setting); higher is better, so they judge it; its family is
+  ``throttling`` (classified ``throttling``, never ``platform-block``).
 
 Why one :class:`PlatformTests` per platform and run of consecutive hours tested by the same
 (country, AS) columns: the aggregator writes NaN for a column without any test, so one dense
@@ -39,6 +46,7 @@ import numpy as np
 
 from netvigil.model.entities import EntityType
 from netvigil.model.facts import FactSink, PlatformTests, PointBatch
+from netvigil.model.signals import THROTTLING_PREFIX
 from netvigil.sources.ooni.meta import UNKNOWN_CC, Meta
 from netvigil.sources.ooni.verdict import Outcome, Verdict
 
@@ -68,6 +76,8 @@ class FactBuilder:
         default_factory=lambda: defaultdict(dict))
     tls: dict[str, dict[tuple[int, Column], list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    speed: dict[str, dict[tuple[int, Column], list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     unattributed: int = 0
     #: AS -> (probe_network_name, country it was measured in), for the entities table
     networks: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -96,6 +106,8 @@ class FactBuilder:
             per[(hour, col)] = per.get((hour, col), 0) + 1
         if v.tls_handshake_ms is not None:
             self.tls[v.platform][(hour, col)].append(v.tls_handshake_ms)
+        if v.speed_ratio is not None:
+            self.speed[v.platform][(hour, col)].append(100.0 * v.speed_ratio)
 
     def emit(self, sink: FactSink) -> int:
         """Emit every fact (not flushed: the caller owns the transaction). Returns facts."""
@@ -103,7 +115,8 @@ class FactBuilder:
         for plat, hours, keys in self._runs():
             sink.emit(_platform_fact(plat, hours, keys, self.counts))
             n += 1
-        for batch in (self._volume_batch(), self._blocked_batch(), self._tls_batch()):
+        for batch in (self._volume_batch(), self._blocked_batch(), self._tls_batch(),
+                      self._speed_batch()):
             if len(batch):
                 sink.emit(batch)
                 n += 1
@@ -175,6 +188,13 @@ class FactBuilder:
         rows = []
         for plat, per in sorted(self.tls.items()):
             rows += _entity_rows(dict(per), f"{TLS_PREFIX}{plat}", _median_of_lists)
+        return _batch(rows, self.source)
+
+    def _speed_batch(self) -> PointBatch:
+        """``throttling:<platform>``: median target/control speed (%) per entity-hour."""
+        rows = []
+        for plat, per in sorted(self.speed.items()):
+            rows += _entity_rows(dict(per), f"{THROTTLING_PREFIX}{plat}", _median_of_lists)
         return _batch(rows, self.source)
 
 

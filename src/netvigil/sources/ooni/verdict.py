@@ -76,7 +76,17 @@ RULES: dict[str, str] = {
     "tor.ok": "tor: at most half of the targets failed",
     "bootstrap.failed": "vanilla_tor/torsf/psiphon bootstrap failed (score 1 - 0.004 * progress)",
     "bootstrap.ok": "bootstrap succeeded",
+    "throttling.measured": "sni_throttling: target and control SNI both completed (ok; the "
+                           "speed ratio goes to throttling:<platform>)",
+    "throttling.target-failed": "sni_throttling: the target SNI's handshake failed while the "
+                                "control SNI's to the same address completed (tls)",
+    "throttling.no-baseline": "sni_throttling: the control SNI failed: no baseline (failure)",
 }
+#: NetVigil's own test (the probe agent's; docs/probe.md "SNI throttling"): the same server
+#: address fetched with the target SNI and with a control SNI (OONI's method, anchors §6)
+SNI_THROTTLING = "sni_throttling"
+#: platforms are named by the measured URL for these tests (not by the test name)
+URL_PLATFORM_TESTS = ("web_connectivity", SNI_THROTTLING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,9 @@ class Verdict:
     mechanisms: tuple[str, ...] = ()
     fingerprint: str | None = None
     tls_handshake_ms: float | None = None
+    #: sni_throttling only: target/control speed on the same address (1 = same; module
+    #: docstring of :func:`speed_ratio`); None for other tests or without a baseline
+    speed_ratio: float | None = None
 
     @property
     def blocked(self) -> bool:
@@ -132,12 +145,19 @@ def verdict(measurement: dict[str, Any], *, fingerprints: FingerprintIndex | Non
     name = str(measurement.get("test_name") or "")
     tk = measurement.get("test_keys")
     judge = _JUDGES.get(name)
-    platform = (table.for_input(measurement.get("input")) if name == "web_connectivity"
+    platform = (table.for_input(measurement.get("input")) if name in URL_PLATFORM_TESTS
                 else table.tests.get(name))
     if judge is None:
         return Verdict(name, None, None, "no-verdict-logic")
     # timing only where it can enter a platform's series (scanning ~100 events costs)
-    tls_ms = _tls_ms(tk) if isinstance(tk, dict) and platform is not None else None
+    tls_ms = ratio = None
+    if isinstance(tk, dict) and platform is not None:
+        if name == SNI_THROTTLING:
+            target, control = throttling_legs(tk)
+            tls_ms = None if target.handshake_s is None else 1000.0 * target.handshake_s
+            ratio = speed_ratio(target, control)
+        else:
+            tls_ms = _tls_ms(tk)
     if not isinstance(tk, dict):
         flags = _api_flags(measurement)
         if flags is not None:
@@ -148,7 +168,7 @@ def verdict(measurement: dict[str, Any], *, fingerprints: FingerprintIndex | Non
     mechs: tuple[str, ...] = ()
     if outcome in (Outcome.ANOMALY, Outcome.CONFIRMED):
         mechs = tuple(dict.fromkeys(found)) or ("other",)
-    return Verdict(name, platform, outcome, rule, mechs, fp, tls_ms)
+    return Verdict(name, platform, outcome, rule, mechs, fp, tls_ms, ratio)
 
 
 _Judged = tuple[Outcome, str, list[str], str | None]
@@ -398,8 +418,91 @@ def _judge_bootstrap(m: dict[str, Any], tk: dict[str, Any],
     return Outcome.FAILURE, "im.failed", [], None
 
 
+# -- sni_throttling (NetVigil's probe; anchors §6) ----------------------------------------
+@dataclass(frozen=True)
+class Leg:
+    """One fetch of an sni_throttling measurement, read from OONI's standard rows tagged
+    ``target`` or ``control``: handshake seconds (``tls_handshakes[].t0/t``), body bytes
+    received (the last ``bytes_received_cumulative`` network event) and the transfer's
+    seconds (``http_transaction_start`` to ``http_transaction_done``)."""
+
+    handshake_s: float | None = None
+    handshake_failed: bool = False
+    body_bytes: int = 0
+    transfer_s: float | None = None
+
+    @property
+    def throughput(self) -> float | None:
+        """Body bytes per second, None without a timed transfer that received bytes."""
+        if self.transfer_s is None or self.transfer_s <= 0 or self.body_bytes <= 0:
+            return None
+        return self.body_bytes / self.transfer_s
+
+
+def _tagged(row: dict[str, Any], tag: str) -> bool:
+    tags = row.get("tags")
+    return isinstance(tags, list) and tag in tags
+
+
+def _leg(tk: dict[str, Any], tag: str) -> Leg:
+    hs = [h for h in _list(tk, "tls_handshakes") if _tagged(h, tag)]
+    handshake_s, failed = None, bool(hs) and hs[0].get("failure") is not None
+    if hs and not failed:
+        t0, t = _num(hs[0].get("t0")), _num(hs[0].get("t"))
+        handshake_s = t - t0 if t0 is not None and t is not None and t >= t0 else None
+    start = done = None
+    body = 0
+    for ev in _list(tk, "network_events"):
+        if not _tagged(ev, tag):
+            continue
+        op, t = ev.get("operation"), _num(ev.get("t"))
+        if op == "http_transaction_start":
+            start = t
+        elif op == "http_transaction_done":
+            done = t
+        elif op == "bytes_received_cumulative":
+            n = _num(ev.get("num_bytes"))
+            body = max(body, int(n)) if n is not None else body
+    transfer = done - start if start is not None and done is not None and done > start \
+        else None
+    return Leg(handshake_s, failed, body, transfer)
+
+
+def throttling_legs(tk: dict[str, Any]) -> tuple[Leg, Leg]:
+    """(target, control) legs of an sni_throttling measurement."""
+    return _leg(tk, "target"), _leg(tk, "control")
+
+
+def speed_ratio(target: Leg, control: Leg) -> float | None:
+    """Target speed / control speed on the same server address (1 = no difference).
+
+    Throughput of the same fixed-size download when both legs have one (Censored Planet's
+    Russia-Twitter method: the real SNI beside a scrambled one, anchors §6); else the
+    inverse ratio of the handshake times (OONI's Kazakhstan method: "handshake duration
+    works as a micro speed test"). None when the control leg has neither (no baseline)."""
+    tt, ct = target.throughput, control.throughput
+    if tt is not None and ct is not None:
+        return tt / ct
+    if target.handshake_s and control.handshake_s:
+        return control.handshake_s / target.handshake_s
+    return None
+
+
+def _judge_sni_throttling(m: dict[str, Any], tk: dict[str, Any],
+                          fps: FingerprintIndex | None) -> _Judged:
+    """ok when both SNIs completed (the slowdown is a series, not a block); anomaly (tls)
+    when only the target SNI's handshake failed on the same address: SNI blocking."""
+    target, control = throttling_legs(tk)
+    if control.handshake_s is None:
+        return Outcome.FAILURE, "throttling.no-baseline", [], None
+    if target.handshake_failed:
+        return Outcome.ANOMALY, "throttling.target-failed", ["tls"], None
+    return Outcome.OK, "throttling.measured", [], None
+
+
 _JUDGES = {
     "web_connectivity": _judge_web,
+    SNI_THROTTLING: _judge_sni_throttling,
     "telegram": _judge_telegram,
     "whatsapp": _judge_whatsapp,
     "signal": _judge_signal,

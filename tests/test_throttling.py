@@ -1,0 +1,275 @@
+"""SNI throttling against a same-server baseline: the probe in a namespace lab, the importer,
+detection and classification end to end (issue 9, deliverable 5, throttling half).
+
+Lab (its own small topology; helpers from ``test_probe_agent``)::
+
+    [probe ns] p0 198.19.0.1 ── r0 [censor ns] r1 ── s0 198.19.1.2 [servers ns]
+                                 nft redirect :443 → shaper      lo: 198.18.0.14 HTTPS, .54 DNS
+
+The servers namespace answers every name on one address (``/`` a small page, ``/blob`` a
+4 MiB body). The censor's shaper reads the ClientHello's server name: names in ``throttled``
+are relayed back **one 8 KiB chunk per 0.1 s** (≈ 80 KB/s: this kernel has no netem/tbf
+qdisc, so the shaping is done by the relay, as a DPI box that drops packets does it in
+effect); names in ``blocked`` get a TCP reset; anything else — the control SNI included —
+is relayed at full speed. Throttling here is per SNI on the *same* address, so only a
+same-server baseline can tell it from a slow path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_probe_agent import in_ns, listen, make_certs, run, serve_dns, sni_of, spooled
+
+from netvigil.cli.main import cli
+from netvigil.sources.ooni.verdict import Outcome, verdict
+from netvigil.testing.netns import can_build
+from prereq import requires
+
+OK, WHY = can_build()
+pytestmark = requires(OK, WHY)
+
+SITE, DNS, DEAD = "198.18.0.14", "198.18.0.54", "198.18.0.80"
+NAMES = ("www.tiktok.com", "x.com", "www.youtube.com")
+BLOB = 4 << 20
+CHUNK, CHUNK_DELAY = 8192, 0.1  # the shaper: one chunk per delay for throttled names
+MAX_DOWNLOAD_S = 1.0
+TARGETS = [
+    {"url": "https://www.tiktok.com/", "platform": "tiktok",
+     "throttling": {"path": "/blob"}},
+    {"url": "https://x.com/", "platform": "x", "throttling": {"path": "/blob"}},
+    {"url": "https://www.youtube.com/", "platform": "youtube",
+     "throttling": {"path": "/blob", "control_sni": "static.example.net"}},
+]
+
+
+class Blob(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b"x" * BLOB if self.path == "/blob" else b"<html><body>ok</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(body)
+
+    def log_message(self, *_a: Any) -> None:
+        pass
+
+
+def shaper(lsock: socket.socket, throttled: set[str], blocked: set[str], ns: str) -> None:
+    """The censor's SNI shaper (module docstring); the sets are read per connection."""
+
+    def relay(a: socket.socket, b: socket.socket, slow: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(CHUNK if slow else 65536):
+                if slow:
+                    time.sleep(CHUNK_DELAY)
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def handle(c: socket.socket) -> None:
+        with c:
+            raw = c.getsockopt(socket.SOL_IP, 80, 16)  # SO_ORIGINAL_DST
+            dst = (socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0])
+            hello = c.recv(16384)
+            name = sni_of(hello)
+            if name in blocked:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            slow = name in throttled
+            with in_ns(ns, lambda: socket.create_connection(dst, timeout=5)) as up:
+                up.sendall(hello)
+                back = threading.Thread(target=relay, args=(up, c, slow), daemon=True)
+                back.start()
+                relay(c, up, False)
+                back.join(10)
+
+    while True:
+        try:
+            c, _ = lsock.accept()
+        except OSError:
+            return
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+@dataclass
+class ThrottleLab:
+    tmp: Path
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    namespaces: list[str] = field(default_factory=list)
+    sockets: list[socket.socket] = field(default_factory=list)
+    servers: list[http.server.ThreadingHTTPServer] = field(default_factory=list)
+    throttled: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
+    ca: Path = Path()
+
+    @property
+    def probe(self) -> str:
+        return f"nvth{self.tag}p"
+
+    def build(self) -> None:
+        p, c, s = (f"nvth{self.tag}{x}" for x in "pcs")
+        for ns in (p, c, s):
+            run("ip", "netns", "add", ns)
+            self.namespaces.append(ns)
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", p, "link", "add", "p0", "type", "veth", "peer", "name", "r0",
+            "netns", c)
+        run("ip", "-n", c, "link", "add", "r1", "type", "veth", "peer", "name", "s0",
+            "netns", s)
+        for ns, dev, addr in ((p, "p0", "198.19.0.1/30"), (c, "r0", "198.19.0.2/30"),
+                              (c, "r1", "198.19.1.1/30"), (s, "s0", "198.19.1.2/30")):
+            run("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+        run("ip", "-n", p, "route", "add", "198.18.0.0/15", "via", "198.19.0.2")
+        run("ip", "-n", c, "route", "add", "198.18.0.0/24", "via", "198.19.1.2")
+        run("ip", "-n", s, "route", "add", "default", "via", "198.19.1.1")
+        run("ip", "netns", "exec", c, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for a in (SITE, DNS, DEAD):  # DEAD: no listener, the collector upload is refused
+            run("ip", "-n", s, "addr", "add", f"{a}/32", "dev", "lo")
+        etc = Path("/etc/netns") / p
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").write_text(f"nameserver {DNS}\noptions timeout:1 attempts:1\n")
+        self.ca, leaf, key = make_certs(self.tmp)
+        dsock = listen(s, DNS, 53, socket.SOCK_DGRAM)
+        self.sockets.append(dsock)
+        threading.Thread(target=serve_dns, args=(dsock, dict.fromkeys(NAMES, SITE)),
+                         daemon=True).start()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(leaf, key)
+        srv = http.server.ThreadingHTTPServer((SITE, 443), Blob, bind_and_activate=False)
+        srv.socket.close()
+        srv.socket = ctx.wrap_socket(listen(s, SITE, 443), server_side=True)
+        srv.daemon_threads = True
+        self.servers.append(srv)
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        run("ip", "netns", "exec", c, "nft", "add table inet shape")
+        run("ip", "netns", "exec", c, "nft",
+            "add chain inet shape pre { type nat hook prerouting priority -100 ; }")
+        run("ip", "netns", "exec", c, "nft",
+            f"add rule inet shape pre ip daddr {SITE} tcp dport 443 redirect to :8443")
+        lsock = listen(c, "0.0.0.0", 8443)
+        self.sockets.append(lsock)
+        threading.Thread(target=shaper, args=(lsock, self.throttled, self.blocked, c),
+                         daemon=True).start()
+
+    def measure(self, name: str) -> dict[str, dict[str, Any]]:
+        """One ``netvigil-probe run`` round (the real console script, inside the probe
+        namespace); its measurements by (test name, input)."""
+        spool, tok, tfile = (self.tmp / f"spool-{name}", self.tmp / "token",
+                             self.tmp / "targets.json")
+        tok.write_text("lab-token")
+        tfile.write_text(json.dumps(TARGETS))
+        exe = str(Path(sys.executable).with_name("netvigil-probe"))
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.probe, exe, "run", "--spool", str(spool),
+             "--collector", f"http://{DEAD}:8080", "--token-file", str(tok),
+             "--targets", str(tfile), "--resolver", DNS, "--cafile", str(self.ca),
+             "--timeout", "3", "--rounds", "1", "--max-download-s", str(MAX_DOWNLOAD_S)],
+            capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return {f"{m['test_name']} {m['input']}": m for m in spooled(spool)}
+
+    def destroy(self) -> None:
+        for srv in self.servers:
+            srv.shutdown()
+            srv.server_close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        shutil.rmtree(Path("/etc/netns") / self.probe, ignore_errors=True)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two probe rounds: nothing done to the traffic, then tiktok throttled and youtube's
+    SNI reset (x.com, on the same address, untouched in both)."""
+    lab = ThrottleLab(tmp_path_factory.mktemp("throttle-lab"))
+    try:
+        lab.build()
+        free = lab.measure("free")
+        lab.throttled.add("www.tiktok.com")
+        lab.blocked.add("www.youtube.com")
+        censored = lab.measure("censored")
+        yield {"free": free, "censored": censored, "tmp": lab.tmp}
+    finally:
+        lab.destroy()
+
+
+ST = "sni_throttling https://"
+
+
+def test_probe_measures_throttling_of_one_sni_against_a_same_server_baseline(
+        rounds: dict[str, Any]) -> None:
+    free, censored = rounds["free"], rounds["censored"]
+    assert {k for k in censored if k.startswith("sni_")} == {
+        f"{ST}www.tiktok.com/", f"{ST}x.com/", f"{ST}www.youtube.com/"}
+    m = censored[f"{ST}www.tiktok.com/"]
+    tk = m["test_keys"]
+    assert m["test_name"] == "sni_throttling" and m["data_format_version"] == "0.2.0"
+    # both legs to the one address, only the server name differs; the default control is
+    # the scrambled host (same length)
+    assert tk["x_address"] == f"{SITE}:443"
+    assert {h["address"] for h in tk["tls_handshakes"]} == {f"{SITE}:443"}
+    names = {h["tags"][0]: h["server_name"] for h in tk["tls_handshakes"]}
+    assert names["target"] == "www.tiktok.com"
+    assert len(names["control"]) == len("www.tiktok.com") and names["control"].endswith(".com")
+    assert names["control"] != names["target"]
+    assert all(h["no_tls_verify"] and h["failure"] is None for h in tk["tls_handshakes"])
+    th = tk["x_throttling"]
+    target, control = th["target"], th["control"]
+    # the control leg read the whole blob at full speed; the target leg was capped
+    assert control["body_bytes"] == BLOB and not control["capped"]
+    assert target["capped"] and 0 < target["body_bytes"] < BLOB
+    # the shaper's rate bounds the target leg: at most one chunk per delay (+ one in flight)
+    assert target["body_bytes"] <= CHUNK * (MAX_DOWNLOAD_S / CHUNK_DELAY + 2)
+    assert target["handshake_ms"] >= 1000 * CHUNK_DELAY  # the server's flight was held
+    assert th["throughput_ratio"] < 0.05 and th["handshake_ratio"] > 1
+    for leg in ("target", "control"):  # OONI rows carry what the summary says
+        evs = [e for e in tk["network_events"] if e["tags"] == [leg]]
+        ops = [e["operation"] for e in evs]
+        assert ops[0] == "tls_handshake_start" and ops[-1] == "http_transaction_done"
+        assert max(e.get("num_bytes", 0) for e in evs) == th[leg]["body_bytes"]
+    # NetVigil's importer recomputes the speeds from those rows and agrees with the probe
+    v = verdict(m)
+    assert v.platform == "tiktok" and v.outcome is Outcome.OK
+    assert v.speed_ratio == pytest.approx(th["throughput_ratio"], rel=1e-3)
+    # the same target before the throttle, and x.com on the same address, are not slowed
+    for fast in (free[f"{ST}www.tiktok.com/"], censored[f"{ST}x.com/"]):
+        fv = verdict(fast)
+        assert fv.outcome is Outcome.OK and fv.speed_ratio is not None
+        assert fv.speed_ratio > 0.2, fast["test_keys"]["x_throttling"]
+    # an SNI reset on the same address is a block, not a slowdown
+    yv = verdict(censored[f"{ST}www.youtube.com/"])
+    assert (yv.outcome, yv.rule, yv.mechanisms) == (
+        Outcome.ANOMALY, "throttling.target-failed", ("tls",))
+    assert verdict(free[f"{ST}www.youtube.com/"]).outcome is Outcome.OK
+    # and the probe's web_connectivity measurement of the throttled site still reaches it
+    wc = verdict(censored["web_connectivity https://www.tiktok.com/"])
+    assert wc.outcome is Outcome.OK and wc.tls_handshake_ms is not None
+    assert wc.tls_handshake_ms >= 1000 * CHUNK_DELAY
