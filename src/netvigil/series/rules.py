@@ -21,6 +21,14 @@ broken file, and once stored it silently shapes baselines and detections (issue 
   (:data:`MAX_JSON_DEPTH`) and JSON integers longer than :data:`MAX_INT_DIGITS` digits are read
   as floats (so ``10**4300`` becomes ``inf`` and is refused by the range rules, never a
   Python ``ValueError``).
+* Bounds shared with the parsers of other tiers (MRT, RIS Live) live in
+  :mod:`netvigil.model.bounds`, with the reasons for each number: times in 1990..2100 (rule
+  ``time-range``; 0 = 1970 is the classic corrupt value, no source starts before 1999),
+  entity names up to ``MAX_NAME_LEN`` characters (``name-length``), CSV lines and RIS Live
+  frames up to ``MAX_LINE_BYTES`` (``line-length``), JSON strings up to
+  ``MAX_JSON_TOKEN_BYTES`` (``json-token-length``), and gzip/bzip2 input refused once it
+  inflates past ``MAX_INFLATION`` x its compressed size beyond ``INFLATION_FLOOR``
+  (``decompression-bound``: the series scan pass, both MRT decoders).
 """
 
 from __future__ import annotations
