@@ -31,18 +31,18 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_probe_agent import in_ns, listen, make_certs, run, serve_dns, sni_of, spooled
 
 from netvigil.cli.main import cli
 from netvigil.sources.ooni.verdict import Outcome, verdict
 from netvigil.testing.netns import can_build
 from prereq import requires
+from test_probe_agent import in_ns, listen, make_certs, run, serve_dns, sni_of, spooled
 
 OK, WHY = can_build()
 pytestmark = requires(OK, WHY)
@@ -273,3 +273,78 @@ def test_probe_measures_throttling_of_one_sni_against_a_same_server_baseline(
     wc = verdict(censored["web_connectivity https://www.tiktok.com/"])
     assert wc.outcome is Outcome.OK and wc.tls_handshake_ms is not None
     assert wc.tls_handshake_ms >= 1000 * CHUNK_DELAY
+
+
+# ----------------------------------------------------------------------------- end to end
+T0 = 1_761_955_200  # 2025-11-01 00:00 UTC
+DAYS = 10
+THROTTLED = (T0 + 8 * 86400 + 9 * 3600, T0 + 8 * 86400 + 21 * 3600)  # tiktok slowed
+BLOCKED = (T0 + 7 * 86400 + 12 * 3600, T0 + 7 * 86400 + 18 * 3600)  # youtube SNI reset
+
+
+def _copy(m: dict[str, Any], t: int, i: int) -> dict[str, Any]:
+    """The probe's measurement as if made at ``t`` in KZ / AS9198 (test keys untouched)."""
+    d = {k: v for k, v in m.items() if k != "uid"}
+    when = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    d.update(measurement_start_time=when, test_start_time=when, probe_cc="KZ",
+             probe_asn="AS9198", report_id=f"{m['report_id']}-{i}")
+    return d
+
+
+def timeline(free: dict[str, Any], censored: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hourly measurements over ``DAYS`` days: every hour the probe's own measurements of the
+    three platforms, from the censored round inside each platform's window and from the free
+    round outside it (x.com: the censored round's, untouched by the censor, throughout)."""
+    windows = {"www.tiktok.com": THROTTLED, "www.youtube.com": BLOCKED, "x.com": (0, 2**40)}
+    out: list[dict[str, Any]] = []
+    for h in range(DAYS * 24):
+        t = T0 + h * 3600
+        for key in sorted(free):
+            host = key.split("//")[1].split("/")[0]
+            lo, hi = windows[host]
+            src = censored if lo <= t < hi else free
+            out.append(_copy(src[key], t + 60 + len(out) % 600, len(out)))
+    return out
+
+
+def _signals(e: dict[str, Any]) -> set[str]:
+    return {s["signal"] for s in e["signals"]}
+
+
+def test_throttled_platform_is_a_throttling_event_never_a_platform_block(
+        rounds: dict[str, Any]) -> None:
+    tmp: Path = rounds["tmp"]
+    src = tmp / "kz-measurements.jsonl"
+    src.write_text("".join(json.dumps(m) + "\n" for m in timeline(rounds["free"],
+                                                                   rounds["censored"])))
+    store = str(tmp / "e2e.duckdb")
+    runner = CliRunner()
+    for args in (["ooni", "import", str(src)], ["detect"]):
+        res = runner.invoke(cli, [*args, "--store", store])
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["events", "--store", store, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    events = json.loads(res.output)
+    iso = {t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+           for t in (*THROTTLED, *BLOCKED)}
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_kind.setdefault(e["assessment"]["class"]["kind"], []).append(e)
+    # tiktok: one throttling event per entity (the country and its AS), exactly the window
+    thr = by_kind.get("throttling", [])
+    assert sorted((e["entity_type"], e["entity_code"]) for e in thr) == [
+        ("asn", "9198"), ("country", "KZ")], events
+    for e in thr:
+        assert _signals(e) == {"throttling:tiktok"}
+        assert (e["start"], e["end"]) == (iso[THROTTLED[0]], iso[THROTTLED[1]])
+        assert "class.throttling" in e["rules"] and e["kind"] == "degradation"
+    # youtube's SNI reset in the same data: platform-block, naming youtube only
+    blk = by_kind.get("platform-block", [])
+    assert len(blk) == 2 and all(e["kind"] == "platform-block" for e in blk), events
+    for e in blk:
+        assert _signals(e) == {"platform:youtube"}
+        assert (e["start"], e["end"]) == (iso[BLOCKED[0]], iso[BLOCKED[1]])
+    # and nothing else: no block of the throttled platform, nothing about x.com
+    assert len(events) == 4, events
+    assert not [e for e in events if e["kind"] == "platform-block"
+                and any("tiktok" in s for s in _signals(e))]
