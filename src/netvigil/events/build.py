@@ -171,8 +171,12 @@ def _merge_class(signal: str) -> str:
     connectivity. A platform block (messaging apps unreachable while the network works)
     is a different claim; merging it into a later blackout would move the blackout's start
     to the block's start and hide the order of events (rule ``merge.separate-platform``).
+    A throttled service (``throttling:*``) is a third claim, kept apart from both.
     """
-    return "platform" if signal_kind(signal).family is SourceFamily.PLATFORM else "connectivity"
+    family = signal_kind(signal).family
+    if family in (SourceFamily.PLATFORM, SourceFamily.THROTTLING):
+        return family.value
+    return "connectivity"
 
 
 def _overlap_groups(evidence: list[SignalEvidence]) -> list[list[SignalEvidence]]:

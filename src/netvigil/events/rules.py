@@ -10,7 +10,8 @@ kind.routing          routing          a BGP-family signal reached critical (rou
 kind.platform-block   platform-block   every alerting signal is a ``platform:*`` signal
 kind.degradation      degradation      every alerting signal is a non-count signal
                                        (higher is worse: loss, latency) and none reached
-                                       critical
+                                       critical; or every alerting signal is a
+                                       ``throttling:*`` one (a service slowed, not cut)
 kind.outage           outage           otherwise (a data-plane count fell)
 ===================== ================ ===================================================
 
@@ -62,8 +63,10 @@ KIND_RULES: tuple[KindRule, ...] = (
              "only platform:* signals alert (connectivity intact)",
              lambda evs: bool(evs) and all(_family(e) is SourceFamily.PLATFORM for e in evs)),
     KindRule("kind.degradation", EventKind.DEGRADATION,
-             "only non-count (loss/latency) signals alert, none critical",
-             lambda evs: bool(evs) and all(not _is_count(e) and not _critical(e) for e in evs)),
+             "only non-count (loss/latency) signals alert, none critical; or only throttling",
+             lambda evs: bool(evs) and (
+                 all(not _is_count(e) and not _critical(e) for e in evs)
+                 or all(_family(e) is SourceFamily.THROTTLING for e in evs))),
     KindRule("kind.outage", EventKind.OUTAGE, "otherwise: a connectivity count fell",
              lambda evs: True),
 )
