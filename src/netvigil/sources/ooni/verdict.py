@@ -21,6 +21,11 @@ place). Only blocked outcomes (anomaly, confirmed) carry mechanisms.
 ``tls_handshakes[].t0/t`` or the ``tls_handshake_start``/``_done`` network events), the
 throttling evidence OONI stores but does not judge (anchors §4.4 "throttling not
 representable"); ``None`` when the data has no timing.
+
+``speed_ratio``: for NetVigil's own ``sni_throttling`` test only (the probe fetches one
+server address with the platform's SNI and with a control SNI), target speed / control
+speed, recomputed from the tagged OONI rows (:func:`speed_ratio`); the importer writes it as
+``throttling:<platform>`` (docs/ooni.md "Throttling").
 """
 
 from __future__ import annotations
