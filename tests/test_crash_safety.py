@@ -141,7 +141,7 @@ def diff(got: Snapshot, want: Snapshot) -> str:
 # ---- series import ---------------------------------------------------------------------
 
 N_SERIES = 200  # country/region series of the second file
-N_BINS = 600  # 120k rows, ~4 MB: the import takes about as long as the start-up
+N_BINS = 400  # 80k rows, ~3 MB: the import takes about as long as the start-up
 
 
 def _series_csv(path: Path, bins: int, offset: float) -> Path:
