@@ -102,6 +102,8 @@ def main() -> None:
     ap.add_argument("--scenario", action="append", default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--ridge", type=float, default=1e-2,
+                    help="L2 weight of the fit (raise it when few events are false)")
     args = ap.parse_args()
     dets = args.detector or detector_names()
     if REFERENCE not in dets:
@@ -116,7 +118,7 @@ def main() -> None:
         print("  confidence (confidence.noisy-or, IODA-style):")
         print("\n".join(table([(c, r) for _, c, r, _ in rows])))
         if args.fit and rows:
-            w = fit(rows)
+            w = fit(rows, ridge=args.ridge)
             print(f'  fitted: [probability.by_detector."{d}"]')
             for name, v in zip(("intercept", *FEATURES), w, strict=True):
                 print(f"  {name} = {v:.3f}")
