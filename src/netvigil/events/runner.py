@@ -28,7 +28,9 @@ state. One run:
 4. events are rebuilt for the touched entities only: those with new alerts, recomputed
    series, or an event still open (its score grows with every new bin). One statement
    reads their alerts, one the points their evidence needs (from each signal's first
-   alert on), one DELETE and one INSERT replace their events.
+   alert on), one DELETE and one INSERT replace their events. The countries above touched
+   regions and ASes are rebuilt too (national roll-ups, :mod:`netvigil.events.fusion`);
+   every event gets its assessment and carries the history of the stored one it replaces.
 
 Everything from step 3 on runs in one transaction: a failure leaves alerts, events and
 states as they were. Re-running without new data changes nothing.
