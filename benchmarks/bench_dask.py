@@ -10,6 +10,12 @@ figure. Rows (rate, wall time, and the ratio to the named peer, ``single``):
 * ``ooni import`` — ``netvigil ooni import --dir`` on the replicated real OONI fixtures of
   ``benchmarks/bench_ooni_import.py`` (bucket layout), measurements/s; dask rows with the
   default ``--chunk-files 64``;
+* ``bgp ingest`` — ``netvigil bgp ingest --dir`` on a synthetic day (``--bgp-hours``) of real
+  MRT written by ``netvigil.testing.mrt_encode``: ``rrc00`` with a RIB every 8 h and
+  ``route-views2`` every 2 h (their real cadences; ``--bgp-prefixes`` prefixes x 10 peers
+  each) and a 5-minute update file per collector (``--bgp-updates`` random announcements and
+  withdrawals each), elements/s of the single run; every dask row also checks that its
+  stored points equal the single run's (``identical``);
 * ``detect`` — ``netvigil detect`` (ioda.median, first run: every series from scratch) on a
   store of ``--entities`` entities (countries with regions and ASes) x ``--days`` days of a
   5-minute ``bgp`` series with outages, points/s; dask rows shard by country.
@@ -86,6 +92,50 @@ def _detect_store(path: Path, n_entities: int, days: int) -> int:
     return total
 
 
+def _bgp_day(root: Path, hours: int, n_prefixes: int, per_file: int) -> int:
+    """The synthetic archive (module docstring); returns the update elements written."""
+    import gzip
+    import random
+
+    from netvigil.testing.mrt_encode import bgp4mp_update, synthetic_rib
+
+    rng = random.Random(11)
+    n = 0
+    for coll, every, seed in (("rrc00", 8, 1), ("route-views2", 2, 2)):
+        d = root / coll
+        d.mkdir(parents=True)
+        for h in range(0, hours, every):
+            synthetic_rib(d / f"bview.20220105.{h:02d}00.gz", n_prefixes=n_prefixes,
+                          n_peers=10, ts=T0 + 3 * 86_400 + h * 3600, seed=seed)
+        for f in range(hours * 12):
+            t = T0 + 3 * 86_400 + 300 * f
+            parts = []
+            for k in range(per_file):
+                p = rng.randrange(10)
+                pfx = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.0/24"
+                ip, asn = f"10.0.{p}.1", 64_500 + p
+                parts.append(bgp4mp_update(t + k * 300 // per_file, ip, asn, withdraw=[pfx])
+                             if rng.random() < 0.4 else bgp4mp_update(
+                                 t + k * 300 // per_file, ip, asn, announce=[pfx],
+                                 as_path=[asn, 174, rng.randrange(1000, 60_000)]))
+            hh, mm = divmod(5 * f, 60)
+            (d / f"updates.20220105.{hh:02d}{mm:02d}.gz").write_bytes(
+                gzip.compress(b"".join(parts), 1))
+            n += per_file
+    return n
+
+
+def _points(store: Path) -> list[tuple[object, ...]]:
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute("SELECT entity_type, entity_code, signal, time, value FROM points"
+                           " ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
 def _rows(name: str, unit: str, amount: int, times: dict[str, float]) -> None:
     single = times["single"]
     for label, dt in times.items():
@@ -101,6 +151,9 @@ def main() -> int:
     ap.add_argument("--entities", type=int, default=60)
     ap.add_argument("--days", type=int, default=9)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--bgp-hours", type=int, default=24)
+    ap.add_argument("--bgp-prefixes", type=int, default=50_000)
+    ap.add_argument("--bgp-updates", type=int, default=300)
     a = ap.parse_args()
     # a parallel figure means nothing on a busy machine: say how busy it was
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
@@ -116,6 +169,22 @@ def main() -> int:
                               str(tmp / f"o-{label}-{r}.duckdb"), *extra])
                 best[label] = min(best.get(label, dt), dt)
         _rows("ooni import", "measurements", a.measurements, best)
+
+        elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates)
+        print(f"bgp input: {a.bgp_hours} h, 2 collectors, {elems:,} update elements, "
+              f"RIBs of {a.bgp_prefixes:,} prefixes x 10 peers")
+        best = {}
+        same = {}
+        for r in range(a.repeat):
+            for label, extra in ENGINES:
+                store = tmp / f"b-{label}-{r}.duckdb"
+                dt, _ = _run(["bgp", "ingest", "--dir", str(tmp / "mrt"), "--store",
+                              str(store), *extra])
+                best[label] = min(best.get(label, dt), dt)
+                if extra:
+                    same[label] = _points(store) == _points(tmp / f"b-single-{r}.duckdb")
+        _rows("bgp ingest", "elements", elems, best)
+        print(f"bgp ingest   identical points to single: {same}")
 
         pts = _detect_store(tmp / "d.duckdb", a.entities, a.days)
         print(f"detect input: {a.entities} series x {a.days} days = {pts:,} points")

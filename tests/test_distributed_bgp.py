@@ -84,7 +84,8 @@ def _rows(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]
 def test_epochs_replay_each_collector_from_its_latest_rib(tmp_path: Path) -> None:
     _archive(tmp_path / "a")
     files = discover([], tmp_path / "a", None)
-    eps = epochs(files)
+    assert epochs(files) == [(None, None)]  # only 00:00 is a RIB time of both
+    eps = epochs(files, shared=False)
     assert eps == [(None, T0 + 3600), (T0 + 3600, None)]
     second = epoch_files(files, eps[1])
     ribs = sorted((f.collector, f.time - T0) for f in second if f.is_rib)
@@ -102,7 +103,7 @@ def test_synthetic_two_epochs_equal_the_single_process(tmp_path: Path, client: C
         rep = BgpIngester(Pipeline(store, geo), config=cfg).run(files)
     with Store(tmp_path / "dask.duckdb") as store:
         got = ingest_dask(client, files, Pipeline(store, geo), cfg, ErrorPolicy.SKIP,
-                          tmp_path / "work")
+                          tmp_path / "work", shared=False)  # the replaying epochs
     assert got.epochs == 2 and got.bins == rep.bins == 24
     want = _rows(tmp_path / "one.duckdb")
     eg = [r for r in want[0] if r[1] == "EG" and r[2] == "bgp"]
@@ -111,7 +112,7 @@ def test_synthetic_two_epochs_equal_the_single_process(tmp_path: Path, client: C
     # a re-run reads both epochs from disk, computes nothing, writes the same
     with Store(tmp_path / "dask.duckdb") as store:
         again = ingest_dask(client, files, Pipeline(store, geo), cfg, ErrorPolicy.SKIP,
-                            tmp_path / "work")
+                            tmp_path / "work", shared=False)
     assert again.resumed == 2 and _rows(tmp_path / "dask.duckdb") == want
 
 

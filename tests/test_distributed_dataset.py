@@ -57,11 +57,11 @@ def _digests(root: Path) -> dict[str, str]:
 
 def test_bgp_archives_through_partitions_equal_the_direct_pipeline(tmp_path: Path,
                                                                     geo: GeoLookup) -> None:
-    """The real 2002 RIB slice and a synthetic 3-bin, 2-collector archive: the stored
-    points and series of (ingest -> PartitionSink -> dataset -> import) equal the direct
-    ingest's, values included."""
+    """Real 2002 RIS updates and a synthetic 3-bin, 2-collector archive: the stored points
+    and series of (ingest -> PartitionSink -> dataset -> import) equal the direct ingest's,
+    values included."""
     files = _write_archive(tmp_path / "archive")
-    real = discover([MRT / "bview.20020722.2337.first4000.gz"], None, "rrc00")
+    real = discover([MRT / "updates.20020722.2238.gz"], None, "rrc00")
     cfg_real = VisibilityConfig(ff_v4=1, ff_v6=1)
     with Store(tmp_path / "direct.duckdb") as direct:
         BgpIngester(Pipeline(direct, geo), CFG).run(discover(files, None, None))
@@ -78,7 +78,7 @@ def test_bgp_archives_through_partitions_equal_the_direct_pipeline(tmp_path: Pat
     rels = sorted(p.relative_to(tmp_path / "ds").as_posix() for _s, p in dataset_parts(
         tmp_path / "ds"))
     assert "source=bgp/date=2022-01-05/hour=00/part-a-synthetic.parquet" in rels
-    assert "source=bgp/date=2002-07-22/hour=23/part-b-ris2002.parquet" in rels
+    assert "source=bgp/date=2002-07-22/hour=22/part-b-ris2002.parquet" in rels
     with Store(tmp_path / "loaded.duckdb") as loaded:
         rep = import_dataset(loaded, tmp_path / "ds")
         assert rep.inserted == len(want_pts) > 100

@@ -9,10 +9,11 @@ by **collector** divides parsing but not the snapshot, which needs every collect
 (per-bin coverage arrays shipped and summed). Sharding by **time** divides all of it:
 :meth:`RoutingState.load_rib` *replaces* everything known about a collector's peers, so the
 state after a RIB does not depend on anything before it. An **epoch** is ``[T_k, T_k+1)``
-between consecutive distinct RIB times; its worker replays, for every collector, from that
-collector's latest RIB at or before ``T_k`` (the rule :meth:`BgpIngester.plan` uses to
-resume) up to the next epoch and keeps only the facts of bins inside its epoch. Bins before
-``T_k`` it computes while replaying are dropped (another epoch owns them).
+between consecutive RIB times (those every collector shares, :func:`boundaries`); its
+worker replays, for every collector, from that collector's latest RIB at or before
+``T_k`` (the rule :meth:`BgpIngester.plan` uses to resume) up to the next epoch's RIBs
+and keeps only the facts of bins inside its epoch. Bins before ``T_k`` it computes while
+replaying are dropped (another epoch owns them).
 
 Workers emit **facts**, not points: :class:`~netvigil.pipeline.bgp.BgpAggregator` writes a
 measured zero for an entity seen in *any* earlier bin, so the driver feeds every epoch's
@@ -56,10 +57,27 @@ if TYPE_CHECKING:
 Epoch = tuple[int | None, int | None]  # [lo, hi): None = unbounded
 
 
-def epochs(files: Sequence[ArchiveFile]) -> list[Epoch]:
-    """``[None, T_1), [T_1, T_2), ..., [T_n, None)`` from the distinct RIB times; the first
-    is dropped when no file precedes the first RIB."""
-    ribs = sorted({f.time for f in files if f.is_rib})
+def boundaries(files: Sequence[ArchiveFile], shared: bool = True) -> list[int]:
+    """Epoch starts: the RIB times every collector has a RIB at (RIS dumps every collector
+    at 00/08/16 UTC, RouteViews every 2 h: they share every 8 h), so no epoch replays a
+    collector from an older RIB; without any shared time (or ``shared=False``), every distinct
+RIB time (correct,
+    but each epoch then replays the collectors whose RIB is older: measured 6x the work of
+    one process on 8 h of rrc00 + route-views2 in benchmarks/bench_dask.py)."""
+    by_coll: dict[str, set[int]] = {}
+    for f in files:
+        by_coll.setdefault(f.collector, set())
+        if f.is_rib:
+            by_coll[f.collector].add(f.time)
+    sets = list(by_coll.values())
+    common = set.intersection(*sets) if sets and shared else set()
+    return sorted(common) if common else sorted(set.union(set(), *sets))
+
+
+def epochs(files: Sequence[ArchiveFile], shared: bool = True) -> list[Epoch]:
+    """``[None, T_1), [T_1, T_2), ..., [T_n, None)`` from :func:`boundaries`; the first is
+    dropped when no file precedes the first boundary."""
+    ribs = boundaries(files, shared)
     bounds: list[int | None] = [None, *ribs, None]
     out: list[Epoch] = list(zip(bounds[:-1], bounds[1:], strict=True))
     if ribs and not any(f.time < ribs[0] for f in files):
@@ -175,13 +193,14 @@ class DaskIngest:
 
 
 def ingest_dask(client: Client, files: Sequence[ArchiveFile], sink: FactSink,
-                config: VisibilityConfig, policy: ErrorPolicy, work: Path) -> DaskIngest:
+                config: VisibilityConfig, policy: ErrorPolicy, work: Path, *,
+                shared: bool = True) -> DaskIngest:
     """Epochs on the workers (those not done in ``work``), facts into ``sink`` in time
     order, one flush at the end. The caller owns ``work`` (remove it once stored)."""
     from distributed import wait
 
     work.mkdir(parents=True, exist_ok=True)
-    eps = epochs(files)
+    eps = epochs(files, shared)
     plan = [(ep, epoch_files(files, ep)) for ep in eps]
     targets = [work / epoch_name(i, ep, fs) for i, (ep, fs) in enumerate(plan)]
     todo = [(ep, fs, t) for (ep, fs), t in zip(plan, targets, strict=True) if not t.is_file()]
