@@ -348,3 +348,19 @@ def test_throttled_platform_is_a_throttling_event_never_a_platform_block(
     assert len(events) == 4, events
     assert not [e for e in events if e["kind"] == "platform-block"
                 and any("tiktok" in s for s in _signals(e))]
+
+
+def test_throttling_targets_are_validated_and_the_default_control_keeps_the_length() -> None:
+    from netvigil_probe.targets import TargetError, parse_targets
+    from netvigil_probe.throttling import scrambled
+
+    (t,) = parse_targets([{"url": "https://x.com/a", "platform": "x",
+                           "throttling": {"path": "/big", "control_sni": "cdn.example"}}], "f")
+    assert (t.throttling, t.download_path, t.control_sni) == (True, "/big", "cdn.example")
+    for bad, why in (({"url": "http://x.com/", "throttling": True}, "needs an https URL"),
+                     ({"url": "https://x.com/", "throttling": {"path": "big"}}, "start with /"),
+                     ({"url": "https://x.com/", "throttling": {"speed": 1}}, "must be true")):
+        with pytest.raises(TargetError, match=why):
+            parse_targets([{"platform": "x", **bad}], "targets.json")
+    s = scrambled("abs.twimg.com")
+    assert len(s) == len("abs.twimg.com") and s.endswith(".com") and s != "abs.twimg.com"
