@@ -86,6 +86,8 @@ RULES: dict[str, str] = {
     "throttling.target-failed": "sni_throttling: the target SNI's handshake failed while the "
                                 "control SNI's to the same address completed (tls)",
     "throttling.no-baseline": "sni_throttling: the control SNI failed: no baseline (failure)",
+    "throttling.target-incomplete": "sni_throttling: no target handshake row or timing, and "
+                                    "no TLS failure (connect failed, data cut): failure",
 }
 #: NetVigil's own test (the probe agent's; docs/probe.md "SNI throttling"): the same server
 #: address fetched with the target SNI and with a control SNI (OONI's method, anchors §6)
@@ -467,7 +469,8 @@ def _leg(tk: dict[str, Any], tag: str) -> Leg:
             done = t
         elif op == "bytes_received_cumulative":
             n = _num(ev.get("num_bytes"))
-            body = max(body, int(n)) if n is not None else body
+            if n is not None and 0 <= n < 2**63:  # not NaN / inf (json.loads reads them)
+                body = max(body, int(n))
     transfer = done - start if start is not None and done is not None and done > start \
         else None
     return Leg(handshake_s, failed, body, transfer)
@@ -502,6 +505,8 @@ def _judge_sni_throttling(m: dict[str, Any], tk: dict[str, Any],
         return Outcome.FAILURE, "throttling.no-baseline", [], None
     if target.handshake_failed:
         return Outcome.ANOMALY, "throttling.target-failed", ["tls"], None
+    if target.handshake_s is None:
+        return Outcome.FAILURE, "throttling.target-incomplete", [], None
     return Outcome.OK, "throttling.measured", [], None
 
 
