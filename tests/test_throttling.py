@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -322,6 +323,17 @@ def test_throttled_platform_is_a_throttling_event_never_a_platform_block(
     for args in (["ooni", "import", str(src)], ["detect"]):
         res = runner.invoke(cli, [*args, "--store", store])
         assert res.exit_code == 0, res.output
+    # the series: per AS and hour, 100 x the probe measurement's own target/control speed
+    con = duckdb.connect(store, read_only=True)
+    pts = dict(con.execute("SELECT time, value FROM points WHERE entity_code = '9198' AND "
+                           "signal = 'throttling:tiktok'").fetchall())
+    con.close()
+    speed = {k: 100 * verdict(rounds[k][f"{ST}www.tiktok.com/"]).speed_ratio  # type: ignore[operator]
+             for k in ("free", "censored")}
+    assert len(pts) == DAYS * 24
+    for t, v in pts.items():
+        inside = THROTTLED[0] <= t < THROTTLED[1]
+        assert v == pytest.approx(speed["censored" if inside else "free"]), t
     res = runner.invoke(cli, ["events", "--store", store, "--format", "json"])
     assert res.exit_code == 0, res.output
     events = json.loads(res.output)
