@@ -111,6 +111,7 @@ _RISKY = re.compile(rb'"(?:[^"\\]|\\.)*"'
                     rb"|(?<![\d.eE+\-])-?\d{19,}(?:\.\d*)?(?:[eE][+-]?\d+)?"
                     rb"|(?<![\d.eE+\-])-?\d+(?:\.\d*)?[eE][+-]?\d{3,}")
 _NUMBER_CHARS = frozenset(b"0123456789.eE+-")
+_BEYOND = "<number beyond the float range: "
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _CANDIDATE = re.compile(rb"\d{19}|[eE][+-]?\d{3}")  # cheap pre-check for _RISKY numbers
 
@@ -172,8 +173,8 @@ def _rewrite(buf: bytes) -> bytes:
         except (ValueError, OverflowError):
             x = math.inf
         if math.isinf(x):
-            return json.dumps(f"<number beyond the float range: {rules.shorten(text)}>"
-                              ).encode()
+            shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} chars)"
+            return json.dumps(f"{_BEYOND}{shown}>").encode()
         if not any(c in text for c in ".eE") and not -2**63 <= int(text[:40]) < 2**63:
             return repr(x).encode()
         return tok
@@ -341,6 +342,8 @@ def _first_line(exc: Exception) -> str:
 def _shown(ev: str, val: Any) -> str:
     if ev in _OPEN:
         return repr(_Nested(ev))
+    if ev == "string" and val.startswith(_BEYOND):  # put there by SafeNumbers
+        return str(val)
     return _show(val)
 
 
