@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from netvigil.cli.main import cli
 from netvigil.distributed.dataset import (
     DatasetWriter,
     PartitionSink,
@@ -107,6 +109,12 @@ def test_partitions_split_by_hour_keep_missing_and_last_repeated_value(
         row = store.connection.execute("SELECT step, declared_step, source FROM series"
                                        ).fetchone()
         assert row == (300, 300, "csv:a/b.csv")
+    res = CliRunner().invoke(cli, ["store", "import-parquet", str(tmp_path / "ds"),
+                                   "--store", str(tmp_path / "cli.duckdb")])
+    assert res.exit_code == 0, res.output
+    assert "parts 3, rows 5: inserted 4, updated 0, unchanged 0" in res.output
+    with Store(tmp_path / "cli.duckdb") as a, Store(tmp_path / "s.duckdb") as b:
+        assert _rows(a, POINTS_SQL) == _rows(b, POINTS_SQL)
 
 
 def test_rewriting_a_unit_replaces_its_partitions_exactly(tmp_path: Path) -> None:
