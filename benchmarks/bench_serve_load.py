@@ -1,28 +1,38 @@
 """``netvigil serve`` under load: 100 concurrent HTTP clients on loopback (issue 10, item 6).
 
 Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--days 30] [--clients 100]
-[--seconds 15] [--store PATH --keep]``.
+[--seconds 15] [--store PATH --keep] [--no-compact] [--load-generator wrk|httpx]
+[--series-scale 0.1]``.
 
 1. **Load.** 30 days of 5-minute ``bgp`` series for every country and every ISO 3166-2
    region (pycountry: 249 + ~5,000 series, 8,640 points each, ~45M rows) written through
-   ``Store.write_points`` one day per call, and a few events per country through
-   ``Store.replace_events`` (the store's write paths; values synthetic, nothing downloaded).
+   ``Store.write_points`` one day per call, time-major (one bin of every series after
+   another, the order the pipeline writes in), and a few events per country through
+   ``Store.replace_events``; then the store's maintenance step ``Store.compact_points``
+   (``netvigil store compact``) clusters the closed days by series (``--no-compact`` keeps
+   the time-ordered layout to compare). Values synthetic, nothing downloaded.
 2. **Serve** in its own process: ``netvigil serve --store ... --port ...`` (uvicorn, one
    worker, as shipped).
-3. **Load generator** in a second process: ``--clients`` closed-loop clients (httpx2
-   AsyncClient, one connection each, no think time) for ``--seconds`` per query kind:
+3. **Load generator** in a second process: ``--clients`` closed-loop clients, one
+   keep-alive connection each, no think time, for ``--seconds`` per query kind: Debian's
+   ``wrk`` (C; a Lua script gives each request the next of 20,000 random paths) by
+   default, or this script's httpx2 AsyncClient (Python, which spends more of the shared
+   cores on the client side). Queries:
 
    * ``signals``: ``/api/v1/signals/{country|region}/{code}?signal=bgp`` over a random
-     7-day window with ``max_points=500`` (a dashboard chart);
+     7-day window with ``max_points=500`` (a dashboard chart; ~122,000 distinct URLs, so
+     nearly every request misses serve's answer cache);
    * ``events``: ``/api/v1/events?entity_type=country&entity_code=..&from=..&until=..``
-     over the 30 days (an entity page's list).
+     over the 30 days (an entity page's list; 249 distinct URLs, so after the first
+     request per country the answer comes from the cache).
 
-   Printed per kind: requests, errors (non-200 or transport), throughput, p50 and p99,
-   then one client alone for a third of the time (the service time without queueing).
+   Printed per kind: requests, errors (non-200, socket errors, timeouts past 30 s),
+   throughput, p50 and p99, the cache's hits and misses (``/metrics``), then one client
+   alone for a third of the time (the service time without queueing).
    Goal: p99 < 100 ms, 0 errors.
 4. **Peer, side by side:** the same queries run in-process straight on DuckDB (one
    read-only connection, one query at a time, no HTTP, no JSON): the floor the HTTP
-   surface adds to. The ratio printed is serve p50 / DuckDB p50.
+   surface adds to. The ratio printed is serve alone p50 / DuckDB p50.
 
 With closed-loop clients and no think time, latency is about clients / throughput (Little's
 law), so on a 2-core machine shared with other jobs the p99 mostly measures throughput.

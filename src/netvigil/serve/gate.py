@@ -17,10 +17,11 @@ How, and why this way:
   request takes a :class:`~netvigil.store.duck.Store` of its own on the cached instance
   from a pool (opened on demand, one request at a time each), so requests never share a
   connection across threads and the pool closes with the anchor.
-* **Idle means closed.** When the last in-flight request ends and the anchor has been open
-  longer than ``hold_seconds`` (or a writer knocked), the anchor closes at once; an anchor
-  left open by a short burst is closed by the gate's thread after ``IDLE_SECONDS`` without
-  requests. So an idle serve never holds the file.
+* **Idle means closed.** When the last in-flight request ends after a writer knocked (or,
+  without inotify, after the anchor has been open longer than ``hold_seconds``), the anchor
+  closes at once; otherwise the gate's thread closes it after ``IDLE_SECONDS`` without
+  requests. So an idle serve never holds the file, and a busy one does not reopen it
+  cold between requests.
 * **A knocking writer is heard** (Linux). A writer's failed read-write open leaves an
   ``IN_CLOSE_WRITE`` inotify event on the file (its open is ``O_RDWR``; DuckDB's read-only
   opens are ``O_RDONLY`` and leave ``IN_CLOSE_NOWRITE``). On such an event while serve holds
@@ -232,7 +233,12 @@ class StoreGate:
             self._readers -= 1
             self._last_leave = time.monotonic()
             held = time.monotonic() - self._opened_at
-            if self._readers == 0 and (self._draining or held > self.hold_seconds):
+            # With an ear for writers the anchor stays while requests keep coming (a knock
+            # drains it; the gate's thread closes it once idle): closing it after every
+            # hold cost a cold open (~90 ms) and DuckDB's buffers to the next request.
+            # Without one, it closes after each hold so a polling writer finds gaps.
+            expired = held > self.hold_seconds and not self.watching
+            if self._readers == 0 and (self._draining or expired):
                 self._close_anchor()
 
     def _close_anchor(self) -> None:
