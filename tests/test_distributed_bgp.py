@@ -39,7 +39,7 @@ ORIGIN = {"41.32.0.0/16": 8452, "41.33.0.0/22": 8452, "2.57.96.0/22": 9198,
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 

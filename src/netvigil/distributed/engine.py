@@ -48,7 +48,9 @@ def dask_client(scheduler: str) -> Iterator[Client]:
     target = parse_scheduler(scheduler)
     if isinstance(target, int):
         with LocalCluster(n_workers=target, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                          # ":0": any free port (None still binds 8787, and warns when
+                          # it is taken: pytest turns that warning into an error)
+                          dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
                 Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
     else:
