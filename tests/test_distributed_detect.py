@@ -104,8 +104,9 @@ def _pair(tmp_path: Path, days: float) -> tuple[Path, Path]:
     return single, sharded
 
 
-def test_country_groups_keep_regions_and_ases_with_their_country(tmp_path: Path) -> None:
-    single, _ = _pair(tmp_path, 1)
+def test_country_groups_keep_regions_and_ases_with_their_country(
+        reference: Reference) -> None:
+    single = reference[0]
     with Store(single, read_only=True) as store:
         groups = {root.fqid: sorted(m.fqid for m in mem) for root, mem in
                   country_groups(store)}
@@ -113,7 +114,8 @@ def test_country_groups_keep_regions_and_ases_with_their_country(tmp_path: Path)
                                     "region/KZ-75"]
     assert groups["country/UZ"] == ["asn/8193", "country/UZ"]
     assert groups["asn/64512"] == ["asn/64512"]
-    shards = pack_shards(country_groups(Store(single, read_only=True)), 2)
+    with Store(single, read_only=True) as store:
+        shards = pack_shards(country_groups(store), 2)
     assert len(shards) == 2 and sorted(e.fqid for s in shards for e in s) == sorted(
         e for g in groups.values() for e in g)
     kz = {e.fqid for s in shards for e in s if e.fqid in groups["country/KZ"]}
