@@ -31,7 +31,7 @@ STATE_VERSION = 2.0
 # header fields of a state vector
 V_VERSION, V_SLOTS, V_LAST, V_FIRST, V_LEVEL, V_PHI, V_WARM, V_ALLINT = range(8)
 V_REPORTED, V_PCODE, V_PSTART, V_PVALUE, V_PPRED, V_PX, V_PM, V_PV = range(8, 16)
-V_XSTART, V_XCRIT, V_XX, V_XM, V_STEP, V_NOBS = range(16, 22)
+V_XSTART, V_XCRIT, V_XX, V_XM, V_STEP = range(16, 21)  # 21: spare
 V_RSTART, V_RVALUE, V_RPRED, V_RX, V_RM, V_RV = range(22, 28)
 HEADER = 28
 
