@@ -1,0 +1,91 @@
+"""A probing fleet through round partitions: vantage points that upload late or not at all
+give the stored values of an in-order run of the one pipeline; a merged round is never
+folded twice."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netvigil.distributed.fleet import merge_rounds, write_rounds
+from netvigil.geo import GeoLookup
+from netvigil.model.facts import ProbeRound
+from netvigil.pipeline import Pipeline
+from netvigil.store.duck import Store
+
+T0 = 1_641_340_800  # 2022-01-05 00:00 UTC
+STEP = 600
+POINTS = "SELECT entity_type, entity_code, signal, time, value FROM points ORDER BY ALL"
+#: /24s in Kazakhstan (AS9198's 95.56.0.0/16) and Egypt (41.32.0.0/16)
+BLOCKS = np.array([int(ipaddress.IPv4Address(f"95.56.{i}.0")) for i in range(40)]
+                  + [int(ipaddress.IPv4Address(f"41.32.{i}.0")) for i in range(30)],
+                  dtype=np.uint32)
+
+
+@pytest.fixture(scope="module")
+def geo() -> GeoLookup:
+    return GeoLookup.default()
+
+
+def _round(vantage: str, k: int, seed: int) -> ProbeRound:
+    """Round k: KZ blocks stop answering in rounds 4-7; each vantage sees some loss."""
+    rng = np.random.default_rng(seed * 100 + k)
+    n = BLOCKS.size
+    sent = np.full(n, 4, np.uint8)
+    replies = rng.binomial(4, 0.85, n).astype(np.uint8)
+    if 4 <= k <= 7:
+        replies[:40] = 0
+    lost = (sent - replies).astype(np.uint8)
+    return ProbeRound(vantage, float(T0 + k * STEP + seed), STEP, BLOCKS,
+                      np.full(n, 0.9, np.float32), sent, replies, np.zeros(n, np.uint8), lost)
+
+
+def _fleet() -> dict[str, list[ProbeRound]]:
+    """a and b report rounds 0-11; c only 6-11 (missing before, and it uploads late)."""
+    return {"a": [_round("a", k, 1) for k in range(12)],
+            "b": [_round("b", k, 2) for k in range(12)],
+            "c": [_round("c", k, 3) for k in range(6, 12)]}
+
+
+def test_late_and_missing_vantage_points_give_the_in_order_values(
+        tmp_path: Path, geo: GeoLookup) -> None:
+    fleet = _fleet()
+    in_order = sorted((r for rs in fleet.values() for r in rs),
+                      key=lambda r: (r.round_start, r.vantage))
+    with Store(tmp_path / "ref.duckdb") as ref:
+        pipe = Pipeline(ref, geo)
+        for r in in_order:
+            pipe.emit(r)
+        pipe.flush()
+        want = ref.connection.execute(POINTS).fetchall()
+    kz = [v for et, code, sig, _t, v in want if (et, code, sig) == ("country", "KZ", "probing")]
+    assert len(kz) == 12 and min(kz) < max(kz)  # the outage is in the series
+
+    root = tmp_path / "rounds"
+    with Store(tmp_path / "fleet.duckdb") as store:
+        merger = Pipeline(store, geo)  # one long-running merger (module docstring: restarts)
+        write_rounds(root, "a", fleet["a"])
+        write_rounds(root, "b", fleet["b"][:8])
+        first = merge_rounds(merger, root)
+        assert (first.rounds, first.vantages) == (20, ("a", "b"))
+        # b's last rounds and all of c's arrive late, b re-uploading its whole hour
+        write_rounds(root, "b", fleet["b"])
+        write_rounds(root, "c", fleet["c"])
+        second = merge_rounds(merger, root)
+        assert (second.rounds, second.vantages, second.stale) == (10, ("b", "c"), 20)
+        assert store.connection.execute(POINTS).fetchall() == want
+        # a restarted merger (state from the store's checkpoint): nothing new, nothing folded
+        third = merge_rounds(Pipeline(store, geo), root)
+        assert (third.rounds, third.stale) == (0, 30)
+        assert store.connection.execute(POINTS).fetchall() == want
+
+
+def test_round_partitions_are_hourly_and_reject_what_they_cannot_carry(tmp_path: Path) -> None:
+    paths = write_rounds(tmp_path, "a", [_round("a", k, 1) for k in range(12)])
+    assert [p.parent.name for p in paths] == ["hour=00", "hour=01"]
+    assert paths[0].name == "part-a.parquet"
+    with pytest.raises(ValueError, match="round of 'b'"):
+        write_rounds(tmp_path, "a", [_round("b", 0, 1)])
