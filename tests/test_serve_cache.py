@@ -105,6 +105,15 @@ def test_a_write_by_another_process_invalidates(client: TestClient, store_path: 
     assert _values(client.get(SIGNALS).json())[0] == 7.0
 
 
+def test_serve_reads_with_one_duckdb_thread_per_query(client: TestClient) -> None:
+    from netvigil.serve.gate import DUCKDB_THREADS
+
+    gate = client.app.state.store_gate  # type: ignore[attr-defined]
+    with gate.reader() as store:
+        row = store.connection.execute("SELECT current_setting('threads')").fetchone()
+    assert row is not None and int(row[0]) == DUCKDB_THREADS == 1
+
+
 def test_file_signature_moves_with_every_commit(store_path: Path) -> None:
     before = file_signature(store_path)
     assert before == file_signature(store_path)  # reading changes nothing

@@ -69,6 +69,12 @@ FALLBACK_GAP_SECONDS = 0.2  # without inotify: file left free this long after ea
 ADMIT_POLL_SECONDS = 0.005  # how often a waiting request looks at the gate again
 IDLE_SECONDS = 0.5  # an anchor nobody used for this long is closed (the file is free)
 TICK_SECONDS = 0.2  # how often the gate's thread looks for an idle anchor
+#: DuckDB threads per query on serve's database instance. Requests already run side by side
+#: (app.WORKER_THREADS); a chart reads a few row groups, so splitting one query across
+#: threads only adds contention: at 100 clients on 2 shared cores, 1 thread gave 131.7 and
+#: 103.3 charts/s (load average 9.8, 10.1) against 74.3 with DuckDB's default of one per
+#: core (load 13.2; bench_serve_load.py, docs/api.md).
+DUCKDB_THREADS = 1
 
 
 class StoreGate:
@@ -181,6 +187,7 @@ class StoreGate:
         and count the caller in."""
         try:
             anchor = self._open_reader()
+            anchor.connection.execute(f"SET threads = {DUCKDB_THREADS}")  # the instance's
         except BaseException:
             with self._cond:
                 self._opening = False
