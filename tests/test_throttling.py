@@ -6,7 +6,10 @@ Lab (its own small topology; helpers from ``test_probe_agent``)::
     [probe ns] p0 198.19.0.1 ── r0 [censor ns] r1 ── s0 198.19.1.2 [servers ns]
                                  nft redirect :443 → shaper      lo: 198.18.0.14 HTTPS, .54 DNS
 
-The servers namespace answers every name on one address (``/`` a small page, ``/blob`` a
+The servers namespace also runs NetVigil's collector (``create_app`` under uvicorn, .80)
+and a location service (.81), so the probe's measurements go the real way: spool, upload,
+collector, the OONI importer's FactBuilder, ``throttling:<platform>`` points.
+It answers every name on one address (``/`` a small page, ``/blob`` a
 4 MiB body). The censor's shaper reads the ClientHello's server name: names in ``throttled``
 are relayed back **one 8 KiB chunk per 0.1 s** (≈ 80 KB/s: this kernel has no netem/tbf
 qdisc, so the shaping is done by the relay, as a DPI box that drops packets does it in
@@ -18,12 +21,15 @@ same-server baseline can tell it from a slow path.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.server
 import json
+import os
 import secrets
 import shutil
 import socket
 import ssl
+import statistics
 import struct
 import subprocess
 import sys
@@ -37,18 +43,24 @@ from typing import Any
 
 import duckdb
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
+from netvigil.cli.common import open_store
 from netvigil.cli.main import cli
+from netvigil.serve.app import create_app
+from netvigil.serve.collector import CONFIG_ENV, token_digest
 from netvigil.sources.ooni.verdict import Outcome, verdict
+from netvigil.store.duck import Store
 from netvigil.testing.netns import can_build
 from prereq import requires
-from test_probe_agent import in_ns, listen, make_certs, run, serve_dns, sni_of, spooled
+from test_probe_agent import Geo, in_ns, listen, make_certs, run, serve_dns, sni_of, spooled
 
 OK, WHY = can_build()
 pytestmark = requires(OK, WHY)
 
-SITE, DNS, DEAD = "198.18.0.14", "198.18.0.54", "198.18.0.80"
+SITE, DNS, COLLECTOR, GEO = "198.18.0.14", "198.18.0.54", "198.18.0.80", "198.18.0.81"
+TOKEN = "lab-throttling-token-41c9"
 NAMES = ("www.tiktok.com", "x.com", "www.youtube.com")
 BLOB = 4 << 20
 CHUNK, CHUNK_DELAY = 8192, 0.1  # the shaper: one chunk per delay for throttled names
@@ -125,6 +137,8 @@ class ThrottleLab:
     throttled: set[str] = field(default_factory=set)
     blocked: set[str] = field(default_factory=set)
     ca: Path = Path()
+    store: Path = Path()
+    uvicorn: uvicorn.Server | None = None
 
     @property
     def probe(self) -> str:
@@ -148,7 +162,7 @@ class ThrottleLab:
         run("ip", "-n", c, "route", "add", "198.18.0.0/24", "via", "198.19.1.2")
         run("ip", "-n", s, "route", "add", "default", "via", "198.19.1.1")
         run("ip", "netns", "exec", c, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for a in (SITE, DNS, DEAD):  # DEAD: no listener, the collector upload is refused
+        for a in (SITE, DNS, COLLECTOR, GEO):
             run("ip", "-n", s, "addr", "add", f"{a}/32", "dev", "lo")
         etc = Path("/etc/netns") / p
         etc.mkdir(parents=True, exist_ok=True)
@@ -166,6 +180,12 @@ class ThrottleLab:
         srv.daemon_threads = True
         self.servers.append(srv)
         threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        geo = http.server.ThreadingHTTPServer((GEO, 80), Geo, bind_and_activate=False)
+        geo.socket.close()
+        geo.socket = listen(s, GEO, 80)
+        self.servers.append(geo)
+        threading.Thread(target=geo.serve_forever, args=(0.05,), daemon=True).start()
+        self._collector(s)
         run("ip", "netns", "exec", c, "nft", "add table inet shape")
         run("ip", "netns", "exec", c, "nft",
             "add chain inet shape pre { type nat hook prerouting priority -100 ; }")
@@ -176,24 +196,62 @@ class ThrottleLab:
         threading.Thread(target=shaper, args=(lsock, self.throttled, self.blocked, c),
                          daemon=True).start()
 
+    def _collector(self, ns: str) -> None:
+        self.store = self.tmp / "collector.duckdb"
+        Store(self.store).close()
+        cfg = self.tmp / "collector.json"
+        cfg.write_text(json.dumps({"senders": {"probe-kz": {
+            "token_sha256": token_digest(TOKEN), "kinds": ["measurement"]}}}))
+        os.environ[CONFIG_ENV] = str(cfg)
+        app = create_app(self.store, open_store=open_store, lock_wait=10)
+        sock = listen(ns, COLLECTOR, 8080)
+        self.sockets.append(sock)
+        server = self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True).start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "collector did not start"
+            time.sleep(0.02)
+
+    def settle(self) -> None:
+        """Wait until the collector derived every accepted measurement."""
+        def pending() -> int:
+            con = http.client.HTTPConnection(COLLECTOR, 8080, timeout=10)
+            try:
+                con.request("GET", "/api/v1/collector/status",
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+                return int(json.loads(con.getresponse().read())["pending_cells"])
+            finally:
+                con.close()
+
+        deadline = time.monotonic() + 30
+        while in_ns(self.namespaces[2], pending):
+            assert time.monotonic() < deadline, "the collector did not derive"
+            time.sleep(0.05)
+
     def measure(self, name: str) -> dict[str, dict[str, Any]]:
         """One ``netvigil-probe run`` round (the real console script, inside the probe
         namespace); its measurements by (test name, input)."""
         spool, tok, tfile = (self.tmp / f"spool-{name}", self.tmp / "token",
                              self.tmp / "targets.json")
-        tok.write_text("lab-token")
+        tok.write_text(TOKEN)
         tfile.write_text(json.dumps(TARGETS))
         exe = str(Path(sys.executable).with_name("netvigil-probe"))
         proc = subprocess.run(
             ["ip", "netns", "exec", self.probe, exe, "run", "--spool", str(spool),
-             "--collector", f"http://{DEAD}:8080", "--token-file", str(tok),
+             "--collector", f"http://{COLLECTOR}:8080", "--token-file", str(tok),
+             "--geo-url", f"http://{GEO}/", "--upload-wait", "20",
              "--targets", str(tfile), "--resolver", DNS, "--cafile", str(self.ca),
              "--timeout", "3", "--rounds", "1", "--max-download-s", str(MAX_DOWNLOAD_S)],
             capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1])["pending"] == 0  # all delivered
         return {f"{m['test_name']} {m['input']}": m for m in spooled(spool)}
 
     def destroy(self) -> None:
+        if self.uvicorn is not None:
+            self.uvicorn.should_exit = True
+        os.environ.pop(CONFIG_ENV, None)
         for srv in self.servers:
             srv.shutdown()
             srv.server_close()
@@ -217,7 +275,8 @@ def rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         lab.throttled.add("www.tiktok.com")
         lab.blocked.add("www.youtube.com")
         censored = lab.measure("censored")
-        yield {"free": free, "censored": censored, "tmp": lab.tmp}
+        lab.settle()
+        yield {"free": free, "censored": censored, "tmp": lab.tmp, "collector": lab.store}
     finally:
         lab.destroy()
 
@@ -274,6 +333,26 @@ def test_probe_measures_throttling_of_one_sni_against_a_same_server_baseline(
     wc = verdict(censored["web_connectivity https://www.tiktok.com/"])
     assert wc.outcome is Outcome.OK and wc.tls_handshake_ms is not None
     assert wc.tls_handshake_ms >= 1000 * CHUNK_DELAY
+
+
+def test_the_collector_derives_throttling_points_from_the_uploaded_measurements(
+        rounds: dict[str, Any]) -> None:
+    """Uploaded through the collector, the probe's measurements become the same series an
+    import makes: per hour, the median of 100 x each measurement's speed ratio."""
+    want: dict[int, list[float]] = {}
+    for r in ("free", "censored"):
+        m = rounds[r][f"{ST}www.tiktok.com/"]
+        assert (m["probe_cc"], m["probe_asn"]) == ("KZ", "AS9198")
+        t = int(datetime.strptime(m["measurement_start_time"], "%Y-%m-%d %H:%M:%S")
+                .replace(tzinfo=UTC).timestamp())
+        want.setdefault(t - t % 3600, []).append(100 * (verdict(m).speed_ratio or 0.0))
+    con = duckdb.connect(str(rounds["collector"]), read_only=True)
+    got = {(c, t): v for c, t, v in con.execute(
+        "SELECT entity_code, time, value FROM points WHERE signal = 'throttling:tiktok'"
+    ).fetchall()}
+    con.close()
+    assert got == {(code, h): pytest.approx(statistics.median(v))
+                   for h, v in want.items() for code in ("KZ", "9198")}
 
 
 # ----------------------------------------------------------------------------- end to end
