@@ -1,17 +1,20 @@
 """``make fuzz``: run every fuzz target under atheris/libFuzzer and print one summary table.
 
-    python -m fuzz.runner [--runs 1000000] [--max-time 420] [--jobs 2] [TARGET ...]
+    python -m fuzz.runner [--runs 1000000] [--max-time 390] [--jobs 2] [TARGET ...]
 
 Per target, in ``build/fuzz/<target>/``: ``seeds/`` (cut from tests/fixtures by
 :mod:`fuzz.seeds`, rewritten each run), ``corpus/`` (the inputs libFuzzer found new coverage
 with; kept between runs, so later runs start where earlier ones stopped), ``artifacts/``
-(``crash-*``, ``timeout-*``, ``oom-*``: the inputs to turn into regression tests) and
-``log``. ``fuzz/regressions/<target>/`` is read as a corpus too.
+(``crash-*``, ``timeout-*``, ``oom-*``: the inputs to turn into regression tests; ``stall-*``)
+and ``log.N``. ``fuzz/regressions/<target>/`` is read as a corpus too.
 
 libFuzzer stops a target at ``--runs`` inputs, after ``--max-time`` seconds, or at the first
 crash (an exception outside the parser's documented errors, see :mod:`fuzz.targets`), hang
-(one input over ``--timeout`` seconds) or out-of-memory (RSS over ``--rss-mb``). Targets
-run ``--jobs`` at a time, longest first. The figures come from libFuzzer's own final stats
+(one input over ``--timeout`` seconds) or out-of-memory (RSS over ``--rss-mb``); after a
+finding the runner starts it again with the remaining inputs and time (:class:`Slot`). A
+timeout is replayed for CPU time first and kept as a hang only if it needs more than
+``--timeout`` CPU seconds (else ``stall-*``: libFuzzer's clock is wall time). Targets run
+``--jobs`` at a time, longest first. The figures come from libFuzzer's own final stats
 (``-print_final_stats=1``), never from our counting. Exit status 0 only when every target
 executed ``--runs`` inputs with no crash, hang or out-of-memory.
 """
