@@ -183,3 +183,42 @@ def test_an_answer_computed_across_a_write_is_not_kept() -> None:
     assert asyncio.run(get(b"still")) == b"3"  # kept
     version[0] += 1
     assert asyncio.run(get(b"still")) == b"4"  # the store moved: recomputed
+
+
+def test_concurrent_misses_of_one_url_compute_it_once() -> None:
+    import asyncio
+
+    calls: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["query_string"])
+        await asyncio.sleep(0.05)  # the answer takes a while: others arrive meanwhile
+        status = 500 if scope["query_string"] == b"bad" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % len(calls)})
+
+    cache = ResponseCache()
+    mw = ResponseCacheMiddleware(app, cache, lambda: (1,))
+
+    async def get(qs: bytes) -> tuple[bytes, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        await mw({"type": "http", "method": "GET", "path": "/api/v1/events",
+                  "query_string": qs}, receive, send)
+        return bytes(sent[-1]["body"]), dict(sent[0]["headers"])[CACHE_HEADER]
+
+    async def main() -> list[tuple[bytes, bytes]]:
+        return list(await asyncio.gather(*(get(q) for q in (b"a", b"a", b"a", b"b",
+                                                              b"bad", b"bad"))))
+
+    got = asyncio.run(main())
+    assert sorted(calls) == [b"a", b"b", b"bad", b"bad"]  # one computation per good URL
+    assert [h for _, h in got[:3]].count(b"miss") == 1 and got[0][0] == got[1][0] == got[2][0]
+    assert [h for _, h in got[4:]] == [b"miss", b"miss"]  # an error is not shared
+    assert (cache.hits, cache.misses) == (2, 4)  # misses count computations
