@@ -50,17 +50,22 @@ def _fleet() -> dict[str, list[ProbeRound]]:
             "c": [_round("c", k, 3) for k in range(6, 12)]}
 
 
-def test_late_and_missing_vantage_points_give_the_in_order_values(
-        tmp_path: Path, geo: GeoLookup) -> None:
-    fleet = _fleet()
-    in_order = sorted((r for rs in fleet.values() for r in rs),
+@pytest.fixture(scope="module")
+def want(tmp_path_factory: pytest.TempPathFactory, geo: GeoLookup) -> list[tuple[object, ...]]:
+    """The points of an in-order run: every round of the fleet in (start, vantage) order."""
+    in_order = sorted((r for rs in _fleet().values() for r in rs),
                       key=lambda r: (r.round_start, r.vantage))
-    with Store(tmp_path / "ref.duckdb") as ref:
+    with Store(tmp_path_factory.mktemp("ref") / "ref.duckdb") as ref:
         pipe = Pipeline(ref, geo)
         for r in in_order:
             pipe.emit(r)
         pipe.flush()
-        want = ref.connection.execute(POINTS).fetchall()
+        return ref.connection.execute(POINTS).fetchall()
+
+
+def test_late_and_missing_vantage_points_give_the_in_order_values(
+        tmp_path: Path, geo: GeoLookup, want: list[tuple[object, ...]]) -> None:
+    fleet = _fleet()
     kz = [v for et, code, sig, _t, v in want if (et, code, sig) == ("country", "KZ", "probing")]
     assert len(kz) == 12 and min(kz) < max(kz)  # the outage is in the series
 
@@ -89,3 +94,39 @@ def test_round_partitions_are_hourly_and_reject_what_they_cannot_carry(tmp_path:
     assert paths[0].name == "part-a.parquet"
     with pytest.raises(ValueError, match="round of 'b'"):
         write_rounds(tmp_path, "a", [_round("b", 0, 1)])
+
+
+def test_probe_merge_follow_folds_late_vantage_points_like_an_in_order_run(
+        tmp_path: Path, want: list[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``netvigil probe merge --follow``: b's last rounds and all of c's land between two
+    passes (written where the command sleeps); the store then holds the in-order values,
+    and the store is not held between passes (it is opened read-only there)."""
+    import time
+
+    from click.testing import CliRunner
+
+    from netvigil.cli.main import cli
+
+    fleet = _fleet()
+    root, store = tmp_path / "rounds", tmp_path / "fleet.duckdb"
+    write_rounds(root, "a", fleet["a"])
+    write_rounds(root, "b", fleet["b"][:8])
+    seen: list[list[tuple[object, ...]]] = []
+
+    def late_uploads(_seconds: float) -> None:
+        with Store(store, read_only=True) as between:  # no writer holds the store now
+            seen.append(between.connection.execute(POINTS).fetchall())
+        write_rounds(root, "b", fleet["b"])
+        write_rounds(root, "c", fleet["c"])
+
+    monkeypatch.setattr(time, "sleep", late_uploads)
+    res = CliRunner().invoke(cli, ["probe", "merge", "--dataset", str(root), "--follow",
+                                   "--passes", "2", "--interval", "1", "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("merged 20 round(s) from 2 vantage point(s) a, b; 0 already")
+    assert lines[1].startswith("merged 10 round(s) from 2 vantage point(s) b, c; 20 already")
+    assert len(seen) == 1 and seen[0] and seen[0] != want  # the late rounds change values
+    with Store(store, read_only=True) as got:
+        assert got.connection.execute(POINTS).fetchall() == want

@@ -210,5 +210,54 @@ def collect_cmd(inputs: tuple[Path, ...], targets_path: Path, round_seconds: int
                    f"{store_path}")
 
 
+@probe.command("merge")
+@click.option("--dataset", "root", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Round partitions of the fleet (source=probe-rounds/date=/hour=/part-V.parquet"
+                   ", written by netvigil.distributed.fleet.write_rounds).")
+@click.option("--follow", is_flag=True,
+              help="Keep merging: one long-lived merger (the pipeline's bins stay in memory).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="With --follow: seconds between passes over the dataset.")
+@click.option("--passes", type=click.IntRange(1), default=None,
+              help="With --follow: stop after N passes (default: until interrupted).")
+@store_option
+@handle_errors
+def merge_cmd(root: Path, follow: bool, interval: float, passes: int | None,
+              store_path: Path) -> None:
+    """Merge a probing fleet's round partitions into the store, per round bin.
+
+    Rounds newer than the per-vantage cursor ``fleet:merged`` go in (round start, vantage)
+    order into the one pipeline, which combines every vantage point reporting a bin (up if
+    anyone saw it up) and re-emits a bin a late report joins (last 6 bins). With
+    ``--follow`` the pipeline lives across passes and the store is opened only while a pass
+    writes (as ``netvigil run`` does between bins), so a late vantage point never seen before
+    is combined like in one run; a *restarted* merger combines such a vantage point only
+    with bins some known vantage point has not passed (docs/distributed.md, "Probing
+    fleet").
+    """
+    import time
+
+    from netvigil.cli.common import open_store
+    from netvigil.distributed.fleet import merge_rounds
+    from netvigil.pipeline import Pipeline
+
+    pipeline: Pipeline | None = None
+    done = 0
+    while True:
+        with open_store(store_path) as store:
+            if pipeline is None:
+                pipeline = Pipeline(store)
+            pipeline.store = store  # the aggregator's state lives on; the store is per pass
+            got = merge_rounds(pipeline, root)
+        done += 1
+        click.echo(f"merged {got.rounds} round(s) from {len(got.vantages)} vantage point(s)"
+                   f" {', '.join(got.vantages) or '-'}; {got.stale} already merged;"
+                   f" {pipeline.stats.points} points written so far")
+        if not follow or (passes is not None and done >= passes):
+            return
+        time.sleep(interval)
+
+
 def register(group: click.Group) -> None:
     group.add_command(probe)
