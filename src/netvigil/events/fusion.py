@@ -115,19 +115,34 @@ def severity(event: Event, inputs: EntityInputs) -> dict[str, Any]:
 
 def assess(events: Sequence[Event], inputs: EntityInputs,
            members: Mapping[str, Sequence[Event]] | None = None,
-           observed_children: Sequence[EntityRef] = ()) -> list[Event]:
-    """Each event of one entity with its assessment and the rule ids that fired."""
+           observed_children: Sequence[EntityRef] = (), *,
+           context: Sequence[Event] = (),
+           reuse: Mapping[str, Mapping[str, Any]] | None = None) -> list[Event]:
+    """Each event of one entity with its assessment and the rule ids that fired.
+
+    ``context``: the entity's other events, not assessed here but part of its recurrence
+    history (an incremental rebuild keeps settled events as stored). ``reuse``: by event id,
+    the stored assessment of a closed event whose window of data is unchanged; its
+    ``severity`` and ``signals`` (functions of that window only) are kept, and whether BGP
+    had data in it is read back from its stored ``cause.bgp-visible`` evidence (the only
+    rule it feeds), so re-assessing it needs none of its points.
+    """
     ordered = sorted(events, key=lambda e: e.start)
-    end_of = {e.id: end_or(e, inputs.data_end) for e in ordered}
-    history = cl.History.of(ordered, end_of)
+    end_of = {e.id: end_or(e, inputs.data_end) for e in [*ordered, *context]}
+    history = cl.History.of(sorted([*ordered, *context], key=lambda e: e.start), end_of)
     out = []
+    bgp = [s for s in inputs.signals if signal_kind(s).family is SourceFamily.BGP]
     for ev in ordered:
         sched = cl.schedule(ev, history, end_of[ev.id])
         kind, kind_rule = cl.kind(ev, sched)
         mem = list((members or {}).get(ev.id, ()))
-        bgp = [s for s in inputs.signals if signal_kind(s).family is SourceFamily.BGP]
-        bgp_present = any(np.count_nonzero(~np.isnan(_window(inputs.series.get(s), ev.start,
-                                                             end_of[ev.id]))) for s in bgp)
+        kept = (reuse or {}).get(ev.id)
+        if kept is not None:
+            bgp_present = any(e["rule"] == cl.load_config()["cause"]["bgp-visible"]["id"]
+                              for e in kept.get("cause", {}).get("evidence", []))
+        else:
+            bgp_present = any(np.count_nonzero(~np.isnan(
+                _window(inputs.series.get(s), ev.start, end_of[ev.id]))) for s in bgp)
         ctx = cl.CauseContext(
             step=inputs.step, sibling_starts=inputs.sibling_starts,
             platform_starts=inputs.platform_starts, bgp_present=bgp_present,
@@ -138,8 +153,8 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
         assessment: dict[str, Any] = {
             **dict(ev.assessment),
             "class": {"kind": kind, "rule": kind_rule, "schedule": sched},
-            "severity": severity(ev, inputs),
-            "signals": health(ev, inputs),
+            "severity": kept["severity"] if kept is not None else severity(ev, inputs),
+            "signals": kept["signals"] if kept is not None else health(ev, inputs),
             "cause": cause,
             "probability": cl.probability(ev, len(mem), end_of[ev.id] - ev.start),
         }

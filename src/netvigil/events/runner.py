@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -58,12 +59,14 @@ from netvigil.detect.ioda_median import IodaMedian
 from netvigil.detect.protocol import Detector, DetectorRule, PointChunk
 from netvigil.events import classification, fusion
 from netvigil.events.build import build_events
+from netvigil.events.rules import CONFIDENCE_RULE
 from netvigil.geo.entities import default_registry
 from netvigil.model import Alert, EntityRef, EntityType, Event, EventKind, Scope, Series
 from netvigil.store.detection import PointColumns, SeriesKeys
 from netvigil.store.duck import Store
 
 _NEG = -(2**62)
+_INF = 2**62
 _ENVELOPE = 16  # bytes: rows consumed, rewrites seen (int64 LE) before the detector's state
 
 
@@ -206,12 +209,15 @@ def run_detection(
     touched.update(refs[i] for i in scr_idx.tolist())
     touched.update(refs[order[k]] for k in np.flatnonzero(upd.open_before).tolist())
     ents = sorted(touched, key=lambda e: (e.type.value, e.code))
+    changed = _changed_from(upd.alerts, [refs[i] for i in res_idx.tolist()],
+                            view.cursor[res_idx], n_rows[:len(res_idx)],
+                            [refs[i] for i in scr_idx.tolist()])
     with store.transaction():
         store.append_alerts(method, upd.alerts, replace=keys.take(scr_idx))
         store.write_detector_states(method, keys.take(order), configs, cursor, envelopes)
-        replaced, events = _rebuild_events(store, ents, refs, signals, view.step, view.origin,
-                                           keys)
-        store.replace_events_of(replaced, events)
+        replaced, events, kept = _rebuild_events(store, ents, refs, signals, view.step,
+                                                 view.origin, keys, changed, view.last_time)
+        store.replace_events_of(replaced, events, keep=kept)
     return DetectionReport(
         series_examined=examined, series_recomputed=len(scr_idx),
         series_unchanged=unchanged, series_skipped=skipped, alerts_written=len(upd.alerts),
@@ -219,18 +225,113 @@ def run_detection(
         series_updated=len(res_idx), points_read=len(times))
 
 
+def _changed_from(alerts: Sequence[Alert], resumed: Sequence[EntityRef],
+                  cursors: npt.NDArray[np.int64], new_rows: npt.NDArray[np.int64],
+                  scratch: Sequence[EntityRef]) -> dict[EntityRef, int]:
+    """Per entity, the earliest time this run changed: a new alert, or the first new row
+    (after the saved cursor) of a resumed series; ``_NEG`` when a series was recomputed
+    (its alerts were replaced from the start). Everything of the entity before it is as
+    the previous run left it."""
+    out: dict[EntityRef, int] = {}
+    for ref, c, n in zip(resumed, cursors.tolist(), new_rows.tolist(), strict=True):
+        if n > 0:
+            out[ref] = min(out.get(ref, c + 1), c + 1)
+    for a in alerts:
+        out[a.entity] = min(out.get(a.entity, a.time), a.time)
+    for ref in scratch:
+        out[ref] = _NEG
+    return out
+
+
+def _clean_cut(old: Sequence[Event], t: int) -> int:
+    """The latest time <= ``t`` that no stored event of the entity spans.
+
+    Alerts only append after ``t``, so every stored event ending at or before the cut is
+    also an event of a rebuild from scratch, with the same evidence: a per-signal event
+    closes at its ``normal`` alert, and a merged group ending at or before the cut cannot
+    overlap (``start < end``) anything starting after it (:mod:`netvigil.events.build`).
+    """
+    cut = t
+    spans = sorted(((e.start, _INF if e.end is None else e.end) for e in old), reverse=True)
+    moved = True
+    while moved:
+        moved = False
+        for lo, hi in spans:
+            if lo < cut < hi:
+                cut, moved = lo, True
+    return cut
+
+
+def _raw(e: Event) -> Event:
+    """A stored entity event as :func:`build_events` made it: its rules end with the
+    confidence rule, the assessment and rules after it were added by fusion."""
+    return replace(e, assessment={}, rules=e.rules[:e.rules.index(CONFIDENCE_RULE) + 1])
+
+
+def _near(starts: Sequence[int], marks: Sequence[int], lo: int, hi: int) -> list[bool]:
+    """For each start, whether some mark ``m`` has ``lo <= start - m <= hi``."""
+    if not marks or not starts:
+        return [False] * len(starts)
+    d = np.asarray(starts, np.int64)[:, None] - np.asarray(sorted(set(marks)), np.int64)[None]
+    return [bool(x) for x in np.any((d >= lo) & (d <= hi), axis=1).tolist()]
+
+
+def _recurrence_near(head: Sequence[Event], changed: Sequence[int]) -> list[bool]:
+    """Head events whose recurrence set (:func:`classification.schedule`) may contain an
+    event that changed: a changed start within the window at the same time of day (the
+    duration test is left out: conservative, and ongoing durations move every bin)."""
+    cfg = classification.load_config()["kind"]["intermittent"]
+    tol, window = int(cfg["tolerance_s"]), int(cfg["window_days"]) * classification.DAY
+    if not changed or not head:
+        return [False] * len(head)
+    hs = np.array([e.start for e in head], np.int64)
+    du = np.array([(e.end if e.end is not None else _INF) - e.start for e in head], np.int64)
+    cs = np.asarray(sorted(set(changed)), np.int64)
+    tod = np.abs(hs[:, None] % classification.DAY - cs[None] % classification.DAY)
+    tod = np.minimum(tod, classification.DAY - tod)
+    hit = ((np.abs(hs[:, None] - cs[None]) <= window) & (tod <= tol)).any(axis=1)
+    return [bool(x) for x in hit & (du > 0) & (du < classification.DAY)]
+
+
+@dataclass
+class _Split:
+    """An entity rebuilt incrementally: stored events before ``cut`` are kept (``head``),
+    the rest are built again from the alerts at or after it (``tail``)."""
+
+    cut: int
+    head: list[Event]
+    old_tail: list[Event]
+    redo: set[str]  # head events whose assessment inputs may have changed
+
+
 def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                     signals: list[str], step: npt.NDArray[np.int64],
-                    origin: npt.NDArray[np.int64],
-                    keys: SeriesKeys) -> tuple[list[EntityRef], list[Event]]:
-    """Events of ``ents`` (and of the countries above them: roll-ups) from all their alerts
+                    origin: npt.NDArray[np.int64], keys: SeriesKeys,
+                    changed: Mapping[EntityRef, int] | None = None,
+                    last_time: npt.NDArray[np.int64] | None = None,
+                    ) -> tuple[list[EntityRef], list[Event], list[str]]:
+    """Events of ``ents`` (and of the countries above them: roll-ups) from their alerts
     and the points their evidence covers, assessed (:mod:`netvigil.events.fusion`) and
     carrying the lifecycle history of the stored events they replace.
 
-    Returns the entities whose events are replaced and their events.
+    Incremental (``changed``: per entity, the earliest time this run changed, see
+    :func:`_changed_from`): a region or AS is rebuilt from a clean cut at or before that
+    time (:func:`_clean_cut`); its stored events before the cut keep their rows unless
+    their assessment can depend on what changed: a changed event in their recurrence
+    window (:func:`_recurrence_near`), a sibling AS's changed start within the
+    simultaneity window, or a platform block of their country that appeared or went within
+    the window before them. Those are assessed again with their stored severity and signal
+    health (:func:`fusion.assess` ``reuse``), also on untouched siblings. Countries (national
+    roll-ups over all their children) are rebuilt whole. The result equals a rebuild from
+    scratch (``tests/test_events_incremental.py``) at a cost proportional to the changed
+    events, not to all events of the touched entities.
+
+    Returns the entities whose events are replaced, their new or changed events, and the
+    ids of their stored events that stay as they are.
     """
     if not ents:
-        return [], []
+        return [], [], []
+    changed = changed or {}
     parents = _parents(store, refs)
     children: dict[EntityRef, list[EntityRef]] = defaultdict(list)
     for r in sorted(set(refs), key=lambda e: (e.type.value, e.code)):
@@ -240,34 +341,51 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
     countries = {parents[e] for e in ents if e in parents and parents[e] in children}
     countries |= {e for e in ents if e in children}
     all_ents = sorted(set(ents) | countries, key=lambda e: (e.type.value, e.code))
-    wanted_ents = set(all_ents)
-    view_index = {(r, s): i for i, (r, s) in enumerate(zip(refs, signals, strict=True))
-                  if r in wanted_ents}
-    alerts = store.read_alerts_of(all_ents)
+    kin = set(all_ents) | {k for c in countries for k in children[c]}
+    old_by = store.read_events_of(sorted(kin, key=lambda e: (e.type.value, e.code)))
+    splits: dict[EntityRef, _Split] = {}
+    for ent in all_ents:
+        t = changed.get(ent, _NEG)
+        if ent in countries or t <= _NEG:
+            continue
+        cut = _clean_cut(old_by[ent], t)
+        splits[ent] = _Split(cut, [e for e in old_by[ent] if e.start < cut],
+                             [e for e in old_by[ent] if e.start >= cut], set())
+    alerts = store.read_alerts_of(all_ents, [splits[e].cut if e in splits else _NEG
+                                             for e in all_ents])
     by_entity: dict[EntityRef, list[Alert]] = defaultdict(list)
     since: dict[EntityRef, int] = {}
     for a in alerts:
         by_entity[a.entity].append(a)
         since[a.entity] = min(since.get(a.entity, a.time), a.time)
-    # every signal of an entity with alerts, from its first alert: the evidence and health
+    for ent, sp in splits.items():
+        since[ent] = sp.cut  # every signal from the cut on: evidence, health, data end
+    view_index = {(r, s): i for i, (r, s) in enumerate(zip(refs, signals, strict=True))
+                  if r in kin}
     wanted = sorted(((r, s), since[r]) for (r, s) in view_index if r in since)
     series = _read_series(store, wanted, view_index, step, origin, keys)
     names = store.entity_names(all_ents)
     registry = default_registry()
-    stored = store.read_events()
-    old_by: dict[EntityRef, list[Event]] = defaultdict(list)
-    for e in stored:
-        old_by[e.entity].append(e)
     built: dict[EntityRef, list[Event]] = {}
-    for ent in all_ents:
+    for ent in all_ents:  # a split entity's tail only, for now
         name = names.get(ent) or registry.name(ent)
         built[ent] = (build_events(ent, by_entity[ent], series.get(ent, {}), entity_name=name)
                       if by_entity.get(ent) else [])
+    extra = _affected_kin(splits, built, old_by, countries, children)
+    for ent, sp in splits.items():
+        built[ent] = sp.head + built[ent]
+    for ent, sp in extra.items():
+        splits[ent] = sp
+        built[ent] = list(sp.head)
+    procs = sorted(set(all_ents) | set(extra), key=lambda e: (e.type.value, e.code))
     signals_of: dict[EntityRef, list[str]] = defaultdict(list)
     step_of: dict[EntityRef, int] = {}
+    last_of: dict[EntityRef, int] = {}
     for (r, sig), i in view_index.items():
         signals_of[r].append(sig)
         step_of[r] = min(step_of.get(r, int(step[i])), int(step[i]))
+        if last_time is not None:
+            last_of[r] = max(last_of.get(r, _NEG), int(last_time[i]))
 
     def events_of(r: EntityRef) -> list[Event]:
         return built[r] if r in built else old_by.get(r, [])
@@ -279,10 +397,13 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                        if p is not None else [])
 
     out: list[Event] = []
-    for ent in all_ents:
+    keep: list[str] = []  # ids of stored events left as they are
+    for ent in procs:
         ser = series.get(ent, {})
         ends = [int(s.times[-1]) for s in ser.values() if len(s)]
         data_end = max(ends) if ends else None
+        if ent in extra:
+            data_end = last_of.get(ent)  # no points read: the store's last row time
         members: dict[str, list[Event]] = {}
         observed: list[EntityRef] = []
         own = built[ent]
@@ -315,9 +436,72 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                         for e in events_of(k)]
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
-        assessed = fusion.assess(own, inputs, members, observed)
+        split = splits.get(ent)
+        if split is None:
+            assessed = fusion.assess(own, inputs, members, observed)
+            out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
+            continue
+        kept = [e for e in split.head if e.id not in split.redo]
+        redo = [e for e in split.head if e.id in split.redo]
+        fresh = own[len(split.head):]
+        assessed = fusion.assess([*(_raw(e) for e in redo), *fresh], inputs,
+                                 context=kept, reuse={e.id: e.assessment for e in redo})
+        keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
-    return all_ents, out
+    return procs, out, keep
+
+
+def _affected_kin(splits: dict[EntityRef, _Split], built: Mapping[EntityRef, list[Event]],
+                  old_by: Mapping[EntityRef, list[Event]], countries: set[EntityRef],
+                  children: Mapping[EntityRef, list[EntityRef]]) -> dict[EntityRef, _Split]:
+    """Mark the head events of split entities to assess again (``_Split.redo``) and return
+    the untouched children of touched countries that have such events (all their events
+    are head: cut at +inf).
+
+    ``built`` holds each split entity's new tail (before the head is prepended) and each
+    fully rebuilt entity's events. Changed starts are the old and the new tail's.
+    """
+    cfg = classification.load_config()["cause"]
+    sim = int(cfg["simultaneous-ases"]["window_s"])
+    before = int(cfg["platform-before"]["window_s"])
+
+    def moved(ent: EntityRef) -> list[Event]:
+        sp = splits.get(ent)
+        if sp is None:  # rebuilt whole: old and new events all count as changed
+            return [*old_by.get(ent, []), *built.get(ent, [])]
+        return [*sp.old_tail, *built.get(ent, [])]
+
+    asn_moves: dict[EntityRef, list[tuple[EntityRef, int]]] = defaultdict(list)
+    platform_moves: dict[EntityRef, list[int]] = {}
+    for c in countries:
+        for k in children[c]:
+            if k.type is EntityType.ASN and k in built:
+                asn_moves[c] += [(k, e.start) for e in moved(k)]
+        old_p = {e.start for e in old_by.get(c, []) if e.kind is EventKind.PLATFORM_BLOCK}
+        new_p = {e.start for e in built.get(c, []) if e.kind is EventKind.PLATFORM_BLOCK}
+        platform_moves[c] = sorted(old_p ^ new_p)
+
+    for ent, sp in splits.items():
+        changed = [e.start for e in moved(ent)]
+        hit = _recurrence_near(sp.head, changed)
+        sp.redo |= {e.id for e, h in zip(sp.head, hit, strict=True) if h}
+    extra: dict[EntityRef, _Split] = {}
+    for c in countries:
+        for k in children[c]:
+            if k in built and k not in splits:
+                continue  # rebuilt whole
+            sp = splits.get(k) or _Split(_INF, list(old_by.get(k, [])), [], set())
+            starts = [e.start for e in sp.head]
+            near = [False] * len(starts)
+            if k.type is EntityType.ASN:
+                marks = [t for r, t in asn_moves[c] if r != k]
+                near = _near(starts, marks, -sim, sim)
+            plat = _near(starts, platform_moves[c], 1, before)
+            ids = {e.id for e, a, b in zip(sp.head, near, plat, strict=True) if a or b}
+            sp.redo |= ids
+            if ids and k not in splits:
+                extra[k] = sp
+    return extra
 
 
 def _parents(store: Store, refs: list[EntityRef]) -> dict[EntityRef, EntityRef]:

@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model import Alert, EntityRef, EntityType, Event, Level, SignalEvidence
+from netvigil.model import (
+    Alert,
+    EntityRef,
+    EntityType,
+    Event,
+    EventKind,
+    EventStatus,
+    Level,
+    Scope,
+    SignalEvidence,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -86,6 +96,10 @@ class DetectionTables:
 
     @staticmethod
     def _evidence_json(signals: Sequence[SignalEvidence]) -> str:  # provided by Store
+        raise NotImplementedError
+
+    @staticmethod
+    def _evidence_from_json(text: str) -> tuple[SignalEvidence, ...]:  # provided by Store
         raise NotImplementedError
 
     @contextmanager
@@ -153,19 +167,25 @@ class DetectionTables:
             np.asarray(res["idx"], dtype=np.int64), np.asarray(res["time"], dtype=np.int64),
             np.asarray(np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)))
 
-    def read_alerts_of(self, entities: Sequence[EntityRef]) -> list[Alert]:
-        """All alerts of these entities (one statement), by entity, signal, method, seq."""
+    def read_alerts_of(self, entities: Sequence[EntityRef],
+                       since: Sequence[int] | None = None) -> list[Alert]:
+        """Alerts of these entities (one statement), by entity, signal, method, seq; with
+        ``since``, only those of ``entities[i]`` at or after ``since[i]`` (the part of an
+        entity's alerts an incremental event rebuild needs)."""
         if not entities:
             return []
         cols = {"entity_type": _obj([e.type.value for e in entities]),
-                "entity_code": _obj([e.code for e in entities])}
+                "entity_code": _obj([e.code for e in entities]),
+                "since": np.asarray(since if since is not None else [_NEG] * len(entities),
+                                    dtype=np.int64)}
         with self._registered("_det_e", cols):
             rows = self._con.execute(
                 """
-                SELECT entity_type, entity_code, signal, method, time, level, value,
-                       history_value, condition FROM alerts
-                SEMI JOIN _det_e USING (entity_type, entity_code)
-                ORDER BY entity_type, entity_code, signal, method, seq
+                SELECT a.entity_type, a.entity_code, a.signal, a.method, a.time, a.level,
+                       a.value, a.history_value, a.condition FROM alerts a
+                JOIN _det_e q USING (entity_type, entity_code)
+                WHERE a.time >= q.since
+                ORDER BY a.entity_type, a.entity_code, a.signal, a.method, a.seq
                 """
             ).fetchall()
         nan = float("nan")
@@ -174,6 +194,41 @@ class DetectionTables:
                   nan if v is None else float(v), nan if h is None else float(h), m, cond)
             for t, c, s, m, tm, lv, v, h, cond in rows
         ]
+
+    def read_events_of(self, entities: Sequence[EntityRef]) -> dict[EntityRef, list[Event]]:
+        """The stored events of these entities (one statement), by start then id.
+
+        Why not ``read_events()``: an incremental rebuild needs the events of the touched
+        entities and their siblings only, and parsing every stored event's JSON costs
+        seconds per run at 100,000+ events."""
+        out: dict[EntityRef, list[Event]] = {e: [] for e in entities}
+        if not entities:
+            return out
+        cols = {"entity_type": _obj([e.type.value for e in entities]),
+                "entity_code": _obj([e.code for e in entities])}
+        with self._registered("_det_v", cols):
+            rows = self._con.execute(
+                """
+                SELECT id, entity_type, entity_code, entity_name, start_time, end_time, status,
+                       scope, kind, score, confidence, min_ratio, evidence, rules, assessment
+                FROM events SEMI JOIN _det_v USING (entity_type, entity_code)
+                ORDER BY start_time, id
+                """
+            ).fetchall()
+        def num(x: Any) -> float:
+            return float("nan") if x is None else float(x)
+
+        for (eid, t, c, name, st, en, status, scope, kind, score, conf, mr, ev, rules,
+             assessment) in rows:
+            ref = EntityRef(EntityType(t), c)
+            out[ref].append(Event(
+                id=eid, entity=ref, entity_name=name, start=int(st),
+                end=None if en is None else int(en), status=EventStatus(status),
+                scope=Scope(scope), kind=EventKind(kind), score=num(score),
+                confidence=num(conf), min_ratio=num(mr),
+                signals=self._evidence_from_json(ev), rules=tuple(rules),
+                assessment=json.loads(assessment)))
+        return out
 
     def entity_names(self, entities: Sequence[EntityRef]) -> dict[EntityRef, str]:
         """Stored names of these entities (one statement); entities without one are absent."""
@@ -262,9 +317,11 @@ class DetectionTables:
                     [method, method],
                 )
 
-    def replace_events_of(self, entities: Sequence[EntityRef], events: Sequence[Event]) -> None:
+    def replace_events_of(self, entities: Sequence[EntityRef], events: Sequence[Event],
+                          keep: Sequence[str] = ()) -> None:
         """Replace all events of ``entities`` (and stored events with the same ids) by
-        ``events``: one DELETE and one INSERT for all of them."""
+        ``events``: one DELETE and one INSERT for all of them. Stored events whose id is in
+        ``keep`` stay as they are (an incremental rebuild leaves settled events alone)."""
         if not entities:
             return
         wanted = set(entities)
@@ -275,10 +332,12 @@ class DetectionTables:
         ents = {"entity_type": _obj([e.type.value for e in entities]),
                 "entity_code": _obj([e.code for e in entities])}
         nan = float("nan")
-        with self.transaction(), self._registered("_det_e", ents):
+        with self.transaction(), self._registered("_det_e", ents), \
+                self._registered("_det_k", {"id": _obj(list(keep) or [""])}):
             self._con.execute(
                 "DELETE FROM events WHERE (entity_type, entity_code) IN"
                 " (SELECT (entity_type, entity_code) FROM _det_e)"
+                " AND id NOT IN (SELECT id FROM _det_k)"
             )
             if not ordered:
                 return
