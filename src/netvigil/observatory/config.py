@@ -72,6 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Check]]] = {
         "store": (_PATH, None, _non_empty),
         "bin_seconds": (int, 300, _positive),
         "lock_wait_seconds": (float, 30.0, _non_negative),
+        "compact": (bool, True, _ok),
     },
     "watch": {
         "dirs": (_PATHS, _REQUIRED, _non_empty),
@@ -133,6 +134,8 @@ class ObservatoryConfig:
     store: Path | None = None
     bin_seconds: int = 300
     lock_wait_seconds: float = 30.0
+    #: cluster closed days of points by series once they close (Store.compact_points)
+    compact: bool = True
     watch: WatchConfig | None = None
     probing: ProbingConfig | None = None
     bgp: BgpConfig | None = None
@@ -216,7 +219,8 @@ def parse_config(text: str, path: Path) -> ObservatoryConfig:
     if "bgp" in sections:
         bgp = BgpConfig(**sections["bgp"])
     return ObservatoryConfig(path=path, store=top["store"], bin_seconds=top["bin_seconds"],
-                             lock_wait_seconds=top["lock_wait_seconds"], watch=watch,
+                             lock_wait_seconds=top["lock_wait_seconds"],
+                             compact=top["compact"], watch=watch,
                              probing=probing, bgp=bgp,
                              sources=tuple(sorted(n for n in sections if n != "alerts")),
                              alerts=sections["alerts"]["config"] if "alerts" in sections
