@@ -98,7 +98,7 @@ def _short_median() -> Detector:
     """The reference with a 2-hour history so it alerts (often) within a short feed."""
     rules = {fam: replace(r, history=24 * STEP, warmup=12 * STEP, maxduration=288 * STEP,
                           minduration=0) for fam, r in load_rules().items()}
-    return IodaMedian(rules)  # type: ignore[arg-type]
+    return IodaMedian(rules)
 
 
 @pytest.mark.parametrize("make", [_short_median, lambda: get_detector("netvigil.seasonal")],
@@ -113,15 +113,15 @@ def test_incremental_events_equal_rebuild(tmp_path: Path, make: Any) -> None:
         run_detection(store, detector=det)
         rng = np.random.default_rng(3)
         lo, runs = first, 0
-        while lo < DAYS * DAY_BINS:  # uneven chunks, many of one bin
-            hi = min(DAYS * DAY_BINS, lo + int(rng.choice([1, 1, 3, 24, 40, 60])))
+        while lo < DAYS * DAY_BINS:  # uneven chunks, some of one bin
+            hi = min(DAYS * DAY_BINS, lo + int(rng.choice([1, 1, 60, 90, 120])))
             _write(store, feed, lo, hi)
             run_detection(store, detector=det)
             lo, runs = hi, runs + 1
         incremental = _comparable(store.read_events())
         run_detection(store, detector=det, rebuild=True)
         scratch = _comparable(store.read_events())
-    assert runs > 15
+    assert runs > 8
     assert len(scratch) >= 10
     # the feed exercises what the incremental path must keep exact
     rules = {r for e in scratch.values() for r in e["rules"]}
