@@ -2,19 +2,21 @@
 
 Defect 11 measured ~860 bytes per CSV row (1.73 GB for 2M rows) and 1.93 GB for 2M IODA
 values: memory grew with the file. This script runs the real CLI in a child process on
-generated files and prints the child's peak RSS (``ru_maxrss`` of the waited child):
+generated files and prints the child's peak RSS (``ru_maxrss`` of the waited child) and wall
+time at each of ``--sizes`` (default 0.5M, 2M, 4M) for both formats:
 
-* IODA ``signals/raw`` JSON: ``--values`` values (default 2M) in series of 10,000;
-* CSV long format: ``--rows`` rows (default 2M);
+* IODA ``signals/raw`` JSON: values in series of 10,000;
+* CSV long format: rows of 5-minute points, ``size / 10,000`` series;
 * a 10-row file of each format (the baseline: interpreter, DuckDB, the registry);
-* the named peers, side by side: ``json.load`` of the same IODA file in a child (what
-  parsing the whole document costs, the old design) and DuckDB ``read_csv`` of the CSV into a
-  table.
+* beside each figure: the previous design's peak at that size (:data:`BEFORE`, measured with
+  this script before the import budget, same machine) and the named peers in a child process:
+  ``json.load`` of the same IODA file (parsing the whole document) and DuckDB ``read_csv`` of
+  the same CSV into a table of a fresh database.
 
-Bytes per value = (peak - baseline peak) / values. A streaming import stays near its baseline
-whatever the size; run with two sizes (``--values 500000`` and the default) to see the slope.
+Slope = (peak at the largest size - peak at the smallest) / (size difference), in bytes per
+value: a bounded import has a slope near 0 (flat within noise), the defect had ~860.
 
-Usage: ``python benchmarks/bench_import_memory.py [--values N] [--rows N] [--keep DIR]``
+Usage: ``python benchmarks/bench_import_memory.py [--sizes 500000,2000000] [--keep DIR]``
 """
 
 from __future__ import annotations
@@ -83,41 +85,78 @@ def peak_of(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     return usage.ru_maxrss / 1024, took
 
 
+#: Peak RSS (MB) of the previous design, measured with this script on this machine (2 shared
+#: cores under load): IODA streamed but numpy batches registered with DuckDB were held until
+#: the import's commit; CSV under a 1 GB DuckDB memory_limit.
+BEFORE = {
+    "ioda": {500_000: 248, 2_000_000: 328, 4_000_000: 447},
+    "csv": {500_000: 264, 2_000_000: 582, 4_000_000: 929},
+}
+WRITERS = {"ioda": write_ioda, "csv": write_csv}
+SUFFIX = {"ioda": "json", "csv": "csv"}
+
+
+def peer_argv(fmt: str, path: Path, tmp: Path) -> list[str]:
+    """The plain peer of a format: parse the whole JSON document / DuckDB read_csv into a
+    table (fresh database each time)."""
+    if fmt == "ioda":
+        return [sys.executable, "-c", "import json,sys; json.load(open(sys.argv[1]))", str(path)]
+    db = tmp / f"peer-{path.stem}.duckdb"
+    db.unlink(missing_ok=True)
+    return [sys.executable, "-c",
+            "import duckdb,sys; duckdb.connect(sys.argv[2]).execute("
+            "\"CREATE TABLE t AS SELECT * FROM read_csv(?)\", [sys.argv[1]])",
+            str(path), str(db)]
+
+
+def run_format(fmt: str, sizes: list[int], tmp: Path) -> None:
+    small = tmp / f"small.{SUFFIX[fmt]}"
+    WRITERS[fmt](small, 10)
+    base, _ = peak_of([EXE, "series", "import", str(small), "--store",
+                       str(tmp / f"base-{fmt}.duckdb")])
+    print(f"{fmt}: baseline (10 rows) {base:.0f} MB")
+    peaks: dict[int, float] = {}
+    for n in sizes:
+        path = tmp / f"big-{n}.{SUFFIX[fmt]}"
+        WRITERS[fmt](path, n)
+        store = tmp / f"{fmt}-{n}.duckdb"
+        peak, took = peak_of([EXE, "series", "import", str(path), "--store", str(store)])
+        ppeak, ptook = peak_of(peer_argv(fmt, path, tmp))
+        peaks[n] = peak
+        before = BEFORE[fmt].get(n)
+        print(f"  {fmt} {n:>10,} {path.stat().st_size / 1e6:8.1f} {peak:8.0f} {took:7.1f} "
+              f"{'-' if before is None else f'{before:.0f}':>8s} {ppeak:8.0f} {ptook:7.1f}")
+        path.unlink()
+        for extra in (store, store.with_name(store.name + ".wal")):
+            extra.unlink(missing_ok=True)
+    lo, hi = min(sizes), max(sizes)
+    if hi > lo:
+        slope = (peaks[hi] - peaks[lo]) * 1024 * 1024 / (hi - lo)
+        before = BEFORE[fmt]
+        old = ((before[hi] - before[lo]) * 1024 * 1024 / (hi - lo)
+               if lo in before and hi in before else None)
+        print(f"  {fmt} slope {lo:,} -> {hi:,}: {slope:.1f} B/value, peak ratio "
+              f"{peaks[hi] / peaks[lo]:.2f}"
+              + ("" if old is None else f" (before: {old:.1f} B/value, ratio "
+                                        f"{before[hi] / before[lo]:.2f})"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--values", type=int, default=2_000_000)
-    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--sizes", default="500000,2000000,4000000",
+                    help="comma-separated values/rows per file")
+    ap.add_argument("--formats", default="ioda,csv")
     ap.add_argument("--keep", type=Path, default=None)
     args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = args.keep or Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
-        files = {"ioda": (tmp / "big.json", args.values), "csv": (tmp / "big.csv", args.rows)}
-        small = {"ioda": tmp / "small.json", "csv": tmp / "small.csv"}
-        write_ioda(files["ioda"][0], args.values)
-        write_ioda(small["ioda"], 10)
-        write_csv(files["csv"][0], args.rows)
-        write_csv(small["csv"], 10)
-        print(f"{'input':38s} {'size MB':>8s} {'peak MB':>8s} {'s':>6s} {'B/value':>8s}")
-        for fmt in ("ioda", "csv"):
-            base, _ = peak_of([EXE, "series", "import", str(small[fmt]), "--store",
-                               str(tmp / f"base-{fmt}.duckdb")])
-            path, n = files[fmt]
-            peak, took = peak_of([EXE, "series", "import", str(path), "--store",
-                                  str(tmp / f"{fmt}.duckdb")])
-            size = path.stat().st_size / 1e6
-            print(f"{'netvigil series import, 10 ' + fmt:38s} {'':>8s} {base:8.0f}")
-            print(f"{f'netvigil series import, {n:,} ' + fmt:38s} {size:8.1f} {peak:8.0f} "
-                  f"{took:6.1f} {(peak - base) * 1024 * 1024 / n:8.0f}")
-        peer, took = peak_of([sys.executable, "-c",
-                              "import json,sys; json.load(open(sys.argv[1]))",
-                              str(files["ioda"][0])])
-        print(f"{'peer: json.load of the IODA file':38s} {'':>8s} {peer:8.0f} {took:6.1f}")
-        peer, took = peak_of([sys.executable, "-c",
-                              "import duckdb,sys; duckdb.connect(sys.argv[2]).execute("
-                              "\"CREATE TABLE t AS SELECT * FROM read_csv(?)\", [sys.argv[1]])",
-                              str(files["csv"][0]), str(tmp / "peer.duckdb")])
-        print(f"{'peer: DuckDB read_csv into a table':38s} {'':>8s} {peer:8.0f} {took:6.1f}")
+        print(f"  {'fmt':4s} {'values':>10s} {'size MB':>8s} {'peak MB':>8s} {'s':>7s} "
+              f"{'before':>8s} {'peer MB':>8s} {'peer s':>7s}   (peer: ioda json.load, "
+              "csv DuckDB read_csv into a table)")
+        for fmt in args.formats.split(","):
+            run_format(fmt, sizes, tmp)
 
 
 if __name__ == "__main__":

@@ -97,9 +97,6 @@ OPTIONAL = ("entity_name", "parent")
 ALLOWED = REQUIRED + OPTIONAL
 MIN_TIME = bounds.MIN_TIME  # 1990-01-01T00:00:00Z
 MAX_TIME = bounds.MAX_TIME  # 2100-01-01T00:00:00Z (exclusive)
-#: DuckDB's memory cap while a file is staged (it spills to its temp directory beyond it):
-#: what makes the import's peak memory independent of the file size.
-MEMORY_LIMIT = "1GB"
 
 
 @dataclass
@@ -308,8 +305,9 @@ _REJECTS_SQL = """
     FROM _rej GROUP BY line ORDER BY line
 """
 
-#: Most key hashes sorted in one numpy pass (8 bytes each): the duplicate check's memory bound.
-HASH_PART = 4_000_000
+#: Most key hashes sorted in one numpy pass (8 bytes each, ~8 MB with the sort's copy): the
+#: duplicate check's memory bound (4M, 64 MB, was the peak of a 4M-row import: issue 12 d11).
+HASH_PART = 500_000
 
 
 def _has_repeated_hash(con: duckdb.DuckDBPyConnection, n_rows: int) -> bool:
@@ -379,16 +377,15 @@ def import_csv(con: duckdb.DuckDBPyConnection, scan: FileScan, sink: StagedSink,
 
     Returns the outcome and the entities (names, parents) the file carries. Raises InputError
     for the first bad line (by line number) under ``fail``; under ``skip`` the bad rows are
-    counted per category with their first line numbers. DuckDB runs under
-    :data:`MEMORY_LIMIT` for the whole import (staging and the write), spilling beyond it.
+    counted per category with their first line numbers. The caller sets DuckDB's memory cap
+    for the whole import (:func:`netvigil.series.importers.import_budget`), beyond which the
+    staging and the write spill to disk.
     """
     names = parse_header(scan)
     out = CsvOutcome()
-    saved = con.execute("SELECT current_setting('TimeZone'), current_setting('memory_limit')"
-                        ).fetchone()
+    saved = con.execute("SELECT current_setting('TimeZone')").fetchone()
     assert saved is not None
     con.execute("SET TimeZone = 'UTC'")  # naive ISO times are UTC
-    con.execute(f"SET memory_limit = {_q(MEMORY_LIMIT)}")
     try:
         _stage_file(con, scan, names, on_error, out)
         entities = _entities(con)
@@ -396,7 +393,6 @@ def import_csv(con: duckdb.DuckDBPyConnection, scan: FileScan, sink: StagedSink,
     finally:
         with contextlib.suppress(duckdb.Error):  # settings are per connection, not per txn
             con.execute(f"SET TimeZone = {_q(str(saved[0]))}")
-            con.execute(f"SET memory_limit = {_q(str(saved[1]))}")
     con.execute("DROP VIEW IF EXISTS _good")
     for table in ("_val", "_dup", "_rej", "_rejs"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -43,12 +43,15 @@ the one-transaction import holds it for the whole file. CSV stays under DuckDB's
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 from isal import igzip
@@ -169,7 +172,7 @@ def import_file(store: SeriesStore, path: str | Path, fmt: str | None = None,
     source = f"{name}:{p.name}"
     before = _counts(sink)
     source_names: tuple[str, ...] = ()
-    with store.transaction():
+    with import_budget(store.connection), store.transaction():
         if name == "csv":
             out, entities = import_csv(store.connection, scan, sink, source, on_error)
             rows_read, accepted, skipped = out.rows_read, out.accepted, out.skipped
@@ -195,6 +198,34 @@ def import_file(store: SeriesStore, path: str | Path, fmt: str | None = None,
         ))
     return ImportSummary(str(p), name, rows_read, accepted, result, skipped, report, touched,
                          source_names)
+
+
+#: DuckDB's memory cap for the connection while a file is imported (both formats). Beyond it
+#: the CSV staging tables, the store's temp tables and the batches the one transaction keeps
+#: until it commits spill to the store's temp directory (``<store>.tmp``, DuckDB's default).
+#: Chosen so that a 0.5M-row file already reaches it: the peak is then the same from 0.5M to
+#: 4M rows (``benchmarks/bench_import_memory.py``).
+MEMORY_LIMIT = "128MB"
+#: DuckDB settings while importing: the cap above; no insertion order to keep (points are
+#: keyed, never read back in file order), which lets DuckDB stream its inserts.
+IMPORT_SETTINGS = {"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": "false"}
+
+
+@contextmanager
+def import_budget(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """:data:`IMPORT_SETTINGS` on ``con`` for the block, the previous values restored after
+    (settings belong to the connection, not to the transaction)."""
+    saved = {k: con.execute("SELECT current_setting(?)", [k]).fetchone() for k in
+             IMPORT_SETTINGS}
+    for key, value in IMPORT_SETTINGS.items():
+        con.execute(f"SET {key} = '{value}'")
+    try:
+        yield
+    finally:
+        for key, row in saved.items():
+            if row is not None:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute(f"SET {key} = '{row[0]}'")
 
 
 #: points handed to the sink between flushes (the sink buffers until it is flushed)

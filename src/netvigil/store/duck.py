@@ -509,12 +509,19 @@ class Store(DetectionTables):
             "idx": np.arange(n, dtype=np.int64),
         }
         with self.transaction():
-            self._con.register("_np_points", cols)
+            # Copied into a temp table by a replacement scan of the local name, not
+            # ``register``ed: a registered view holds its numpy columns until the transaction
+            # commits, so a long transaction (a whole-file import, issue 12 defect 11) kept
+            # every batch alive (~55 B/value). A dropped temp table is also kept until commit,
+            # but in DuckDB's buffer manager, which spills beyond ``memory_limit``.
+            _np_points_cols = cols  # noqa: F841 (read by name in the SQL below)
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE _np_points AS SELECT * FROM _np_points_cols")
+            del _np_points_cols, cols
             try:
-                # a Python scan is slow to read twice: the stage path converts it once
-                return self._upsert("_np_points", n, source, step, copy=True)
+                return self._upsert("_np_points", n, source, step, copy=False)
             finally:
-                self._con.unregister("_np_points")
+                self._con.execute("DROP TABLE IF EXISTS _np_points")
 
     def write_staged_points(self, relation: str, *, source: str, step: int | None = None,
                             unique_keys: bool = False) -> WriteResult:
