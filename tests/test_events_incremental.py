@@ -11,7 +11,8 @@ store: ids, times, rules, evidence and the whole assessment except its lifecycle
 The feed is one country (KZ) with three regions and four ASes (three of them mobile in the
 shipped AS table, so mobile-only and simultaneity rules fire), nightly cuts at one time of
 day on two ASes at once (curfew: ``class.intermittent`` settles only as nights accumulate,
-which re-assesses earlier nights), a platform block on the country before a regional cut,
+which re-assesses earlier nights), an AS cut for 10 minutes and closed before a sibling
+goes down 15 minutes after it (simultaneity re-assesses the closed one), a platform block on the country before a regional cut,
 a multi-region cut (national roll-up), and Poisson noise. Values come from this file's own
 seeded generator, never from a detector's thresholds.
 """
@@ -39,6 +40,7 @@ KZ = make_ref("country", "KZ")
 REGIONS = [make_ref("region", c) for c in ("KZ-ALA", "KZ-AST", "KZ-KAR")]
 ASES = [make_ref("asn", a) for a in ("29355", "21299", "48503", "9198")]
 DAYS = 5
+SIBLING = 3 * DAY_BINS + 200  # fed one bin at a time around it
 
 
 def _feed(rng: np.random.Generator) -> dict[tuple[EntityRef, str], np.ndarray]:
@@ -59,6 +61,9 @@ def _feed(rng: np.random.Generator) -> dict[tuple[EntityRef, str], np.ndarray]:
         for a in ASES[:2]:
             for sig in ("bgp", "ping-slash24"):
                 out[(a, sig)][lo:lo + 24] *= 0.05
+    for sig in ("bgp", "ping-slash24"):  # one AS down 10 min, another 15 min after it
+        out[(ASES[2], sig)][SIBLING:SIBLING + 2] *= 0.02
+        out[(ASES[3], sig)][SIBLING + 3:SIBLING + 20] *= 0.02
     block = 3 * DAY_BINS + 100  # the platform block, then a regional cut 6 h later
     out[(KZ, "platform:whatsapp")][block:block + 60] = 20.0
     for r in REGIONS:  # all regions down at once: a national roll-up
@@ -114,7 +119,10 @@ def test_incremental_events_equal_rebuild(tmp_path: Path, make: Any) -> None:
         rng = np.random.default_rng(3)
         lo, runs = first, 0
         while lo < DAYS * DAY_BINS:  # uneven chunks, some of one bin
-            hi = min(DAYS * DAY_BINS, lo + int(rng.choice([1, 1, 60, 90, 120])))
+            step = int(rng.choice([1, 1, 60, 90, 120]))
+            if SIBLING - 2 <= lo + step and lo <= SIBLING + 8:
+                step = 1 if lo >= SIBLING - 2 else SIBLING - 2 - lo
+            hi = min(DAYS * DAY_BINS, lo + step)
             _write(store, feed, lo, hi)
             run_detection(store, detector=det)
             lo, runs = hi, runs + 1
@@ -127,6 +135,8 @@ def test_incremental_events_equal_rebuild(tmp_path: Path, make: Any) -> None:
     rules = {r for e in scratch.values() for r in e["rules"]}
     assert {"class.intermittent", "cause.recurrence"} <= rules
     assert any(e["scope"] == "national" for e in scratch.values())
+    assert "cause.simultaneous-ases" in {r for e in scratch.values()
+                                        if e["entity"] == ASES[2].fqid for r in e["rules"]}
     assert sorted(incremental) == sorted(scratch)
     for eid, want in scratch.items():
         assert incremental[eid] == want, eid
