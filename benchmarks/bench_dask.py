@@ -20,8 +20,30 @@ figure. Rows (rate, wall time, and the ratio to the named peer, ``single``):
   store of ``--entities`` entities (countries with regions and ASes) x ``--days`` days of a
   5-minute ``bgp`` series with outages, points/s; dask rows shard by country.
 
-The speed-up of 2 workers over 1 (``dask2 / dask1``) is the scaling figure; ``dask2 /
-single`` is what a user gains on this machine. Nothing is downloaded.
+The speed-up of 2 workers over 1 (``dask2 / dask1``) end to end includes everything that
+does not divide: the cluster start (about 1-3 s), the driver's serial fold (BGP: the geo
+aggregation of every bin's visible /24s; OONI: the fold of judged records) and the store
+write. So a second part, ``--phase workers``, times **only what the workers do**, on one
+LocalCluster per worker count started before the clock (the same library calls the commands
+make, Amdahl's split made visible):
+
+* ``ooni judge`` — :func:`read_measurements_dask` into a fresh work folder, minus the same
+  call again on the finished folder (every chunk resumed: only the driver's fold runs);
+* ``bgp epochs`` — :func:`ingest_dask` into a sink that keeps nothing, fresh minus resumed;
+* ``detect shards`` — :func:`run_detection_dask` on a copy of the store (shards and merge).
+
+Workers import the task modules before the clock (``_warm``: a running cluster has paid
+that once). Besides wall time, each row reads every worker's CPU seconds
+(``time.process_time`` on it, before and after): one worker's CPU seconds over the busiest
+of the two workers' is the speed-up the phase would show if each worker had a core of its
+own ("own-core speed-up": imbalance and per-task overhead included, other sessions' load
+excluded). It is a projection from measured CPU time, not a wall-clock figure, and is
+printed as such.
+
+Each prints rate per worker count, ``workers2 / workers1`` and the load average at that row:
+on a shared machine a second process also gains CPU share from the other sessions, so a
+loaded figure is not a quiet one (both are printed, neither adjusted). Nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -33,12 +55,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ooni_import import generate  # noqa: E402  (the same replicated OONI data)
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 NETVIGIL = str(Path(sys.executable).with_name("netvigil"))
 T0 = 1_641_081_600  # 2022-01-02 00:00 UTC
@@ -92,6 +120,11 @@ def _detect_store(path: Path, n_entities: int, days: int) -> int:
     return total
 
 
+def _stamp(t: int) -> str:
+    """``YYYYMMDD.HHMM`` of an archive file name (RIS and RouteViews naming)."""
+    return time.strftime("%Y%m%d.%H%M", time.gmtime(t))
+
+
 def _bgp_day(root: Path, hours: int, n_prefixes: int, per_file: int) -> int:
     """The synthetic archive (module docstring); returns the update elements written."""
     import gzip
@@ -105,8 +138,9 @@ def _bgp_day(root: Path, hours: int, n_prefixes: int, per_file: int) -> int:
         d = root / coll
         d.mkdir(parents=True)
         for h in range(0, hours, every):
-            synthetic_rib(d / f"bview.20220105.{h:02d}00.gz", n_prefixes=n_prefixes,
-                          n_peers=10, ts=T0 + 3 * 86_400 + h * 3600, seed=seed)
+            ts = T0 + 3 * 86_400 + h * 3600
+            synthetic_rib(d / f"bview.{_stamp(ts)}.gz", n_prefixes=n_prefixes, n_peers=10,
+                          ts=ts, seed=seed)
         for f in range(hours * 12):
             t = T0 + 3 * 86_400 + 300 * f
             parts = []
@@ -118,8 +152,7 @@ def _bgp_day(root: Path, hours: int, n_prefixes: int, per_file: int) -> int:
                              if rng.random() < 0.4 else bgp4mp_update(
                                  t + k * 300 // per_file, ip, asn, announce=[pfx],
                                  as_path=[asn, 174, rng.randrange(1000, 60_000)]))
-            hh, mm = divmod(5 * f, 60)
-            (d / f"updates.20220105.{hh:02d}{mm:02d}.gz").write_bytes(
+            (d / f"updates.{_stamp(t)}.gz").write_bytes(
                 gzip.compress(b"".join(parts), 1))
             n += per_file
     return n
@@ -154,9 +187,17 @@ def main() -> int:
     ap.add_argument("--bgp-hours", type=int, default=24)
     ap.add_argument("--bgp-prefixes", type=int, default=50_000)
     ap.add_argument("--bgp-updates", type=int, default=300)
+    ap.add_argument("--phase", choices=("all", "e2e", "workers"), default="all",
+                    help="e2e: CLI processes; workers: the distributed phase alone")
+    ap.add_argument("--chunk-files", type=int, default=0,
+                    help="ooni files per task in --phase workers (0: files / (4 x workers))")
     a = ap.parse_args()
     # a parallel figure means nothing on a busy machine: say how busy it was
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
+    if a.phase in ("all", "workers"):
+        workers_phase(a)
+    if a.phase == "workers":
+        return 0
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         files, size = generate(tmp / "bucket", a.measurements, a.hours)
@@ -197,6 +238,141 @@ def main() -> int:
                 best[label] = min(best.get(label, dt), dt)
         _rows("detect", "points", pts, best)
     return 0
+
+
+class _Drop:
+    """A FactSink that keeps nothing: the BGP worker phase without the driver's pipeline."""
+
+    def emit(self, fact: object) -> None:
+        return None
+
+    def flush(self, cursors: object = None) -> None:
+        return None
+
+    def cursor(self, key: str) -> str | None:
+        return None
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}"
+
+
+def _warm(sample: str) -> None:
+    """On a worker, before any clock: what a long-running worker has already paid (the task
+    modules, DuckDB, the detector registry, the OONI verdict tables: one file ``sample``
+    judged), so that a per-process start-up cost is not counted once per worker as if it
+    were work."""
+    import duckdb
+
+    import netvigil.distributed.bgp
+    import netvigil.distributed.detect
+    import netvigil.distributed.ooni  # noqa: F401
+    from netvigil.detect.registry import get_detector
+    from netvigil.model import ErrorPolicy
+
+    get_detector("ioda.median")
+    duckdb.connect().close()
+    netvigil.distributed.ooni.judge_file(Path(sample), ErrorPolicy.SKIP)
+
+
+def _cpu(client: Client) -> dict[str, float]:
+    """CPU seconds each worker process has used so far (``time.process_time`` on it)."""
+    return dict(client.run(time.process_time))  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class Phase:
+    """One distributed phase: wall seconds, the driver's part, CPU seconds per worker."""
+
+    wall: float
+    fold: float
+    cpu: list[float]
+
+
+def _phase(client: Client, run: Callable[[Path], object], work: Path,
+           resumable: bool) -> Phase:
+    """Time ``run``; with ``resumable``, run it again on the finished work folder (every
+    task resumed: only the driver's fold) and subtract that."""
+    shutil.rmtree(work, ignore_errors=True)
+    c0 = _cpu(client)
+    t = time.perf_counter()
+    run(work)
+    wall = time.perf_counter() - t
+    c1 = _cpu(client)
+    fold = 0.0
+    if resumable:
+        t = time.perf_counter()
+        run(work)
+        fold = time.perf_counter() - t
+    return Phase(max(wall - fold, 1e-9), fold, sorted(c1[w] - c0[w] for w in c0))
+
+
+def workers_phase(a: argparse.Namespace) -> None:
+    """The distributed phase alone, on a running LocalCluster of 1 then 2 workers (module
+    docstring)."""
+    from distributed import Client, LocalCluster
+
+    from netvigil.distributed.bgp import ingest_dask
+    from netvigil.distributed.detect import run_detection_dask
+    from netvigil.distributed.ooni import read_measurements_dask
+    from netvigil.sources.bgp.ingest import discover
+    from netvigil.sources.bgp.mrt.errors import ErrorPolicy
+    from netvigil.sources.bgp.visibility import VisibilityConfig
+    from netvigil.sources.ooni.reader import bucket_files
+
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        generate(tmp / "bucket", a.measurements, a.hours)
+        paths = bucket_files(tmp / "bucket")
+        elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates)
+        archives = discover([], tmp / "mrt", None)
+        pts = _detect_store(tmp / "d.duckdb", a.entities, a.days)
+        amounts = {"ooni judge": (a.measurements, "measurements"),
+                   "bgp epochs": (elems, "update elements"), "detect shards": (pts, "points")}
+        print(f"worker phase inputs: ooni {a.measurements} measurements in {len(paths)} files;"
+              f" bgp {a.bgp_hours} h, {elems:,} update elements + RIBs of"
+              f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points")
+        got: dict[str, dict[int, tuple[Phase, str]]] = {}
+        for n in (1, 2):
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                              dashboard_address=":0", silence_logs=40) as cluster, \
+                    Client(cluster) as client:
+                client.run(_warm, str(paths[0]))  # type: ignore[no-untyped-call]
+                per = a.chunk_files or max(1, len(paths) // (4 * n))
+                runs: dict[str, tuple[Callable[[Path], object], bool]] = {
+                    "ooni judge": (lambda w, per=per: read_measurements_dask(
+                        client, paths, "skip", w, per_chunk=per), True),
+                    "bgp epochs": (lambda w: ingest_dask(
+                        client, archives, _Drop(), VisibilityConfig(), ErrorPolicy.SKIP, w),
+                        True),
+                    "detect shards": (lambda w, n=n: run_detection_dask(
+                        client, _copy(tmp / "d.duckdb", w), detector="ioda.median",
+                        shards=n), False),
+                }
+                for name, (run, resumable) in runs.items():
+                    ph = _phase(client, run, tmp / f"{name.split()[0]}-{n}", resumable)
+                    got.setdefault(name, {})[n] = (ph, _load())
+                    print(f"  {n} worker(s): {name:13s} wall {ph.wall:7.2f} s (driver part"
+                          f" {ph.fold:.2f} s), worker CPU s {[round(c, 2) for c in ph.cpu]},"
+                          f" {_load()}")
+        for name, by_n in got.items():
+            amount, unit = amounts[name]
+            (p1, l1), (p2, l2) = by_n[1], by_n[2]
+            r1, r2 = amount / p1.wall, amount / p2.wall
+            # the wall speed-up if each worker had a core of its own: one worker's CPU
+            # seconds over the busiest of the two workers' (imbalance and overhead included)
+            bound = sum(p1.cpu) / max(p2.cpu)
+            print(f"{name:14s} wall: 1 worker {r1:10,.0f} {unit}/s ({l1}), 2 workers"
+                  f" {r2:10,.0f} {unit}/s ({l2}): workers2 / workers1 = {r2 / r1:.2f}x")
+            print(f"{name:14s} cpu:  1 worker {amount / sum(p1.cpu):10,.0f} {unit}/cpu-s;"
+                  f" 2 workers {sum(p2.cpu):.2f} cpu-s in all, busiest {max(p2.cpu):.2f}:"
+                  f" own-core speed-up {bound:.2f}x")
+
+
+def _copy(src: Path, work: Path) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(src, work / src.name))
 
 
 if __name__ == "__main__":
