@@ -80,11 +80,12 @@ def test_late_and_missing_vantage_points_give_the_in_order_values(
         write_rounds(root, "b", fleet["b"])
         write_rounds(root, "c", fleet["c"])
         second = merge_rounds(merger, root)
-        assert (second.rounds, second.vantages, second.stale) == (10, ("b", "c"), 20)
+        # a's first hour and b's are not read again: stale = a's 6 and b's 2 of the 2nd hour
+        assert (second.rounds, second.vantages, second.stale) == (10, ("b", "c"), 8)
         assert store.connection.execute(POINTS).fetchall() == want
         # a restarted merger (state from the store's checkpoint): nothing new, nothing folded
         third = merge_rounds(Pipeline(store, geo), root)
-        assert (third.rounds, third.stale) == (0, 30)
+        assert (third.rounds, third.stale) == (0, 18)  # only the last hour's parts read
         assert store.connection.execute(POINTS).fetchall() == want
 
 
@@ -126,7 +127,7 @@ def test_probe_merge_follow_folds_late_vantage_points_like_an_in_order_run(
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].startswith("merged 20 round(s) from 2 vantage point(s) a, b; 0 already")
-    assert lines[1].startswith("merged 10 round(s) from 2 vantage point(s) b, c; 20 already")
+    assert lines[1].startswith("merged 10 round(s) from 2 vantage point(s) b, c; 8 already")
     assert len(seen) == 1 and seen[0] and seen[0] != want  # the late rounds change values
     with Store(store, read_only=True) as got:
         assert got.connection.execute(POINTS).fetchall() == want

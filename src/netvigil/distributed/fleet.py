@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -94,17 +95,31 @@ def write_rounds(root: str | Path, vantage: str, rounds: Sequence[ProbeRound]) -
 class FleetMerge:
     rounds: int  # rounds emitted now
     vantages: tuple[str, ...]  # vantage points that had new rounds
-    stale: int  # rounds at or before the vantage point's merged cursor (not emitted again)
+    #: rounds read at or before the vantage point's merged cursor (not emitted again); parts
+    #: whose whole hour is before the cursor are not read and not counted
+    stale: int
 
 
-def _rounds(root: Path) -> list[ProbeRound]:
-    """Every round in every part, in (round start, vantage) order."""
+def _hour(path: Path) -> int:
+    """Start (unix s) of a part's hour, from its ``date=``/``hour=`` directories."""
+    day = datetime.strptime(path.parent.parent.name.removeprefix("date="), "%Y-%m-%d")
+    return int(day.replace(tzinfo=UTC).timestamp()) + 3600 * int(
+        path.parent.name.removeprefix("hour="))
+
+
+def _rounds(root: Path, merged: dict[str, float] | None = None) -> list[ProbeRound]:
+    """Every round in the parts, in (round start, vantage) order. A part whose whole hour
+    is at or before its vantage point's ``merged`` cursor is not read: a pass reads the new
+    hours, not the fleet's history (every round in it would be stale)."""
+    done = merged or {}
     parts = sorted(root.glob(f"source={SOURCE}/date=*/hour=*/part-*.parquet"))
     out: list[ProbeRound] = []
     con = duckdb.connect()
     try:
         for path in parts:
             vantage = path.stem.removeprefix("part-")
+            if _hour(path) + 3600 <= done.get(vantage, float("-inf")):
+                continue
             rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM read_parquet(?)"
                                " ORDER BY round_start, block", [str(path)]).fetchnumpy()
             starts = rows["round_start"]
@@ -131,7 +146,7 @@ def merge_rounds(sink: FactSink, root: str | Path) -> FleetMerge:
     merged: dict[str, float] = json.loads(sink.cursor(CURSOR) or "{}")
     emitted = stale = 0
     seen: set[str] = set()
-    for r in _rounds(Path(root)):
+    for r in _rounds(Path(root), dict(merged)):
         if r.round_start <= merged.get(r.vantage, float("-inf")):
             stale += 1
             continue
