@@ -165,25 +165,29 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
                            ) -> tuple[FactBuilder, OoniImport, int]:
     """Judge ``paths`` on the workers (chunks not yet done), fold in order.
 
+    The driver folds chunk i as soon as chunks 0..i are judged, while the workers judge the
+    rest: the fold (serial, about a third of the judging rate per core, benchmarks/
+    bench_dask.py) overlaps the parallel part instead of following it (Amdahl: the run takes
+    about max(judging / workers, fold), not their sum). The order, and so the result and the
+    first error under ``fail``, are those of one process.
+
     Returns the builder, the import summary (as ``read_measurements`` gives them) and how
     many chunks were already done (resumed)."""
-    from distributed import wait
-
     pol = ErrorPolicy(policy).value
     work.mkdir(parents=True, exist_ok=True)
     parts = chunks(list(paths), per_chunk)
     targets = [work / chunk_name(i, part) for i, part in enumerate(parts)]
-    todo = [(part, t) for part, t in zip(parts, targets, strict=True) if not t.is_file()]
-    futures = [client.submit(judge_chunk, [str(p) for p in part], pol, str(t),
-                             key=f"ooni-{t.stem}-{work.name}", pure=False)
-               for part, t in todo]
-    wait(futures)  # type: ignore[no-untyped-call]
-    errors = [e for e in (f.result() for f in futures) if e is not None]
-    if errors:  # chunks are in file order: the first error is the one one process raises
-        first = errors[0]
-        raise InputError(first["path"], first["line"], first["reason"])
+    futures = {t: client.submit(judge_chunk, [str(p) for p in part], pol, str(t),
+                                key=f"ooni-{t.stem}-{work.name}", pure=False)
+               for part, t in zip(parts, targets, strict=True) if not t.is_file()}
     fold = Fold()
     for t in targets:
+        if t in futures:
+            error = futures[t].result()  # a worker's exception is raised here
+            if error is not None:  # in chunk order: the error one process raises first
+                for f in futures.values():
+                    f.cancel()  # type: ignore[no-untyped-call]
+                raise InputError(error["path"], error["line"], error["reason"])
         for doc in json.loads(t.read_text(encoding="utf-8")):
             fold.file(doc)
-    return fold.builder, fold.result, len(parts) - len(todo)
+    return fold.builder, fold.result, len(parts) - len(futures)
