@@ -48,7 +48,7 @@ import json
 import math
 import time as _time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -724,7 +724,10 @@ class Store(DetectionTables):
             sql = _GRID_SQL.replace("WITH agg AS (", f"WITH {stage} agg AS (", 1)
             con.execute(sql, {"declared": declared})
         finally:
-            con.unregister("_native")
+            # after a failed statement (e.g. DuckDB out of memory) the transaction is aborted
+            # and unregister raises too: keep the first error, the one that says why
+            with suppress(duckdb.TransactionException):
+                con.unregister("_native")
         con.execute(_SERIES_UPSERT_SQL, {"source": source})
         con.execute("DROP TABLE _grid")
 
