@@ -123,9 +123,9 @@ def run_format(fmt: str, sizes: list[int], tmp: Path) -> None:
         peak, took = peak_of([EXE, "series", "import", str(path), "--store", str(store)])
         ppeak, ptook = peak_of(peer_argv(fmt, path, tmp))
         peaks[n] = peak
-        before = BEFORE[fmt].get(n)
+        prev = BEFORE[fmt].get(n)
         print(f"  {fmt} {n:>10,} {path.stat().st_size / 1e6:8.1f} {peak:8.0f} {took:7.1f} "
-              f"{'-' if before is None else f'{before:.0f}':>8s} {ppeak:8.0f} {ptook:7.1f}")
+              f"{'-' if prev is None else f'{prev:.0f}':>8s} {ppeak:8.0f} {ptook:7.1f}")
         path.unlink()
         for extra in (store, store.with_name(store.name + ".wal")):
             extra.unlink(missing_ok=True)

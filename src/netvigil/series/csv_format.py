@@ -66,9 +66,11 @@ Why the second is bounded although the import stays ONE transaction (so ``fail``
 write nothing): DuckDB writes the row groups of a large append to a persistent table into
 the database file as they fill ("optimistic writes"), and the temp tables (``_val``, the
 store's ``_stage``/``_hit`` on a re-import) live in its buffer manager, which spills to the
-store's temp directory beyond :data:`MEMORY_LIMIT`; the peak is that cap plus the Python
-process. (The chunked design's growth, 10 to 40 transaction-local writes of registered
-numpy columns, was measured, not dissected: it is gone with the round trip.) Staging in a
+store's temp directory beyond the import's cap
+(:data:`netvigil.series.importers.IMPORT_SETTINGS`, 128 MB; it was 1 GB here, which let the
+peak grow to 929 MB at 4M rows); the peak is that cap plus the Python process. (The chunked
+design's growth, 10 to 40 transaction-local writes of registered numpy columns, is DuckDB
+holding each registered view's columns until the commit: issue 12, defect 11.) Staging in a
 separate DuckDB file was not needed (and a DuckDB transaction writes to one attached
 database only). The duplicate check sorts key hashes in numpy in hash-prefix parts of at most
 :data:`HASH_PART` rows, so it is bounded too.

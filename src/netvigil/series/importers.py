@@ -13,32 +13,41 @@ whatever was emitted before the bad line was found.
 Whole-file problems (unreadable, empty, truncated gzip, not UTF-8, missing header columns,
 not JSON) always fail, whatever the policy: there is no "rest" worth writing.
 
-Both formats stream (issue 12, defect 11). CSV: DuckDB stages, validates and writes it
-set-based; memory bounded by DuckDB's buffer manager (:mod:`netvigil.series.csv_format`).
-IODA JSON: parsed as a stream of events one series at a time
-(:func:`netvigil.series.ioda_format.stream_ioda`), its points handed to the sink series by
-series and flushed every :data:`FLUSH_POINTS` points; memory is bounded by the largest series
-(8 bytes per value while it is read). A key repeated across series (two answers
-concatenated) is checked against the points this file already wrote, read back from the
-store inside the import's transaction, so no per-point table is kept in memory.
+Both formats stream in bounded memory (issue 12, defect 11). CSV: DuckDB stages, validates
+and writes it set-based (:mod:`netvigil.series.csv_format`). IODA JSON: parsed as a stream of
+events one series at a time (:func:`netvigil.series.ioda_format.stream_ioda`), its points
+handed to the sink series by series and flushed every :data:`FLUSH_POINTS` points. A key
+repeated across series (two answers concatenated) is checked against the points this file
+already wrote, read back from the store inside the import's transaction, so no per-point table
+is kept in memory.
+
+What bounds the peak, since the import stays ONE transaction (so ``fail`` and a kill -9 write
+nothing): :func:`import_budget` caps DuckDB for the import (:data:`IMPORT_SETTINGS`: 128 MB,
+no insertion order to keep), and everything the transaction holds until it commits lives in
+DuckDB's buffer manager, which spills beyond the cap to ``<store>.tmp``: the CSV staging
+tables, the store's temp tables, and the IODA batches, which ``Store.write_points`` copies into
+a temp table by a replacement scan. (It used to ``register`` them: DuckDB held each registered
+view's numpy columns until the commit, ~55 B/value for the whole file, shown with
+``tracemalloc``.) Python holds at most :data:`FLUSH_POINTS` buffered points, one IODA series
+and, for CSV, :data:`netvigil.series.csv_format.HASH_PART` key hashes.
 
 Measured with ``benchmarks/bench_import_memory.py`` (the CLI in a child process, peak RSS,
-2 shared cores under load from other work; baseline = a 10-row file):
+2 shared cores under heavy load from other work; baseline = a 10-row file, 123-126 MB):
 
-==========================  ===========================  ===============================
-input                       before (whole-document json)  after (streaming)
-==========================  ===========================  ===============================
-2M IODA values (10 MB)      1,409 MB, 43.8 s              327 MB, 23.5 s
-2M CSV rows (57 MB)         619 MB, 29.8 s                582 MB, 29.4 s (path unchanged)
-peer: ``json.load``, IODA   35 MB, 0.4 s (small ints are shared objects in CPython)
-==========================  ===========================  ===============================
+=============  =====================  =====================  ================================
+input          before: peak MB         after: peak MB, s      peer (child process)
+=============  =====================  =====================  ================================
+IODA 0.5M      248                    249, 5.6               ``json.load``: 16 MB, 0.1 s
+IODA 2M        328 (1,409 whole-doc)  249, 21.9              36 MB, 0.8 s
+IODA 4M        447                    253, 39.9              61 MB, 1.5 s
+CSV 0.5M       264                    219, 14.2              DuckDB ``read_csv``: 113 MB, 2.2 s
+CSV 2M         582                    248, 25.5              192 MB, 3.4 s
+CSV 4M         929                    258, 66.5              248 MB, 7.8 s
+=============  =====================  =====================  ================================
 
-IODA after, against size: 0.5M values 248 MB, 2M 328 MB, 4M 447 MB: the parser itself stays
-at ~60 MB (parse only, 2M values); the remaining ~55 B/value is DuckDB keeping every numpy
-column registered by ``Store.write_points`` alive until the transaction commits (shown with
-``tracemalloc``: the arrays are released at commit), so it belongs to the store's write, and
-the one-transaction import holds it for the whole file. CSV stays under DuckDB's
-``MEMORY_LIMIT`` (1 GB) whatever the size (:mod:`netvigil.series.csv_format`).
+Slope 0.5M -> 4M: IODA 1.3 B/value (was 59.6), CSV 11.6 B/row (was 199.2; the 0.5M CSV
+import does not yet fill the cap while it validates). Speed old vs new, same files, same
+moment, alternated: see :data:`IMPORT_SETTINGS`.
 """
 
 from __future__ import annotations
