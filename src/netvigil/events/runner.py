@@ -27,10 +27,14 @@ state. One run:
    one call; alerts are appended and states upserted in one statement each;
 4. events are rebuilt for the touched entities only: those with new alerts, recomputed
    series, or an event still open (its score grows with every new bin). One statement
-   reads their alerts, one the points their evidence needs (from each signal's first
-   alert on), one DELETE and one INSERT replace their events. The countries above touched
-   regions and ASes are rebuilt too (national roll-ups, :mod:`netvigil.events.fusion`);
-   every event gets its assessment and carries the history of the stored one it replaces.
+   reads their stored events (and their siblings'), one their alerts from a clean cut
+   before the earliest change (:func:`_clean_cut`; from the first alert for recomputed
+   series), one the points from that cut, one DELETE and one INSERT replace the changed
+   events; settled events before the cut keep their rows unless their assessment can
+   depend on what changed (:func:`_rebuild_events`). The countries above touched regions
+   and ASes are rebuilt whole (national roll-ups, :mod:`netvigil.events.fusion`); every
+   rebuilt event gets its assessment and carries the history of the stored one it
+   replaces. The result equals ``rebuild=True`` (``tests/test_events_incremental.py``).
 
 Everything from step 3 on runs in one transaction: a failure leaves alerts, events and
 states as they were. Re-running without new data changes nothing.
