@@ -15,7 +15,7 @@ cursor, so reading one new bin does not read history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,6 +86,32 @@ def _obj(values: Sequence[Any] | npt.NDArray[Any]) -> Obj:
     out = np.empty(len(values), dtype=object)
     out[:] = list(values) if not isinstance(values, np.ndarray) else values
     return out
+
+
+class _LazyJson(Mapping[str, Any]):
+    """A stored JSON object parsed on first access: an incremental event rebuild reads the
+    events of every touched entity but looks into the assessment of few of them (the
+    rest keep their rows), and parsing it is most of the read's cost."""
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._value: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = json.loads(self._text)
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 class DetectionTables:
@@ -218,16 +244,20 @@ class DetectionTables:
         def num(x: Any) -> float:
             return float("nan") if x is None else float(x)
 
+        refs = {(e.type.value, e.code): e for e in entities}
+        statuses = {m.value: m for m in EventStatus}
+        scopes = {m.value: m for m in Scope}
+        kinds = {m.value: m for m in EventKind}
         for (eid, t, c, name, st, en, status, scope, kind, score, conf, mr, ev, rules,
              assessment) in rows:
-            ref = EntityRef(EntityType(t), c)
+            ref = refs[(t, c)]
             out[ref].append(Event(
                 id=eid, entity=ref, entity_name=name, start=int(st),
-                end=None if en is None else int(en), status=EventStatus(status),
-                scope=Scope(scope), kind=EventKind(kind), score=num(score),
+                end=None if en is None else int(en), status=statuses[status],
+                scope=scopes[scope], kind=kinds[kind], score=num(score),
                 confidence=num(conf), min_ratio=num(mr),
                 signals=self._evidence_from_json(ev), rules=tuple(rules),
-                assessment=json.loads(assessment)))
+                assessment=_LazyJson(assessment)))
         return out
 
     def entity_names(self, entities: Sequence[EntityRef]) -> dict[EntityRef, str]:
