@@ -347,11 +347,14 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
     all_ents = sorted(set(ents) | countries, key=lambda e: (e.type.value, e.code))
     kin = set(all_ents) | {k for c in countries for k in children[c]}
     old_by = store.read_events_of(sorted(kin, key=lambda e: (e.type.value, e.code)))
+    names = store.entity_names(all_ents)
+    registry = default_registry()
     splits: dict[EntityRef, _Split] = {}
     for ent in all_ents:
         t = changed.get(ent, _NEG)
-        if ent in countries or t <= _NEG:
-            continue
+        name = names.get(ent) or registry.name(ent)
+        if ent in countries or t <= _NEG or any(e.entity_name != name for e in old_by[ent]):
+            continue  # rebuilt whole (a renamed entity too: its stored events carry the name)
         cut = _clean_cut(old_by[ent], t)
         splits[ent] = _Split(cut, [e for e in old_by[ent] if e.start < cut],
                              [e for e in old_by[ent] if e.start >= cut], set())
@@ -368,8 +371,6 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                   if r in kin}
     wanted = sorted(((r, s), since[r]) for (r, s) in view_index if r in since)
     series = _read_series(store, wanted, view_index, step, origin, keys)
-    names = store.entity_names(all_ents)
-    registry = default_registry()
     built: dict[EntityRef, list[Event]] = {}
     for ent in all_ents:  # a split entity's tail only, for now
         name = names.get(ent) or registry.name(ent)
