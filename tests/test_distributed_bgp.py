@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from netvigil.cli.main import cli
 from netvigil.distributed.bgp import epoch_files, epochs, ingest_dask
@@ -37,10 +36,8 @@ ORIGIN = {"41.32.0.0/16": 8452, "41.33.0.0/22": 8452, "2.57.96.0/22": 9198,
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
-        yield c
+def client(dask_client: Client) -> Client:
+    return dask_client  # the session's LocalCluster (tests/conftest.py)
 
 
 def _archive(root: Path) -> None:

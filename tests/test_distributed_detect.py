@@ -9,13 +9,12 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from netvigil.cli.main import cli
 from netvigil.distributed.detect import country_groups, pack_shards, run_detection_dask
@@ -43,10 +42,8 @@ TABLES = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
-        yield c
+def client(dask_client: Client) -> Client:
+    return dask_client  # the session's LocalCluster (tests/conftest.py)
 
 
 def _values(level: float, outage: float | None, days: float, seed: int) -> np.ndarray:

@@ -5,12 +5,11 @@ without judging finished chunks again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from netvigil.cli.main import cli
 from netvigil.distributed.ooni import read_measurements_dask
@@ -29,10 +28,8 @@ QUERIES = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
-        yield c
+def client(dask_client: Client) -> Client:
+    return dask_client  # the session's LocalCluster (tests/conftest.py)
 
 
 def _run(*args: str | Path) -> Result:
