@@ -131,3 +131,21 @@ def test_probe_merge_follow_folds_late_vantage_points_like_an_in_order_run(
     assert len(seen) == 1 and seen[0] and seen[0] != want  # the late rounds change values
     with Store(store, read_only=True) as got:
         assert got.connection.execute(POINTS).fetchall() == want
+
+
+def test_probe_merge_names_a_damaged_part_and_writes_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from netvigil.cli.main import cli
+
+    root, store = tmp_path / "rounds", tmp_path / "fleet.duckdb"
+    write_rounds(root, "a", [_round("a", k, 1) for k in range(3)])
+    bad = write_rounds(root, "b", [_round("b", k, 2) for k in range(3)])[0]
+    bad.write_bytes(b"PAR1 not really")
+    res = CliRunner().invoke(cli, ["probe", "merge", "--dataset", str(root),
+                                   "--store", str(store)])
+    assert res.exit_code != 0
+    assert f"{bad}: not a round partition" in res.output
+    with Store(store, read_only=True) as got:
+        assert got.connection.execute(POINTS).fetchall() == []
+        assert got.get_state("fleet:merged") is None

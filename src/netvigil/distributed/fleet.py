@@ -48,6 +48,7 @@ import duckdb
 import numpy as np
 
 from netvigil.distributed.dataset import _atomic_copy, check_unit, partition_dir
+from netvigil.model.errors import InputError
 from netvigil.model.facts import FactSink, ProbeRound
 
 SOURCE = "probe-rounds"
@@ -120,8 +121,12 @@ def _rounds(root: Path, merged: dict[str, float] | None = None) -> list[ProbeRou
             vantage = path.stem.removeprefix("part-")
             if _hour(path) + 3600 <= done.get(vantage, float("-inf")):
                 continue
-            rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM read_parquet(?)"
-                               " ORDER BY round_start, block", [str(path)]).fetchnumpy()
+            try:
+                rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM read_parquet(?)"
+                                   " ORDER BY round_start, block", [str(path)]).fetchnumpy()
+            except duckdb.Error as exc:  # a damaged or foreign part: say which, merge nothing
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(str(path), None, f"not a round partition: {first}") from exc
             starts = rows["round_start"]
             cut = np.flatnonzero(np.diff(starts)) + 1
             for idx in np.split(np.arange(starts.size), cut):
