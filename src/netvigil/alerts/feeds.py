@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from netvigil.alerts.messages import headline
 from netvigil.alerts.transitions import transitions_of
 from netvigil.model.entities import EntityType
 from netvigil.model.events import Event
+from netvigil.model.times import iso_utc
 
 ATOM = "http://www.w3.org/2005/Atom"
 MAX_ENTRIES = 200
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(iso_utc(ts))
 
 
 def in_country(event: Event, country: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from netvigil.alerts.transitions import Transition
 from netvigil.events.serialize import event_to_dict
 from netvigil.model.events import EventKind
+from netvigil.model.times import iso_utc
 
 
 def _when(ts: int) -> str:
@@ -37,7 +38,7 @@ def payload(t: Transition, subscriptions: list[str]) -> dict[str, Any]:
     return {
         "delivery_id": t.id,
         "transition": t.what,
-        "at": datetime.fromtimestamp(t.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": iso_utc(t.at),
         "headline": headline(t),
         "subscriptions": subscriptions,
         "event": event_to_dict(t.event),

@@ -37,6 +37,7 @@ from netvigil.model import Entity, EntityRef, EntityType, Event
 from netvigil.model.alerts import Alert
 from netvigil.model.entities import parse_entity_type
 from netvigil.model.errors import InvalidEntity
+from netvigil.model.times import iso_utc
 from netvigil.series.ioda_format import DATASOURCE_NAMES
 from netvigil.serve import queries
 from netvigil.serve.deps import StoreCatalogue, StoreReader
@@ -106,7 +107,7 @@ ENVELOPED_PREFIXES[router.prefix] = error_envelope
 
 def _gm(ts: float) -> str:
     """PHP ``gmdate('c')``: ``2022-01-05T10:40:00+00:00``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
+    return str(iso_utc(ts)).replace("Z", "+00:00")
 
 
 def _required_time(value: str | None, name: str) -> int:
