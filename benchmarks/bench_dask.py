@@ -297,9 +297,12 @@ def _phase(client: Client, run: Callable[[Path], object], work: Path,
     shutil.rmtree(work, ignore_errors=True)
     c0 = _cpu(client)
     t = time.perf_counter()
-    run(work)
+    out = run(work)
     wall = time.perf_counter() - t
     c1 = _cpu(client)
+    if getattr(out, "bins", 0) and out.bins_without_full_feed == out.bins:  # type: ignore[attr-defined]
+        raise SystemExit("bgp: no full-feed peer in any bin (raise --bgp-prefixes above the "
+                         "era rule's 20,000 floor): the snapshot would measure nothing")
     fold = 0.0
     if resumable:
         t = time.perf_counter()
