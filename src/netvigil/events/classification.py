@@ -9,7 +9,10 @@ explains them in ``Event.assessment``:
   national event listing them (:func:`rollup`). IODA has no such
   step: Iran's November 2019 provinces all alerted with no national event (issue 8).
 * **kind** (``class.*``), first that holds: ``platform-block``; ``intermittent`` (recurring
-  at one time of day, with its schedule); ``throttling`` (volumes or loss/latency only);
+  at one time of day, with its schedule); ``throttling`` (volumes or loss/latency only, or
+  only ``throttling``-family signals: ``throttling:<p>`` / ``tls-handshake:<p>``, a service
+  slowed beside a same-server baseline; such an event is ``throttling`` even when it
+  recurs — its schedule is still in the assessment — and never ``platform-block``);
   ``full-shutdown`` (the deepest count kept <= 10 % of its ordinary level);
   ``partial-outage``. The IODA-style ``Event.kind`` (outage/routing/...) is kept beside it.
 * **mobile-only** (``class.mobile-only``): every AS down is a mobile operator in the shipped
@@ -78,6 +81,15 @@ def _is_count(signal: str) -> bool:
     return signal_kind(signal).higher_is_better
 
 
+#: families that judge a service, not connectivity: never a shutdown's depth or data plane
+SERVICE_FAMILIES = (SourceFamily.PLATFORM, SourceFamily.THROTTLING)
+
+
+def _slowed_only(signals: Sequence[str]) -> bool:
+    """Every signal is a throttling one (``throttling:*``, ``tls-handshake:*``)."""
+    return bool(signals) and all(_family(s) is SourceFamily.THROTTLING for s in signals)
+
+
 def tod(t: int) -> int:
     """Seconds since midnight UTC."""
     return t % DAY
@@ -128,15 +140,16 @@ def kind(event: Event, sched: dict[str, Any] | None) -> tuple[str, str]:
     rules = sorted(load_config()["kind"].items(), key=lambda kv: kv[1]["order"])
     sigs = [s.signal for s in event.signals]
     counts = [s for s in event.signals if _is_count(s.signal)
-              and _family(s.signal) is not SourceFamily.PLATFORM]
+              and _family(s.signal) not in SERVICE_FAMILIES]
+    slowed = _slowed_only(sigs)
     for name, cfg in rules:
         if name == "platform-block" and sigs and all(
                 _family(s) is SourceFamily.PLATFORM for s in sigs):
             return name, cfg["id"]
-        if name == "intermittent" and sched is not None:
+        if name == "intermittent" and sched is not None and not slowed:
             return name, cfg["id"]
-        if name == "throttling" and sigs and all(
-                _family(s) is SourceFamily.TRAFFIC or not _is_count(s) for s in sigs):
+        if name == "throttling" and sigs and (slowed or all(
+                _family(s) is SourceFamily.TRAFFIC or not _is_count(s) for s in sigs)):
             return name, cfg["id"]
         if name == "full-shutdown" and counts and min(
                 s.min_ratio for s in counts) <= float(cfg["max_ratio"]):
@@ -183,7 +196,7 @@ def cause(event: Event, sched: dict[str, Any] | None, ctx: CauseContext,
     if sched is not None:
         fire("recurrence", f"{sched['occurrences']} times at {sched['start_utc']} UTC")
     data_plane = [s for s in event.signals if _is_count(s.signal)
-                  and _family(s.signal) not in (SourceFamily.BGP, SourceFamily.PLATFORM)
+                  and _family(s.signal) not in (SourceFamily.BGP, *SERVICE_FAMILIES)
                   and s.worst_level == "critical"]
     if data_plane and ctx.bgp_present and not ctx.bgp_alerting:
         fire("bgp-visible", f"{data_plane[0].signal} critical while BGP routes stayed visible")
@@ -270,6 +283,12 @@ def is_mobile(ref: EntityRef) -> bool:
 
 
 # -- scope roll-up -----------------------------------------------------------------------
+def _service_level(e: Event) -> bool:
+    """A platform block or a throttled service: its network is not down, so it never counts
+    toward a national roll-up."""
+    return e.kind.value == "platform-block" or _slowed_only([s.signal for s in e.signals])
+
+
 @dataclass(frozen=True)
 class RollupSpan:
     rule: str
@@ -295,7 +314,7 @@ def rollup(child_events: Mapping[EntityRef, Sequence[Event]], observed: int, rul
     marks: list[tuple[int, int, EntityRef]] = []
     for ref, evs in child_events.items():
         for e in evs:
-            if e.kind.value == "platform-block":
+            if _service_level(e):
                 continue
             marks.append((e.start, 1, ref))
             marks.append((inf if e.end is None else end_of[e.id], -1, ref))
@@ -317,7 +336,7 @@ def rollup(child_events: Mapping[EntityRef, Sequence[Event]], observed: int, rul
     out = []
     for lo, hi in spans:
         members = tuple(e for evs in child_events.values() for e in evs
-                        if e.kind.value != "platform-block" and e.start < hi
+                        if not _service_level(e) and e.start < hi
                         and (e.end is None or end_of[e.id] > lo))
         out.append(RollupSpan(cfg["id"], lo, None if hi >= inf else hi, members))
     return out
