@@ -12,8 +12,9 @@ The feed is one country (KZ) with three regions and four ASes (three of them mob
 shipped AS table, so mobile-only and simultaneity rules fire), nightly cuts at one time of
 day on two ASes at once (curfew: ``class.intermittent`` settles only as nights accumulate,
 which re-assesses earlier nights), an AS cut for 10 minutes and closed before a sibling
-goes down 15 minutes after it (simultaneity re-assesses the closed one), a platform block on the country before a regional cut,
-a multi-region cut (national roll-up), and Poisson noise. Values come from this file's own
+goes down 15 minutes after it (simultaneity re-assesses the closed one), a platform block
+on the country before a regional cut, a multi-region cut (national roll-up), and Poisson
+noise. Values come from this file's own
 seeded generator, never from a detector's thresholds.
 """
 
