@@ -73,9 +73,12 @@ def test_synthetic_bucket_gives_the_single_process_store(tmp_path: Path,
 
 def test_fail_policy_raises_the_first_error_in_file_order(tmp_path: Path,
                                                           client: Client) -> None:
-    one, many = _both(tmp_path, client, FIX)
+    bad = [tmp_path / "bad1.jsonl", tmp_path / "bad2.jsonl"]  # the fixtures all parse now
+    for f in bad:
+        f.write_text("{}\nnot json\n")
+    one, many = _both(tmp_path, client, FIX, *bad)
     assert one.exit_code == many.exit_code == 1
-    assert many.stderr == one.stderr and "binary_city.yaml:1" in many.stderr
+    assert many.stderr == one.stderr and "bad1.jsonl:1" in many.stderr
     assert not (tmp_path / "dask.duckdb").exists()
 
 

@@ -135,18 +135,58 @@ def test_shared_fixtures_import_with_malformed_flagged(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     res = run("ooni", "import", FIX, "--on-error", "skip", "--store", store)
     assert res.exit_code == 0, res.output
-    assert "26 file(s): 24 measurements accepted" in res.output
+    assert "26 file(s): 25 measurements accepted" in res.output
     # report1.json.pretty is report1.json pretty-printed: one measurement, counted once
-    assert "1 malformed, 1 duplicate(s), 1 without a country" in res.output
-    assert "legacy YAML report: 1 (first at binary_city.yaml:1)" in res.stderr
+    assert "0 malformed, 1 duplicate(s), 1 without a country" in res.output
+    assert "http_requests: 2" in res.output  # http_requests_1.json + binary_city.yaml's entry
+    # binary_city.yaml (2015 YAML report): its one entry under the header's IS / AS51896 at
+    # start_time 1446726576 (2015-11-05 12:29:36 UTC) -> the 12:00 hour's volume
+    hour = 1_446_724_800 - T0
+    assert points(store, "country", "IS", "ooni-volume") == {hour: 1.0}
+    assert points(store, "asn", "51896", "ooni-volume") == {hour: 1.0}
     ir = points(store, "asn", "197207", "platform-blocked:facebook:dns")
     assert list(ir.values()) == [1.0]
     (tls,) = points(store, "asn", "30722", "tls-handshake:signal").values()  # signal_022
     assert 1.0 < tls < 2000.0  # milliseconds, from its tls_handshake_start/_done events
-    fail = run("ooni", "import", FIX, "--store", tmp_path / "f.duckdb")
-    assert fail.exit_code == 1
-    assert "binary_city.yaml:1" in fail.stderr and "legacy YAML" in fail.stderr
+
+
+LEGACY_HEADER = """---
+probe_asn: AS9198
+probe_cc: KZ
+probe_city: !!binary |
+  UmV5a2phdu1r
+report_id: legacy-kz
+start_time: 1446726576.0
+test_name: http_requests
+...
+"""
+
+
+def test_legacy_yaml_report_entries_take_the_header_and_a_bad_document_is_one_record(
+        tmp_path: Path) -> None:
+    entry = "---\ninput: http://{0}.kz\ntest_start_time: {1}\nheaders_diff: !!set {{}}\n...\n"
+    f = tmp_path / "r.yaml"
+    f.write_text(LEGACY_HEADER + entry.format("a", 1446726576.0)
+                 + "---\ninput: [unclosed\n...\n"  # line 15: a malformed document
+                 + entry.format("b", "2015-11-05T14:00:01Z") + "---\n")  # an empty last one
+    recs = list(iter_records(f))
+    assert [(r.line, r.error is None) for r in recs] == [(10, True), (15, False), (18, True)]
+    a = recs[0].doc
+    assert a is not None and a["test_name"] == "http_requests" and a["probe_cc"] == "KZ"
+    assert a["probe_city"] == "Reykjav\xedk" and a["test_keys"] == {"headers_diff": []}
+    assert a["input"] == "http://a.kz" and a["measurement_start_time"] == 1446726576.0
+    fail = run("ooni", "import", f, "--store", tmp_path / "f.duckdb")
+    assert fail.exit_code == 1 and f"{f}:15: not YAML" in fail.stderr
     assert not (tmp_path / "f.duckdb").exists()  # read before the store is opened
+    store = tmp_path / "s.duckdb"
+    res = run("ooni", "import", f, "--on-error", "skip", "--store", store)
+    assert res.exit_code == 0, res.output
+    assert "2 measurements accepted" in res.output and "1 malformed" in res.output
+    assert "r.yaml:15" in res.stderr
+    # entry a at 12:29:36, entry b (its own test_start_time) at 14:00:01 UTC; 13:00 zero-filled
+    hour = 1_446_724_800 - T0
+    assert points(store, "asn", "9198", "ooni-volume") == {
+        hour: 1.0, hour + H: 0.0, hour + 2 * H: 1.0}
 
 
 def test_bad_line_fail_writes_nothing_skip_keeps_the_rest(tmp_path: Path) -> None:
@@ -233,7 +273,7 @@ def test_bucket_layout_is_required_for_dir(tmp_path: Path) -> None:
 def test_sha256_is_of_the_whole_raw_file_read_in_the_same_pass(tmp_path: Path) -> None:
     import hashlib
 
-    for src in (FIX / "binary_city.yaml", FIX / "report1.json.pretty"):  # stops early / whole
+    for src in (FIX / "binary_city.yaml", FIX / "report1.json.pretty"):  # YAML stream / whole
         sha = hashlib.sha256()
         list(iter_records(src, sha=sha))
         assert sha.hexdigest() == hashlib.sha256(src.read_bytes()).hexdigest()

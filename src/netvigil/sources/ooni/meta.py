@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -29,6 +29,54 @@ _ASN = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
 #: measurement times outside [2012, 2100) are malformed (OONI started in 2012)
 MIN_TIME = 1_325_376_000
 MAX_TIME = 4_102_444_800
+
+
+#: base keys of ooni/spec ``df-000-base``: in a legacy YAML entry everything else is the
+#: test's own keys, moved under ``test_keys`` (what OONI's pipeline did converting them)
+BASE_KEYS = frozenset({
+    "annotations", "backend_version", "data_format_version", "id", "input", "input_hashes",
+    "measurement_start_time", "options", "probe_asn", "probe_cc", "probe_city", "probe_ip",
+    "report_id", "software_name", "software_version", "test_helpers", "test_name",
+    "test_runtime", "test_start_time", "test_version"})
+
+
+def _plain(value: Any) -> Any:
+    """A YAML value as JSON would carry it: ``!!binary`` as text (UTF-8, else Latin-1, the
+    encodings ooniprobe 1.x wrote), ``!!set`` as a sorted list, YAML timestamps as ISO text."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def legacy_measurement(header: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry of a legacy YAML report (before 2016) as a data-format-0.2.0 measurement.
+
+    The header document carries the base keys (``probe_cc``, ``probe_asn``, ``test_name``,
+    ``start_time``...), each entry the test's keys; as OONI's pipeline converted them:
+    base keys from the entry, else the header; ``measurement_start_time`` = the entry's
+    ``test_start_time``, else the header's ``start_time`` (unix seconds: :func:`parse_time`
+    reads them like every other spelling); the rest of the entry under ``test_keys``. The
+    values are then judged by :func:`read_meta` and the verdicts exactly as JSON ones are.
+    """
+    head, item = _plain(header), _plain(entry)
+    doc = {k: v for k, v in head.items() if k in BASE_KEYS}
+    doc.update((k, v) for k, v in item.items() if k in BASE_KEYS)
+    doc["test_start_time"] = head.get("start_time", doc.get("test_start_time"))
+    doc["measurement_start_time"] = item.get(
+        "measurement_start_time", item.get("test_start_time", head.get("start_time")))
+    doc["test_keys"] = {k: v for k, v in item.items() if k not in BASE_KEYS}
+    return doc
 
 
 class MetaError(ValueError):

@@ -3,7 +3,10 @@
 What OONI publishes (anchors §4.2, §4.4 tier 0): one measurement per line in
 ``raw/YYYYMMDD/HH/CC/testname/*.jsonl.gz`` (the S3 bucket layout, by *upload* hour), one
 measurement per file from the API and the probes (often pretty-printed), and old
-reports converted from YAML. :func:`iter_records` reads all of them with the same contract:
+reports converted from YAML, and the legacy YAML reports themselves (OONI before 2016: a
+YAML stream whose first document is the report header and each later document one
+measurement entry; :func:`_yaml_records`). :func:`iter_records` reads all of them with the
+same contract:
 every record comes out with its file and physical line, parsed or with the reason it could
 not be (never dropped, never fatal here: the caller applies the error policy).
 
@@ -36,9 +39,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import yaml  # type: ignore[import-untyped]  # PyYAML: no stubs installed (types-PyYAML)
 from isal import igzip, isal_zlib
 
 from netvigil.model import InputError
+from netvigil.sources.ooni.meta import legacy_measurement
 
 MAX_LINE_BYTES = 32 << 20  # 32 MiB: OONI's largest real measurements are a few MiB
 MAX_DECOMPRESSED_BYTES = 4 << 30  # 4 GiB per file after gunzip
@@ -186,9 +191,8 @@ def _records(fh: io.BufferedReader, name: str, max_line: int) -> Iterator[Record
             line = line.removeprefix(b"\xef\xbb\xbf")
         if not body:
             continue
-        if first and body == b"---":
-            yield Record(name, lineno, None, "legacy YAML report (OONI before 2016): "
-                                             "convert it to JSON first; not read")
+        if first and _is_yaml_marker(line):
+            yield from _yaml_records(fh, name, line, lineno, max_line)
             return
         doc, err = _parse(body)
         if err is not None and first and body.startswith((b"{", b"[")):
@@ -221,6 +225,81 @@ def _whole_document(fh: io.BufferedReader, name: str, head: bytes, lineno: int,
     return [Record(name, lineno, d, None) if isinstance(d, dict)
             else Record(name, lineno, None, f"not a JSON object (a {type(d).__name__})")
             for d in items]
+
+
+#: libyaml's C loader when PyYAML was built with it (about 10x the pure-Python one); both
+#: are the *safe* loader: no Python object tags from a file we did not write
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _is_yaml_marker(line: bytes) -> bool:
+    """A YAML document start ``---`` at column 0 (YAML 1.1 §4.3.1: it cannot occur inside a
+    document's content there, so splitting the stream on it is exact)."""
+    return line.rstrip(b"\r\n") == b"---" or line.startswith((b"--- ", b"---\t"))
+
+
+def _yaml_documents(fh: io.BufferedReader, first: bytes, lineno: int,
+                    max_line: int) -> Iterator[tuple[int, bytes | None]]:
+    """(start line, bytes) per document of the stream; bytes is None for a document over
+    ``max_line`` (read through, never held). Split here rather than by
+    ``yaml.safe_load_all`` so that one malformed document is one malformed record with its
+    own line, not the end of the report."""
+    start, chunk, size = lineno, [first], len(first)
+    while True:
+        line = fh.readline(max_line + 1)
+        if not line or _is_yaml_marker(line):
+            yield start, (b"".join(chunk) if size <= max_line else None)
+            if not line:
+                return
+            lineno += 1
+            start, chunk, size = lineno, [line], len(line)
+            continue
+        lineno += 1
+        size += len(line)
+        if size <= max_line:
+            chunk.append(line)
+        else:
+            chunk = []
+            if not line.endswith(b"\n"):
+                _discard_rest(fh)
+
+
+def _load_yaml(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        doc = yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, f"not YAML: {str(problem)[:120]}"
+    if doc is None:  # an empty document (a trailing ``---``): no record, like a blank line
+        return None, None
+    if not isinstance(doc, dict):
+        return None, f"not a YAML mapping (a {type(doc).__name__})"
+    return doc, None
+
+
+def _yaml_records(fh: io.BufferedReader, name: str, first: bytes, lineno: int,
+                  max_line: int) -> Iterator[Record]:
+    """A legacy YAML report: the header document's keys merged into every entry by
+    :func:`netvigil.sources.ooni.meta.legacy_measurement` (the same shape OONI's pipeline
+    gave these reports when it converted them to JSON). A bad header is one malformed record
+    and its entries are still read (they then lack the header's keys, so each is flagged)."""
+    header: dict[str, Any] | None = None
+    doc: dict[str, Any] | None
+    err: str | None
+    for start, data in _yaml_documents(fh, first, lineno, max_line):
+        if data is None:
+            doc, err = None, f"document longer than {max_line} bytes"
+        else:
+            doc, err = _load_yaml(data)
+        if header is None:
+            header = doc if doc is not None else {}
+            if err is not None:
+                yield Record(name, start, None, f"report header: {err}")
+            continue
+        if err is not None:
+            yield Record(name, start, None, err)
+        elif doc is not None:
+            yield Record(name, start, legacy_measurement(header, doc), None)
 
 
 def _discard_rest(fh: io.BufferedReader) -> None:
