@@ -102,6 +102,11 @@ def test_platform_block_names_the_blocked_platforms_and_times(
     named = {s["signal"] for e in blocks for s in e["signals"]}
     assert named == {"platform:telegram", "platform:whatsapp"}  # never signal or facebook
     assert {e["entity_code"] for e in blocks} == {"KZ", *map(str, ASNS)}
+    # the mechanism of the blocked tests (TCP resets here) is named per platform
+    mech = ev["assessment"]["mechanisms"]
+    assert set(mech) == {"telegram", "whatsapp"}
+    assert all(set(m) == {"tcp"} and min(m.values()) > 0 for m in mech.values()), mech
+    assert "evidence.platform-mechanisms" in ev["rules"]
 
 
 def test_blackout_is_a_volume_collapse(events: list[dict[str, Any]]) -> None:

@@ -113,6 +113,33 @@ def severity(event: Event, inputs: EntityInputs) -> dict[str, Any]:
             "ongoing": event.end is None, "people_affected": None}
 
 
+#: rule id recorded on a platform-block event whose blocked tests name their mechanisms
+MECHANISMS_RULE = "evidence.platform-mechanisms"
+_BLOCKED = "platform-blocked:"
+
+
+def mechanisms(event: Event, inputs: EntityInputs) -> dict[str, dict[str, int]]:
+    """Per blocked platform of ``event``, the blocked tests per mechanism (dns, tcp, tls,
+    http-blockpage, ...) in its window, from the ``platform-blocked:<platform>:<mechanism>``
+    series the OONI importer and the collector write (docs/ooni.md); empty when the entity
+    has none (the demo's synthetic tests carry no mechanism)."""
+    platforms = {s.signal.split(":", 1)[1] for s in event.signals
+                 if s.signal.startswith("platform:")}
+    hi = end_or(event, inputs.data_end)
+    out: dict[str, dict[str, int]] = {}
+    for sig, series in inputs.series.items():
+        if not sig.startswith(_BLOCKED):
+            continue
+        platform, _, mech = sig[len(_BLOCKED):].partition(":")
+        if platform not in platforms or not mech:
+            continue
+        vals = _window(series, event.start, hi)
+        total = int(np.nansum(vals)) if vals.size else 0
+        if total > 0:
+            out.setdefault(platform, {})[mech] = total
+    return {p: dict(sorted(m.items())) for p, m in sorted(out.items())}
+
+
 def assess(events: Sequence[Event], inputs: EntityInputs,
            members: Mapping[str, Sequence[Event]] | None = None,
            observed_children: Sequence[EntityRef] = (), *,
@@ -158,6 +185,12 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
             "cause": cause,
             "probability": cl.probability(ev, len(mem), end_of[ev.id] - ev.start),
         }
+        if ev.kind is EventKind.PLATFORM_BLOCK:
+            mech = (kept.get("mechanisms") if kept is not None
+                    else mechanisms(ev, inputs)) or {}
+            if mech:
+                assessment["mechanisms"] = mech
+                rules.append(MECHANISMS_RULE)
         if mem:
             assessment["scope"] = {**assessment.get("scope", {}),
                                    "members": [_member(m) for m in mem]}
