@@ -18,6 +18,11 @@ explains them in ``Event.assessment``:
 * **mobile-only** (``class.mobile-only``): every AS down is a mobile operator in the shipped
   AS -> network-type table (``data/events/asn_network_type.csv``, sources per row) and an
   observed fixed AS of the country is not down.
+* **circumvention** (``evidence.circumvention-surge``): a platform-block event whose country's
+  daily Tor user estimates (``tor-users`` / ``tor-bridge-users``) surged during it — a day
+  at least ``factor`` times the median of the ``baseline_days`` before it — names the surge
+  days as supporting evidence of blocking (:func:`surges`, :func:`circumvention`). The
+  collapse direction of the same counts is the detectors' (a shutdown).
 * **cause**: evidence rules ``cause.*`` (simultaneity across independent ASes, round-hour
   start, recurrence, data plane cut while BGP stays visible, platform blocking shortly
   before) combined as a noisy-or of their weights; from ``government_at`` on the event is
@@ -40,7 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model import EntityRef, Event, SourceFamily, signal_kind
+from netvigil.model import EntityRef, Event, Series, SourceFamily, signal_kind
 
 DAY = 86400
 
@@ -254,6 +259,41 @@ def probability(event: Event, members: int = 0, duration: int | None = None) -> 
                                     zip(FEATURES, features(event, members, duration),
                                         strict=True))
     return round(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit)))), 6)
+
+
+# -- circumvention demand ----------------------------------------------------------------
+def surges(series: Series) -> list[tuple[int, float]]:
+    """(day start, value / median of the days before) for every surge day of a daily count
+    (rule ``evidence.circumvention-surge``: at least ``factor`` times the median of the
+    ``baseline_days`` before it, ``min_baseline_days`` of them with data)."""
+    cfg = load_config()["evidence"]["circumvention-surge"]
+    days, need = int(cfg["baseline_days"]), int(cfg["min_baseline_days"])
+    factor = float(cfg["factor"])
+    vals, out = series.values, []
+    for i in range(need, len(vals)):
+        base = vals[max(0, i - days):i]
+        base = base[~np.isnan(base)]
+        if base.size < need or np.isnan(vals[i]):
+            continue
+        med = float(np.median(base))
+        if med > 0 and vals[i] >= factor * med:
+            out.append((series.start + i * series.step, round(float(vals[i]) / med, 3)))
+    return out
+
+
+def circumvention(event: Event, end: int, found: Mapping[str, Sequence[tuple[int, float]]]
+                  ) -> dict[str, Any] | None:
+    """The surge days (``found``: per signal, from :func:`surges`) within the window of a
+    platform-block ``event`` ending at ``end``, or None."""
+    cfg = load_config()["evidence"]["circumvention-surge"]
+    lo = event.start - int(cfg["window_s"])
+    hits = {sig: [{"day": t, "ratio": r} for t, r in days if lo <= t <= end]
+            for sig, days in sorted(found.items())}
+    hits = {sig: v for sig, v in hits.items() if v}
+    if not hits:
+        return None
+    return {"rule": cfg["id"], "factor": float(cfg["factor"]),
+            "baseline_days": int(cfg["baseline_days"]), "surges": hits}
 
 
 # -- mobile-only --------------------------------------------------------------------------

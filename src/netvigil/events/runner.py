@@ -444,7 +444,8 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
         split = splits.get(ent)
         if split is None:
-            assessed = fusion.assess(own, inputs, members, observed)
+            assessed = _circumvention(store, ent, parents.get(ent),
+                                      fusion.assess(own, inputs, members, observed), data_end)
             out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
             continue
         kept = [e for e in split.head if e.id not in split.redo]
@@ -452,9 +453,34 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         fresh = own[len(split.head):]
         assessed = fusion.assess([*(_raw(e) for e in redo), *fresh], inputs,
                                  context=kept, reuse={e.id: e.assessment for e in redo})
+        assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end)
         keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
     return procs, out, keep
+
+
+def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
+                   events: list[Event], data_end: int | None) -> list[Event]:
+    """Platform-block events with their country's Tor surge days as supporting evidence
+    (rule ``evidence.circumvention-surge``, :func:`classification.circumvention`): read here
+    because the baseline (28 days before the event) lies outside the window assessed."""
+    country = ent if ent.type is EntityType.COUNTRY else parent
+    blocks = [e for e in events if e.kind is EventKind.PLATFORM_BLOCK]
+    if country is None or country.type is not EntityType.COUNTRY or not blocks:
+        return events
+    cfg = classification.load_config()["evidence"]["circumvention-surge"]
+    lo = min(e.start for e in blocks) - int(cfg["window_s"]) \
+        - (int(cfg["baseline_days"]) + 1) * 86400
+    found = {sig: classification.surges(store.read_series(country, sig, lo))
+             for sig in cfg["signals"]}
+    out = []
+    for e in events:
+        ev = (classification.circumvention(e, fusion.end_or(e, data_end), found)
+              if e.kind is EventKind.PLATFORM_BLOCK else None)
+        out.append(e if ev is None else replace(
+            e, assessment={**dict(e.assessment), "circumvention": ev},
+            rules=tuple(dict.fromkeys([*e.rules, ev["rule"]]))))
+    return out
 
 
 def _affected_kin(splits: dict[EntityRef, _Split], built: Mapping[EntityRef, list[Event]],
