@@ -23,6 +23,11 @@ from fuzz.targets import TARGETS  # noqa: E402
 
 RUNS = 1000  # inputs per target (the largest seed set, mrt-elems, has under 300)
 GUARD = 300  # seconds per target before libFuzzer stops it anyway (not a timing check)
+# A fresh clone's first fuzz process compiles the numba kernels it imports (no cache yet):
+# fresh-clone CI saw mrt-fastrib at 1,338 MB RSS already at libFuzzer's INITED, 104 MB with a
+# warm cache. The smoke cap allows that one-time spike; `make fuzz` keeps 1,024 MB and its
+# 1M-input runs stayed at 85-118 MB (docs/fuzzing.md). Runaway memory still fails here.
+SMOKE_RSS_MB = 2560
 
 
 def test_every_parser_target_fuzzes_without_crash_hang_or_oom(tmp_path: Path) -> None:
@@ -31,7 +36,7 @@ def test_every_parser_target_fuzzes_without_crash_hang_or_oom(tmp_path: Path) ->
     assert set(MAX_LEN) | set(EXTRA_MAX_LEN) == set(SEEDS) == set(TARGETS), (
         "each target needs seeds and a -max_len")
     results = run_all(list(MAX_LEN), tmp_path, runs=RUNS, max_time=GUARD,
-                      jobs=len(MAX_LEN), timeout=5, rss_mb=1024)
+                      jobs=len(MAX_LEN), timeout=5, rss_mb=SMOKE_RSS_MB)
     assert [r.target for r in results] == list(MAX_LEN)
     for r in results:
         found = "\n".join(f"{a}: {Path(a).read_bytes()[:200]!r}" for a in r.artifacts)
