@@ -94,6 +94,8 @@ def test_timeline_table_and_chart(tmp_path: Path) -> None:
               ev("probing", "2022-01-05T10:40", "2022-01-06T01:00", 0.02))
     table = render_table([e])
     assert "2022-01-05 10:40" in table and "national" in table and "2.0" in table
+    # the readable severity (98 % lost), never IODA's raw score product
+    assert "lost %" in table and " 98 " in table and "e+" not in table
     t0 = ts("2022-01-01T00:00")
     vals = np.full(600, 100.0)
     vals[400:500] = 2.0

@@ -16,8 +16,8 @@ from netvigil.cli.common import (
     store_option,
 )
 from netvigil.events.codf import to_codf
-from netvigil.events.serialize import event_to_dict, events_to_csv
-from netvigil.model import EntityRef
+from netvigil.events.serialize import event_to_dict, events_to_csv, share_lost
+from netvigil.model import EntityRef, Event
 
 
 @click.command("events")
@@ -49,14 +49,20 @@ def events(store_path: Path, fmt: str, entity_text: str | None, start_text: str 
     else:
         rows = [
             (e.id, e.entity.fqid, e.entity_name, iso_utc(e.start), iso_utc(e.end) or "ongoing",
-             e.kind.value, e.scope.value, f"{e.score:.4g}", f"{e.confidence:.2f}",
+             e.kind.value, e.scope.value, _lost(e), f"{e.confidence:.2f}",
              f"{e.min_ratio:.3f}", ",".join(s.signal for s in e.signals))
             for e in found
         ]
-        headers = ("id", "entity", "name", "start", "end", "kind", "scope", "score",
+        # people read a share lost here; IODA's score product stays in json/csv/codf
+        headers = ("id", "entity", "name", "start", "end", "kind", "scope", "lost %",
                    "confidence", "min_ratio", "signals")
         click.echo(render_table(headers, rows) if rows else "no events")
 
 
 def register(group: click.Group) -> None:
     group.add_command(events)
+
+
+def _lost(e: Event) -> str:
+    lost = share_lost(e)
+    return "" if lost is None else f"{lost * 100:.0f}"

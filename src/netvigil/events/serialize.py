@@ -15,6 +15,18 @@ FLAT_FIELDS = ("id", "entity_type", "entity_code", "entity_name", "start", "end"
                "rules")
 
 
+def share_lost(event: Event) -> float | None:
+    """The severity people read: the share of ordinary connectivity lost (the assessment's
+    ``severity.share_lost``, else ``1 - min_ratio``), shown in tables instead of IODA's raw
+    score product (values like 1.7e17 mean nothing to a reader); None when unknown."""
+    sev = event.assessment.get("severity") if event.assessment else None
+    if isinstance(sev, dict) and isinstance(sev.get("share_lost"), int | float):
+        return float(sev["share_lost"])
+    if event.min_ratio != event.min_ratio:
+        return None
+    return min(1.0, max(0.0, 1.0 - event.min_ratio))
+
+
 def evidence_to_dict(ev: SignalEvidence) -> dict[str, Any]:
     return {
         "signal": ev.signal,

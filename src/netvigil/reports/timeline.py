@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from netvigil.events.serialize import share_lost
 from netvigil.model import Event
 
-HEADERS = ("start (UTC)", "end (UTC)", "entity", "scope", "kind", "min %", "score",
+# "lost %" is the readable severity (events.serialize.share_lost), not IODA's score product
+HEADERS = ("start (UTC)", "end (UTC)", "entity", "scope", "kind", "min %", "lost %",
            "signals")
 
 
@@ -28,8 +30,10 @@ def rows(events: Sequence[Event]) -> list[list[str]]:
         name = e.entity_name or e.entity.code
         label = f"{name} ({e.entity.fqid})"
         pct = "" if e.min_ratio != e.min_ratio else f"{e.min_ratio * 100:.1f}"
+        lost = share_lost(e)
         out.append([_t(e.start), _t(e.end), label, e.scope.value, e.kind.value, pct,
-                    f"{e.score:.3g}", ",".join(s.signal for s in e.signals)])
+                    "" if lost is None else f"{lost * 100:.0f}",
+                    ",".join(s.signal for s in e.signals)])
     return out
 
 
