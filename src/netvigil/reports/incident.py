@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from netvigil.events.serialize import share_lost
 from netvigil.impact import Impact, for_event
 from netvigil.model import (
     EntityRef,
@@ -307,11 +308,8 @@ def _last_point(store: Store, event: Event, now: int) -> int:
 
 
 def _share_lost(event: Event) -> float:
-    sev = event.assessment.get("severity") if event.assessment else None
-    if isinstance(sev, dict) and isinstance(sev.get("share_lost"), int | float):
-        return float(min(max(sev["share_lost"], 0.0), 1.0))
-    ratio = event.min_ratio if event.min_ratio == event.min_ratio else 1.0
-    return float(min(max(1.0 - ratio, 0.0), 1.0))
+    lost = share_lost(event)  # the one readable severity (events.serialize)
+    return 0.0 if lost is None else min(max(lost, 0.0), 1.0)
 
 
 def _impact(store: Store, event: Event, country: str | None, now: int) -> Impact | None:
