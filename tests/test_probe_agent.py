@@ -275,7 +275,9 @@ def dpi_proxy(lsock: socket.socket, blocked: set[str], throttled: set[str], ns: 
             b.shutdown(socket.SHUT_WR)
 
     def handle(c: socket.socket) -> None:
-        with c:
+        # a connection still proxied when the lab is torn down meets a deleted namespace
+        # (FileNotFoundError) or a closed peer: the lab's end, not the probe's verdict
+        with c, contextlib.suppress(OSError):
             raw = c.getsockopt(socket.SOL_IP, 80, 16)  # SO_ORIGINAL_DST
             dst = (socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0])
             hello = c.recv(16384)

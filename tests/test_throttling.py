@@ -103,7 +103,9 @@ def shaper(lsock: socket.socket, throttled: set[str], blocked: set[str], ns: str
             b.shutdown(socket.SHUT_WR)
 
     def handle(c: socket.socket) -> None:
-        with c:
+        # a connection still proxied when the lab is torn down meets a deleted namespace
+        # (FileNotFoundError) or a closed peer: the lab's end, not the probe's verdict
+        with c, contextlib.suppress(OSError):
             raw = c.getsockopt(socket.SOL_IP, 80, 16)  # SO_ORIGINAL_DST
             dst = (socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0])
             hello = c.recv(16384)
