@@ -1,4 +1,4 @@
-"""``netvigil detect``: run a detector of the registry (default: the reference) incrementally."""
+"""``netvigil detect``: run a registry detector (default ``registry.DEFAULT``) incrementally."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import handle_errors, open_store, store_option
-from netvigil.detect.registry import REFERENCE, detector_names, get_detector
+from netvigil.detect.registry import DEFAULT, detector_names, get_detector
 from netvigil.events.runner import run_detection
 from netvigil.model import EntityRef
 
@@ -19,7 +19,8 @@ from netvigil.model import EntityRef
 @click.option("--rebuild", is_flag=True, default=False,
               help="Recompute every selected series from scratch (ignore saved states).")
 @click.option("--detector", "detector_name", type=click.Choice(detector_names()),
-              default=REFERENCE, show_default=True, help="Detector from the registry.")
+              default=DEFAULT, show_default=True,
+              help="Detector from the registry (ioda.median is the reference).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="dask: country shards on Dask workers "
                                       "(docs/distributed.md).")

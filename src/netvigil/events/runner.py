@@ -3,7 +3,7 @@
 :func:`run_detection` is what the demo, ``netvigil detect`` and the observatory loop call.
 It lives in ``events`` (above ``detect`` in the tier order) because it also rebuilds events.
 
-Incremental, set-based (issue 7). For a detector (``ioda.median`` by default, any
+Incremental, set-based (issue 7). For a detector (``registry.DEFAULT`` by default, any
 :class:`netvigil.detect.protocol.Detector`) every judged series has one ``detector_state``
 row: ``config`` (the digest of the rule it was built with), ``cursor`` (the last stored time
 consumed) and ``state`` = 8 bytes little-endian *rows consumed* (stored rows, NULL values
@@ -59,8 +59,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.detect.ioda_median import IodaMedian
 from netvigil.detect.protocol import Detector, DetectorRule, PointChunk
+from netvigil.detect.registry import default_detector
 from netvigil.events import classification, fusion
 from netvigil.events.build import build_events
 from netvigil.events.rules import CONFIDENCE_RULE
@@ -114,7 +114,7 @@ def run_detection(
     ``rebuild`` recomputes every selected series from scratch (after a correction the
     count check cannot see, or to verify the incremental state).
     """
-    det: Detector = detector if detector is not None else IodaMedian()
+    det: Detector = detector if detector is not None else default_detector()
     method = det.method
     view = store.detection_view(method)
     keys = view.keys
