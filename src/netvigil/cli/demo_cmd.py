@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from netvigil.cli.common import STORE_ENV, handle_errors
+from netvigil.detect.registry import DEFAULT
 
 DEFAULT_OUT = Path("netvigil-report-kz2022")
 
@@ -53,8 +54,8 @@ def demo(store_path: Path | None, out_dir: Path, seed: int | None) -> None:
     with Store(path) as store:
         result = run_demo(store, out_dir, seed=seed)
     shown = result.headline()
-    click.echo("\nEvent timeline (detected by ioda.median on the reconstructed signals; "
-               "the country and its main networks):\n")
+    click.echo(f"\nEvent timeline (detected by {DEFAULT}, the default detector, on the "
+               "reconstructed signals; the country and its main networks):\n")
     click.echo(render_table(shown))
     rest = len(result.events) - len(shown)
     if rest:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from netvigil.detect.registry import DEFAULT
 from netvigil.events.serialize import event_to_dict, events_to_csv
 from netvigil.model import EntityRef, EntityType
 from netvigil.model.times import iso_utc
@@ -129,8 +130,9 @@ timeline of the January 2022 shutdown in {sc.country_name} (seed {result.reconst
 fed them as facts into NetVigil's one pipeline — the path real data takes (Trinocular beliefs,
 BGP routing state and the >50%-of-full-feed-peers rule, blocks attributed to ASes by the
 origins of the announced routes, % of tests reachable) — stored the series, ran the
-`ioda.median` detector and built events. Facts replayed: {result.replay.probe_rounds} probe
-rounds, {result.replay.bgp_bins} BGP bins ({result.replay.bgp_snapshots} routing snapshots),
+`{DEFAULT}` detector (the default; `ioda.median` is the benchmark's reference) and built
+events. Facts replayed: {result.replay.probe_rounds} probe rounds,
+{result.replay.bgp_bins} BGP bins ({result.replay.bgp_snapshots} routing snapshots),
 {result.replay.platform_hours} hours of platform tests. Events listed: the country, its
 regions and the ASes announcing its space; {result.elsewhere} further events are on countries
 or regions outside {sc.country_name} where the 2026 AS split's ranges geolocate elsewhere in
