@@ -146,7 +146,7 @@ class Fold:
             if key is not None:
                 self._seen.add(key)
             meta, v = Meta(*row[2]), _verdict(row[3])
-            self.builder.add(meta, v)
+            self.builder.add(meta, v, key)
             out.by_test[meta.test_name] += 1
             out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
             accepted += 1

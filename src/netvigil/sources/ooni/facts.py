@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,9 @@ MAX_ZERO_FILL_HOURS = 14 * 24
 _OUTCOME_COL = {Outcome.OK: 0, Outcome.ANOMALY: 1, Outcome.CONFIRMED: 2, Outcome.FAILURE: 3}
 
 Column = tuple[str, int]  # (country, asn)
+#: one accepted measurement's verdict facts (the store's ``ooni_measurements`` columns)
+LEDGER_COLUMNS = ("key", "hour", "time", "cc", "asn", "network", "test_name", "platform",
+                  "outcome", "mechanisms", "tls_ms", "speed")
 Row = tuple[str, str, str, np.ndarray, np.ndarray]  # entity type, code, signal, times, values
 
 
@@ -86,28 +89,78 @@ class FactBuilder:
     #: zero-filled too, so hour-by-hour imports see a blackout between them
     volume_before: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def add(self, meta: Meta, v: Verdict) -> None:
-        """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it)."""
+    #: the accepted measurements' verdict facts, one tuple per measurement in
+    #: :data:`LEDGER_COLUMNS` order (what the store's ledger keeps: docs/ooni.md)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, meta: Meta, v: Verdict, key: tuple[str, ...] | None = None) -> None:
+        """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it).
+        ``key`` is its identity (:func:`netvigil.sources.ooni.importer.identity`); without
+        one it is keyed by its base keys and verdict (:func:`fallback_key`)."""
         if meta.cc == UNKNOWN_CC:
             self.unattributed += 1
             return
         hour = meta.time - meta.time % HOUR
-        col = (meta.cc, meta.asn)
-        if meta.asn > 0 and (meta.network_name or meta.asn not in self.networks):
-            self.networks[meta.asn] = (meta.network_name, meta.cc)
+        speed = None if v.speed_ratio is None else 100.0 * v.speed_ratio
+        outcome = v.outcome.value if v.outcome is not None else None
+        self.rows.append((_key_text(key) if key is not None else fallback_key(meta, v),
+                          hour, meta.time, meta.cc, meta.asn, meta.network_name,
+                          meta.test_name, v.platform, outcome, ",".join(v.mechanisms),
+                          v.tls_handshake_ms, speed))
+        self.add_cell(hour, meta.cc, meta.asn, meta.network_name, v.platform, outcome,
+                      v.mechanisms, v.tls_handshake_ms, speed)
+
+    def add_cell(self, hour: int, cc: str, asn: int, network: str, platform: str | None,
+                 outcome: str | None, mechanisms: Iterable[str], tls_ms: float | None,
+                 speed: float | None) -> None:
+        """One measurement's verdict facts into the (hour, country, AS) cells: the one
+        aggregation both the in-memory path and the ledger derivation use."""
+        col = (cc, asn)
+        if asn > 0 and (network or asn not in self.networks):
+            self.networks[asn] = (network, cc)
         vol = self.volume[col]
         vol[hour] = vol.get(hour, 0) + 1
-        if v.platform is None or v.outcome is None:
+        if platform is None or outcome is None:
             return
-        cell = self.counts[(hour, v.platform)].setdefault(col, [0, 0, 0, 0])
-        cell[_OUTCOME_COL[v.outcome]] += 1
-        for mech in v.mechanisms:
-            per = self.blocked[(v.platform, mech)]
+        cell = self.counts[(hour, platform)].setdefault(col, [0, 0, 0, 0])
+        cell[_OUTCOME_COL[Outcome(outcome)]] += 1
+        for mech in mechanisms:
+            per = self.blocked[(platform, mech)]
             per[(hour, col)] = per.get((hour, col), 0) + 1
-        if v.tls_handshake_ms is not None:
-            self.tls[v.platform][(hour, col)].append(v.tls_handshake_ms)
-        if v.speed_ratio is not None:
-            self.speed[v.platform][(hour, col)].append(100.0 * v.speed_ratio)
+        if tls_ms is not None:
+            self.tls[platform][(hour, col)].append(tls_ms)
+        if speed is not None:
+            self.speed[platform][(hour, col)].append(speed)
+
+    def ledger_rows(self) -> dict[str, np.ndarray]:
+        """:attr:`rows` as columns (the ledger's insert shape), NaN for a missing float."""
+        cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(LEDGER_COLUMNS)
+        out: dict[str, np.ndarray] = {}
+        for name, values in zip(LEDGER_COLUMNS, cols, strict=True):
+            if name in ("hour", "time", "asn"):
+                out[name] = np.asarray(values, dtype=np.int64)
+            elif name in ("tls_ms", "speed"):
+                out[name] = np.asarray([np.nan if x is None else x for x in values],
+                                       dtype=np.float64)
+            else:
+                out[name] = np.asarray(values, dtype=object)
+        return out
+
+    def emit_cells(self, sink: FactSink, mechanisms: Mapping[str, Iterable[str]]) -> int:
+        """The per-cell facts (``platform:``, ``platform-blocked:``, ``tls-handshake:``,
+        ``throttling:``), not ``ooni-volume``; ``platform-blocked:<p>:<m>`` for every
+        mechanism ``m`` in ``mechanisms[p]`` (0 in tested hours without it), so the zeros
+        do not depend on which mechanisms this builder happened to see."""
+        n = 0
+        for plat, hours, keys in self._runs():
+            sink.emit(_platform_fact(plat, hours, keys, self.counts))
+            n += 1
+        for batch in (self._blocked_batch(mechanisms), self._tls_batch(),
+                      self._speed_batch()):
+            if len(batch):
+                sink.emit(batch)
+                n += 1
+        return n
 
     def emit(self, sink: FactSink) -> int:
         """Emit every fact (not flushed: the caller owns the transaction). Returns facts."""
@@ -175,9 +228,15 @@ class FactBuilder:
             rows.append((et, code, SIGNAL_VOLUME, times, vals))
         return _batch(rows, self.source)
 
-    def _blocked_batch(self) -> PointBatch:
+    def _blocked_batch(self, mechanisms: Mapping[str, Iterable[str]] | None = None
+                       ) -> PointBatch:
+        pairs = set(self.blocked)
+        if mechanisms is not None:
+            tested_plats = {p for _h, p in self.counts}
+            pairs |= {(p, m) for p, ms in mechanisms.items() if p in tested_plats for m in ms}
         rows = []
-        for (plat, mech), per in sorted(self.blocked.items()):
+        for plat, mech in sorted(pairs):
+            per = self.blocked.get((plat, mech), {})
             # every (hour, column) where the platform was tested: 0 unless blocked this way
             tested = {(h, c) for (h, p), cols in self.counts.items() if p == plat for c in cols}
             cells = {k: per.get(k, 0) for k in tested}
@@ -196,6 +255,18 @@ class FactBuilder:
         for plat, per in sorted(self.speed.items()):
             rows += _entity_rows(dict(per), f"{THROTTLING_PREFIX}{plat}", _median_of_lists)
         return _batch(rows, self.source)
+
+
+def _key_text(key: tuple[str, ...]) -> str:
+    return "\x1f".join(key)
+
+
+def fallback_key(meta: Meta, v: Verdict) -> str:
+    """A key for a caller that has no identity: base keys and verdict (two measurements
+    equal in all of them count once)."""
+    return _key_text(("facts", meta.test_name, str(meta.time), meta.cc, str(meta.asn),
+                      str(v.platform), str(v.outcome), ",".join(v.mechanisms),
+                      repr(v.tls_handshake_ms), repr(v.speed_ratio)))
 
 
 def _zero_filled_hours(hours: np.ndarray, last: int) -> np.ndarray:

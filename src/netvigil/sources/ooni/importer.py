@@ -20,6 +20,7 @@ The caller owns the store: it flushes the sink and writes the ``imports`` row
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -108,9 +109,11 @@ def _file_sha256(path: Path) -> Any:
     return sha
 
 
-def identity(doc: dict[str, Any]) -> tuple[str, ...] | None:
+def identity(doc: dict[str, Any]) -> tuple[str, ...]:
     """What makes two records the same measurement: OONI's ``measurement_uid`` if the
-    server assigned one, else (report, test, input, start time); None = cannot tell."""
+    server assigned one, else (report, test, input, start time), else the sha256 of its
+    canonical JSON (sorted keys, compact: the collector's and the probe's content hash).
+    It keys the store's ledger too, so a measurement counts once across imports."""
     uid = doc.get("measurement_uid")
     if isinstance(uid, str) and uid:
         return ("uid", uid)
@@ -118,7 +121,9 @@ def identity(doc: dict[str, Any]) -> tuple[str, ...] | None:
     if isinstance(rid, str) and rid:
         return (rid, str(doc.get("test_name")), repr(doc.get("input")),
                 str(doc.get("measurement_start_time")))
-    return None
+    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                       default=str)
+    return ("sha256", hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
@@ -143,13 +148,12 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
                         reason = str(exc)
                     else:
                         key = identity(rec.doc)
-                        if key is not None and key in seen:
+                        if key in seen:
                             out.duplicates += 1
                             continue
-                        if key is not None:
-                            seen.add(key)
+                        seen.add(key)
                         v = verdict(rec.doc)
-                        builder.add(meta, v)
+                        builder.add(meta, v, key)
                         out.by_test[meta.test_name] += 1
                         out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
                         accepted += 1
