@@ -2,7 +2,9 @@
 
 Both read their files completely before the store is opened (no lock held while parsing),
 then write every point, the entities and one ``imports`` row per file in ONE store
-transaction through the pipeline: with ``--on-error fail`` a malformed record writes
+transaction through the pipeline (OONI: with the accepted measurements' ledger rows, the
+series of the hours they touch derived from every stored measurement of those hours,
+:mod:`netvigil.sources.ooni.ledger`): with ``--on-error fail`` a malformed record writes
 nothing; with ``skip`` the good records are written and the malformed ones counted by
 reason with their first ``file:line`` (stderr). See docs/ooni.md.
 """
@@ -21,11 +23,13 @@ from netvigil.cli.common import handle_errors, open_store, store_option
 from netvigil.geo.entities import default_registry
 from netvigil.model import Entity, EntityRef, EntityType, ErrorPolicy
 from netvigil.pipeline import Pipeline
-from netvigil.sources.ooni.facts import SIGNAL_VOLUME, FactBuilder
+from netvigil.sources.ooni.facts import SOURCE, FactBuilder
 from netvigil.sources.ooni.importer import OoniImport, read_measurements
+from netvigil.sources.ooni.ledger import Accepted, accept
 from netvigil.sources.ooni.reader import bucket_files, expand
 from netvigil.sources.ooni.tor_userstats import TorImport, parse_userstats
 from netvigil.store import ImportRecord, Store
+from netvigil.store.ooni_ledger import OoniLedger
 
 POLICIES = [p.value for p in ErrorPolicy]
 
@@ -112,21 +116,20 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engi
         result = read_measurements(paths, on_error, builder)
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
-        builder.volume_before = {(i.entity.type.value, i.entity.code): i.last
-                                 for i in store.list_series()
-                                 if i.signal == SIGNAL_VOLUME and i.last is not None}
-        result.facts = builder.emit(pipeline)
         label = (str(bucket) if bucket is not None and not files
                  else f"{paths[0]} (+{len(paths) - 1} more)")
         record = _record(label, "ooni",
                          [(f.path, f.sha256) for f in result.files],
                          sum(f.records for f in result.files), result.measurements,
                          result.malformed.total)
-        _write(store, pipeline, record, _ooni_entities(builder))
+        with store.transaction():  # ledger rows and the points derived from them: together
+            accepted = accept(OoniLedger(store), builder.ledger_rows(), pipeline, SOURCE)
+            result.facts = accepted.facts
+            _write(store, pipeline, record, _ooni_entities(builder))
         points = pipeline.stats.points
     if work is not None:  # the store has the import: its chunks are no longer needed
         shutil.rmtree(work, ignore_errors=True)
-    _report(result, points)
+    _report(result, points, accepted)
 
 
 def _ooni_entities(builder: FactBuilder) -> list[Entity]:
@@ -140,8 +143,9 @@ def _ooni_entities(builder: FactBuilder) -> list[Entity]:
     return out
 
 
-def _report(result: OoniImport, points: int) -> None:
-    click.echo(f"{result.text()}, {points} points written")
+def _report(result: OoniImport, points: int, accepted: Accepted) -> None:
+    click.echo(f"{result.text()}, {points} points written; {accepted.new} new to the store, "
+               f"{accepted.known} stored before, {accepted.hours} hour(s) derived again")
     for name, n in sorted(result.by_test.items()):
         click.echo(f"  {name}: {n}")
     if result.malformed.total:

@@ -211,6 +211,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE events ADD COLUMN assessment VARCHAR NOT NULL DEFAULT '{}'",
         ),
     ),
+    Migration(
+        8,
+        "accepted OONI measurements",
+        (
+            # One row per distinct accepted measurement (OONI import and the collector
+            # alike), its verdict facts only: the platform series of an hour are derived
+            # from these rows, so they are a function of the set of measurements ever
+            # accepted, whatever the order and batching of the files
+            # (netvigil.store.ooni_ledger, docs/ooni.md).
+            """
+            CREATE TABLE ooni_measurements (
+                key VARCHAR PRIMARY KEY,  -- measurement_uid, report+test+input+time, or sha256
+                hour BIGINT NOT NULL,     -- measurement_start_time truncated to the hour
+                time BIGINT NOT NULL,     -- measurement_start_time, unix seconds
+                cc VARCHAR NOT NULL,
+                asn BIGINT NOT NULL,      -- 0 = withheld
+                network VARCHAR NOT NULL,
+                test_name VARCHAR NOT NULL,
+                platform VARCHAR,         -- NULL: counts in ooni-volume only
+                outcome VARCHAR,          -- ok|anomaly|confirmed|failure, NULL = no verdict
+                mechanisms VARCHAR NOT NULL,  -- comma-separated, '' = none
+                tls_ms DOUBLE,
+                speed DOUBLE,             -- 100 x target/control speed (sni_throttling)
+                source VARCHAR NOT NULL,  -- first accepted by: ooni | collector
+                accepted_at BIGINT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
