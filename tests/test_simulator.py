@@ -17,7 +17,7 @@ from netvigil.scenarios.simulator import Scenario, Simulation, load_catalogue, s
 H = 3600
 ISSUE_CLASSES = {"quiet", "national-blackout", "national-bgp-withdrawal", "regional-shutdown",
                  "single-as-outage", "mobile-only", "curfew", "exam", "long-cut-10d",
-                 "long-cut-2mo", "partial-degradation", "power-outage"}
+                 "long-cut-2mo", "partial-degradation", "power-outage", "small-count"}
 
 
 class ListSink:

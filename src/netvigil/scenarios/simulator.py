@@ -19,7 +19,12 @@ and hands a :class:`~netvigil.model.facts.FactSink` the facts the real sources e
   :class:`netvigil.sources.bgp.visibility.RoutingState` as the archive ingester does; each
   300 s bin's snapshot is emitted as a :class:`BgpVisibility` fact;
 * platform tests: hourly :class:`PlatformTests` per AS and platform (ok / anomaly / failure),
-  when the scenario has a ``[platform]`` section.
+  when the scenario has a ``[platform]`` section;
+* OONI measurements (``[ooni]``): a handful per hour from each listed AS, as raw measurement
+  documents judged by the OONI importer's own :func:`~netvigil.sources.ooni.meta.read_meta`,
+  :func:`~netvigil.sources.ooni.verdict.verdict` and
+  :class:`~netvigil.sources.ooni.facts.FactBuilder` — the small-count ``ooni-volume``
+  series of city-level and small-network measurement (issue 8, deliverable 4).
 
 The world around the events: diurnal rhythm (a share of blocks whose addresses sleep at night,
 "When the Internet Sleeps", Quan, Heidemann and Pradkin, IMC 2014: strongly diurnal in Asia and
@@ -881,6 +886,113 @@ def _platform_tests(sc: Scenario, uni: Universe, sched: LevelSchedule,
                          asns.astype(np.int64), ok, anomaly, np.zeros(shape, np.uint16), failure)
 
 
+def _as_connectivity(sc: Scenario, uni: Universe, sched: LevelSchedule, asn: int,
+                     times: I64) -> F64:
+    """Share of an AS's blocks passing packets at ``times``: its class level (phases) times,
+    for every injection interval on, ``1 − share of its blocks cut × (1 − level)`` (the
+    prober's rank rule in expectation). Why: a measurement needs a working connection, so a
+    cut silences the probes of the blocks it cuts and no others."""
+    members = uni.block_asn == asn
+    conn = sched.at(uni.as_class.get(asn, "fixed"), times)
+    size = max(1, int(members.sum()))
+    for inj in sc.injections:
+        share = float((uni.mask(inj) & members).sum()) / size
+        for a, b in inj.intervals:
+            on = (times >= a) & (times < b)
+            conn = np.where(on, conn * (1.0 - share * (1.0 - inj.level)), conn)
+    return np.asarray(conn, dtype=np.float64)
+
+
+def ooni_measurements(sc: Scenario, uni: Universe, rng: np.random.Generator
+                      ) -> tuple[I64, I64]:
+    """(times, asns) of every simulated OONI measurement, sorted by time (``[ooni]``).
+
+    ``per_hour`` is the mean per AS and hour at the daytime peak and ``night_activity`` the
+    share of it at the night's deepest (people run OONI Probe by day; the mobile app's
+    automated runs keep some at night). Per hour a Poisson count, times uniform in the hour,
+    then each kept with the probability that its AS's connection works at that second
+    (:func:`_as_connectivity`): a cut is a collapse of volume, OONI's signature of a shutdown
+    (anchors §4.4). Small counts on purpose: city-level and small-network series.
+    """
+    cfg = sc.section("ooni")
+    n_hours = (sc.end - sc.start) // 3600
+    hours = sc.start + 3600 * np.arange(n_hours, dtype=np.int64)
+    night = _night(hours + 1800, sc.utc_offset_hours,
+                   float(sc.section("probing")["night_peak_local_hour"]))
+    low = float(cfg["night_activity"])
+    activity = low + (1.0 - low) * (1.0 - night)
+    sched = LevelSchedule(sc.phases, CLASSES, platform=False)
+    times: list[I64] = []
+    asns: list[I64] = []
+    for asn in (int(a) for a in cfg["asns"]):
+        n = rng.poisson(float(cfg["per_hour"]) * activity)
+        t = np.repeat(hours, n) + rng.integers(0, 3600, int(n.sum()))
+        keep = rng.random(t.size) < _as_connectivity(sc, uni, sched, asn, t)
+        times.append(t[keep])
+        asns.append(np.full(int(keep.sum()), asn, dtype=np.int64))
+    t_all = np.concatenate(times) if times else np.empty(0, np.int64)
+    a_all = np.concatenate(asns) if asns else np.empty(0, np.int64)
+    order = np.argsort(t_all, kind="stable")
+    return (np.asarray(t_all[order], dtype=np.int64), np.asarray(a_all[order], dtype=np.int64))
+
+
+class SimulatedOoni:
+    """Hands the simulated measurements to the OONI importer's own code, hour by hour.
+
+    Each measurement is a raw OONI document (``test_name``, ``measurement_start_time``,
+    ``probe_cc``, ``probe_asn``, ``probe_network_name``) read by ``read_meta`` and judged by
+    ``verdict`` as ``netvigil ooni import`` does, into a
+    :class:`~netvigil.sources.ooni.facts.FactBuilder`; :meth:`emit` hands its facts to the
+    sink at each flush and starts a new builder that knows each entity's last emitted hour
+    (``volume_before``, as the CLI sets it from the store), so silent hours between two
+    flushes are written as 0 like silences inside one import.
+    """
+
+    def __init__(self, sc: Scenario, uni: Universe, rng: np.random.Generator) -> None:
+        from netvigil.sources.ooni.facts import FactBuilder
+
+        self.sc = sc
+        self.test_name = str(sc.section("ooni").get("test_name", "ndt"))
+        self.names = {a: as_display_name(a, uni, sc) for a in uni.as_names}
+        self.times, self.asns = ooni_measurements(sc, uni, rng)
+        self.builder = FactBuilder()
+        self.before: dict[tuple[str, str], int] = {}
+        self.measurements = 0
+
+    def document(self, t: int, asn: int) -> dict[str, Any]:
+        when = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return {"test_name": self.test_name, "measurement_start_time": when,
+                "probe_cc": self.sc.country, "probe_asn": f"AS{asn}",
+                "probe_network_name": self.names.get(asn, "")}
+
+    def hour(self, t: int) -> None:
+        """Add the measurements of ``[t, t + 1 h)`` to the open builder."""
+        from netvigil.sources.ooni.meta import read_meta
+        from netvigil.sources.ooni.verdict import verdict
+
+        lo, hi = np.searchsorted(self.times, [t, t + 3600])
+        for ts, asn in zip(self.times[lo:hi].tolist(), self.asns[lo:hi].tolist(),
+                           strict=True):
+            doc = self.document(int(ts), int(asn))
+            self.builder.add(read_meta(doc), verdict(doc))
+            self.measurements += 1
+
+    def emit(self, sink: FactSink) -> None:
+        """The open builder's facts into ``sink``; the next builder continues its series."""
+        from netvigil.sources.ooni.facts import FactBuilder
+
+        b = self.builder
+        b.volume_before = dict(self.before)
+        b.emit(sink)
+        if b.volume:
+            last = max(h for per in b.volume.values() for h in per)
+            for cc, asn in b.volume:
+                self.before[(EntityType.COUNTRY.value, cc)] = last
+                if asn > 0:
+                    self.before[(EntityType.ASN.value, str(asn))] = last
+        self.builder = FactBuilder()
+
+
 # ---------------------------------------------------------------------------------------------
 # The reconstruction
 # ---------------------------------------------------------------------------------------------
@@ -894,6 +1006,7 @@ class Replay:
     bgp_bins: int = 0
     bgp_snapshots: int = 0
     platform_hours: int = 0
+    ooni_measurements: int = 0
 
 
 def source_outages(sc: Scenario, seed: int) -> dict[str, tuple[tuple[int, int], ...]]:
@@ -944,6 +1057,13 @@ class Simulation:
                                              r_plat)
         return self._platform
 
+    def ooni(self) -> SimulatedOoni | None:
+        """The OONI measurement source (child generator 5), or None without ``[ooni]``."""
+        if "ooni" not in self.scenario.raw:
+            return None
+        return SimulatedOoni(self.scenario, self.universe,
+                             np.random.default_rng(self.seed).spawn(6)[5])
+
     def prober(self) -> SimulatedProber:
         rng = np.random.default_rng(self.seed).spawn(3)[0]
         sc = self.scenario
@@ -960,6 +1080,7 @@ class Simulation:
         sc = self.scenario
         end = sc.end if until is None else min(sc.end, until)
         prober, coll, plat = self.prober(), self.collector(), self.platform_tests()
+        ooni = self.ooni()
         down = source_outages(sc, self.seed)
         rep = Replay()
         tick = math.gcd(prober.step, coll.step, plat.step if plat is not None else coll.step)
@@ -983,9 +1104,16 @@ class Simulation:
                                         plat.ok[h:h + 1], plat.anomaly[h:h + 1],
                                         plat.confirmed[h:h + 1], plat.failure[h:h + 1]))
                 rep.platform_hours += 1
+            if ooni is not None and off % 3600 == 0:
+                ooni.hour(t)
             if t + tick >= next_flush:
+                if ooni is not None:
+                    ooni.emit(sink)
                 sink.flush({f"scenario.{sc.id}.replayed_until": str(t + tick)})
                 next_flush += flush_seconds
+        if ooni is not None:
+            ooni.emit(sink)
+            rep.ooni_measurements = ooni.measurements
         sink.flush({f"scenario.{sc.id}.replayed_until": str(end)})
         rep.bgp_snapshots = coll.snapshots
         return rep
