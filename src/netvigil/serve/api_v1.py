@@ -22,7 +22,7 @@ from netvigil.model.entities import parse_entity_type
 from netvigil.model.errors import InvalidEntity
 from netvigil.model.times import iso_utc
 from netvigil.serve import queries
-from netvigil.serve.deps import StoreCatalogue, StoreReader
+from netvigil.serve.deps import SeriesSource, SourceCatalogue, StoreCatalogue, StoreReader
 from netvigil.serve.params import JSONBody, entity_ref, time_range
 from netvigil.serve.severity import connectivity_ratio, severity_of, worst
 
@@ -77,7 +77,7 @@ def get_entity(store: StoreReader, cat: StoreCatalogue, entity_type: str, code: 
 
 @router.get("/signals/{entity_type}/{code}", summary="An entity's series over a time range")
 def get_signals(
-    store: StoreReader, cat: StoreCatalogue, entity_type: str, code: str,
+    store: SeriesSource, cat: SourceCatalogue, entity_type: str, code: str,
     from_: Annotated[str | None, Query(alias="from", description="unix s or ISO 8601; default: "
                                        "7 days before until")] = None,
     until: Annotated[str | None, Query(description="unix s or ISO 8601 (exclusive); default: "
@@ -123,7 +123,7 @@ def _entity_filter(entity_type: str | None, entity_code: str | None
 
 @router.get("/events", summary="Events with filters, ordering and three formats")
 def get_events(
-    store: StoreReader,
+    store: SeriesSource,
     entity_type: Annotated[str | None, Query(description="country, region, asn, block")]
     = None,
     entity_code: Annotated[str | None, Query(description="needs entity_type")] = None,

@@ -20,6 +20,7 @@ from netvigil.serve.cache import ResponseCache, ResponseCacheMiddleware, Version
 from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
 from netvigil.serve.gate import StoreGate, StoreOpener
+from netvigil.serve.memory import MAX_POINTS, SeriesMemory
 from netvigil.serve.metrics import Metrics, MetricsMiddleware
 from netvigil.serve.queries import Catalogue
 
@@ -39,14 +40,18 @@ ROUTER_MODULES: tuple[str, ...] = (
 
 def create_app(store_path: Path, *, open_store: StoreOpener,
                lock_wait: float = DEFAULT_REQUEST_WAIT,
-               worker_threads: int = WORKER_THREADS) -> FastAPI:
+               worker_threads: int = WORKER_THREADS,
+               memory_points: int = MAX_POINTS) -> FastAPI:
     """The NetVigil HTTP app over the store at ``store_path``.
 
     ``open_store`` is the CLI's lock-aware opener (``netvigil.cli.common.open_store``);
     tests pass the same. ``lock_wait`` bounds how long a request waits for a writer's lock.
     The store is never held between requests (:mod:`netvigil.serve.deps`).
+    ``memory_points`` bounds the in-memory snapshot of series and events (memory.py; 0: none,
+    every request reads DuckDB).
     """
     gate = StoreGate(Path(store_path), open_store, lock_wait)
+    memory = SeriesMemory(gate, memory_points)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +59,9 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
         # (routing, building the answer) holds it; 40 threads (anyio's default) starve the
         # event loop under 100 clients and throughput collapses (bench_serve_load.py).
         to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        memory.start()  # requests read DuckDB until the first snapshot is built
         yield
+        memory.stop()
         gate.close()  # stop the inotify watcher, release the file
 
     app = FastAPI(title="NetVigil API", version=__version__, lifespan=lifespan,
@@ -63,9 +70,10 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
     app.state.metrics = Metrics()
     app.state.catalogue = VersionedMemo(Catalogue)
     app.state.response_cache = ResponseCache()
+    app.state.memory = memory
     # inner first: the metrics middleware (outermost) counts cache hits under their route
     app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache,
-                       version=gate.version)
+                       version=gate.version, snapshot=memory.serving)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for name in ROUTER_MODULES:

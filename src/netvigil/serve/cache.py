@@ -42,6 +42,9 @@ CACHED_PREFIXES: tuple[str, ...] = ("/api/v1/signals/", "/api/v1/events", "/api/
                                     "/api/v1/alerts", "/api/v1/summary")
 MAX_BYTES = 64 * 2**20  # response bytes kept (about 10,000 seven-day charts)
 MAX_BODY = 4 * 2**20  # a larger answer is not kept (a whole-store CSV export)
+#: Routes answered from the in-memory snapshot when one is ready (memory.py).
+SNAPSHOT_PREFIXES: tuple[str, ...] = ("/api/v1/signals/", "/api/v1/events")
+SNAPSHOT_STATE = "netvigil_snapshot"  # scope["state"] key of the pinned snapshot
 CACHE_HEADER = b"x-netvigil-cache"  # "hit" or "miss": lets tests and operators see it
 
 Version = tuple[Hashable, ...]
@@ -143,10 +146,17 @@ class ResponseCacheMiddleware:
     version is unchanged, else run the app and keep a 200 answer computed at one version."""
 
     def __init__(self, app: ASGIApp, cache: ResponseCache,
-                 version: Callable[[], Version]) -> None:
+                 version: Callable[[], Version],
+                 snapshot: Callable[[], Any] | None = None,
+                 snapshot_cache: ResponseCache | None = None) -> None:
         self.app = app
         self.cache = cache
         self.version = version
+        #: the current in-memory snapshot (memory.py) or None; answers of
+        #: :data:`SNAPSHOT_PREFIXES` computed from it are kept in ``snapshot_cache`` under
+        #: its serial (it never changes under a request, so no second version check)
+        self.snapshot = snapshot
+        self.snapshot_cache = snapshot_cache or ResponseCache()
         #: misses being computed, by (version, key): a request for the same URL waits for
         #: that answer instead of computing it again (after each write every viewer of a
         #: page misses at once; the first load of the benchmark computed 454 answers for
@@ -160,12 +170,12 @@ class ResponseCacheMiddleware:
             await self.app(scope, receive, send)
             return
         key = (path, bytes(scope.get("query_string", b"")))
-        before = self.version()
-        found = self.cache.get(before, key)
+        cache, before, current = self._pick(scope, path)
+        found = cache.get(before, key)
         leader = self._computing.get((before, key))
         if found is None and leader is not None:
             await leader.wait()  # the same question is being answered: take its answer
-            found = self.cache.get(before, key)
+            found = cache.get(before, key)
         if found is not None:
             self.cache.hits += 1  # the event loop's thread only
             scope["route"] = found.route
@@ -176,15 +186,28 @@ class ResponseCacheMiddleware:
         if leader is None:
             done = self._computing[(before, key)] = asyncio.Event()
             try:
-                await self._compute(scope, receive, send, key, before)
+                await self._compute(scope, receive, send, key, (cache, before, current))
             finally:
                 del self._computing[(before, key)]
                 done.set()
         else:  # the leader's answer was not kept (an error, or the store moved)
-            await self._compute(scope, receive, send, key, before)
+            await self._compute(scope, receive, send, key, (cache, before, current))
+
+    def _pick(self, scope: Scope, path: str
+              ) -> tuple[ResponseCache, Version, Callable[[], Version]]:
+        """The cache, version and version reader for this request: a snapshot route with a
+        snapshot ready is pinned to it (``scope["state"]``, read by deps.series_source)."""
+        snap = self.snapshot() if self.snapshot is not None else None
+        if snap is None or not path.startswith(SNAPSHOT_PREFIXES):
+            return self.cache, self.version(), self.version
+        scope.setdefault("state", {})[SNAPSHOT_STATE] = snap
+        pinned: Version = ("snapshot", snap.serial)
+        return self.snapshot_cache, pinned, lambda: pinned
 
     async def _compute(self, scope: Scope, receive: Receive, send: Send,
-                       key: tuple[str, bytes], before: Version) -> None:
+                       key: tuple[str, bytes],
+                       picked: tuple[ResponseCache, Version, Callable[[], Version]]) -> None:
+        cache, before, current = picked
         self.cache.misses += 1
         start: Message = {}
         chunks: list[bytes] = []
@@ -199,6 +222,6 @@ class ResponseCacheMiddleware:
             await send(message)
 
         await self.app(scope, receive, keep)
-        if start.get("status") == 200 and self.version() == before:
-            self.cache.put(before, key, CachedAnswer(200, list(start.get("headers", [])),
+        if start.get("status") == 200 and current() == before:
+            cache.put(before, key, CachedAnswer(200, list(start.get("headers", [])),
                                                      b"".join(chunks), scope.get("route")))

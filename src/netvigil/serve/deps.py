@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from netvigil.serve.cache import VersionedMemo
+from netvigil.serve.cache import SNAPSHOT_STATE, VersionedMemo
 from netvigil.serve.gate import StoreGate
+from netvigil.serve.memory import SeriesMemory, SeriesSnapshot
 from netvigil.serve.queries import Catalogue
 
 if TYPE_CHECKING:
@@ -75,3 +76,36 @@ def store_catalogue(request: Request, store: StoreReader) -> Catalogue:
 
 
 StoreCatalogue = Annotated[Catalogue, Depends(store_catalogue)]
+
+
+def memory_of(request: Request) -> SeriesMemory:
+    memory = request.app.state.memory
+    assert isinstance(memory, SeriesMemory)
+    return memory
+
+
+async def series_source(request: Request) -> AsyncIterator[Store | SeriesSnapshot]:
+    """Where a route reads series and events: the in-memory snapshot the answer cache pinned
+    for this request (cache.py), else the app's current one, else the store itself (no
+    snapshot yet, or the store is too large for one). Both answer ``read_series`` and
+    ``read_events`` alike (memory.py), so the route code is the same."""
+    snap = request.scope.get("state", {}).get(SNAPSHOT_STATE) or memory_of(request).serving()
+    if isinstance(snap, SeriesSnapshot):
+        yield snap
+        return
+    async with gate_of(request).async_reader() as store:
+        yield store
+
+
+SeriesSource = Annotated["Store | SeriesSnapshot", Depends(series_source)]
+
+
+def source_catalogue(request: Request, source: SeriesSource) -> Catalogue:
+    """The catalogue of the source the request reads (the snapshot's own, or the store's
+    for the current version, as :func:`store_catalogue`)."""
+    if isinstance(source, SeriesSnapshot):
+        return source.catalogue
+    return catalogue_memo(request).get(gate_of(request).version(), source)
+
+
+SourceCatalogue = Annotated[Catalogue, Depends(source_catalogue)]

@@ -40,10 +40,9 @@ from netvigil.model.errors import InvalidEntity
 from netvigil.model.times import iso_utc
 from netvigil.series.ioda_format import DATASOURCE_NAMES
 from netvigil.serve import queries
-from netvigil.serve.deps import StoreCatalogue, StoreReader
+from netvigil.serve.deps import SeriesSource, SourceCatalogue, StoreCatalogue, StoreReader
 from netvigil.serve.errors import ENVELOPED_PREFIXES
 from netvigil.serve.params import JSONBody, entity_ref, parse_when
-from netvigil.store.duck import Store
 
 router = APIRouter(prefix="/ioda/v2", tags=["ioda v2"], default_response_class=JSONBody)
 
@@ -188,7 +187,7 @@ def entities_query(
 # ---------------------------------------------------------------------- signals
 @router.get("/signals/raw/{entityType}/{entityCode}", summary="IODA: raw signals")
 def signals_raw(
-    request: Request, store: StoreReader, cat: StoreCatalogue,
+    request: Request, store: SeriesSource, cat: SourceCatalogue,
     entityType: str, entityCode: str,  # noqa: N803
     from_: Annotated[str | None, Query(alias="from", description="unix seconds")] = None,
     until: Annotated[str | None, Query(description="unix seconds")] = None,
@@ -221,7 +220,7 @@ def signals_raw(
     return envelope(request, "signals", params, body)
 
 
-def _ioda_series(store: Store, cat: queries.Catalogue, ent: Entity, signal: str, start: int,
+def _ioda_series(store: queries.SeriesReader, cat: queries.Catalogue, ent: Entity, signal: str, start: int,
                  end: int, max_points: int | None) -> dict[str, Any]:
     view = queries.series_view(store, cat, ent.ref, signal, start, end,
                                max_points=max_points, normalised=False)
@@ -268,7 +267,7 @@ def _ioda_alert(a: Alert, ent: Entity) -> dict[str, Any]:
 
 @router.get("/outages/events", summary="IODA: events (CODF by default)")
 def outages_events(
-    request: Request, store: StoreReader, cat: StoreCatalogue,
+    request: Request, store: SeriesSource, cat: SourceCatalogue,
     from_: Annotated[str | None, Query(alias="from")] = None,
     until: str | None = None,
     entityType: str | None = None,  # noqa: N803
@@ -303,7 +302,7 @@ def outages_events(
     return envelope(request, "outages.events", params, body)
 
 
-def _events(store: Store, start: int, end: int, entity_type: str | None,
+def _events(store: queries.SeriesReader, start: int, end: int, entity_type: str | None,
             entity_code: str | None, ds: str | None) -> list[Event]:
     ref, etype = _filters(entity_type, entity_code)
     found = queries.read_events(store, entity=ref, entity_type=etype, start=start, until=end)
@@ -313,7 +312,7 @@ def _events(store: Store, start: int, end: int, entity_type: str | None,
     return found
 
 
-def _ioda_event(store: Store, cat: queries.Catalogue, e: Event, end: int,
+def _ioda_event(store: queries.SeriesReader, cat: queries.Catalogue, e: Event, end: int,
                 include_alerts: bool, names: dict[EntityRef, Entity]) -> dict[str, Any]:
     ent = _entity_for(cat, e.entity, names)
     sources = sorted({datasource(s.signal) for s in e.signals})

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from netvigil.geo.entities import default_registry
 from netvigil.model import Entity, EntityRef, EntityType, Event
+from netvigil.model.alerts import Alert
+from netvigil.model.series import Series
 from netvigil.reports.chart import normalise
 from netvigil.store.duck import Store
 
@@ -24,6 +27,21 @@ from netvigil.store.duck import Store
 ORDINARY_HISTORY_SECONDS = 7 * 86_400
 DEFAULT_WINDOW_SECONDS = 7 * 86_400
 REGISTRY_MATCHES = 500  # registry names searched per query (countries + regions: ~5,300)
+
+
+class SeriesReader(Protocol):
+    """What the chart and event routes read: :class:`~netvigil.store.duck.Store` or the
+    in-memory :class:`~netvigil.serve.memory.SeriesSnapshot`, which answers alike."""
+
+    def read_series(self, entity: EntityRef, signal: str, start: int | None = None,
+                    until: int | None = None, *, grid: tuple[int, int] | None = None
+                    ) -> Series: ...
+
+    def read_events(self, entity: EntityRef | None = None, start: int | None = None,
+                    until: int | None = None) -> list[Event]: ...
+
+    def read_alerts(self, entity: EntityRef | None = None, start: int | None = None,
+                    until: int | None = None) -> list[Alert]: ...
 
 
 @dataclass(frozen=True)
@@ -183,7 +201,7 @@ def downsample(values: npt.NDArray[np.float64], factor: int) -> npt.NDArray[np.f
     return out
 
 
-def series_view(store: Store, cat: Catalogue, ref: EntityRef, signal: str, start: int,
+def series_view(store: SeriesReader, cat: Catalogue, ref: EntityRef, signal: str, start: int,
                 until: int, *, max_points: int | None, normalised: bool) -> SeriesView:
     """The signal's bins in [start, until), aligned to the series grid, padded with NaN to
     the window, downsampled to at most ``max_points`` and, when ``normalised``, divided by
@@ -237,7 +255,7 @@ def order_events(events: list[Event], order: str) -> list[Event]:
     return out[::-1] if desc else out
 
 
-def read_events(store: Store, *, entity: EntityRef | None, entity_type: EntityType | None,
+def read_events(store: SeriesReader, *, entity: EntityRef | None, entity_type: EntityType | None,
                 start: int | None, until: int | None) -> list[Event]:
     found = store.read_events(entity, start, until)
     if entity is None and entity_type is not None:
