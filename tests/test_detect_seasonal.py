@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from netvigil.detect import seasonal_kernel as sk
 from netvigil.detect.ioda_median import IodaMedian
 from netvigil.detect.protocol import PointChunk
-from netvigil.detect.registry import REFERENCE, detector_names, get_detector
+from netvigil.detect.registry import DEFAULT, REFERENCE, detector_names, get_detector
 from netvigil.detect.seasonal import Seasonal, load_rules, parse_rules
 from netvigil.model import Alert, Level, Series, make_ref
 
@@ -89,6 +89,32 @@ def test_a_40_day_cut_stays_open_until_the_data_returns() -> None:
     alerts = detect(draw(np.where(cut, mu * 0.03, mu), 3))
     assert excursions(alerts) == [(T0 + 10 * DAY, T0 + 50 * DAY)]
     assert alerts[0].level is Level.CRITICAL
+
+
+def test_a_climb_back_is_dated_where_it_left_the_critical_level() -> None:
+    """A shutdown restored at one moment whose measurement catches up over 30 minutes (as
+    Trinocular's beliefs do: 30 %, 60 %, 75 % of ordinary, then normal): the end is the
+    restoration, not the bin the series was back to normal."""
+    t, mu = diurnal(20)
+    back = T0 + 14 * DAY + 2 * 3600
+    share = np.where((t >= T0 + 12 * DAY) & (t < back), 0.02, 1.0)
+    for i, s in enumerate((0.3, 0.6, 0.75)):  # 5-minute bins of the catch-up
+        share[t == back + i * STEP] = s
+    got = excursions(detect(draw(mu * share, 7)))
+    # the first bin out of the critical level (60 %), within a bin of the restoration;
+    # without the climb rule the end was the first normal bin, 3 bins or more later
+    assert got == [(T0 + 12 * DAY, back + STEP)]
+
+
+def test_a_long_partial_restoration_keeps_the_event_open() -> None:
+    """Restored to 55 % for 12 h before the rest comes back: not a climb, the event ends
+    when the series is back (``restore_climb`` bounds the catch-up)."""
+    t, mu = diurnal(20)
+    partial, back = T0 + 14 * DAY, T0 + 14 * DAY + 12 * 3600
+    share = np.where(t < partial, 0.02, np.where(t < back, 0.55, 1.0))
+    share[t < T0 + 12 * DAY] = 1.0
+    got = excursions(detect(draw(mu * share, 8)))
+    assert got == [(T0 + 12 * DAY, back)]
 
 
 def test_small_counts_are_judged_with_poisson_tails() -> None:
@@ -205,8 +231,9 @@ def test_rules_are_data_with_stable_ids() -> None:
         parse_rules(text.replace("slot_seconds = 900", "slot_seconds = 7000"))
 
 
-def test_registry_keeps_the_reference_first() -> None:
+def test_registry_keeps_the_reference_first_and_seasonal_is_the_default() -> None:
     assert detector_names()[0] == REFERENCE == "ioda.median"
+    assert DEFAULT == "netvigil.seasonal"
     assert "netvigil.seasonal" in detector_names()
     det: Any = get_detector("netvigil.seasonal")
     assert isinstance(det, Seasonal)

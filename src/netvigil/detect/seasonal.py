@@ -41,7 +41,20 @@ Levels: critical when the ratio is below ``critical``, warning below ``warning``
 Return to normal is reported (at its first bin) once a run of bins that are not low lasted
 ``minduration`` and is plausible at the baseline *together* (lower tail >= ``p_restore``):
 without that hysteresis a 30 % drop judged against a 0.8 threshold flickered open and shut
-on noise (found by the test of the rebase rule). Parameters are data
+on noise (found by the test of the rebase rule).
+
+**Dating the end** (``restore_climb``). A measured series often climbs back over a few
+bins after a restoration at one moment: Trinocular keeps a block down until a probe answers,
+one probe a round once its belief is certain, so a block of availability A needs about 1/A
+rounds (up to ~10 rounds, 100 min at 600-s rounds, for the sparsest blocks Trinocular tracks,
+A >= 0.1; Quan, Heidemann and Pradkin, SIGCOMM 2013). Dating the end at the first *normal*
+bin put every national end of the benchmark 1,200-2,400 s late (0.55, 0.77, 0.87 of the
+baseline in the three bins after a restoration). Like the start, which is dated at the
+first low bin although confirmed later, the end is dated where the change happened: at
+the first bin out of the excursion's last critical bin, when the recovery is confirmed
+within ``restore_climb`` of it. A longer warning stretch after the critical part (a partial
+restoration: fixed lines back at 55 % for hours) is not a climb, and the event ends when the
+series is back. Parameters are data
 (``seasonal.toml``) with stable rule ids ``netvigil.seasonal.<family>``.
 """
 
@@ -85,6 +98,7 @@ class SeasonalRule:
     minduration: int
     rebase_after: int
     counts: str
+    restore_climb: int
     provenance: str = ""
 
     def condition(self, level: Level) -> str:
@@ -103,7 +117,8 @@ class SeasonalRule:
         return [self.slot_seconds, self.warmup, self.level_halflife, self.season_gamma,
                 self.phi_halflife, self.phi_init, self.phi_min, self.huber_k, self.warning,
                 self.critical, self.p_confirm, self.p_restore, self.minduration,
-                self.rebase_after, 1.0 if self.counts == "auto" else 0.0]
+                self.rebase_after, 1.0 if self.counts == "auto" else 0.0,
+                self.restore_climb]
 
 
 def parse_rules(text: str) -> dict[str, SeasonalRule]:
@@ -123,6 +138,7 @@ def parse_rules(text: str) -> dict[str, SeasonalRule]:
             p_confirm=float(m["p_confirm"]),
             p_restore=float(m["p_restore"]), minduration=int(m["minduration"]),
             rebase_after=int(m["rebase_after"]), counts=str(m["counts"]),
+            restore_climb=int(m["restore_climb"]),
             provenance=str(m.get("provenance", "")))
         if not 0 < rule.critical <= rule.warning <= 1:
             raise ValueError(f"{rule.id}: need 0 < critical <= warning <= 1")

@@ -27,18 +27,19 @@ from netvigil.detect.median_kernel import numba_enabled
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-STATE_VERSION = 2.0
+STATE_VERSION = 3.0
 # header fields of a state vector
 V_VERSION, V_SLOTS, V_LAST, V_FIRST, V_LEVEL, V_PHI, V_WARM, V_ALLINT = range(8)
 V_REPORTED, V_PCODE, V_PSTART, V_PVALUE, V_PPRED, V_PX, V_PM, V_PV = range(8, 16)
 V_XSTART, V_XCRIT, V_XX, V_XM, V_STEP = range(16, 21)  # 21: spare
 V_RSTART, V_RVALUE, V_RPRED, V_RX, V_RM, V_RV = range(22, 28)
-HEADER = 28
+V_CSTART, V_CVALUE, V_CPRED = range(28, 31)  # the climb out of the last critical bin
+HEADER = 31
 
 # parameter columns (one row per series)
 (P_SLOT, P_WARMUP, P_LEVEL_HL, P_GAMMA, P_PHI_HL, P_PHI_INIT, P_PHI_MIN, P_HUBER, P_WARN,
- P_CRIT, P_PCONF, P_PREST, P_MINDUR, P_REBASE, P_COUNTS) = range(15)
-N_PARAMS = 15
+ P_CRIT, P_PCONF, P_PREST, P_MINDUR, P_REBASE, P_COUNTS, P_CLIMB) = range(16)
+N_PARAMS = 16
 
 NORMAL, WARNING, CRITICAL = 0, 1, 2
 EXACT_MAX = 50.0  # exact count tails below this many events, normal beyond
@@ -160,6 +161,8 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
         if m > 0 and ratio < prm[P_WARN]:  # significance is judged on the whole excursion
             code = CRITICAL if ratio < prm[P_CRIT] else WARNING
         rep = int(st[V_REPORTED])
+        if rep != NORMAL:
+            _track_climb(st, t, code, x, m)
         if rep != NORMAL and code == NORMAL:  # a candidate recovery: hysteresis
             if st[V_RSTART] < -1e17:
                 st[V_RSTART] = t
@@ -175,10 +178,15 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
             if lower_tail(st[V_RX], st[V_RM], st[V_RV], counts) < prm[P_PREST]:
                 st[V_RSTART] = -1e18  # still implausibly low at the baseline: not back
                 code = WARNING
-            elif t - st[V_RSTART] >= prm[P_MINDUR]:  # back: reported at its first bin
-                na = _emit(k, st[V_RSTART], NORMAL, st[V_RVALUE], st[V_RPRED], na,
-                           a_idx, a_t, a_lvl, a_v, a_p)
+            elif t - st[V_RSTART] >= prm[P_MINDUR]:  # back: dated where it was restored
+                if st[V_RSTART] - st[V_CSTART] <= prm[P_CLIMB]:
+                    na = _emit(k, st[V_CSTART], NORMAL, st[V_CVALUE], st[V_CPRED], na,
+                               a_idx, a_t, a_lvl, a_v, a_p)
+                else:
+                    na = _emit(k, st[V_RSTART], NORMAL, st[V_RVALUE], st[V_RPRED], na,
+                               a_idx, a_t, a_lvl, a_v, a_p)
                 st[V_REPORTED] = NORMAL
+                st[V_CSTART] = -1e18
                 st[V_PCODE] = -1.0
                 st[V_RSTART] = -1e18
                 continue
@@ -230,10 +238,25 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
             na = _emit(k, t, NORMAL, x, m, na, a_idx, a_t, a_lvl, a_v, a_p)
             st[V_REPORTED] = NORMAL
             st[V_PCODE] = -1.0
+            st[V_CSTART] = -1e18
             continue
         if rep == NORMAL:  # frozen while an excursion is reported: an outage never
             _update(st, s, x, m, v, w_lvl, w_phi, w_seas, prm, counts)  # enters its own baseline
     return na
+
+
+def _track_climb(st: Any, t: float, code: int, x: float, m: float) -> None:
+    """The first bin out of the excursion's last critical bin (the start of the climb back).
+
+    Reset by every critical bin; set by the first bin after one that is not critical. A
+    recovery confirmed within ``restore_climb`` of it is dated there (see ``seasonal.py``).
+    """
+    if code == CRITICAL:
+        st[V_CSTART] = -1e18
+    elif st[V_CSTART] < -1e17 and st[V_XCRIT] > -1e17:
+        st[V_CSTART] = t
+        st[V_CVALUE] = x
+        st[V_CPRED] = m
 
 
 def _update(st: Any, s: int, x: float, m: float, v: float, w_lvl: float, w_phi: float,
@@ -276,7 +299,7 @@ def _advance_py(offsets: Any, times: Any, values: Any, states: Any, params: Any,
 
 
 _COMPILED: dict[str, Any] = {}
-_HELPERS = (lower_tail, _init_profile, _emit, _update, _series)
+_HELPERS = (lower_tail, _init_profile, _emit, _track_climb, _update, _series)
 
 
 def _kernel() -> Any:
@@ -308,6 +331,7 @@ def fresh_state(params: F64) -> F64:
     st[V_PCODE] = -1.0
     st[V_STEP] = 1e18
     st[V_RSTART] = -1e18
+    st[V_CSTART] = -1e18
     return st
 
 
