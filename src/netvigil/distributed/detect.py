@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netvigil.detect.registry import get_detector
+from netvigil.detect.registry import DEFAULT, get_detector
 from netvigil.events.runner import DetectionReport, _parents, run_detection
 from netvigil.model import EntityRef, EntityType
 from netvigil.store.duck import Store
@@ -148,7 +148,7 @@ class ShardedRun:
     sizes: tuple[int, ...]  # entities per shard
 
 
-def run_detection_dask(client: Client, store_path: Path, *, detector: str,
+def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFAULT,
                        shards: int, rebuild: bool = False) -> ShardedRun:
     """Fan detection out over ``shards`` country shards on ``client``'s workers.
 
