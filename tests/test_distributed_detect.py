@@ -18,6 +18,7 @@ from distributed import Client
 
 from netvigil.cli.main import cli
 from netvigil.distributed.detect import country_groups, pack_shards, run_detection_dask
+from netvigil.detect.registry import DEFAULT
 from netvigil.events.runner import run_detection
 from netvigil.model import Entity, make_ref
 from netvigil.store.duck import Store
@@ -124,7 +125,7 @@ def test_sharded_detection_equals_single_process_first_and_incremental(
         reference: Reference) -> None:
     single, sharded = tmp_path / "single.duckdb", _copy(reference[0], tmp_path)
     shutil.copy(reference[2], single)  # input + one single-process run
-    first = run_detection_dask(client, sharded, detector="ioda.median", shards=2)
+    first = run_detection_dask(client, sharded, detector=DEFAULT, shards=2)
     want = reference[1]
     assert len(want["alerts"]) > 0 and len(want["events"]) >= 3
     assert _tables(sharded) == want
@@ -135,7 +136,7 @@ def test_sharded_detection_equals_single_process_first_and_incremental(
             _write(store, 9, start_day=8)
     with Store(single) as store:
         run_detection(store)
-    again = run_detection_dask(client, sharded, detector="ioda.median", shards=2)
+    again = run_detection_dask(client, sharded, detector=DEFAULT, shards=2)
     assert again.report.series_recomputed == 0
     assert again.report.series_updated == len(ENTITIES)
     assert _tables(sharded) == _tables(single)
@@ -168,7 +169,7 @@ def test_a_worker_killed_mid_job_changes_nothing(
     done: dict[str, object] = {}
 
     def job() -> None:
-        done["run"] = run_detection_dask(client, sharded, detector="ioda.median", shards=4)
+        done["run"] = run_detection_dask(client, sharded, detector=DEFAULT, shards=4)
 
     thread = threading.Thread(target=job)
     thread.start()
