@@ -235,10 +235,10 @@ def test_a_measurement_is_stored_once_and_becomes_platform_points(
 def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
         collector: Collector) -> None:
     url = "/api/v1/collector/measurements"
-    for h in (0, 1, 3):
+    for h in (0, 1, 3):  # each derived before the next arrives (in order, on time)
         assert collector.post(url, submit(web_measurement(T0 + h * 3600, False)),
                               PROBE_TOKEN)[0] == 200
-    first = collector.settle()["last_derivation"]
+        first = collector.settle()["last_derivation"]
     assert first["series_recomputed"] == 0, first  # series only ever grew at their end
     assert collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 5, "dns")),
                           PROBE_TOKEN)[0] == 200

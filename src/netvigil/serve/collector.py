@@ -32,11 +32,14 @@ fsynced temporary file (an existing name = a duplicate, acknowledged with 200 an
 import`` reads the archive as it reads OONI's) with ``measurement_uid``,
 ``x_received_at`` and ``x_uploaded_at`` added beside ``measurement_start_time``.
 
-Facts: a measurement re-judges its whole hour (every country's measurements of it) from
-the archive with the OONI verdict (:func:`netvigil.sources.ooni.verdict.verdict`) and the
-OONI importer's :class:`~netvigil.sources.ooni.facts.FactBuilder`, so probe measurements
-become the same series an OONI import makes, and a late measurement corrects its hour
-instead of adding a second value. That happens after the
+Facts: an accepted measurement enters the store's ledger of accepted OONI measurements
+(``ooni_measurements``, :mod:`netvigil.sources.ooni.ledger`) with its verdict
+(:func:`netvigil.sources.ooni.verdict.verdict`) under the key ``netvigil ooni import``
+gives it (its ``measurement_uid``), and the hours it touches are derived again from every
+stored measurement of those hours, whichever door brought them: probe uploads and OONI
+imports of the same (country, AS, platform, hour) add up instead of overwriting each
+other, and importing the collector's archive with ``netvigil ooni import --dir`` adds
+nothing twice. That happens after the
 answer, in a background :class:`Deriver` driven by durable per-measurement markers (its
 docstring says why and how it survives a crash). A round becomes
 :class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``) within its request.
@@ -307,37 +310,24 @@ def countries_of_hour(root: Path, hour: int) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
-def hour_spans(hours: list[int], gap: int) -> list[tuple[int, int]]:
-    """Marked hours grouped into spans ``[first, last]`` whose hours are at most ``gap``
-    seconds apart (the importer zero-fills volume silences up to that long, so a span is
-    read whole: no hour inside it can be written from a part of its measurements)."""
-    spans: list[tuple[int, int]] = []
-    for h in sorted(set(hours)):
-        if spans and h - spans[-1][1] <= gap:
-            spans[-1] = (spans[-1][0], h)
-        else:
-            spans.append((h, h))
-    return spans
-
-
-def span_builder(root: Path, first: int, last: int) -> Any:
-    """Every archived measurement of ``[first, last]`` (all countries), judged and counted
-    by the OONI importer's own :class:`~netvigil.sources.ooni.facts.FactBuilder`, so the
-    collector's measurements become exactly the series an OONI import makes
-    (``platform:<p>``, ``platform-blocked:<p>:<mechanism>``, ``tls-handshake:<p>``,
-    ``ooni-volume``: docs/ooni.md)."""
+def marked_measurements(root: Path, markers: list[Path]) -> Any:
+    """The archived measurements the markers name, judged into a
+    :class:`~netvigil.sources.ooni.facts.FactBuilder` with their identity
+    (:func:`~netvigil.sources.ooni.importer.identity`: the ``measurement_uid`` the collector
+    assigned), so they enter the store's ledger exactly as ``netvigil ooni import`` of the
+    archive would put them there: the same key, the same verdict facts."""
     from netvigil.sources.ooni.facts import FactBuilder
+    from netvigil.sources.ooni.importer import identity
     from netvigil.sources.ooni.meta import read_meta
     from netvigil.sources.ooni.verdict import verdict
 
     builder = FactBuilder(source=SOURCE)
-    for hour in range(first, last + HOUR, HOUR):
-        day = datetime.fromtimestamp(hour, UTC)
-        for cc in countries_of_hour(root, hour):
-            cell = root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}" / cc
-            for p in sorted(cell.glob("*/*.json")):
-                doc = json.loads(p.read_bytes())
-                builder.add(read_meta(doc), verdict(doc))  # validated before it was stored
+    for m in markers:
+        cc, hour, uid = m.name.split("-", 2)
+        day = datetime.fromtimestamp(int(hour), UTC)
+        for p in (root / "raw" / f"{day:%Y%m%d}" / f"{day:%H}" / cc).glob(f"*/{uid}.json"):
+            doc = json.loads(p.read_bytes())
+            builder.add(read_meta(doc), verdict(doc), identity(doc))  # validated on upload
     return builder
 
 
@@ -386,16 +376,14 @@ class Deriver:
     detection (~0.3–0.5 s here), and the store may be held by ``netvigil run``; the agent
     only needs to know its measurement is durable. So an accepted measurement leaves a
     *marker* (``pending/<cc>-<hour>-<uid>``, created durably like the measurement) and
-    wakes one thread, which re-judges every marked hour from the archive — all countries
-    of it, and every hour between marked hours up to 14 days apart (:func:`hour_spans`):
-    an AS's value sums its tests across countries and ``ooni-volume`` zero-fills silences,
-    so no hour may be written from a part of its measurements — writes them through one
-    pipeline flush, runs incremental detection and only then deletes the markers it read.
-    (Measured on 1,000 measurements of 20 countries × 11 hours: one fact per cell took
-    47 s, 41 of them in 220 store writes; whole hours take ~4 s.) A crash anywhere leaves
-    markers behind, which the next derivation (the thread starts with the collector's next
-    request) picks up: re-deriving an hour is idempotent (recomputed from the archive). Markers
-    are named per measurement, so an upload arriving during a derivation is never lost
+    wakes one thread, which reads every marked measurement from the archive, puts the new
+    ones into the store's ledger and derives the hours they touch from every stored
+    measurement of those hours (:func:`netvigil.sources.ooni.ledger.accept`), writes
+    ledger rows and points in one transaction, runs incremental detection and only then
+    deletes the markers it read. A crash anywhere leaves markers behind, which the next
+    derivation (the thread starts with the collector's next request) picks up: a
+    measurement already in the ledger is not counted again. Markers are named per
+    measurement, so an upload arriving during a derivation is never lost
     with a marker deleted for an earlier read of its cell.
     """
 
@@ -447,24 +435,24 @@ class Deriver:
                         return
 
     def derive_pending(self) -> bool:
-        """One batch: every marked cell; True if there was work."""
+        """One batch: every marked measurement; True if there was work."""
         from netvigil.events.runner import run_detection
         from netvigil.pipeline import Pipeline
-        from netvigil.sources.ooni.facts import MAX_ZERO_FILL_HOURS
+        from netvigil.sources.ooni.ledger import accept
+        from netvigil.store.ooni_ledger import OoniLedger
 
         markers = self.pending()
         if not markers:
             return False
-        cells = sorted({(int(m.name.split("-")[1]), m.name.split("-")[0]) for m in markers})
-        spans = hour_spans([h for h, _cc in cells], MAX_ZERO_FILL_HOURS * HOUR)
         try:
             with _WRITE_LOCK:
-                builders = [span_builder(self.root, a, b) for a, b in spans]
+                builder = marked_measurements(self.root, markers)
                 with self.gate.writer() as store:
                     pipe = Pipeline(store)
-                    for builder in builders:
-                        builder.emit(pipe)
-                    pipe.flush()
+                    with store.transaction():  # ledger rows and their points together
+                        accepted = accept(OoniLedger(store), builder.ledger_rows(), pipe,
+                                          SOURCE)
+                        pipe.flush()
                     # one incremental run: it judges only the series written since their
                     # cursor, recomputing those written behind it (late data)
                     report = run_detection(store)
@@ -473,8 +461,9 @@ class Deriver:
             log.warning("collector derivation failed, will retry: %s", self.last_error)
             time.sleep(self.POLL)
             return True
-        self.last = {"cells": len(cells), "hours_read": sum((b - a) // HOUR + 1
-                                                           for a, b in spans),
+        cells = {m.name.rsplit("-", 1)[0] for m in markers}
+        self.last = {"cells": len(cells), "measurements": len(markers), "new": accepted.new,
+                     "known": accepted.known, "hours_derived": accepted.hours,
                      "points": pipe.stats.points,
                      "series_recomputed": report.series_recomputed,
                      "alerts_written": report.alerts_written,
