@@ -368,3 +368,54 @@ def test_netvigil_serve_binds_loopback_by_default(tmp_path: Path,
         assert c.post("/api/v1/collector/measurements",
                       submit(web_measurement(T0, False)))[0] == 401
     assert c.files() == []
+
+
+def test_probe_uploads_and_ooni_imports_of_one_hour_add_up(collector: Collector,
+                                                           tmp_path: Path) -> None:
+    """Both doors feed the store's one ledger of accepted measurements: a probe upload and
+    an OONI import of the same (country, AS, platform, hour) are counted together in either
+    order, and importing the collector's own archive counts nothing twice."""
+    def ooni_import(*args: str | Path) -> str:  # another process, as a user runs it
+        proc = subprocess.run([str(Path(sys.executable).with_name("netvigil")), "ooni",
+                               "import", *map(str, args), "--store", str(collector.store)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    url = "/api/v1/collector/measurements"
+    later = T0 + 3600
+    f = tmp_path / "ooni.jsonl"
+    f.write_text("".join(json.dumps(m) + "\n" for m in (
+        web_measurement(T0 + 600, False),  # hour 1: uploaded first, imported second
+        web_measurement(later + 600, False))))  # hour 2: imported first, uploaded second
+    assert collector.post(url, submit(web_measurement(T0 + 60, "tcp_ip")),
+                          PROBE_TOKEN)[0] == 200
+    collector.settle()
+    assert "2 new to the store" in ooni_import(f)
+    assert collector.post(url, submit(web_measurement(later + 60, "tcp_ip")),
+                          PROBE_TOKEN)[0] == 200
+    collector.settle()
+    want = {(T0, "platform:telegram"): 50.0, (later, "platform:telegram"): 50.0,
+            (T0, "ooni-volume"): 2.0, (later, "ooni-volume"): 2.0,
+            (T0, "platform-blocked:telegram:tcp"): 1.0,
+            (later, "platform-blocked:telegram:tcp"): 1.0}
+
+    def kz() -> dict[tuple[int, str], float]:
+        return {(t, sig): v for et, _c, sig, t, v in collector.points()
+                if et == "country" and (t, sig) in want}
+
+    assert kz() == want
+    # the archive's measurements are in the ledger under the key ooni import gives them,
+    # so `ooni import --dir <archive>` would add nothing (test_ooni_ledger: known keys are
+    # never counted again)
+    from netvigil.sources.ooni.facts import key_text
+    from netvigil.sources.ooni.importer import identity
+
+    archived = {key_text(identity(json.loads(p.read_text()))) for p in collector.files()}
+    con = duckdb.connect(str(collector.store), read_only=True)
+    try:
+        stored = dict(con.execute("SELECT key, source FROM ooni_measurements").fetchall())
+    finally:
+        con.close()
+    assert len(archived) == 2 and len(stored) == 4
+    assert {stored[k] for k in archived} == {"collector"}

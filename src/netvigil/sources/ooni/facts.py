@@ -103,7 +103,7 @@ class FactBuilder:
         hour = meta.time - meta.time % HOUR
         speed = None if v.speed_ratio is None else 100.0 * v.speed_ratio
         outcome = v.outcome.value if v.outcome is not None else None
-        self.rows.append((_key_text(key) if key is not None else fallback_key(meta, v),
+        self.rows.append((key_text(key) if key is not None else fallback_key(meta, v),
                           hour, meta.time, meta.cc, meta.asn, meta.network_name,
                           meta.test_name, v.platform, outcome, ",".join(v.mechanisms),
                           v.tls_handshake_ms, speed))
@@ -257,14 +257,15 @@ class FactBuilder:
         return _batch(rows, self.source)
 
 
-def _key_text(key: tuple[str, ...]) -> str:
+def key_text(key: tuple[str, ...]) -> str:
+    """An identity tuple as the ledger's key text."""
     return "\x1f".join(key)
 
 
 def fallback_key(meta: Meta, v: Verdict) -> str:
     """A key for a caller that has no identity: base keys and verdict (two measurements
     equal in all of them count once)."""
-    return _key_text(("facts", meta.test_name, str(meta.time), meta.cc, str(meta.asn),
+    return key_text(("facts", meta.test_name, str(meta.time), meta.cc, str(meta.asn),
                       str(v.platform), str(v.outcome), ",".join(v.mechanisms),
                       repr(v.tls_handshake_ms), repr(v.speed_ratio)))
 
