@@ -23,12 +23,12 @@ reported (up if anyone saw it up), so:
   aggregator keeps the last ``keep_bins`` bins (6) and re-emits a bin a late report joins,
   and the store upserts — within that window the stored values equal those of an in-order
   run (tested); older reports still chain the vantage point's beliefs but no longer change
-  a stored bin. Across a **restart** of the merger the window is narrower: the pipeline's
-  probing checkpoint keeps a bin's reports only while some known vantage point has not
-  passed it, so a vantage point never seen before that reports a bin every known one has
-  passed is combined with nothing (measured in the test's first version: a loss share of
-  15.0 instead of 17.5 % for Egypt in the bin where the late vantage point joined). Run the
-  merger as one long-lived process (as the observatory runs its pipeline).
+  a stored bin. The window is the same across a **restart** of the merger: the pipeline's
+  probing checkpoint keeps every kept bin's reports (a bin every known vantage point has
+  passed as one combined report), so a vantage point never seen before that reports such a
+  bin after the restart is combined with every earlier report (tested; before this the
+  closed bins were kept empty and the late report was judged alone: a loss share of 15.0
+  instead of 17.5 % for Egypt in the bin where the late vantage point joined).
 
 Why not a broker: the merger needs rounds in order per vantage point and all reports of a
 bin together, which partitions give (a directory listing and a cursor); a broker would add

@@ -45,8 +45,15 @@ Checkpoint (:meth:`ProbingAggregator.state` / :meth:`~ProbingAggregator.restore`
 state — every vantage point's per-block beliefs and last round, and the reports of every
 *open* kept bin (one some known vantage point has not reported yet) — as one compressed
 ``.npz``, which the :class:`~netvigil.pipeline.Pipeline` writes in the same transaction as the
-points it produced. Bins every vantage point has passed are kept as empty placeholders (their
-reports can no longer change a stored value, but they count towards ``keep_bins`` as before).
+points it produced. A bin every known vantage point has passed keeps one report: its reports
+already combined (:func:`_combine_reports`; the combination rule is associative, counts and
+RTT samples add), so a vantage point the checkpoint never saw that reports it after a restart
+(a late fleet member, :mod:`netvigil.distributed.fleet`) is combined with every earlier report
+as in one uninterrupted run, at the cost of one report per closed kept bin instead of one per
+vantage point. (Before, closed bins were kept empty and such a report was combined with
+nothing.) One difference remains: a known vantage point's second round in a bin it already
+reported (rounds shorter than the step) adds to the combined report instead of replacing its
+own.
 Without it a restarted process would judge every block from the initial belief again: a block
 that was down is judged up (a false recovery), then uncertain for the rounds its losses take
 to bring the belief back down (a gap). A round at or before a restored vantage point's last
@@ -244,8 +251,11 @@ class ProbingAggregator:
         bins = []
         for t in sorted(self._bins):
             reports = []
-            if self._open(t):
-                for v, r in self._bins[t].items():
+            kept = self._bins[t]
+            if not self._open(t) and len(kept) > 1:  # closed: one combined report
+                kept = {_COMBINED: _combine_reports(list(kept.values()))}
+            if kept:
+                for v, r in kept.items():
                     same = v in self._beliefs and np.array_equal(self._beliefs[v].blocks,
                                                                  r.blocks)
                     reports.append({
@@ -313,30 +323,12 @@ class ProbingAggregator:
                 f"{len(self._bins)} kept bin(s)")
 
     def _bin_points(self, t: int, step: int, reports: list[_VantageRound]) -> list[PointBatch]:
-        if len(reports) == 1:
-            r = reports[0]
-            blocks, states, lost, resolved = r.blocks, r.states, r.lost, r.resolved
-        else:
-            blocks = np.unique(np.concatenate([r.blocks for r in reports]))
-            pv = np.full((len(reports), blocks.size), UNPROBED, dtype=np.int8)
-            lost = np.zeros(blocks.size, np.int64)
-            resolved = np.zeros(blocks.size, np.int64)
-            for v, r in enumerate(reports):
-                pos = np.searchsorted(blocks, r.blocks)
-                pv[v, pos] = r.states
-                np.add.at(lost, pos, r.lost)
-                np.add.at(resolved, pos, r.resolved)
-            states = combine(pv)
-        overrides: dict[int, tuple[EntityRef, ...]] = {}
-        for r in reports:
-            overrides.update(r.overrides)
-        rtt_block = np.concatenate([r.rtt_block for r in reports])
-        rtt_ms = np.concatenate([r.rtt_ms for r in reports])
-        members = self._members(blocks, overrides, t)
-        out = [self._entity_points(members, states, lost, resolved, rtt_block, rtt_ms,
-                                   blocks, t, step)]
+        c = _combine_reports(reports)
+        members = self._members(c.blocks, c.overrides, t)
+        out = [self._entity_points(members, c.states, c.lost, c.resolved, c.rtt_block,
+                                   c.rtt_ms, c.blocks, t, step)]
         if self.options.block_series:
-            out.append(self._block_points(blocks, states, t, step))
+            out.append(self._block_points(c.blocks, c.states, t, step))
         return out
 
     # ------------------------------------------------------------------ entities
@@ -504,6 +496,35 @@ class _Members:
                                np.asarray([self.refs[j].type.value for j in keep], dtype=object),
                                np.asarray([self.refs[j].code for j in keep], dtype=object)))
         return self._kept[0]
+
+
+#: Key of a closed bin's combined report in a restored aggregator: a control character, so
+#: never a vantage point's name.
+_COMBINED = "\x00combined"
+
+
+def _combine_reports(reports: list[_VantageRound]) -> _VantageRound:
+    """The reports of one bin as one: blocks united, states by
+    :func:`~netvigil.sources.probing.vantage.combine`, probe counts added, RTT samples and
+    overrides pooled. Associative (combining a combination with another report gives the
+    combination of all), which is what lets a checkpoint keep a closed bin as one report."""
+    if len(reports) == 1:
+        return reports[0]
+    blocks = np.unique(np.concatenate([r.blocks for r in reports]))
+    pv = np.full((len(reports), blocks.size), UNPROBED, dtype=np.int8)
+    lost = np.zeros(blocks.size, np.int64)
+    resolved = np.zeros(blocks.size, np.int64)
+    for v, r in enumerate(reports):
+        pos = np.searchsorted(blocks, r.blocks)
+        pv[v, pos] = r.states
+        np.add.at(lost, pos, r.lost)
+        np.add.at(resolved, pos, r.resolved)
+    overrides: dict[int, tuple[EntityRef, ...]] = {}
+    for r in reports:
+        overrides.update(r.overrides)
+    return _VantageRound(blocks, combine(pv), lost, resolved,
+                         np.concatenate([r.rtt_block for r in reports]),
+                         np.concatenate([r.rtt_ms for r in reports]), overrides)
 
 
 def _narrow(a: I64) -> npt.NDArray[np.generic]:
