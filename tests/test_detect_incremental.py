@@ -288,11 +288,11 @@ def test_backfill_and_rule_change_recompute(tmp_path: object) -> None:
         assert (rep.series_recomputed, rep.series_updated, rep.series_unchanged) == (1, 0, 2)
 
         # another rule: every judged series from scratch, alerts replaced not appended
-        rep = run_detection(store)  # packaged rules, other digests
+        rep = run_detection(store, detector=IodaMedian())  # packaged rules, other digests
         assert rep.series_recomputed == 3
         keys = {(a.entity, a.signal, a.time) for a in store.read_alerts()}
         assert len(keys) == len(store.read_alerts())
-        rep = run_detection(store, rebuild=True)
+        rep = run_detection(store, detector=IodaMedian(), rebuild=True)
         assert rep.series_recomputed == 3 and rep.alerts_written == len(store.read_alerts())
 
 

@@ -70,7 +70,7 @@ def test_events_json_fields(store_path: Path) -> None:
     assert first["scope"] == "national" and first["kind"] == "outage"
     assert first["signals"][0]["signal"] == "probing"
     assert first["signals"][0]["start"] == "2022-01-06T00:00:00Z"
-    assert "ioda.median.probing" in first["rules"]
+    assert "netvigil.seasonal.probing" in first["rules"]  # the default detector's rule
     assert kz[1]["kind"] == "routing"
     uz = next(d for d in data if d["entity_code"] == "UZ")
     assert uz["end"] is None and uz["status"] == "ongoing" and uz["entity_name"] == "Uzbekistan"
