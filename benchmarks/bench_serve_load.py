@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from netvigil.serve.memory import MAX_POINTS
+
 END = 1_767_225_600  # 2026-01-01T00:00:00Z: the end of the loaded 30 days
 STEP = 300
 DAY = 86_400
@@ -139,48 +141,73 @@ def load(path: Path, days: int, seed: int = 7, compact: bool = True) -> dict[str
 
 
 # ---------------------------------------------------------------------- queries
+#: query kinds and the DuckDB question each asks (the peer)
+KINDS = ("signals", "events", "ioda-signals", "ioda-events")
+PEER_OF = {"signals": "signals", "ioda-signals": "signals", "events": "events",
+           "ioda-events": "events"}
+
+
 def make_paths(kind: str, count: int, days: int, seed: int) -> list[str]:
+    """``count`` random queries of ``kind``: a random entity's random 7-day chart, or a
+    random country's events over the loaded days."""
     rnd = random.Random(seed)
     ents = entities()
     countries = [c for t, c in ents if t == "country"]
     out = []
     for _ in range(count):
-        if kind == "signals":
+        if PEER_OF[kind] == "signals":
             t, c = rnd.choice(ents)
             until = END - rnd.randrange(0, max(1, days - 7)) * DAY
-            out.append(f"/api/v1/signals/{t}/{c}?signal=bgp&from={until - 7 * DAY}"
-                       f"&until={until}&max_points=500")
+            if kind == "signals":
+                out.append(f"/api/v1/signals/{t}/{c}?signal=bgp&from={until - 7 * DAY}"
+                           f"&until={until}&max_points=500")
+            else:
+                out.append(f"/ioda/v2/signals/raw/{t}/{c}?datasource=bgp&from="
+                           f"{until - 7 * DAY}&until={until}&maxPoints=500")
         else:
             c = rnd.choice(countries)
-            out.append(f"/api/v1/events?entity_type=country&entity_code={c}"
-                       f"&from={END - days * DAY}&until={END}")
+            if kind == "events":
+                out.append(f"/api/v1/events?entity_type=country&entity_code={c}"
+                           f"&from={END - days * DAY}&until={END}")
+            else:
+                out.append(f"/ioda/v2/outages/events?entityType=country&entityCode={c}"
+                           f"&from={END - days * DAY}&until={END}&format=codf")
     return out
 
 
-async def _client(http: Any, paths: list[str], stop_at: float,
-                  lat: list[float], errors: list[str]) -> None:
+async def _client(http: Any, paths: list[str], stop_at: float, out: dict[str, Any]
+                  ) -> None:
     import httpx2 as httpx
 
     i = 0
-    if True:
-        while time.perf_counter() < stop_at:
-            path = paths[i % len(paths)]
-            i += 1
-            t = time.perf_counter()
-            try:
-                r = await http.get(path)
-                await r.aread()
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code} {path}")
-            except httpx.HTTPError as exc:
-                errors.append(f"{type(exc).__name__} {path}")
-            lat.append(time.perf_counter() - t)
+    while time.perf_counter() < stop_at:
+        path = paths[i % len(paths)]
+        i += 1
+        t = time.perf_counter()
+        try:
+            r = await http.get(path)
+            await r.aread()
+            if r.status_code != 200:
+                out["errors"].append(f"{r.status_code} {path}")
+            timing = r.headers.get("server-timing", "")
+            if "dur=" in timing:
+                out["svc"].append(float(timing.split("dur=", 1)[1]))
+            out["hits"] += r.headers.get("x-netvigil-cache") == "hit"
+            out["paths"].add(path)
+        except httpx.HTTPError as exc:
+            out["errors"].append(f"{type(exc).__name__} {path}")
+        out["lat"].append(time.perf_counter() - t)
+
+
+def _q(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
 
 
 async def _generate(base: str, kind: str, clients: int, seconds: float, days: int
                     ) -> dict[str, object]:
-    lat: list[float] = []
-    errors: list[str] = []
+    out: dict[str, Any] = {"lat": [], "errors": [], "svc": [], "hits": 0, "paths": set()}
     stop_at = time.perf_counter() + seconds
     t0 = time.perf_counter()
     import httpx2 as httpx
@@ -188,13 +215,15 @@ async def _generate(base: str, kind: str, clients: int, seconds: float, days: in
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
         await asyncio.gather(*(_client(http, make_paths(kind, 200, days, seed=k), stop_at,
-                                       lat, errors) for k in range(clients)))
+                                       out) for k in range(clients)))
     wall = time.perf_counter() - t0
-    lat.sort()
-    return {"kind": kind, "requests": len(lat), "errors": len(errors),
-            "first_errors": errors[:3], "throughput": len(lat) / wall,
-            "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
-            "p99_ms": 1e3 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
+    lat, svc = sorted(out["lat"]), sorted(out["svc"])
+    return {"kind": kind, "requests": len(lat), "errors": len(out["errors"]),
+            "first_errors": out["errors"][:3], "throughput": len(lat) / wall,
+            "p50_ms": 1e3 * _q(lat, 0.5), "p99_ms": 1e3 * _q(lat, 0.99),
+            "svc_p50_ms": _q(svc, 0.5), "svc_p99_ms": _q(svc, 0.99),
+            "svc_mean_ms": statistics.fmean(svc) if svc else float("nan"),
+            "hits": out["hits"], "answered": len(lat), "distinct": len(out["paths"])}
 
 
 def generator_main(base: str, kind: str, clients: int, seconds: float, days: int) -> None:
@@ -251,21 +280,45 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
     raise SystemExit("netvigil serve did not become ready")
 
 
-#: wrk's Lua hooks: each request takes the next path of the list (one list per thread),
+#: wrk's Lua hooks: each request takes the next path of the list (one list per thread);
+#: response() keeps the server's own time (Server-Timing ``app;dur=`` in ms, serve's
+#: metrics middleware) and counts answers from serve's cache (``x-netvigil-cache: hit``);
 #: done() prints one JSON line (latency percentiles in microseconds, errors by kind).
 WRK_SCRIPT = """
 local paths = {}
 for line in io.lines(os.getenv("NETVIGIL_BENCH_PATHS")) do paths[#paths + 1] = line end
+local threads = {}
+function setup(thread) threads[#threads + 1] = thread end
+function init(args) svc = {}; hits = 0; answered = 0 end
 local i = 0
 request = function()
   i = i + 1
   return wrk.format("GET", paths[(i % #paths) + 1])
 end
+response = function(status, headers, body)
+  answered = answered + 1
+  local t = headers["server-timing"]
+  if t then svc[#svc + 1] = tonumber(string.match(t, "dur=([0-9.]+)")) end
+  if headers["x-netvigil-cache"] == "hit" then hits = hits + 1 end
+end
 done = function(summary, latency, requests)
+  local all, h, n = {}, 0, 0
+  for _, t in ipairs(threads) do
+    for _, v in ipairs(t:get("svc")) do all[#all + 1] = v end
+    h = h + t:get("hits"); n = n + t:get("answered")
+  end
+  table.sort(all)
+  local function q(p) if #all == 0 then return -1 end
+    return all[math.max(1, math.ceil(#all * p))] end
+  local sum = 0
+  for _, v in ipairs(all) do sum = sum + v end
   local e = summary.errors
   io.write(string.format('{"requests": %d, "errors": %d, "micros": %d, "p50_us": %d, ' ..
-    '"p99_us": %d}\\n', summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
-    summary.duration, latency:percentile(50), latency:percentile(99)))
+    '"p99_us": %d, "svc_p50_ms": %.3f, "svc_p99_ms": %.3f, "svc_mean_ms": %.3f, ' ..
+    '"hits": %d, "answered": %d}\\n', summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99), q(0.5), q(0.99),
+    #all > 0 and sum / #all or -1, h, n))
 end
 """
 
@@ -279,16 +332,21 @@ def _run_wrk(base: str, kind: str, clients: int, seconds: float, days: int
         paths, script = Path(tmp) / "paths.txt", Path(tmp) / "bench.lua"
         # 200 queries per client, at least 20,000: one client alone mostly misses the cache
         count = max(20_000, 200 * clients)
-        paths.write_text("\n".join(make_paths(kind, count, days, seed=clients)))
+        all_paths = make_paths(kind, count, days, seed=clients)
+        paths.write_text("\n".join(all_paths))
         script.write_text(WRK_SCRIPT)
         out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s",
                               "--timeout", "30s", "-s", str(script), base],
                              capture_output=True, text=True, check=True,
                              env={**os.environ, "NETVIGIL_BENCH_PATHS": str(paths)})
     raw = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+    distinct = len(set(all_paths[:raw["requests"]]))
     return {"kind": kind, "requests": raw["requests"], "errors": raw["errors"],
             "first_errors": [], "throughput": raw["requests"] / (raw["micros"] / 1e6),
-            "p50_ms": raw["p50_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3}
+            "p50_ms": raw["p50_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3,
+            "svc_p50_ms": raw["svc_p50_ms"], "svc_p99_ms": raw["svc_p99_ms"],
+            "svc_mean_ms": raw["svc_mean_ms"], "hits": raw["hits"],
+            "answered": raw["answered"], "distinct": distinct}
 
 
 def _run_generator(base: str, kind: str, clients: int, seconds: float, days: int
@@ -303,16 +361,104 @@ def _run_generator(base: str, kind: str, clients: int, seconds: float, days: int
     return result
 
 
-def cache_lookups(base: str) -> dict[str, float]:
-    """serve's response-cache hits and misses so far (``/metrics``)."""
+def snapshot_state(base: str) -> dict[str, float]:
+    """serve's in-memory snapshot as ``/metrics`` shows it (serial 0: none yet)."""
     import httpx2 as httpx
 
-    out = {"hit": 0.0, "miss": 0.0}
+    out = {"serial": 0.0, "bins": 0.0, "build_seconds": 0.0, "stale_seconds": 0.0}
     for line in httpx.get(base + "/metrics", timeout=30).text.splitlines():
-        if line.startswith("netvigil_http_cache_lookups{"):
-            result = line.split('result="', 1)[1].split('"', 1)[0]
-            out[result] = float(line.rsplit(" ", 1)[1])
+        if line.startswith("netvigil_memory_snapshot{"):
+            field = line.split('field="', 1)[1].split('"', 1)[0]
+            out[field] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def wait_snapshot(base: str, workers: int, timeout: float = 240) -> dict[str, float]:
+    """Wait until every worker answers from a snapshot: /metrics lands on any worker, so
+    ask until ``8 * workers`` answers in a row show one."""
+    deadline = time.monotonic() + timeout
+    row, state = 0, snapshot_state(base)
+    while row < 8 * workers:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no snapshot after {timeout:g} s: {state}")
+        state = snapshot_state(base)
+        row = row + 1 if state["serial"] > 0 else 0
+        if row == 0:
+            time.sleep(0.5)
+    return state
+
+
+def _store_path(args: argparse.Namespace) -> Path:
+    if args.store is not None:
+        return Path(args.store)
+    scale = f"-s{args.series_scale:g}" if args.series_scale != 1 else ""
+    return (Path(tempfile.gettempdir()) / "netvigil-bench-serve"
+            / f"load-{args.days}d{scale}{'' if args.compact else '-nocompact'}.duckdb")
+
+
+def ensure_store(path: Path, args: argparse.Namespace) -> None:
+    """Load the store unless it is there (built under a temporary name, renamed when
+    complete, so an interrupted load is never reused)."""
+    if path.exists() and not args.fresh:
+        print(f"store: {path} (reused; --fresh to load it again)")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".wal").unlink(missing_ok=True)
+    info = load(part, args.days, compact=args.compact)
+    part.rename(path)
+    print(f"store: {path}: loaded {info['series']:,.0f} series, {info['rows']:,.0f} points "
+          f"({args.days} days x 5 min) in {info['seconds']:.1f} s (series "
+          f"{info['series_seconds']:.1f} s) through Store.write_points; "
+          f"Store.compact_points clustered {info['compacted']:,.0f} closed points by series "
+          f"in {info['compact_seconds']:.1f} s")
+
+
+def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
+    """One ``netvigil serve`` configuration under load, each query kind in turn."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("netvigil")
+    cmd = [str(exe), "serve", "--store", str(path), "--port", str(port), "--workers",
+           str(workers), "--memory-points", str(MAX_POINTS if args.memory else 0)]
+    t0 = time.perf_counter()
+    server = subprocess.Popen(cmd)
+    try:
+        _wait_ready(base, server)
+        snap = wait_snapshot(base, workers) if args.memory else {}
+        ready = time.perf_counter() - t0
+        memory = (f"snapshot of {snap['bins']:,.0f} bins built in {snap['build_seconds']:.1f} s"
+                  if args.memory else "no snapshot (--no-memory): every chart reads DuckDB")
+        print(f"\nserve --workers {workers}: ready in {ready:.1f} s ({memory}); "
+              f"load generator ({GENERATOR}): {args.clients} closed-loop clients in a "
+              f"second process, {args.seconds:g} s per kind; load average before "
+              f"{os.getloadavg()[0]:.1f}")
+        for kind in args.kinds.split(","):
+            res = _run_generator(base, kind, args.clients, args.seconds, args.days)
+            load_during = os.getloadavg()[0]
+            alone = _run_generator(base, kind, 1, max(3.0, args.seconds / 5), args.days)
+            peer = peer_p50(path, PEER_OF[kind], args.days)
+            ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
+            print(f"  {kind:<12} {res['requests']:>7} requests ({res['distinct']:,} distinct)"
+                  f"  {res['errors']} errors  {res['throughput']:7.1f} req/s  "
+                  f"p50 {res['p50_ms']:7.1f} ms  p99 {res['p99_ms']:7.1f} ms   goal p99<100ms,"
+                  f" 0 errors: {'met' if ok else 'NOT met'}  (load average {load_during:.1f})")
+            print(f"               server's own time per request (Server-Timing): p50 "
+                  f"{res['svc_p50_ms']:.2f} ms, p99 {res['svc_p99_ms']:.2f} ms, mean "
+                  f"{res['svc_mean_ms']:.2f} ms; answer cache: {res['hits']:,} of "
+                  f"{res['answered']:,} hits ({100 * res['hits'] / max(1, res['answered']):.0f}%)")
+            print(f"               one client alone: p50 {alone['p50_ms']:.2f} ms, "
+                  f"{alone['throughput']:.1f} req/s ({alone['hits']} of {alone['answered']} "
+                  f"from the cache); peer DuckDB direct (sequential, no HTTP) p50 "
+                  f"{peer:.2f} ms; serve alone / peer = {alone['p50_ms'] / peer:.2f}x; "
+                  f"Little's law: {args.clients} clients / throughput = "
+                  f"{args.clients / res['throughput'] * 1e3:.0f} ms")
+            if res["first_errors"]:
+                print(f"               first errors: {res['first_errors']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def main() -> None:
@@ -320,11 +466,19 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--store", type=Path, default=None, help="reuse/keep this store file")
-    ap.add_argument("--keep", action="store_true", help="keep --store between runs")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="the store (default: $TMPDIR/netvigil-bench-serve/load-<days>d"
+                         ".duckdb); loaded when missing, reused otherwise")
+    ap.add_argument("--fresh", action="store_true", help="load the store again")
     ap.add_argument("--compact", action=argparse.BooleanOptionalAction, default=True,
                     help="run Store.compact_points after loading (--no-compact: the layout "
                          "before the maintenance step)")
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                    help="serve's in-memory snapshot (--no-memory: --memory-points 0)")
+    ap.add_argument("--workers", default="1,2",
+                    help="serve processes, one run per comma-separated count")
+    ap.add_argument("--kinds", default="signals,events",
+                    help="query kinds, comma-separated: " + ", ".join(KINDS))
     ap.add_argument("--load-generator", choices=("wrk", "httpx"), default="wrk",
                     help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
     ap.add_argument("--series-scale", type=float, default=1.0,
@@ -338,61 +492,17 @@ def main() -> None:
         generator_main(args.generator[0], args.generator[1], args.clients, args.seconds,
                        args.days)
         return
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
-    path = args.store or tmp / "load.duckdb"
-    if not (args.keep and path.exists()):
-        path.unlink(missing_ok=True)
-        info = load(path, args.days, compact=args.compact)
-        print(f"loaded {info['series']:,.0f} series, {info['rows']:,.0f} points "
-              f"({args.days} days x 5 min) in {info['seconds']:.1f} s "
-              f"(series {info['series_seconds']:.1f} s) through Store.write_points; "
-              f"Store.compact_points clustered {info['compacted']:,.0f} closed points by "
-              f"series in {info['compact_seconds']:.1f} s")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).with_name("netvigil")
-    server = subprocess.Popen([str(exe), "serve", "--store", str(path), "--port", str(port)])
-    try:
-        _wait_ready(base, server)
-        print(f"serve: one uvicorn process on {base}; load generator ({GENERATOR}): "
-              f"{args.clients} closed-loop clients in a second process, {args.seconds:g} s "
-              f"per kind")
-        for kind in ("signals", "events"):
-            seen = cache_lookups(base)
-            res = _run_generator(base, kind, args.clients, args.seconds, args.days)
-            now = cache_lookups(base)
-            hits, misses = now["hit"] - seen["hit"], now["miss"] - seen["miss"]
-            seen = cache_lookups(base)
-            alone = _run_generator(base, kind, 1, max(3.0, args.seconds / 3), args.days)
-            after = cache_lookups(base)
-            alone_hits = after["hit"] - seen["hit"]
-            alone_all = alone_hits + after["miss"] - seen["miss"]
-            peer = peer_p50(path, kind, args.days) if server.poll() is None else float("nan")
-            ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
-            print(f"  {kind:<8} {res['requests']:>6} requests  {res['errors']} errors  "
-                  f"{res['throughput']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  "
-                  f"p99 {res['p99_ms']:7.1f} ms   goal p99<100ms, 0 errors: "
-                  f"{'met' if ok else 'NOT met'}")
-            print(f"           one client alone: p50 {alone['p50_ms']:.1f} ms, "
-                  f"{alone['throughput']:.1f} req/s ({alone_hits:.0f} of {alone_all:.0f} from "
-                  f"the cache); peer DuckDB direct (sequential, no "
-                  f"HTTP) p50 {peer:.2f} ms; serve alone / peer = "
-                  f"{alone['p50_ms'] / peer:.1f}x; 100 clients: p50 ~ clients / throughput "
-                  f"= {args.clients / res['throughput'] * 1e3:.0f} ms (Little's law)")
-            print(f"           response cache during the 100-client run: {hits:.0f} hits, "
-                  f"{misses:.0f} misses ({100 * hits / max(1.0, hits + misses):.0f}% hits; "
-                  f"each client cycles over 200 random queries)")
-            if res["first_errors"]:
-                print(f"           first errors: {res['first_errors']}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    load_avg = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} cores; load average {load_avg:.1f} (cores shared with "
-          f"other jobs: read the ratios)")
-    if not args.keep:
-        path.unlink(missing_ok=True)
+    unknown = set(args.kinds.split(",")) - set(KINDS)
+    if unknown:
+        raise SystemExit(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    t0 = time.perf_counter()
+    path = _store_path(args)
+    ensure_store(path, args)
+    for workers in (int(w) for w in args.workers.split(",")):
+        run_server(path, args, workers)
+    print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} "
+          f"(cores shared with other jobs: read the server's own times and the ratios); "
+          f"whole run {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def client(store_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(store_path, open_store=open_store)) as c:
+    # the store path (no in-memory snapshot): every answer is the current version's;
+    # test_serve_memory.py covers the snapshot path and its bounded staleness
+    with TestClient(create_app(store_path, open_store=open_store, memory_points=0)) as c:
         yield c
 
 

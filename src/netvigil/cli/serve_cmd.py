@@ -5,12 +5,15 @@ Binds 127.0.0.1 unless told otherwise: exposing the API is the operator's decisi
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from netvigil.cli.common import LOCK_WAIT_ENV, WAIT_KEY, handle_errors, open_store, store_option
+from netvigil.serve.memory import MAX_POINTS
 
 SERVE_WAIT_DEFAULT = 10.0  # a request waits less than a command: 503 + Retry-After after
 
@@ -27,21 +30,52 @@ def _request_wait(ctx: click.Context) -> float:
         return SERVE_WAIT_DEFAULT
 
 
+#: how ``--workers`` processes learn their settings: uvicorn starts each worker by import
+#: string, so the settings travel in the environment (read by :func:`app_from_env`)
+SETTINGS_ENV = "NETVIGIL_SERVE_SETTINGS"
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
               help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port (uvicorn); each holds its own "
+                   "in-memory snapshot and answer cache.")
+@click.option("--memory-points", default=MAX_POINTS, show_default=True,
+              type=click.IntRange(0, None),
+              help="Bins of series held in memory per process (9 bytes each); 0: every "
+                   "chart reads the store (serve/memory.py).")
 @store_option
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, host: str, port: int, store_path: Path) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, memory_points: int,
+          store_path: Path) -> None:
     """Serve the API (/api/v1, /ioda/v2), /health and /metrics over HTTP."""
     import uvicorn
 
+    settings = {"store": str(store_path), "wait": _request_wait(ctx),
+                "memory_points": memory_points}
+    if workers == 1:
+        uvicorn.run(_app(settings), host=host, port=port, log_level="warning",
+                    access_log=False)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
+    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, host=host,
+                port=port, log_level="warning", access_log=False)
+
+
+def _app(settings: dict[str, Any]) -> Any:
     from netvigil.serve.app import create_app
 
-    app = create_app(store_path, open_store=open_store, lock_wait=_request_wait(ctx))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return create_app(Path(settings["store"]), open_store=open_store,
+                      lock_wait=float(settings["wait"]),
+                      memory_points=int(settings["memory_points"]))
+
+
+def app_from_env() -> Any:
+    """The app of one ``--workers`` process (uvicorn's factory)."""
+    return _app(json.loads(os.environ[SETTINGS_ENV]))
 
 
 def register(group: click.Group) -> None:

@@ -19,6 +19,7 @@ from netvigil import __version__
 from netvigil.serve.cache import ResponseCache, ResponseCacheMiddleware, VersionedMemo
 from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
+from netvigil.serve.fastpath import FastPaths
 from netvigil.serve.gate import StoreGate, StoreOpener
 from netvigil.serve.memory import MAX_POINTS, SeriesMemory
 from netvigil.serve.metrics import Metrics, MetricsMiddleware
@@ -71,11 +72,13 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
     app.state.catalogue = VersionedMemo(Catalogue)
     app.state.response_cache = ResponseCache()
     app.state.memory = memory
+    fast = app.state.fast_paths = FastPaths()
     # inner first: the metrics middleware (outermost) counts cache hits under their route
     app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache,
-                       version=gate.version, snapshot=memory.serving)
+                       version=gate.version, snapshot=memory.serving, fast=fast)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
+    fast.bind(app.routes)
     return app

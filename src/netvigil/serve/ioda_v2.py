@@ -220,8 +220,8 @@ def signals_raw(
     return envelope(request, "signals", params, body)
 
 
-def _ioda_series(store: queries.SeriesReader, cat: queries.Catalogue, ent: Entity, signal: str, start: int,
-                 end: int, max_points: int | None) -> dict[str, Any]:
+def _ioda_series(store: queries.SeriesReader, cat: queries.Catalogue, ent: Entity,
+                 signal: str, start: int, end: int, max_points: int | None) -> dict[str, Any]:
     view = queries.series_view(store, cat, ent.ref, signal, start, end,
                                max_points=max_points, normalised=False)
     return {"entityType": ent.type.value, "entityCode": ent.code, "entityName": ent.name,

@@ -101,6 +101,12 @@ class SeriesSnapshot:
     sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
     build_seconds: float = 0.0
     built_at: float = field(default_factory=time.time)
+    events_of: dict[EntityRef, list[Event]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events_of = {}
+        for e in self.events:  # the store's order within each entity
+            self.events_of.setdefault(e.entity, []).append(e)
 
     def read_series(self, entity: EntityRef, signal: str, start: int | None = None,
                     until: int | None = None, *, grid: tuple[int, int] | None = None
@@ -137,9 +143,9 @@ class SeriesSnapshot:
                     until: int | None = None) -> list[Event]:
         """:meth:`netvigil.store.duck.Store.read_events` from memory: events overlapping
         [start, until) (ongoing ones extend to +inf), in the store's order."""
-        return [e for e in self.events
-                if (entity is None or e.entity == entity)
-                and (start is None or e.end is None or e.end > start)
+        mine = self.events if entity is None else self.events_of.get(entity, [])
+        return [e for e in mine
+                if (start is None or e.end is None or e.end > start)
                 and (until is None or e.start < until)]
 
     def read_alerts(self, entity: EntityRef | None = None, start: int | None = None,
@@ -176,14 +182,22 @@ def bin_points(entity: EntityRef, signal: str, grid: tuple[int, int],
 
 
 # ---------------------------------------------------------------------- building
+#: One chunk's points with their place in the flat arrays computed by DuckDB (``idx``), and
+#: ``bad`` for a point the dense layout cannot hold (before the series' first recorded bin,
+#: off its grid, or after its last recorded bin).
 _CHUNK_SQL = """
-SELECT ids.sid, p.time, p.value
+SELECT ids.sid, p.value, ids.offs + (p.time - ids.t0) // ids.step AS idx,
+       p.time < ids.t0 OR (p.time - ids.t0) % ids.step <> 0
+       OR (p.time - ids.t0) // ids.step >= ids.n AS bad
 FROM points p
-JOIN (SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS s,
-             unnest(?::BIGINT[]) AS sid) ids
+JOIN (SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS s, unnest(?::BIGINT[]) AS sid,
+             unnest(?::BIGINT[]) AS offs, unnest(?::BIGINT[]) AS t0,
+             unnest(?::BIGINT[]) AS step, unnest(?::BIGINT[]) AS n) ids
   ON p.entity_code = ids.c AND p.signal = ids.s
 WHERE p.entity_type = ? AND p.entity_code BETWEEN ? AND ?
 """
+_SERIES_SQL = ("SELECT time, value FROM points WHERE entity_type = ? AND entity_code = ?"
+               " AND signal = ? ORDER BY time")
 
 
 class _StaleBuild(Exception):
@@ -221,43 +235,35 @@ def _chunks(layout: Sequence[tuple[SeriesKey, _Dense]], size: int
         yield run
 
 
-def _read_chunk(store: Store, layout: Sequence[tuple[SeriesKey, _Dense]], run: list[int]
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                           npt.NDArray[np.float64]]:
+def _read_chunk(store: Store, layout: Sequence[tuple[SeriesKey, _Dense]], run: list[int],
+                values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_],
+                sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+                ) -> None:
+    """Place one chunk's points in the dense arrays; a series with a point the layout cannot
+    hold goes to ``sparse`` whole (its sorted pairs, read again)."""
     keys = [layout[i][0] for i in run]
+    dense = [layout[i][1] for i in run]
     codes = [ref.code for ref, _ in keys]
     res = store.connection.execute(_CHUNK_SQL, [
-        codes, [s for _, s in keys], run, keys[0][0].type.value, min(codes), max(codes),
+        codes, [s for _, s in keys], run, [d.offset for d in dense],
+        [d.origin + d.base * d.step for d in dense], [d.step for d in dense],
+        [d.n for d in dense], keys[0][0].type.value, min(codes), max(codes),
     ]).fetchnumpy()
-    sid = np.asarray(res["sid"], dtype=np.int64)
-    t = np.asarray(res["time"], dtype=np.int64)
+    idx = np.asarray(res["idx"], dtype=np.int64)
     v = np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)
-    return sid, t, v
-
-
-def _scatter(layout: Sequence[tuple[SeriesKey, _Dense]], sid: npt.NDArray[np.int64],
-             t: npt.NDArray[np.int64], v: npt.NDArray[np.float64],
-             values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_],
-             sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
-             ) -> None:
-    """Place one chunk's points in the dense arrays; a series with a point off its grid or
-    outside its recorded bounds goes to ``sparse`` whole (its sorted pairs)."""
-    if sid.size == 0:
-        return
-    table = np.array([(d.offset, d.base, d.n, d.step, d.origin) for _, d in layout],
-                     dtype=np.int64)
-    offset, base, n, step, origin = (table[sid, k] for k in range(5))
-    rel = t - origin
-    b = rel // step - base
-    bad = (rel % step != 0) | (b < 0) | (b >= n)
+    bad: npt.NDArray[np.bool_] = np.ma.filled(np.ma.asarray(res["bad"], dtype=bool), True)
     if bad.any():
-        for s in np.unique(sid[bad]).tolist():
-            mine = sid == s
-            order = np.argsort(t[mine], kind="stable")
-            sparse[layout[s][0]] = (t[mine][order], v[mine][order])
-        ok = ~np.isin(sid, np.unique(sid[bad]))
-        offset, b, v = offset[ok], b[ok], v[ok]
-    idx = offset + b
+        sid = np.asarray(res["sid"], dtype=np.int64)
+        odd = np.unique(sid[bad])
+        for s in odd.tolist():
+            (ref, signal), _ = layout[s]
+            pairs = store.connection.execute(
+                _SERIES_SQL, [ref.type.value, ref.code, signal]).fetchnumpy()
+            sparse[(ref, signal)] = (
+                np.asarray(pairs["time"], dtype=np.int64),
+                np.ma.filled(np.ma.asarray(pairs["value"], dtype=np.float64), np.nan))
+        ok = ~np.isin(sid, odd)
+        idx, v = idx[ok], v[ok]
     values[idx] = v
     present[idx] = True
 
@@ -285,8 +291,7 @@ def build_snapshot(gate: StoreGate, serial: int, max_points: int = MAX_POINTS,
         with gate.reader() as store:
             if gate.version() != version:
                 raise _StaleBuild
-            sid, t, v = _read_chunk(store, layout, run)
-        _scatter(layout, sid, t, v, values, present, sparse)
+            _read_chunk(store, layout, run, values, present, sparse)
     dense = {key: d for key, d in layout if key not in sparse}
     alerts: dict[EntityRef | None, list[Alert]] = {None: every}
     for a in every:
@@ -335,6 +340,11 @@ class SeriesMemory:
                             and time.monotonic() - since > self.max_stale_seconds):
             return None
         return snap
+
+    def stale_seconds(self) -> float:
+        """How long the store has been ahead of the snapshot (0: up to date)."""
+        since = self._stale_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def wait_fresh(self, timeout: float) -> SeriesSnapshot | None:
         """Block until the snapshot matches the store's current version (tests, startup)."""

@@ -29,6 +29,7 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]],
                     Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
+TIMING_HEADER = b"server-timing"
 #: latency buckets (s): the load benchmark's goal is p99 < 100 ms, so resolve around it
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -55,6 +56,10 @@ class Metrics:
         self.cache = Gauge("netvigil_http_cache_lookups",
                            "Response cache lookups since start (serve/cache.py)", ("result",),
                            registry=self.registry)
+        self.snapshot = Gauge("netvigil_memory_snapshot",
+                              "The in-memory snapshot (serve/memory.py): serial (0: none), "
+                              "bins held, seconds its build took, seconds behind the store",
+                              ("field",), registry=self.registry)
         self.newest = Gauge("netvigil_store_newest_point_seconds",
                             "Unix time of the newest stored point", registry=self.registry)
 
@@ -76,6 +81,11 @@ class MetricsMiddleware:
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                # the app's own time to answer (W3C Server-Timing): what the load benchmark
+                # reports beside the client's latency, which includes queueing in the loop
+                took = 1e3 * (time.perf_counter() - t0)
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (TIMING_HEADER, b"app;dur=%.3f" % took)]}
             await send(message)
 
         m = self.metrics
@@ -106,4 +116,11 @@ def metrics(request: Request, store: StoreReader) -> Response:
     cache = request.app.state.response_cache
     m.cache.labels("hit").set(cache.hits)
     m.cache.labels("miss").set(cache.misses)
+    memory = request.app.state.memory
+    snap = memory.current
+    m.snapshot.labels("serial").set(snap.serial if snap is not None else 0)
+    m.snapshot.labels("bins").set(snap.points if snap is not None else 0)
+    m.snapshot.labels("build_seconds").set(snap.build_seconds if snap is not None else 0)
+    stale = memory.stale_seconds()
+    m.snapshot.labels("stale_seconds").set(stale)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
