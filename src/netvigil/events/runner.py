@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -255,8 +255,13 @@ def _clean_cut(old: Sequence[Event], t: int) -> int:
     closes at its ``normal`` alert, and a merged group ending at or before the cut cannot
     overlap (``start < end``) anything starting after it (:mod:`netvigil.events.build`).
     """
+    return _clean_cut_spans([(e.start, _INF if e.end is None else e.end) for e in old], t)
+
+
+def _clean_cut_spans(extents: Sequence[tuple[int, int]], t: int) -> int:
+    """The latest time <= ``t`` inside none of ``extents`` (``lo < cut < hi``)."""
     cut = t
-    spans = sorted(((e.start, _INF if e.end is None else e.end) for e in old), reverse=True)
+    spans = sorted(extents, reverse=True)
     moved = True
     while moved:
         moved = False
@@ -270,6 +275,26 @@ def _raw(e: Event) -> Event:
     """A stored entity event as :func:`build_events` made it: its rules end with the
     confidence rule, the assessment and rules after it were added by fusion."""
     return replace(e, assessment={}, rules=e.rules[:e.rules.index(CONFIDENCE_RULE) + 1])
+
+
+def _extent(e: Event) -> tuple[int, int]:
+    """The time a stored country event stands for: its own span and those of the roll-up
+    members listed in its assessment (``scope.members``). A roll-up span lies inside its
+    members' union, and every span annotates or becomes exactly one country event, so a
+    cut inside no extent is one no roll-up span crosses."""
+    lo, hi = e.start, _INF if e.end is None else e.end
+    for m in e.assessment.get("scope", {}).get("members", []) if e.assessment else []:
+        lo = min(lo, int(m["start"]))
+        hi = max(hi, _INF if m["end"] is None else int(m["end"]))
+    return lo, hi
+
+
+def _member_end(e: Event) -> int | None:
+    """The latest member end (the start while ongoing) of a stored country event, as
+    :func:`fusion.end_or` gives it without a data end; None without members."""
+    ends = [int(m["start"]) if m["end"] is None else int(m["end"])
+            for m in e.assessment.get("scope", {}).get("members", [])]
+    return max(ends) if ends else None
 
 
 def _near(starts: Sequence[int], marks: Sequence[int], lo: int, hi: int) -> list[bool]:
@@ -325,17 +350,61 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
     window (:func:`_recurrence_near`), a sibling AS's changed start within the
     simultaneity window, or a platform block of their country that appeared or went within
     the window before them. Those are assessed again with their stored severity and signal
-    health (:func:`fusion.assess` ``reuse``), also on untouched siblings. Countries (national
-    roll-ups over all their children) are rebuilt whole. The result equals a rebuild from
-    scratch (``tests/test_events_incremental.py``) at a cost proportional to the changed
-    events, not to all events of the touched entities.
+    health (:func:`fusion.assess` ``reuse``), also on untouched siblings.
+
+    A country (national roll-ups over its children) is cut the same way, at a time inside
+    no stored country event's extent (:func:`_extent`: the event and its roll-up members)
+    and one simultaneity window before its earliest change or its changed children's cuts:
+    the roll-up sweep is then closed at the cut with the same children's events before it,
+    so only the children's events alive after it are read (:func:`_country_cut`); a country
+    whose settled events would be re-assessed (a recurrence) or whose children changed
+    from scratch is rebuilt whole (one more pass). The result equals a rebuild from scratch
+    (``tests/test_events_incremental.py``) at a cost proportional to the changed events,
+    not to all events of the touched entities and their countries.
 
     Returns the entities whose events are replaced, their new or changed events, and the
     ids of their stored events that stay as they are.
     """
+    whole: set[EntityRef] = set()
+    while True:
+        done = _rebuild_once(store, ents, refs, signals, step, origin, keys, changed or {},
+                             last_time, whole)
+        if isinstance(done, set):
+            whole |= done
+            continue
+        return done
+
+
+def _country_cut(country: EntityRef, changed: Mapping[EntityRef, int],
+                 splits: Mapping[EntityRef, _Split], processed: set[EntityRef],
+                 kids: Sequence[EntityRef], stored: Sequence[Event]) -> int | None:
+    """Where a country's events can be rebuilt from, or None (rebuild it whole).
+
+    Before the cut: its own alerts (cut at or before its earliest change), every child's
+    events (cut at or before each changed child's cut) and so every roll-up span closed by
+    then are as the previous run left them. The cut lies a simultaneity window before
+    that, so no settled country event starts within the window of a changed AS's event.
+    """
+    t = changed.get(country, _INF)
+    for k in kids:
+        if k in processed:
+            t = min(t, splits[k].cut if k in splits else _NEG)
+    if t <= _NEG or t >= _INF:
+        return None
+    sim = int(classification.load_config()["cause"]["simultaneous-ases"]["window_s"])
+    return _clean_cut_spans([_extent(e) for e in stored], t - sim)
+
+
+def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
+                  signals: list[str], step: npt.NDArray[np.int64],
+                  origin: npt.NDArray[np.int64], keys: SeriesKeys,
+                  changed: Mapping[EntityRef, int],
+                  last_time: npt.NDArray[np.int64] | None, whole: set[EntityRef],
+                  ) -> tuple[list[EntityRef], list[Event], list[str]] | set[EntityRef]:
+    """One pass of :func:`_rebuild_events` with the countries in ``whole`` rebuilt whole;
+    the set of further countries to rebuild whole when a cut country needs it."""
     if not ents:
         return [], [], []
-    changed = changed or {}
     parents = _parents(store, refs)
     children: dict[EntityRef, list[EntityRef]] = defaultdict(list)
     tv = {t: t.value for t in EntityType}  # Enum.value is a slow descriptor at 75,000 refs
@@ -346,8 +415,7 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
     countries = {parents[e] for e in ents if e in parents and parents[e] in children}
     countries |= {e for e in ents if e in children}
     all_ents = sorted(set(ents) | countries, key=lambda e: (e.type.value, e.code))
-    kin = set(all_ents) | {k for c in countries for k in children[c]}
-    old_by = store.read_events_of(sorted(kin, key=lambda e: (e.type.value, e.code)))
+    old_by = store.read_events_of(all_ents)
     names = store.entity_names(all_ents)
     registry = default_registry()
     splits: dict[EntityRef, _Split] = {}
@@ -359,17 +427,33 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         cut = _clean_cut(old_by[ent], t)
         splits[ent] = _Split(cut, [e for e in old_by[ent] if e.start < cut],
                              [e for e in old_by[ent] if e.start >= cut], set())
-    alerts = store.read_alerts_of(all_ents, [splits[e].cut if e in splits else _NEG
-                                             for e in all_ents])
+    processed = set(all_ents)
+    for c in sorted(countries, key=lambda e: e.code):
+        name = names.get(c) or registry.name(c)
+        cut_c = None if c in whole or any(e.entity_name != name for e in old_by[c]) else \
+            _country_cut(c, changed, splits, processed, children[c], old_by[c])
+        if cut_c is not None:
+            splits[c] = _Split(cut_c, [e for e in old_by[c] if e.start < cut_c],
+                               [e for e in old_by[c] if e.start >= cut_c], set())
+    alerts = store.read_alerts_of(all_ents, [
+        splits[e].cut if e in splits and e not in countries else _NEG for e in all_ents])
     by_entity: dict[EntityRef, list[Alert]] = defaultdict(list)
     since: dict[EntityRef, int] = {}
     for a in alerts:
         by_entity[a.entity].append(a)
         since[a.entity] = min(since.get(a.entity, a.time), a.time)
+    first_alert = dict(since)
     for ent, sp in splits.items():
-        since[ent] = sp.cut  # every signal from the cut on: evidence, health, data end
+        if ent not in countries:
+            since[ent] = sp.cut  # every signal from the cut on: evidence, health, data end
+            continue
+        # a country's own points are read from its first alert on, as when rebuilt whole
+        by_entity[ent] = [a for a in by_entity[ent] if a.time >= sp.cut]
+        if ent in first_alert:
+            since[ent] = max(sp.cut, first_alert[ent])
+    kin_refs = processed | {k for c in countries for k in children[c]}
     view_index = {(r, s): i for i, (r, s) in enumerate(zip(refs, signals, strict=True))
-                  if r in kin}
+                  if r in kin_refs}
     wanted = sorted(((r, s), since[r]) for (r, s) in view_index if r in since)
     series = _read_series(store, wanted, view_index, step, origin, keys)
     built: dict[EntityRef, list[Event]] = {}
@@ -377,7 +461,31 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         name = names.get(ent) or registry.name(ent)
         built[ent] = (build_events(ent, by_entity[ent], series.get(ent, {}), entity_name=name)
                       if by_entity.get(ent) else [])
+    _recurrence_redo({e: sp for e, sp in splits.items() if e not in countries}, splits,
+                     built, old_by)
+    old_by.update(_kin_events(store, countries, children, splits, processed))
+
+    def current(r: EntityRef) -> list[Event]:
+        sp = splits.get(r)
+        return sp.head + built[r] if sp is not None else built.get(r, old_by.get(r, []))
+
+    national: dict[EntityRef, tuple[list[Event], dict[str, list[Event]]]] = {}
+    for c in sorted(countries, key=lambda e: e.code):
+        csp = splits.get(c)
+        national[c] = _national(c, names.get(c) or registry.name(c), built[c], children[c],
+                                current, csp.cut if csp is not None else _NEG)
+        if csp is not None:
+            moved = [*csp.old_tail, *national[c][0]]
+            if any(_recurrence_near(csp.head, [e.start for e in moved])):
+                whole.add(c)
+    if whole & set(splits):
+        return whole & set(splits)
     extra = _affected_kin(splits, built, old_by, countries, children)
+    cut_kids = sorted((k for k in extra if parents.get(k) in splits),
+                      key=lambda e: (e.type.value, e.code))
+    for k, evs in store.read_events_of(cut_kids).items():  # only part of them was read
+        old_by[k] = evs
+        extra[k] = _Split(_INF, list(evs), [], extra[k].redo)
     for ent, sp in splits.items():
         built[ent] = sp.head + built[ent]
     for ent, sp in extra.items():
@@ -390,7 +498,7 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
     for (r, sig), i in view_index.items():
         signals_of[r].append(sig)
         step_of[r] = min(step_of.get(r, int(step[i])), int(step[i]))
-        if last_time is not None:
+        if last_time is not None and int(last_time[i]) > _NEG:
             last_of[r] = max(last_of.get(r, _NEG), int(last_time[i]))
 
     def events_of(r: EntityRef) -> list[Event]:
@@ -408,29 +516,21 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         ser = series.get(ent, {})
         ends = [int(s.times[-1]) for s in ser.values() if len(s)]
         data_end = max(ends) if ends else None
-        if ent in extra:
+        split = splits.get(ent)
+        if ent in extra or (split is not None and ent not in countries and data_end is None):
             data_end = last_of.get(ent)  # no points read: the store's last row time
+        elif split is not None and ent in countries:
+            data_end = last_of.get(ent) if ent in first_alert else None
         members: dict[str, list[Event]] = {}
         observed: list[EntityRef] = []
         own = built[ent]
         if ent in countries:
-            kids = children[ent]
-            observed = [k for k in kids if k.type is EntityType.ASN]
-            spans = []
-            mobile = [k for k in observed if classification.is_mobile(k)]
-            for group, rule in ((mobile, "scope.rollup-mobile"),
-                                ([k for k in kids if k.type is EntityType.REGION],
-                                 "scope.rollup-regions"),
-                                (observed, "scope.rollup-ases")):
-                of_group = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL]
-                            for k in group}
-                kid_end = {e.id: fusion.end_or(e, data_end) for v in of_group.values()
-                           for e in v}
-                spans += classification.rollup(of_group, len(of_group), rule, kid_end)
-            own, members = fusion.national(ent, names.get(ent) or registry.name(ent), own,
-                                           spans)
+            observed = [k for k in children[ent] if k.type is EntityType.ASN]
+            own, members = national[ent]
             if data_end is None:
                 member_ends = [fusion.end_or(m, None) for v in members.values() for m in v]
+                member_ends += [x for e in (split.head if split is not None else [])
+                                if (x := _member_end(e)) is not None]
                 data_end = max(member_ends) if member_ends else None
         siblings: list[tuple[EntityRef, int]] = []
         p = parents.get(ent)
@@ -442,7 +542,6 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                         for e in events_of(k)]
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
-        split = splits.get(ent)
         if split is None:
             assessed = _circumvention(store, ent, parents.get(ent),
                                       fusion.assess(own, inputs, members, observed), data_end)
@@ -450,13 +549,65 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
             continue
         kept = [e for e in split.head if e.id not in split.redo]
         redo = [e for e in split.head if e.id in split.redo]
-        fresh = own[len(split.head):]
-        assessed = fusion.assess([*(_raw(e) for e in redo), *fresh], inputs,
-                                 context=kept, reuse={e.id: e.assessment for e in redo})
+        fresh = own if ent in countries else own[len(split.head):]
+        assessed = fusion.assess([*(_raw(e) for e in redo), *fresh], inputs, members,
+                                 observed, context=kept,
+                                 reuse={e.id: e.assessment for e in redo})
         assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end)
         keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
     return procs, out, keep
+
+
+def _national(country: EntityRef, name: str, own: list[Event], kids: Sequence[EntityRef],
+              events_of: Callable[[EntityRef], list[Event]],
+              after: int) -> tuple[list[Event], dict[str, list[Event]]]:
+    """The country's events from ``after`` on: its own (built from its alerts) with the
+    roll-up spans of its mobile operators, regions and ASes folded in
+    (:func:`fusion.national`), and the members of each by event id. Only the children's
+    events alive after ``after`` take part: the sweep is closed there
+    (:func:`_country_cut`), so the spans from it on are those of all their events."""
+    observed = [k for k in kids if k.type is EntityType.ASN]
+    mobile = [k for k in observed if classification.is_mobile(k)]
+    spans = []
+    for group, rule in ((mobile, "scope.rollup-mobile"),
+                        ([k for k in kids if k.type is EntityType.REGION],
+                         "scope.rollup-regions"),
+                        (observed, "scope.rollup-ases")):
+        of_group = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL
+                        and (e.end is None or e.end > after)] for k in group}
+        kid_end = {e.id: fusion.end_or(e, None) for v in of_group.values() for e in v}
+        spans += classification.rollup(of_group, len(of_group), rule, kid_end)
+    return fusion.national(country, name, own, spans)
+
+
+def _kin_events(store: Store, countries: set[EntityRef],
+                children: Mapping[EntityRef, list[EntityRef]],
+                splits: Mapping[EntityRef, _Split],
+                processed: set[EntityRef]) -> dict[EntityRef, list[Event]]:
+    """Stored events of the untouched children of the touched countries: all of them under
+    a country rebuilt whole; under a cut country those alive after its cut (the roll-up
+    sweep) or starting up to two simultaneity windows before it (the sibling evidence of
+    the events assessed: the country's tail, starts of changed ASes, settled events of
+    untouched ASes within a window of those) or a window before a settled AS event
+    re-assessed for recurrence (its sibling evidence)."""
+    sim = int(classification.load_config()["cause"]["simultaneous-ases"]["window_s"])
+    rest: list[EntityRef] = []
+    window: list[tuple[int, int]] = []
+    for c in sorted(countries, key=lambda e: e.code):
+        sp = splits.get(c)
+        lo = hi = _NEG
+        if sp is not None:
+            hi, lo = sp.cut, sp.cut - 2 * sim
+            for k in children[c]:
+                ks = splits.get(k)
+                if ks is not None:
+                    lo = min([lo, *(e.start - sim for e in ks.head if e.id in ks.redo)])
+        for k in children[c]:
+            if k not in processed:
+                rest.append(k)
+                window.append((lo, hi))
+    return store.read_events_of(rest, window)
 
 
 def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
@@ -483,12 +634,34 @@ def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
     return out
 
 
+def _moved(ent: EntityRef, splits: Mapping[EntityRef, _Split],
+           built: Mapping[EntityRef, list[Event]],
+           old_by: Mapping[EntityRef, list[Event]]) -> list[Event]:
+    """The events of ``ent`` this run changed: the stored and the new tail of a cut entity,
+    every stored and new event of one rebuilt whole."""
+    sp = splits.get(ent)
+    if sp is None:
+        return [*old_by.get(ent, []), *built.get(ent, [])]
+    return [*sp.old_tail, *built.get(ent, [])]
+
+
+def _recurrence_redo(subset: Mapping[EntityRef, _Split], splits: Mapping[EntityRef, _Split],
+                     built: Mapping[EntityRef, list[Event]],
+                     old_by: Mapping[EntityRef, list[Event]]) -> None:
+    """Mark the head events of the cut entities in ``subset`` whose recurrence set may hold
+    a changed event (``_Split.redo``)."""
+    for ent, sp in subset.items():
+        changed = [e.start for e in _moved(ent, splits, built, old_by)]
+        hit = _recurrence_near(sp.head, changed)
+        sp.redo |= {e.id for e, h in zip(sp.head, hit, strict=True) if h}
+
+
 def _affected_kin(splits: dict[EntityRef, _Split], built: Mapping[EntityRef, list[Event]],
                   old_by: Mapping[EntityRef, list[Event]], countries: set[EntityRef],
                   children: Mapping[EntityRef, list[EntityRef]]) -> dict[EntityRef, _Split]:
-    """Mark the head events of split entities to assess again (``_Split.redo``) and return
-    the untouched children of touched countries that have such events (all their events
-    are head: cut at +inf).
+    """Mark the head events of children of touched countries to assess again
+    (``_Split.redo``) and return the untouched children that have such events (all their
+    events are head: cut at +inf).
 
     ``built`` holds each split entity's new tail (before the head is prepended) and each
     fully rebuilt entity's events. Changed starts are the old and the new tail's.
@@ -497,26 +670,18 @@ def _affected_kin(splits: dict[EntityRef, _Split], built: Mapping[EntityRef, lis
     sim = int(cfg["simultaneous-ases"]["window_s"])
     before = int(cfg["platform-before"]["window_s"])
 
-    def moved(ent: EntityRef) -> list[Event]:
-        sp = splits.get(ent)
-        if sp is None:  # rebuilt whole: old and new events all count as changed
-            return [*old_by.get(ent, []), *built.get(ent, [])]
-        return [*sp.old_tail, *built.get(ent, [])]
-
     asn_moves: dict[EntityRef, list[tuple[EntityRef, int]]] = defaultdict(list)
     platform_moves: dict[EntityRef, list[int]] = {}
     for c in countries:
         for k in children[c]:
             if k.type is EntityType.ASN and k in built:
-                asn_moves[c] += [(k, e.start) for e in moved(k)]
-        old_p = {e.start for e in old_by.get(c, []) if e.kind is EventKind.PLATFORM_BLOCK}
+                asn_moves[c] += [(k, e.start) for e in _moved(k, splits, built, old_by)]
+        sp = splits.get(c)
+        old_p = {e.start for e in (sp.old_tail if sp is not None else old_by.get(c, []))
+                 if e.kind is EventKind.PLATFORM_BLOCK}
         new_p = {e.start for e in built.get(c, []) if e.kind is EventKind.PLATFORM_BLOCK}
         platform_moves[c] = sorted(old_p ^ new_p)
 
-    for ent, sp in splits.items():
-        changed = [e.start for e in moved(ent)]
-        hit = _recurrence_near(sp.head, changed)
-        sp.redo |= {e.id for e, h in zip(sp.head, hit, strict=True) if h}
     extra: dict[EntityRef, _Split] = {}
     for c in countries:
         for k in children[c]:

@@ -221,8 +221,13 @@ class DetectionTables:
             for t, c, s, m, tm, lv, v, h, cond in rows
         ]
 
-    def read_events_of(self, entities: Sequence[EntityRef]) -> dict[EntityRef, list[Event]]:
-        """The stored events of these entities (one statement), by start then id.
+    def read_events_of(self, entities: Sequence[EntityRef],
+                       window: Sequence[tuple[int, int]] | None = None,
+                       ) -> dict[EntityRef, list[Event]]:
+        """The stored events of these entities (one statement), by start then id; with
+        ``window``, only those of ``entities[i]`` that start at or after ``window[i][0]``,
+        are ongoing or end after ``window[i][1]`` (what an incremental national roll-up
+        needs of a country's untouched children, ``events/runner.py``).
 
         Why not ``read_events()``: an incremental rebuild needs the events of the touched
         entities and their siblings only, and parsing every stored event's JSON costs
@@ -230,14 +235,18 @@ class DetectionTables:
         out: dict[EntityRef, list[Event]] = {e: [] for e in entities}
         if not entities:
             return out
+        lo, hi = (np.asarray([w[0] for w in window], np.int64),
+                  np.asarray([w[1] for w in window], np.int64)) if window is not None else \
+            (np.full(len(entities), _NEG, np.int64), np.full(len(entities), _NEG, np.int64))
         cols = {"entity_type": _obj([e.type.value for e in entities]),
-                "entity_code": _obj([e.code for e in entities])}
+                "entity_code": _obj([e.code for e in entities]), "lo": lo, "hi": hi}
         with self._registered("_det_v", cols):
             rows = self._con.execute(
                 """
                 SELECT id, entity_type, entity_code, entity_name, start_time, end_time, status,
                        scope, kind, score, confidence, min_ratio, evidence, rules, assessment
-                FROM events SEMI JOIN _det_v USING (entity_type, entity_code)
+                FROM events JOIN _det_v q USING (entity_type, entity_code)
+                WHERE start_time >= q.lo OR end_time IS NULL OR end_time > q.hi
                 ORDER BY start_time, id
                 """
             ).fetchall()
