@@ -197,8 +197,14 @@ def ingest_dask(client: Client, files: Sequence[ArchiveFile], sink: FactSink,
                 shared: bool = True) -> DaskIngest:
     """Epochs on the workers (those not done in ``work``), facts into ``sink`` in time
     order, one flush at the end. The caller owns ``work`` (remove it once stored)."""
+    from dataclasses import replace
+
     from distributed import wait
 
+    # absolute paths: a worker on another host does not share this process's working
+    # directory (a LocalCluster's workers do; docs/scaling.md section 5)
+    files = [replace(f, path=f.path.absolute()) for f in files]
+    work = work.absolute()
     work.mkdir(parents=True, exist_ok=True)
     eps = epochs(files, shared)
     plan = [(ep, epoch_files(files, ep)) for ep in eps]

@@ -161,7 +161,8 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     with Store(store_path, read_only=True) as store:
         groups = country_groups(store)
     parts = pack_shards(groups, shards)
-    work = Path(tempfile.mkdtemp(prefix=".netvigil-detect-", dir=store_path.parent))
+    # absolute: a worker on another host does not share this process's working directory
+    work = Path(tempfile.mkdtemp(prefix=".netvigil-detect-", dir=store_path.parent)).absolute()
     try:
         paths = [work / f"shard-{i:04d}.duckdb" for i in range(len(parts))]
         futures = [client.submit(

@@ -177,8 +177,12 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
     work.mkdir(parents=True, exist_ok=True)
     parts = chunks(list(paths), per_chunk)
     targets = [work / chunk_name(i, part) for i, part in enumerate(parts)]
-    futures = {t: client.submit(judge_chunk, [str(p) for p in part], pol, str(t),
-                                key=f"ooni-{t.stem}-{work.name}", pure=False)
+    # workers get absolute paths (a worker on another host does not share this process's
+    # working directory); what the fold records and errors name are the paths as given
+    given = {str(p.absolute()): str(p) for p in paths}
+    futures = {t: client.submit(judge_chunk, [str(p.absolute()) for p in part], pol,
+                                str(t.absolute()), key=f"ooni-{t.stem}-{work.name}",
+                                pure=False)
                for part, t in zip(parts, targets, strict=True) if not t.is_file()}
     fold = Fold()
     for t in targets:
@@ -187,7 +191,8 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
             if error is not None:  # in chunk order: the error one process raises first
                 for f in futures.values():
                     f.cancel()  # type: ignore[no-untyped-call]
-                raise InputError(error["path"], error["line"], error["reason"])
+                raise InputError(given.get(error["path"], error["path"]), error["line"],
+                                 error["reason"])
         for doc in json.loads(t.read_text(encoding="utf-8")):
-            fold.file(doc)
+            fold.file({**doc, "path": given.get(doc["path"], doc["path"])})
     return fold.builder, fold.result, len(parts) - len(futures)
