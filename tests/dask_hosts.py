@@ -1,0 +1,244 @@
+"""Several "hosts" on one kernel for distributed tests: network namespaces on a private
+switch, a ``dask scheduler`` in one, a ``dask worker`` in each of the others, a driver
+namespace for the ``netvigil`` commands (issue 11: a scheduler address other than a
+LocalCluster's, over TCP between hosts).
+
+Topology (names carry a per-run tag; nothing is added to the caller's namespace)::
+
+    [<tag>-sw] bridge br0 ── veth ── [<tag>-sched] eth0 10.77.0.1/24  dask scheduler :8786
+                         ├── veth ── [<tag>-w1]    eth0 10.77.0.11/24 dask worker (own dir)
+                         ├── veth ── [<tag>-w2]    eth0 10.77.0.12/24 dask worker (own dir)
+                         └── veth ── [<tag>-drv]   eth0 10.77.0.100/24 netvigil (the driver)
+
+Every namespace has only its own ``lo`` and ``eth0``: no route leaves the switch, so nothing
+here can reach another address. What it is not: separate machines. The hosts share one
+kernel, one filesystem (which stands for the shared filesystem docs/scaling.md section 5
+requires: the inputs and the store's folder, at the same path everywhere) and one Python
+environment. Each worker has its own working directory and its own ``--local-directory``
+(scratch), and is started with ``--no-nanny`` so that a SIGKILL of the host's processes
+(:meth:`Hosts.kill_host`) leaves nothing to restart it: the host is gone, as a crashed
+machine would be, except that the kernel still closes its TCP connections (a real crash is
+noticed by the scheduler's heartbeat timeout instead).
+
+Teardown (:meth:`Hosts.close`) kills every process left in every namespace and deletes the
+namespaces, whatever happened; ``python tests/dask_hosts.py watch ADDRESS PREFIX`` is the
+watcher a test runs in the driver namespace to see which worker holds a task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUBNET = "10.77.0"
+PORT = 8786
+VENV_BIN = Path(sys.executable).parent
+#: seconds to wait for the scheduler and every worker to register
+START_TIMEOUT = 60.0
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def ns_pids(ns: str) -> list[int]:
+    """Processes living in namespace ``ns`` (``ip netns pids``)."""
+    proc = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+@dataclass
+class Hosts:
+    """A scheduler, ``workers`` worker hosts and a driver host (module docstring)."""
+
+    base: Path  # per-host folders go here (the shared filesystem is the caller's)
+    workers: int = 2
+    tag: str = field(default_factory=lambda: f"nvh{secrets.token_hex(2)}")
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _made: list[str] = field(default_factory=list)
+
+    # -------------------------------------------------------------- names and addresses
+    def ns(self, host: str) -> str:
+        return f"{self.tag}-{host}"
+
+    @property
+    def worker_hosts(self) -> list[str]:
+        return [f"w{i + 1}" for i in range(self.workers)]
+
+    def address(self, host: str) -> str:
+        last = {"sched": 1, "drv": 100}.get(host)
+        return f"{SUBNET}.{last if last is not None else 10 + int(host[1:])}"
+
+    @property
+    def scheduler(self) -> str:
+        return f"tcp://{self.address('sched')}:{PORT}"
+
+    def log(self, host: str) -> Path:
+        return self.base / f"{host}.log"
+
+    # -------------------------------------------------------------- build and start
+    def build(self) -> None:
+        """The switch and one namespace per host, linked by veth pairs."""
+        sw = self.ns("sw")
+        self._add(sw)
+        _ip("-n", sw, "link", "add", "br0", "type", "bridge")
+        _ip("-n", sw, "link", "set", "br0", "up")
+        for k, host in enumerate(["sched", *self.worker_hosts, "drv"]):
+            ns = self.ns(host)
+            self._add(ns)
+            # both ends are made in the switch namespace, then one is moved to the host
+            _ip("-n", sw, "link", "add", f"p{k}", "type", "veth", "peer", "name", "eth0",
+                "netns", ns)
+            _ip("-n", sw, "link", "set", f"p{k}", "master", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+
+    def _add(self, ns: str) -> None:
+        _ip("netns", "add", ns)
+        self._made.append(ns)
+
+    def _spawn(self, host: str, argv: Sequence[str], cwd: Path) -> None:
+        cwd.mkdir(parents=True, exist_ok=True)
+        with self.log(host).open("wb") as log:
+            self.procs[host] = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns(host), *argv], cwd=cwd, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start(self) -> None:
+        """``dask scheduler`` on sched, ``dask worker --nthreads 1`` on each worker host
+        (own working directory and scratch), then wait until all are registered."""
+        dask = str(VENV_BIN / "dask")
+        self._spawn("sched", [dask, "scheduler", "--host", self.address("sched"), "--port",
+                              str(PORT), "--no-dashboard"], self.base / "sched")
+        for host in self.worker_hosts:
+            home = self.base / host
+            self._spawn(host, [dask, "worker", self.scheduler, "--nthreads", "1",
+                               "--no-nanny", "--host", self.address(host), "--name", host,
+                               "--no-dashboard", "--local-directory", str(home / "scratch"),
+                               "--death-timeout", "60"], home)
+        self.wait_for_workers(self.workers)
+
+    def wait_for_workers(self, n: int) -> dict[str, int]:
+        """{worker address: pid} once ``n`` workers are registered (asked from the driver
+        host, over the switch)."""
+        out = self.driver_python(
+            "import json, os, sys\nfrom distributed import Client\n"
+            f"with Client({self.scheduler!r}, timeout={START_TIMEOUT}) as c:\n"
+            f"    c.wait_for_workers({n}, timeout={START_TIMEOUT})\n"
+            "    print(json.dumps(c.run(os.getpid)))\n", timeout=2 * START_TIMEOUT)
+        pids: dict[str, int] = json.loads(out)
+        return pids
+
+    # -------------------------------------------------------------- the driver
+    def driver_argv(self, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns("drv"), *argv]
+
+    def driver_python(self, code: str, timeout: float = 120.0) -> str:
+        proc = subprocess.run(self.driver_argv([sys.executable, "-c", code]),
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"driver python failed: {proc.stderr[-2000:]}\n"
+                               f"{self.logs()}")
+        return proc.stdout
+
+    def netvigil(self, argv: Sequence[str], cwd: Path,
+                 timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        """``netvigil ARGV`` in the driver namespace, from ``cwd``."""
+        return subprocess.run(self.driver_argv([str(VENV_BIN / "netvigil"), *argv]),
+                              cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+    # -------------------------------------------------------------- faults and teardown
+    def kill_host(self, host: str) -> list[int]:
+        """SIGKILL every process of the host's namespace (the worker, and its children)."""
+        pids = ns_pids(self.ns(host))
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return pids
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {h}\n{self.log(h).read_text(errors='replace')[-1500:]}"
+                         for h in self.procs if self.log(h).is_file())
+
+    def close(self) -> None:
+        """Kill what runs in every namespace, reap the started processes, delete the
+        namespaces (each step tolerant of what is already gone)."""
+        for ns in reversed(self._made):
+            for pid in ns_pids(ns):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        for ns in reversed(self._made):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+        self._made.clear()
+
+
+@contextmanager
+def dask_hosts(base: Path, workers: int = 2) -> Iterator[Hosts]:
+    """Built, started and registered hosts; always torn down."""
+    hosts = Hosts(base, workers)
+    try:
+        hosts.build()
+        hosts.start()
+        yield hosts
+    finally:
+        hosts.close()
+
+
+def can_build() -> tuple[bool, str]:
+    """(True, "") if this process may build namespaces and the dask CLI is installed."""
+    if os.geteuid() != 0:
+        return False, "network namespaces need root (ip netns); run as root"
+    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+        return False, "`ip netns` is unusable here"
+    if not (VENV_BIN / "dask").is_file():
+        return False, f"no dask CLI in {VENV_BIN} (pip install 'dask[distributed]')"
+    return True, ""
+
+
+def _watch(address: str, prefix: str, timeout: float = 120.0) -> None:
+    """Print (one JSON line) the first worker seen processing a task whose key starts with
+    ``prefix``, with those keys; then, on a line from stdin, print the scheduler's
+    transitions of those keys (start, finish) as one JSON line."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:  # type: ignore[no-untyped-call]
+        print(json.dumps({"ready": True}), flush=True)
+        deadline = time.monotonic() + timeout
+        hit: tuple[str, list[str]] | None = None
+        while hit is None and time.monotonic() < deadline:
+            for addr, keys in client.processing().items():
+                mine = [str(k) for k in keys if str(k).startswith(prefix)]
+                if mine:
+                    hit = (addr, mine)
+                    break
+            time.sleep(0.005)
+        print(json.dumps({"worker": hit[0] if hit else None,
+                          "keys": hit[1] if hit else []}), flush=True)
+        sys.stdin.readline()
+        story = {k: [[e[2], e[3]] for e in client.story(k) if e[0] == "scheduler"]
+                 for k in (hit[1] if hit else [])}
+        print(json.dumps(story), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "watch":
+        _watch(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit("usage: dask_hosts.py watch SCHEDULER_ADDRESS KEY_PREFIX")
