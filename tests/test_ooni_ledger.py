@@ -56,8 +56,8 @@ def _doc(test: str, t: int, cc: str, asn: int, blocked: str | None, n: int) -> d
 
 def measurement_set() -> list[dict[str, Any]]:
     rng = random.Random(7)
-    hours = [*range(0, 30), *range(36, 48), *range(24 * 17, 24 * 17 + 6)]  # gaps: 6 h, 15 d
-    docs = []
+    hours = [*range(30), *range(36, 48), *range(24 * 17, 24 * 17 + 6)]  # gaps: 6 h, 15 d
+    docs: list[dict[str, Any]] = []
     for h in hours:
         for cc, asn in (("KZ", 9198), ("KZ", 29355), ("UZ", 29355), ("UZ", 8193)):
             if rng.random() < 0.35:
