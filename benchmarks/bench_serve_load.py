@@ -400,6 +400,10 @@ def ensure_store(path: Path, args: argparse.Namespace) -> None:
     """Load the store unless it is there (built under a temporary name, renamed when
     complete, so an interrupted load is never reused)."""
     if path.exists() and not args.fresh:
+        from netvigil.store.duck import Store
+
+        with Store(path):  # a read-write open applies the current code's migrations
+            pass
         print(f"store: {path} (reused; --fresh to load it again)")
         return
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -212,7 +212,8 @@ def test_snapshot_answers_equal_store_answers_across_a_write(tmp_path: Path) -> 
         assert first is not None
         before = _answers(mem)
         assert before == _answers(duck)
-        assert mem.get(URLS[0]).headers[HEADER] == "hit"  # kept under the snapshot's serial
+        for url in (URLS[0], URLS[-2], URLS[-1]):  # kept under the snapshot's serial
+            assert mem.get(url).headers[HEADER] == "hit", url
         assert memory.serving() is first
         writer = textwrap.dedent(f"""
             from pathlib import Path

@@ -71,6 +71,7 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
     app.state.metrics = Metrics()
     app.state.catalogue = VersionedMemo(Catalogue)
     app.state.response_cache = ResponseCache()
+    app.state.ioda_data_cache = ResponseCache()  # IODA's data per snapshot (ioda_v2.py)
     app.state.memory = memory
     fast = app.state.fast_paths = FastPaths()
     # inner first: the metrics middleware (outermost) counts cache hits under their route

@@ -84,6 +84,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BASE_KEYS = ("data_format_version", "measurement_start_time", "probe_asn", "probe_cc",
               "software_name", "software_version", "test_name", "test_keys")
 ROUND_MARKER = "collector.round."
+VANTAGE_STATE = "collector.vantage."  # the last round derived per vantage point
 SOURCE = "collector"  # the source name of the series the collector's measurements make
 _WRITE_LOCK = threading.Lock()  # one writer at a time in this process (cells, pipeline)
 
@@ -510,7 +511,7 @@ async def submit_round(request: Request) -> dict[str, Any]:
         with _WRITE_LOCK:
             created = write_once(path, canonical(stored))
             facts = _derive_round(request, cfg, rows, sender.name, uid,
-                                  received.timestamp())
+                                  received.timestamp(), archive_of(request, cfg))
         return {"uid": uid, "duplicate": not created, "facts": facts}
 
     out = await run_in_threadpool(work)
@@ -566,33 +567,67 @@ def _targets(path: Path) -> Any:
     return _targets_cache[key]
 
 
+def archived_rounds(root: Path) -> list[tuple[float, str, str, list[Any]]]:
+    """Every round in the archive as ``(round_start, vantage, uid, rows)``, sorted by round
+    time, then vantage point, then uid: the one order rounds are merged in."""
+    out = []
+    for p in (root / "rounds").glob("*/*/*.json"):
+        doc = json.loads(p.read_bytes())
+        vantage = str(doc["vantage"])
+        out.append((float(doc["round_start"]), vantage, str(doc["uid"]),
+                    validate_round(doc, vantage)))  # validated when it was accepted
+    return sorted(out, key=lambda r: r[:3])
+
+
 def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vantage: str,
-                  uid: str, received: float) -> int:
+                  uid: str, received: float, root: Path) -> int:
     """Facts of one round through the pipeline, once: the round's marker (state key
     ``collector.round.<uid>``) is written in the transaction of its points, so a duplicate
     whose first upload crashed before that transaction is derived now, and any other
-    duplicate is not fed twice into the belief chain."""
+    duplicate is not fed twice into the belief chain.
+
+    Independent of arrival order: a round later than everything its vantage point sent
+    before continues that vantage point's belief chain (rounds of *other* vantage points
+    combine per bin whatever their order: the aggregator keeps open bins). A round at or
+    before its vantage point's last derived round (a retry, a spool emptied out of order)
+    would restart the chain from there, so instead every archived round is replayed in
+    (round time, vantage point) order (:func:`archived_rounds`) through a fresh chain: the
+    aggregator drops a restored vantage point's beliefs and the restored bins when a source
+    starts over (``netvigil.pipeline.probing``), and the replay rewrites every bin's points
+    as one in-order run would. Costs one pass over the archive per late round."""
     from netvigil.events.runner import run_detection
     from netvigil.pipeline import Pipeline
     from netvigil.pipeline.probing import ProbingOptions
     from netvigil.sources.probing.signals import facts_from_lines
 
     assert cfg.targets is not None
-    facts = facts_from_lines(rows, _targets(cfg.targets), cfg.round_seconds)
+    targets = _targets(cfg.targets)
     marker = f"{ROUND_MARKER}{uid}"
     with gate_of(request).writer() as store:
         if store.get_state(marker) is not None:
             return 0
+        last = store.get_state(f"{VANTAGE_STATE}{vantage}")
+        late = last is not None and min(r.round_start for r in rows) <= float(
+            json.loads(last)["round_start"])
+        todo = (archived_rounds(root) if late
+                else [(min(r.round_start for r in rows), vantage, uid, rows)])
         pipe = Pipeline(store, probing=ProbingOptions(block_series=False,
                                                       source="probing-collector"))
-        for f in facts:
-            pipe.emit(f)
-        pipe.flush({marker: json.dumps({"vantage": vantage, "received_at": received}),
-                    f"collector.vantage.{vantage}": json.dumps(
-                        {"round_start": max(r.round_start for r in rows),
-                         "received_at": received})})
+        cursors: dict[str, str] = {}
+        facts = 0
+        for _start, v, u, part in todo:
+            for f in facts_from_lines(part, targets, cfg.round_seconds):
+                pipe.emit(f)
+                facts += 1
+            cursors[f"{ROUND_MARKER}{u}"] = json.dumps({"vantage": v, "received_at": received})
+            cursors[f"{VANTAGE_STATE}{v}"] = json.dumps(
+                {"round_start": max(r.round_start for r in part), "received_at": received})
+        pipe.flush(cursors)
         run_detection(store)
-    return len(facts)
+    if late:
+        log.info("round %s from %s is behind its vantage point's last round: %d archived "
+                 "rounds replayed in order", uid[:16], vantage, len(todo))
+    return facts
 
 
 _geo: Any = None

@@ -113,9 +113,9 @@ def metrics(request: Request, store: StoreReader) -> Response:
     if row and row[0] is not None:
         m.newest.set(row[0])
     m.knocks.set(gate_of(request).knocks)
-    cache = request.app.state.response_cache
-    m.cache.labels("hit").set(cache.hits)
-    m.cache.labels("miss").set(cache.misses)
+    caches = (request.app.state.response_cache, request.app.state.ioda_data_cache)
+    m.cache.labels("hit").set(sum(c.hits for c in caches))
+    m.cache.labels("miss").set(sum(c.misses for c in caches))
     memory = request.app.state.memory
     snap = memory.current
     m.snapshot.labels("serial").set(snap.serial if snap is not None else 0)
