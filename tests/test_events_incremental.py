@@ -141,3 +141,80 @@ def test_incremental_events_equal_rebuild(tmp_path: Path, make: Any) -> None:
     assert sorted(incremental) == sorted(scratch)
     for eid, want in scratch.items():
         assert incremental[eid] == want, eid
+
+
+IR = make_ref("country", "IR")
+IR_REGIONS = [make_ref("region", f"IR-{i:02d}") for i in range(1, 5)]
+IR_ASES = [make_ref("asn", str(a)) for a in (44244, 58224, 197207, 16322, 31549, 12880)]
+H = 12  # bins per hour
+
+
+def _country_feed(rng: np.random.Generator) -> dict[tuple[EntityRef, str], np.ndarray]:
+    """A country with a signal of its own, its regions and ASes: every region down on
+    day 1 10:00-12:00 while the country's own signal is down only 10:40-11:10 (the roll-up
+    annotates that shorter event: its span outlives the event), an AS down at 12:05 (a
+    change one simultaneity window from inside that span, after it closed); four of six
+    ASes down day 2 12:00-12:05 and a fifth at 12:10 (within the simultaneity window of
+    the settled national event's start), one AS alone at 20:00 (a change after both)."""
+    n = 3 * DAY_BINS
+    out = {(r, "ping-slash24"): np.full(n, 1500.0) for r in [IR, *IR_REGIONS, *IR_ASES]}
+    d1, d2 = DAY_BINS, 2 * DAY_BINS
+    for r in IR_REGIONS:
+        out[(r, "ping-slash24")][d1 + 10 * H:d1 + 12 * H] *= 0.02
+    out[(IR, "ping-slash24")][d1 + 10 * H + 8:d1 + 10 * H + 14] *= 0.02
+    out[(IR_ASES[5], "ping-slash24")][d1 + 12 * H + 1:d1 + 12 * H + 3] *= 0.02
+    for a in IR_ASES[:4]:
+        out[(a, "ping-slash24")][d2 + 12 * H:d2 + 12 * H + 1] *= 0.02
+    out[(IR_ASES[4], "ping-slash24")][d2 + 12 * H + 2:d2 + 12 * H + 8] *= 0.02
+    out[(IR_ASES[5], "ping-slash24")][d2 + 20 * H:d2 + 20 * H + 6] *= 0.02
+    return {k: rng.poisson(v).astype(np.float64) for k, v in out.items()}
+
+
+def test_incremental_national_rollup_equals_rebuild(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The country is rebuilt from a cut (its settled national events kept as stored) and
+    still equals a rebuild: the cut never falls inside a roll-up span (an annotated own
+    event's members) and lies a simultaneity window before the earliest change."""
+    from netvigil.events import runner
+
+    cuts: list[int | None] = []
+    real_cut = runner._country_cut
+
+    def spy(*args: Any) -> int | None:
+        cuts.append(real_cut(*args))
+        return cuts[-1]
+
+    monkeypatch.setattr(runner, "_country_cut", spy)
+    feed = _country_feed(np.random.default_rng(11))
+    det = _short_median()
+    with Store(tmp_path / "s.duckdb") as store:
+        store.upsert_entities([Entity(r, r.code, IR) for r in IR_REGIONS]
+                              + [Entity(a, f"AS{a.code}", IR) for a in IR_ASES])
+        lo = DAY_BINS + 9 * H
+        _write(store, feed, 0, lo)
+        run_detection(store, detector=det)
+        # (until, bins per run): one bin at a time where a national event closes and
+        # the next change arrives in the run after it
+        for until, size in [(DAY_BINS + 11 * H + 10, 6), (DAY_BINS + 12 * H + 4, 1),
+                            (2 * DAY_BINS + 12 * H - 1, 5 * H), (2 * DAY_BINS + 12 * H + 4, 1),
+                            (3 * DAY_BINS, 4 * H)]:
+            while lo < until:
+                hi = min(until, lo + size)
+                _write(store, feed, lo, hi)
+                run_detection(store, detector=det)
+                lo = hi
+        incremental = _comparable(store.read_events())
+        run_detection(store, detector=det, rebuild=True)
+        scratch = _comparable(store.read_events())
+    national = sorted((e for e in scratch.values() if e["entity"] == IR.fqid),
+                      key=lambda e: e["start"])
+    rules = [set(e["rules"]) for e in national]
+    assert any("scope.rollup-regions" in r and e["end"] is not None and max(
+        m["end"] or e["end"] for m in e["assessment"]["scope"]["members"]) > e["end"]
+        for e, r in zip(national, rules, strict=True))  # an own event, annotated
+    assert any("scope.rollup-ases" in r and "cause.simultaneous-ases" in r for r in rules)
+    first = national[0]["start"]
+    assert any(c is not None and c > first for c in cuts), cuts  # settled events kept
+    assert sorted(incremental) == sorted(scratch)
+    for eid, want in scratch.items():
+        assert incremental[eid] == want, eid
