@@ -85,8 +85,9 @@ def _run(args: list[str]) -> tuple[float, str]:
 
 
 def _detect_store(path: Path, n_entities: int, days: int) -> int:
-    """Countries, each with 2 regions-like children (ASes with the country as parent):
-    a daily cycle with noise and one 6-hour outage per 3rd entity."""
+    """Countries, each with ASes (the country as parent): a daily cycle with noise and one
+    6-hour outage per 3rd entity. One ``write_points`` call for every series (per-entity
+    calls took a minute at 2 M points)."""
     from netvigil.model import Entity, make_ref
     from netvigil.store.duck import Store
 
@@ -96,26 +97,28 @@ def _detect_store(path: Path, n_entities: int, days: int) -> int:
     day = 86_400 // STEP
     n = days * day
     k = np.arange(n)
-    total = 0
+    types, codes, values, ents = [], [], [], []
+    for i in range(n_entities):
+        cc = ccs[i % len(ccs)]
+        if i < len(ccs):
+            etype, code = "country", cc
+        else:
+            etype, code = "asn", str(64_000 + i)
+            ents.append(Entity(make_ref("asn", code), f"AS{code}", make_ref("country", cc)))
+        level = 200.0 + 50 * (i % 9)
+        v = level * (1 + 0.1 * np.sin(2 * np.pi * k / day)) + rng.normal(0, level * .01, n)
+        if i % 3 == 0:
+            lo = int((7.2 + 0.05 * (i % 10)) * day)
+            v[lo:lo + 72] = level * 0.05
+        types.append(np.full(n, etype, object))
+        codes.append(np.full(n, code, object))
+        values.append(np.round(v))
+    total = n * n_entities
     with Store(path) as store:
-        ents = []
-        for i in range(n_entities):
-            cc = ccs[i % len(ccs)]
-            if i < len(ccs):
-                etype, code = "country", cc
-            else:
-                etype, code = "asn", str(64_000 + i)
-                ents.append(Entity(make_ref("asn", code), f"AS{code}", make_ref("country", cc)))
-            level = 200.0 + 50 * (i % 9)
-            v = level * (1 + 0.1 * np.sin(2 * np.pi * k / day)) + rng.normal(0, level * .01, n)
-            if i % 3 == 0:
-                lo = int((7.2 + 0.05 * (i % 10)) * day)
-                v[lo:lo + 72] = level * 0.05
-            store.write_points(np.full(n, etype, object), np.full(n, code, object),
-                               np.full(n, "bgp", object),
-                               T0 + STEP * k.astype(np.int64), np.round(v), source="bench",
-                               step=STEP)
-            total += n
+        store.write_points(np.concatenate(types), np.concatenate(codes),
+                           np.full(total, "bgp", object),
+                           np.tile(T0 + STEP * k.astype(np.int64), n_entities),
+                           np.concatenate(values), source="bench", step=STEP)
         store.upsert_entities(ents)
     return total
 
@@ -189,6 +192,8 @@ def main() -> int:
     ap.add_argument("--bgp-updates", type=int, default=300)
     ap.add_argument("--phase", choices=("all", "e2e", "workers"), default="all",
                     help="e2e: CLI processes; workers: the distributed phase alone")
+    ap.add_argument("--rows", default=",".join(ROWS),
+                    help="--phase workers: which of ooni,bgp,detect to run")
     ap.add_argument("--chunk-files", type=int, default=0,
                     help="ooni files per task in --phase workers (0: files / (4 x workers))")
     a = ap.parse_args()
@@ -258,46 +263,87 @@ def _load() -> str:
     return f"load {one:.1f}/{five:.1f}"
 
 
-def _warm(sample: str) -> None:
+def _warm(sample: str, detector: str) -> None:
     """On a worker, before any clock: what a long-running worker has already paid (the task
-    modules, DuckDB, the detector registry, the OONI verdict tables: one file ``sample``
-    judged), so that a per-process start-up cost is not counted once per worker as if it
-    were work."""
+    modules, DuckDB, the OONI verdict tables: one file ``sample`` judged; the detector's
+    compiled kernels: one short series detected in an in-memory store), so that a
+    per-process start-up cost is not counted once per worker as if it were work. Both
+    worker counts are warmed the same way."""
     import duckdb
 
     import netvigil.distributed.bgp
-    import netvigil.distributed.detect
-    import netvigil.distributed.ooni  # noqa: F401
-    from netvigil.detect.registry import get_detector
+    import netvigil.distributed.detect  # noqa: F401
+    from netvigil.distributed.ooni import judge_file
+    from netvigil.events.runner import run_detection
     from netvigil.model import ErrorPolicy
+    from netvigil.store.duck import Store
 
-    get_detector("ioda.median")
     duckdb.connect().close()
-    netvigil.distributed.ooni.judge_file(Path(sample), ErrorPolicy.SKIP)
+    judge_file(Path(sample), ErrorPolicy.SKIP)
+    n = 8 * 86_400 // STEP
+    k = np.arange(n)
+    with Store(":memory:") as store:
+        store.write_points(np.full(n, "country", object), np.full(n, "KZ", object),
+                           np.full(n, "bgp", object), T0 + STEP * k.astype(np.int64),
+                           np.round(500 + 50 * np.sin(2 * np.pi * k / 288)), source="warm",
+                           step=STEP)
+        from netvigil.detect.registry import get_detector
+        run_detection(store, detector=get_detector(detector))
 
 
-def _cpu(client: Client) -> dict[str, float]:
-    """CPU seconds each worker process has used so far (``time.process_time`` on it)."""
-    return dict(client.run(time.process_time))  # type: ignore[no-untyped-call]
+def _worker_cpu() -> tuple[float, float, float]:
+    """On a worker: CPU seconds so far of (the process, its event-loop thread, its task
+    threads). The event loop runs Dask's own work (comms, (de)serialising task results,
+    heartbeats, the statistical profiler); the rest of the process beyond these two is
+    native threads (DuckDB's, numba's) and threads that ended."""
+    import threading
+
+    loop = tasks = 0.0
+    for t in threading.enumerate():
+        if t.ident is None:
+            continue
+        try:
+            c = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+        except OSError:  # ended since enumerate()
+            continue
+        if t is threading.main_thread():
+            loop += c
+        elif "Dask-Default-Threads" in t.name:
+            tasks += c
+    return time.process_time(), loop, tasks
+
+
+def _cpu(client: Client) -> dict[str, tuple[float, float, float]]:
+    return dict(client.run(_worker_cpu))  # type: ignore[no-untyped-call]
 
 
 @dataclass
 class Phase:
-    """One distributed phase: wall seconds, the driver's part, CPU seconds per worker."""
+    """One distributed phase: wall seconds, the driver's part, and per worker the CPU
+    seconds of (process, event loop, task threads) it used."""
 
     wall: float
     fold: float
-    cpu: list[float]
+    cpu: list[tuple[float, float, float]]
+
+    def total(self, i: int = 0) -> float:
+        """Sum over workers of CPU part ``i`` (0 process, 1 event loop, 2 tasks)."""
+        return sum(c[i] for c in self.cpu)
+
+    def busiest(self) -> float:
+        return max(c[0] for c in self.cpu)
 
 
-def _phase(client: Client, run: Callable[[Path], object], work: Path,
-           resumable: bool) -> Phase:
-    """Time ``run``; with ``resumable``, run it again on the finished work folder (every
-    task resumed: only the driver's fold) and subtract that."""
+def _phase(client: Client, prepare: Callable[[Path], Path], run: Callable[[Path], object],
+           work: Path, resumable: bool) -> Phase:
+    """Time ``run`` on what ``prepare`` made (outside the clock); with ``resumable``, run it
+    again on the finished work folder (every task resumed: only the driver's fold) and
+    subtract that."""
     shutil.rmtree(work, ignore_errors=True)
+    arg = prepare(work)
     c0 = _cpu(client)
     t = time.perf_counter()
-    out = run(work)
+    out = run(arg)
     wall = time.perf_counter() - t
     c1 = _cpu(client)
     if getattr(out, "bins", 0) and out.bins_without_full_feed == out.bins:  # type: ignore[attr-defined]
@@ -306,71 +352,95 @@ def _phase(client: Client, run: Callable[[Path], object], work: Path,
     fold = 0.0
     if resumable:
         t = time.perf_counter()
-        run(work)
+        run(arg)
         fold = time.perf_counter() - t
-    return Phase(max(wall - fold, 1e-9), fold, sorted(c1[w] - c0[w] for w in c0))
+    cpu = [(c1[w][0] - c0[w][0], c1[w][1] - c0[w][1], c1[w][2] - c0[w][2]) for w in c0]
+    return Phase(max(wall - fold, 1e-9), fold, sorted(cpu, reverse=True))
+
+
+def _show(n: int, name: str, ph: Phase, load: str) -> None:
+    parts = ", ".join(f"{p:.2f} (tasks {t:.2f}, loop {lp:.2f}, other {p - t - lp:.2f})"
+                      for p, lp, t in ph.cpu)
+    print(f"  {n} worker(s): {name:13s} wall {ph.wall:7.2f} s (driver part {ph.fold:.2f} s),"
+          f" worker CPU s {parts}, {load}")
+
+
+def _summary(name: str, amount: int, unit: str, by_n: dict[int, tuple[Phase, str]]) -> None:
+    """Per phase: rates, wall ratio, own-core ratio, total and per-part CPU ratios, load."""
+    (p1, l1), (p2, l2) = by_n[1], by_n[2]
+    r1, r2 = amount / p1.wall, amount / p2.wall
+    print(f"{name:14s} wall:  1 worker {r1:10,.0f} {unit}/s ({l1}), 2 workers"
+          f" {r2:10,.0f} {unit}/s ({l2}): workers2 / workers1 = {r2 / r1:.2f}x")
+    # the wall speed-up if each worker had a core of its own: one worker's CPU seconds over
+    # the busiest of the two workers' (imbalance and overhead included)
+    print(f"{name:14s} cpu:   1 worker {amount / p1.total():10,.0f} {unit}/cpu-s; own-core"
+          f" speed-up {p1.total() / p2.busiest():.2f}x (busiest of 2: {p2.busiest():.2f} s of"
+          f" {p2.total():.2f})")
+    print(f"{name:14s} total CPU 2 workers / 1 worker = {p2.total() / p1.total():.2f}x"
+          f" (tasks {p2.total(2):.2f} / {p1.total(2):.2f} s ="
+          f" {p2.total(2) / max(p1.total(2), 1e-9):.2f}x; event loop {p2.total(1):.2f} /"
+          f" {p1.total(1):.2f} s; other {p2.total() - p2.total(1) - p2.total(2):.2f} /"
+          f" {p1.total() - p1.total(1) - p1.total(2):.2f} s)")
+
+
+ROWS = ("ooni", "bgp", "detect")
 
 
 def workers_phase(a: argparse.Namespace) -> None:
     """The distributed phase alone, on a running LocalCluster of 1 then 2 workers (module
     docstring)."""
-    from distributed import Client, LocalCluster
-
+    from netvigil.detect.registry import DEFAULT
     from netvigil.distributed.bgp import ingest_dask
     from netvigil.distributed.detect import run_detection_dask
+    from netvigil.distributed.engine import dask_client
     from netvigil.distributed.ooni import read_measurements_dask
     from netvigil.sources.bgp.ingest import discover
     from netvigil.sources.bgp.mrt.errors import ErrorPolicy
     from netvigil.sources.bgp.visibility import VisibilityConfig
     from netvigil.sources.ooni.reader import bucket_files
 
+    rows = [r for r in a.rows.split(",") if r]
+    if unknown := set(rows) - set(ROWS):
+        raise SystemExit(f"--rows: unknown {sorted(unknown)} (known: {','.join(ROWS)})")
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         generate(tmp / "bucket", a.measurements, a.hours)
         paths = bucket_files(tmp / "bucket")
-        elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates)
-        archives = discover([], tmp / "mrt", None)
-        pts = _detect_store(tmp / "d.duckdb", a.entities, a.days)
+        elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates) \
+            if "bgp" in rows else 0
+        archives = discover([], tmp / "mrt", None) if "bgp" in rows else []
+        pts = _detect_store(tmp / "d.duckdb", a.entities, a.days) if "detect" in rows else 0
         amounts = {"ooni judge": (a.measurements, "measurements"),
                    "bgp epochs": (elems, "update elements"), "detect shards": (pts, "points")}
         print(f"worker phase inputs: ooni {a.measurements} measurements in {len(paths)} files;"
               f" bgp {a.bgp_hours} h, {elems:,} update elements + RIBs of"
-              f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points")
+              f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points"
+              f" ({a.entities} series x {a.days} days, {DEFAULT}); rows {rows}")
         got: dict[str, dict[int, tuple[Phase, str]]] = {}
         for n in (1, 2):
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                              dashboard_address=":0", silence_logs=40) as cluster, \
-                    Client(cluster) as client:
-                client.run(_warm, str(paths[0]))  # type: ignore[no-untyped-call]
+            with dask_client(f"local:{n}") as client:  # the clusters the commands make
+                client.run(_warm, str(paths[0]), DEFAULT)  # type: ignore[no-untyped-call]
                 per = a.chunk_files or max(1, len(paths) // (4 * n))
-                runs: dict[str, tuple[Callable[[Path], object], bool]] = {
-                    "ooni judge": (lambda w, per=per: read_measurements_dask(
+                runs: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object],
+                                      bool]] = {
+                    "ooni judge": (lambda w: w, lambda w, per=per: read_measurements_dask(
                         client, paths, "skip", w, per_chunk=per), True),
-                    "bgp epochs": (lambda w: ingest_dask(
+                    "bgp epochs": (lambda w: w, lambda w: ingest_dask(
                         client, archives, _Drop(), VisibilityConfig(), ErrorPolicy.SKIP, w),
                         True),
-                    "detect shards": (lambda w, n=n: run_detection_dask(
-                        client, _copy(tmp / "d.duckdb", w), detector="ioda.median",
-                        shards=n), False),
+                    "detect shards": (lambda w: _copy(tmp / "d.duckdb", w),
+                                      lambda s, n=n: run_detection_dask(
+                                          client, s, detector=DEFAULT, shards=n), False),
                 }
-                for name, (run, resumable) in runs.items():
-                    ph = _phase(client, run, tmp / f"{name.split()[0]}-{n}", resumable)
+                for name, (prepare, run, resumable) in runs.items():
+                    if name.split()[0] not in rows:
+                        continue
+                    ph = _phase(client, prepare, run, tmp / f"{name.split()[0]}-{n}",
+                                resumable)
                     got.setdefault(name, {})[n] = (ph, _load())
-                    print(f"  {n} worker(s): {name:13s} wall {ph.wall:7.2f} s (driver part"
-                          f" {ph.fold:.2f} s), worker CPU s {[round(c, 2) for c in ph.cpu]},"
-                          f" {_load()}")
+                    _show(n, name, ph, _load())
         for name, by_n in got.items():
-            amount, unit = amounts[name]
-            (p1, l1), (p2, l2) = by_n[1], by_n[2]
-            r1, r2 = amount / p1.wall, amount / p2.wall
-            # the wall speed-up if each worker had a core of its own: one worker's CPU
-            # seconds over the busiest of the two workers' (imbalance and overhead included)
-            bound = sum(p1.cpu) / max(p2.cpu)
-            print(f"{name:14s} wall: 1 worker {r1:10,.0f} {unit}/s ({l1}), 2 workers"
-                  f" {r2:10,.0f} {unit}/s ({l2}): workers2 / workers1 = {r2 / r1:.2f}x")
-            print(f"{name:14s} cpu:  1 worker {amount / sum(p1.cpu):10,.0f} {unit}/cpu-s;"
-                  f" 2 workers {sum(p2.cpu):.2f} cpu-s in all, busiest {max(p2.cpu):.2f}:"
-                  f" own-core speed-up {bound:.2f}x")
+            _summary(name, *amounts[name], by_n)
 
 
 def _copy(src: Path, work: Path) -> Path:

@@ -17,8 +17,13 @@ from click.testing import CliRunner
 from distributed import Client
 
 from netvigil.cli.main import cli
-from netvigil.distributed.detect import country_groups, pack_shards, run_detection_dask
-from netvigil.detect.registry import DEFAULT
+from netvigil.detect.registry import DEFAULT, get_detector
+from netvigil.distributed.detect import (
+    Group,
+    country_groups,
+    pack_shards,
+    run_detection_dask,
+)
 from netvigil.events.runner import run_detection
 from netvigil.model import Entity, make_ref
 from netvigil.store.duck import Store
@@ -106,7 +111,7 @@ def test_country_groups_keep_regions_and_ases_with_their_country(
         reference: Reference) -> None:
     single = reference[0]
     with Store(single, read_only=True) as store:
-        groups = {root.fqid: sorted(m.fqid for m in mem) for root, mem in
+        groups = {g.root.fqid: sorted(m.fqid for m in g.members) for g in
                   country_groups(store)}
     assert groups["country/KZ"] == ["asn/48716", "asn/9198", "country/KZ", "region/KZ-11",
                                     "region/KZ-75"]
@@ -118,6 +123,21 @@ def test_country_groups_keep_regions_and_ases_with_their_country(
         e for g in groups.values() for e in g)
     kz = {e.fqid for s in shards for e in s if e.fqid in groups["country/KZ"]}
     assert any(kz <= {e.fqid for e in s} for s in shards)  # never split
+
+
+def test_shards_balance_the_points_to_read_not_the_entity_count() -> None:
+    def group(code: str, n: int, cost: int) -> Group:
+        return Group(make_ref("country", code),
+                     [make_ref("country", code)] + [make_ref("region", f"{code}-{i}")
+                                                    for i in range(n - 1)], cost)
+
+    # one big country with 1 entity, three small ones with 4 entities each
+    big, *small = [group("KZ", 1, 900), group("UZ", 4, 300), group("EG", 4, 300),
+                   group("IR", 4, 300)]
+    shards = pack_shards([*small, big], 2)
+    assert [len(s) for s in shards] in ([1, 12], [12, 1])  # by cost, not entity count
+    assert pack_shards([group("KZ", 3, 5), group("UZ", 1, 4), group("EG", 1, 3),
+                        group("IR", 1, 3)], 2)[0][0].code == "KZ"  # loads 5+3, 4+3
 
 
 def test_sharded_detection_equals_single_process_first_and_incremental(
@@ -134,6 +154,10 @@ def test_sharded_detection_equals_single_process_first_and_incremental(
     for path in (single, sharded):
         with Store(path) as store:
             _write(store, 9, start_day=8)
+    with Store(sharded, read_only=True) as store:  # shards cost the new day's points
+        costs = {g.root.fqid: g.cost for g in country_groups(
+            store, get_detector(DEFAULT).method)}
+    assert costs["country/KZ"] == 5 * (DAY + 1) and costs["asn/64512"] == DAY + 1
     with Store(single) as store:
         run_detection(store)
     again = run_detection_dask(client, sharded, detector=DEFAULT, shards=2)
