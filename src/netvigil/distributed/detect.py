@@ -5,23 +5,35 @@ Why country shards, not ``crc32(entity)``: events roll regions and ASes up to th
 the same run. A **group** is a country with every entity whose parent is that country
 (regions by the registry, ASes by the entities table: the rule of
 :func:`netvigil.events.runner._parents`, imported, not restated); an entity without a country
-parent is its own group. Groups are packed into shards largest first onto the least loaded
-shard (by series count), which balances shards without ever splitting a group.
+parent is its own group. Groups are packed costliest first onto the shard with the least
+cost so far (the longest-processing-time rule), the cost being the points the detector will
+read (whole series without a state, else those after its cursor): detection CPU grows with
+them, so shards finish together; packing by entity count left one worker idle while the
+other detected a big country.
 
 Why shard stores: a DuckDB file admits one writer process and nobody else while it writes,
-so workers never write the store. Each worker makes its own DuckDB file, ``ATTACH``es the
-store read-only (several processes may read it together while no writer holds it) and copies
-its groups' rows: series, points, alerts, events, detector states (the incremental state of
-its series, so a shard resumes where the last run stopped) and the whole entities table. It
-then runs the unchanged :func:`~netvigil.events.runner.run_detection` on that file. The
-driver, once every shard is done, replaces each group's alerts and states (of the method)
-and events in the store with the shard's, all shards in one transaction. A shard task is a
-pure function of the store and its group list, so a task lost with a worker is simply run
-again (Dask reschedules it) and writes the same shard file.
+so workers never write the store. Each shard runs the unchanged
+:func:`~netvigil.events.runner.run_detection` on an **in-memory** store of its own that
+``ATTACH``es the store read-only (several processes may read it together while no writer
+holds it) and sees it through views: ``entities`` whole, ``series`` and ``points`` of the
+shard's entities. Only the shard's alerts, events and detector states (the incremental
+state of its series, so a shard resumes where the last run stopped) are copied in, because
+``run_detection`` writes them; the shard then writes them to a small DuckDB file (temporary
+file, rename). The driver, once every shard is done, replaces each group's alerts and states
+(of the method) and events in the store with the shard's, all shards in one transaction. A
+shard task is a pure function of the store and its group list, so a task lost with a worker
+is simply run again (Dask reschedules it) and writes the same file.
 
-Costs: every run copies the groups' points (reading the store once, in parallel), not only
-the new ones; the result is identical to the single-process run (tests compare alerts,
-events and states, on a first run and on an incremental one).
+Per-task fixed costs, measured (``benchmarks/bench_dask.py --phase workers``, docs/scaling.md
+section 1): a first version copied the groups' points into a new DuckDB file per shard and
+ran the store migrations on it; the copy (about 0.3 CPU s per million points, more than
+detecting them with ``netvigil.seasonal``) and the migrations (about 0.1 CPU s per shard)
+did not divide, so two workers spent up to 1.6x the CPU of one. Now nothing but results is
+copied and the migrated in-memory store is kept per worker thread (emptied per task). The
+views scan the store's points once per shard (a filtered scan: about 0.03 CPU s per 2
+million points), which is what still grows with the shard count. The result is identical to
+the single-process run (tests compare alerts, events and states, on a first run and on an
+incremental one).
 """
 
 from __future__ import annotations
