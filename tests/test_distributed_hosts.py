@@ -47,8 +47,10 @@ QUERIES = {
 }
 BGP_TABLES = ("points", "series")
 #: the commands, with paths relative to the shared folder (the driver's working directory)
-BGP = ["bgp", "ingest", "mrt/updates.20020722.2238.gz", "mrt/bview.20020722.2337.gz",
+BGP = ["bgp", "ingest", "mrt/updates.20020722.2238.gz", "mrt/bview.20020722.2337.first4000.gz",
        "--collector", "rrc00", "--ff-v4", "1", "--ff-v6", "1"]
+#: the whole RIB (115,521 routes): an epoch long enough to kill its worker in the middle
+BGP_FULL = [*BGP[:3], "mrt/bview.20020722.2337.gz", *BGP[4:]]
 OONI_IMPORT = ["ooni", "import", "--dir", "bucket", "ooni/whatsapp.json", "ooni/tor.json",
                "ooni/signal_022.json", "ooni/web_connectivity_null.json",
                "ooni/report1.json", "--chunk-files", "2"]
@@ -104,7 +106,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     input of every run below)."""
     root = tmp_path_factory.mktemp("shared")
     (root / "mrt").mkdir()
-    for name in ("updates.20020722.2238.gz", "bview.20020722.2337.gz"):
+    for name in ("updates.20020722.2238.gz", "bview.20020722.2337.first4000.gz",
+                 "bview.20020722.2337.gz"):
         (root / "mrt" / name).symlink_to(MRT / name)
     (root / "ooni").symlink_to(OONI)
     bucket(root / "bucket", [telegram(h, asn, asn == 9198 and h in BLOCK, k)
@@ -118,22 +121,32 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(shared: Path) -> dict[str, Path]:
     """The one-process stores, from the same working directory and relative paths: after
-    the BGP ingest, and after ingest, import and detection."""
+    ingest (the whole RIB), and after ingest (first 4000 RIB entries), import and
+    detection."""
     shutil.copy(shared / "base.duckdb", shared / "one.duckdb")
+    shutil.copy(shared / "base.duckdb", shared / "one-bgp.duckdb")
     with _cwd(shared):
+        _invoke([*BGP_FULL, "--store", "one-bgp.duckdb"])
         _invoke([*BGP, "--store", "one.duckdb"])
-        shutil.copy(shared / "one.duckdb", shared / "one-bgp.duckdb")
         _invoke([*OONI_IMPORT, "--store", "one.duckdb"])
         _invoke(["detect", "--store", "one.duckdb"])
     return {"bgp": shared / "one-bgp.duckdb", "all": shared / "one.duckdb"}
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+    """The hosts, started but not waited for: their Dask processes start while the
+    one-process reference runs."""
     ok, why = can_build()
     require(ok, why)
-    with dask_hosts(tmp_path_factory.mktemp("hosts")) as h:
+    with dask_hosts(tmp_path_factory.mktemp("hosts"), wait=False) as h:
         yield h
+
+
+@pytest.fixture(scope="module")
+def hosts(started: Hosts, reference: dict[str, Path]) -> Hosts:
+    started.wait_for_workers(started.workers)
+    return started
 
 
 def _on_driver(hosts: Hosts, argv: list[str], cwd: Path) -> str:
@@ -143,7 +156,7 @@ def _on_driver(hosts: Hosts, argv: list[str], cwd: Path) -> str:
 
 
 def test_ingest_import_and_detect_on_namespace_hosts_equal_one_process(
-        hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
+        started: Hosts, hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
     shutil.copy(shared / "base.duckdb", shared / "hosts.duckdb")
     dask = ["--engine", "dask", "--scheduler", hosts.scheduler, "--store", "hosts.duckdb"]
     bgp = _on_driver(hosts, [*BGP, *dask], shared)
@@ -172,7 +185,7 @@ def _line(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]:
 
 
 def test_a_worker_host_killed_mid_epoch_changes_nothing(
-        hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
+        started: Hosts, hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
     """The watcher (a second client on the driver host) names the worker that holds a BGP
     epoch; every process of that worker's namespace is SIGKILLed; the other host reruns
     the epoch and the store equals one process's."""
@@ -185,7 +198,7 @@ def test_a_worker_host_killed_mid_epoch_changes_nothing(
         try:
             assert _line(watcher, 60) == {"ready": True}
             with subprocess.Popen(
-                    hosts.driver_argv([str(Path(sys.executable).parent / "netvigil"), *BGP,
+                    hosts.driver_argv([str(Path(sys.executable).parent / "netvigil"), *BGP_FULL,
                                        "--engine", "dask", "--scheduler", hosts.scheduler,
                                        "--store", "killed.duckdb"]),
                     cwd=shared, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
