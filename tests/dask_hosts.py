@@ -21,7 +21,8 @@ machine would be, except that the kernel still closes its TCP connections (a rea
 noticed by the scheduler's heartbeat timeout instead).
 
 Teardown (:meth:`Hosts.close`) kills every process left in every namespace and deletes the
-namespaces, whatever happened; ``python tests/dask_hosts.py watch ADDRESS PREFIX`` is the
+namespaces, whatever happened (a run killed before it are removed by the next one:
+:func:`reap_stale`); ``python tests/dask_hosts.py watch ADDRESS PREFIX`` is the
 watcher a test runs in the driver namespace to see which worker holds a task.
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -64,7 +66,8 @@ class Hosts:
 
     base: Path  # per-host folders go here (the shared filesystem is the caller's)
     workers: int = 2
-    tag: str = field(default_factory=lambda: f"nvh{secrets.token_hex(2)}")
+    #: ``nvh<pid>x<random>``: the pid lets a later run remove what a killed run left
+    tag: str = field(default_factory=lambda: f"nvh{os.getpid()}x{secrets.token_hex(2)}")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _made: list[str] = field(default_factory=list)
 
@@ -89,7 +92,9 @@ class Hosts:
 
     # -------------------------------------------------------------- build and start
     def build(self) -> None:
-        """The switch and one namespace per host, linked by veth pairs."""
+        """The switch and one namespace per host, linked by veth pairs (after removing the
+        namespaces of runs whose process is gone: :func:`reap_stale`)."""
+        reap_stale()
         sw = self.ns("sw")
         self._add(sw)
         _ip("-n", sw, "link", "add", "br0", "type", "bridge")
@@ -187,6 +192,24 @@ class Hosts:
         for ns in reversed(self._made):
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         self._made.clear()
+
+
+def reap_stale() -> list[str]:
+    """Delete the namespaces (and kill their processes) of runs whose pytest process no
+    longer exists: a run killed before its teardown leaves them; a live run's are kept."""
+    proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    gone = []
+    for line in proc.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.fullmatch(r"nvh(\d+)x[0-9a-f]+-\w+", name)
+        if m is None or Path(f"/proc/{m.group(1)}").exists():
+            continue
+        for pid in ns_pids(name):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        gone.append(name)
+    return gone
 
 
 @contextmanager
