@@ -7,7 +7,8 @@ The series come from this file's own seeded generator (a cosine day in local tim
 rest day, log-normal noise, Poisson draws for counts), never from the simulator or a
 detector threshold; the truth is the cut intervals written here. Shapes:
 
-* (a) Iran, November 2019: hourly indices of 30 provinces and **no national series**, all
+* (a) Iran, November 2019: hourly series of 30 provinces (indices, and counts of up /24s
+  for half of them) and **no national series**, all
   cut at one moment for ~5 days, then a partial restoration before the full one: a
   national event must come out of the roll-up, start and end within one bin, nothing before.
 * (b) Myanmar 2021: a 5-minute diurnal series with 14 nightly curfews 01:00-09:00 local:
@@ -136,7 +137,7 @@ def assert_matches(ev: dict[str, object], start: int, end: int, step: int) -> No
 
 
 # -- (a) national event by roll-up from provinces only ---------------------------------
-IR_FROM, IR_UNTIL = ts("2019-11-01T00:00"), ts("2019-11-29T00:00")
+IR_FROM, IR_UNTIL = ts("2019-11-06T00:00"), ts("2019-11-26T00:00")
 IR_CUT = ts("2019-11-16T12:30")  # 16:00 local, one moment for every province
 IR_PARTIAL = ts("2019-11-21T06:20")  # fixed lines back first: 55 % of ordinary
 IR_BACK = ts("2019-11-21T18:40")
@@ -150,9 +151,9 @@ def test_provinces_only_roll_up_to_one_national_event(tmp_path: Path) -> None:
     codes = [f"IR-{i:02d}" for i in range(1, 31)]
 
     def provinces() -> Iterator[Row]:
-        for code in codes:
-            shape = Shape(scale=float(rng.uniform(40, 900)), tz_hours=3.5,
-                          depth=float(rng.uniform(0.45, 0.65)), noise=0.04)
+        for i, code in enumerate(codes):  # odd provinces: counts (up /24s), others indices
+            shape = Shape(scale=float(rng.uniform(300, 900)), tz_hours=3.5,
+                          depth=float(rng.uniform(0.45, 0.65)), noise=0.04, counts=i % 2 == 1)
             yield from rows_of("region", code, "index", times,
                                observe(times, shape, share, rng))
 

@@ -51,10 +51,12 @@ A >= 0.1; Quan, Heidemann and Pradkin, SIGCOMM 2013). Dating the end at the firs
 bin put every national end of the benchmark 1,200-2,400 s late (0.55, 0.77, 0.87 of the
 baseline in the three bins after a restoration). Like the start, which is dated at the
 first low bin although confirmed later, the end is dated where the change happened: at
-the first bin out of the excursion's last critical bin, when the recovery is confirmed
-within ``restore_climb`` of it. A longer warning stretch after the critical part (a partial
-restoration: fixed lines back at 55 % for hours) is not a climb, and the event ends when the
-series is back. Parameters are data
+the first bin out of the excursion's last *deep* bin (critical, and implausible even at the
+critical line: lower tail below ``p_deep``, so a noisy small-count bin of a partial
+restoration that dips under the line is not mistaken for the outage), when the recovery is
+confirmed within ``restore_climb`` of it. A longer warning stretch after the critical part
+(a partial restoration: fixed lines back at 55 % for hours) is not a climb, and the event
+ends when the series is back. Parameters are data
 (``seasonal.toml``) with stable rule ids ``netvigil.seasonal.<family>``.
 """
 
@@ -99,6 +101,7 @@ class SeasonalRule:
     rebase_after: int
     counts: str
     restore_climb: int
+    p_deep: float
     provenance: str = ""
 
     def condition(self, level: Level) -> str:
@@ -118,7 +121,7 @@ class SeasonalRule:
                 self.phi_halflife, self.phi_init, self.phi_min, self.huber_k, self.warning,
                 self.critical, self.p_confirm, self.p_restore, self.minduration,
                 self.rebase_after, 1.0 if self.counts == "auto" else 0.0,
-                self.restore_climb]
+                self.restore_climb, self.p_deep]
 
 
 def parse_rules(text: str) -> dict[str, SeasonalRule]:
@@ -138,7 +141,7 @@ def parse_rules(text: str) -> dict[str, SeasonalRule]:
             p_confirm=float(m["p_confirm"]),
             p_restore=float(m["p_restore"]), minduration=int(m["minduration"]),
             rebase_after=int(m["rebase_after"]), counts=str(m["counts"]),
-            restore_climb=int(m["restore_climb"]),
+            restore_climb=int(m["restore_climb"]), p_deep=float(m["p_deep"]),
             provenance=str(m.get("provenance", "")))
         if not 0 < rule.critical <= rule.warning <= 1:
             raise ValueError(f"{rule.id}: need 0 < critical <= warning <= 1")

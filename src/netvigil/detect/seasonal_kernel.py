@@ -38,8 +38,8 @@ HEADER = 31
 
 # parameter columns (one row per series)
 (P_SLOT, P_WARMUP, P_LEVEL_HL, P_GAMMA, P_PHI_HL, P_PHI_INIT, P_PHI_MIN, P_HUBER, P_WARN,
- P_CRIT, P_PCONF, P_PREST, P_MINDUR, P_REBASE, P_COUNTS, P_CLIMB) = range(16)
-N_PARAMS = 16
+ P_CRIT, P_PCONF, P_PREST, P_MINDUR, P_REBASE, P_COUNTS, P_CLIMB, P_DEEP) = range(17)
+N_PARAMS = 17
 
 NORMAL, WARNING, CRITICAL = 0, 1, 2
 EXACT_MAX = 50.0  # exact count tails below this many events, normal beyond
@@ -162,7 +162,7 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
             code = CRITICAL if ratio < prm[P_CRIT] else WARNING
         rep = int(st[V_REPORTED])
         if rep != NORMAL:
-            _track_climb(st, t, code, x, m)
+            _track_climb(st, t, code, x, m, phi, prm, counts)
         if rep != NORMAL and code == NORMAL:  # a candidate recovery: hysteresis
             if st[V_RSTART] < -1e17:
                 st[V_RSTART] = t
@@ -245,14 +245,20 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
     return na
 
 
-def _track_climb(st: Any, t: float, code: int, x: float, m: float) -> None:
-    """The first bin out of the excursion's last critical bin (the start of the climb back).
+def _track_climb(st: Any, t: float, code: int, x: float, m: float, phi: float, prm: Any,
+                 counts: bool) -> None:
+    """The first bin out of the excursion's last *deep* bin (the start of the climb back).
 
-    Reset by every critical bin; set by the first bin after one that is not critical. A
-    recovery confirmed within ``restore_climb`` of it is dated there (see ``seasonal.py``).
+    A deep bin is critical and implausible even at the critical line (lower tail below
+    ``p_deep`` at ``critical * m``): a noisy bin of a partial restoration that dips under
+    the line is not the outage's depth. Deep bins reset the climb; the first non-critical
+    bin after the excursion went critical starts it. A recovery confirmed within
+    ``restore_climb`` of that bin is dated there (see ``seasonal.py``).
     """
     if code == CRITICAL:
-        st[V_CSTART] = -1e18
+        mc = prm[P_CRIT] * m
+        if lower_tail(x, mc, (mc if counts else 0.0) + phi * mc * mc, counts) < prm[P_DEEP]:
+            st[V_CSTART] = -1e18
     elif st[V_CSTART] < -1e17 and st[V_XCRIT] > -1e17:
         st[V_CSTART] = t
         st[V_CVALUE] = x
