@@ -231,6 +231,37 @@ def generator_main(base: str, kind: str, clients: int, seconds: float, days: int
     print(json.dumps(asyncio.run(_generate(base, kind, clients, seconds, days))))
 
 
+# ---------------------------------------------------------------------- writer
+def writer_main(path: Path, every: float, seconds: float) -> None:
+    """A writer beside serve, as ``netvigil run`` is: every ``every`` s, open the store
+    read-write through the CLI's lock-aware opener, write one 5-minute bin of every series
+    (at ``END``, new values each time), close it. Prints one JSON line: each write's wait
+    for the lock and its duration."""
+    from netvigil.cli.common import open_store
+    from netvigil.model.entities import make_ref
+
+    refs = [make_ref(t, c) for t, c in entities()]
+    types = np.array([r.type.value for r in refs], dtype=object)
+    codes = np.array([r.code for r in refs], dtype=object)
+    rng = np.random.default_rng(11)
+    waits, writes = [], []
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() + every < stop_at:
+        time.sleep(every)
+        t0 = time.perf_counter()
+        with open_store(path, wait=60) as store:
+            t1 = time.perf_counter()
+            store.write_points(types, codes, np.full(len(refs), "bgp", dtype=object),
+                               np.full(len(refs), END, dtype=np.int64),
+                               rng.uniform(50, 20_000, len(refs)), source="bench-writer",
+                               step=STEP)
+        waits.append(t1 - t0)
+        writes.append(time.perf_counter() - t1)
+    print(json.dumps({"writes": len(writes), "wait_max_s": max(waits, default=0.0),
+                      "wait_p50_s": statistics.median(waits) if waits else 0.0,
+                      "write_max_s": max(writes, default=0.0)}))
+
+
 # ---------------------------------------------------------------------- peer
 def peer_p50(path: Path, kind: str, days: int, n: int = 200) -> float:
     """The same questions straight on DuckDB, one read-only connection, sequentially."""
@@ -439,8 +470,23 @@ def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
               f"second process, {args.seconds:g} s per kind; load average before "
               f"{os.getloadavg()[0]:.1f}")
         for kind in args.kinds.split(","):
+            before = snapshot_state(base) if args.write_every else {}
+            writer = (subprocess.Popen([sys.executable, __file__, "--writer", str(path),
+                                        "--write-every", str(args.write_every), "--seconds",
+                                        str(args.seconds), "--series-scale", str(SCALE)],
+                                       stdout=subprocess.PIPE, text=True)
+                      if args.write_every else None)
             res = _run_generator(base, kind, args.clients, args.seconds, args.days)
             load_during = os.getloadavg()[0]
+            if writer is not None:
+                wrote = json.loads(writer.communicate(timeout=120)[0].strip().splitlines()[-1])
+                after = snapshot_state(base)
+                print(f"  writer beside serve (as netvigil run): {wrote['writes']} writes "
+                      f"of one bin of every series, lock wait p50 {wrote['wait_p50_s']:.2f} s "
+                      f"max {wrote['wait_max_s']:.2f} s, write max {wrote['write_max_s']:.2f} "
+                      f"s; snapshot serial {before['serial']:.0f} -> {after['serial']:.0f} "
+                      f"(last build {after['build_seconds']:.1f} s, now "
+                      f"{after['stale_seconds']:.1f} s behind the store)")
             alone = _run_generator(base, kind, 1, max(3.0, args.seconds / 5), args.days)
             peer = peer_p50(path, PEER_OF[kind], args.days)
             ok = res["errors"] == 0 and res["p99_ms"] is not None and res["p99_ms"] < 100
@@ -487,11 +533,18 @@ def main() -> None:
                     help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
     ap.add_argument("--series-scale", type=float, default=1.0,
                     help="share of the countries and regions loaded (quick runs; 1 = all)")
+    ap.add_argument("--write-every", type=float, default=0.0,
+                    help="a writer process writes one bin of every series every this many "
+                         "seconds during each kind's run (0: no writer)")
+    ap.add_argument("--writer", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--generator", nargs=2, metavar=("BASE_URL", "KIND"), default=None,
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     global SCALE, GENERATOR
     SCALE, GENERATOR = args.series_scale, args.load_generator
+    if args.writer:
+        writer_main(args.writer, args.write_every, args.seconds)
+        return
     if args.generator:
         generator_main(args.generator[0], args.generator[1], args.clients, args.seconds,
                        args.days)

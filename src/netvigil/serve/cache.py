@@ -44,6 +44,9 @@ MAX_BYTES = 64 * 2**20  # response bytes kept (about 10,000 seven-day charts)
 MAX_BODY = 4 * 2**20  # a larger answer is not kept (a whole-store CSV export)
 #: Routes answered from the in-memory snapshot when one is ready (memory.py).
 SNAPSHOT_PREFIXES: tuple[str, ...] = ("/api/v1/signals/", "/api/v1/events")
+#: Routes answered from the snapshot but not kept whole (their data part is: ioda_v2.py).
+UNCACHED_SNAPSHOT_PREFIXES: tuple[str, ...] = ("/ioda/v2/signals/raw/",
+                                               "/ioda/v2/outages/events")
 SNAPSHOT_STATE = "netvigil_snapshot"  # scope["state"] key of the pinned snapshot
 CACHE_HEADER = b"x-netvigil-cache"  # "hit" or "miss": lets tests and operators see it
 
@@ -168,8 +171,13 @@ class ResponseCacheMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] != "http" or scope.get("method") != "GET"
-                or not path.startswith(CACHED_PREFIXES)):
+        if scope["type"] != "http" or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(UNCACHED_SNAPSHOT_PREFIXES):
+            await self._uncached(scope, receive, send)
+            return
+        if not path.startswith(CACHED_PREFIXES):
             await self.app(scope, receive, send)
             return
         key = (path, bytes(scope.get("query_string", b"")))
@@ -195,6 +203,20 @@ class ResponseCacheMiddleware:
                 done.set()
         else:  # the leader's answer was not kept (an error, or the store moved)
             await self._compute(scope, receive, send, key, (cache, before, current))
+
+    async def _uncached(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A snapshot route whose whole answer is not kept (IODA's envelope carries request
+        times; ioda_v2 keeps its data part): the fast path when it can, FastAPI else."""
+        snap = self.snapshot() if self.snapshot is not None else None
+        if snap is not None:
+            scope.setdefault("state", {})[SNAPSHOT_STATE] = snap
+            response = self.fast.answer(snap, scope) if self.fast is not None else None
+            if response is not None:
+                await send({"type": "http.response.start", "status": response.status_code,
+                            "headers": response.raw_headers})
+                await send({"type": "http.response.body", "body": response.body})
+                return
+        await self.app(scope, receive, send)
 
     def _pick(self, scope: Scope, path: str
               ) -> tuple[ResponseCache, Version, Callable[[], Version]]:

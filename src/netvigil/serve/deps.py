@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request
 
 from netvigil.serve.cache import SNAPSHOT_STATE, VersionedMemo
@@ -100,12 +101,14 @@ async def series_source(request: Request) -> AsyncIterator[Store | SeriesSnapsho
 SeriesSource = Annotated["Store | SeriesSnapshot", Depends(series_source)]
 
 
-def source_catalogue(request: Request, source: SeriesSource) -> Catalogue:
+async def source_catalogue(request: Request, source: SeriesSource) -> Catalogue:
     """The catalogue of the source the request reads (the snapshot's own, or the store's
-    for the current version, as :func:`store_catalogue`)."""
+    for the current version, as :func:`store_catalogue`). Async: the snapshot's costs no
+    hop to a worker thread (FastAPI runs a plain ``def`` dependency in one)."""
     if isinstance(source, SeriesSnapshot):
         return source.catalogue
-    return catalogue_memo(request).get(gate_of(request).version(), source)
+    memo, version = catalogue_memo(request), gate_of(request).version()
+    return await to_thread.run_sync(memo.get, version, source)
 
 
 SourceCatalogue = Annotated[Catalogue, Depends(source_catalogue)]

@@ -11,11 +11,13 @@ How: for a ``GET`` the answer cache has pinned to a snapshot (cache.py), :class:
 matches the path, parses a **narrow** subset of the query (the parameter names the route
 declares; integers as plain ASCII digits inside the route's bounds; booleans spelled
 ``true``/``false``; one value per name except lists; no empty values) and calls the route
-function itself (``api_v1.get_signals``, ``api_v1.get_events``) with the snapshot as its
-store, on the event loop (pure CPU on memory: no thread hop). Anything outside that subset,
-and any error the route raises, goes to FastAPI unchanged, which validates it and answers
-(or computes the error response) as always. So there is one computation per answer;
-``tests/test_serve_memory.py`` compares the bytes of both paths on many URLs.
+function itself (``api_v1.get_signals``, ``api_v1.get_events``, and IODA's
+``signals_raw`` and ``outages_events``, whose envelopes are built per request anyway) with
+the snapshot as its store, on the event loop (pure CPU on memory: no thread hop).
+Anything outside that subset, and any error the route raises, goes to FastAPI unchanged,
+which validates it and answers (or computes the error response) as always. So there is one
+computation per answer; ``tests/test_serve_memory.py`` compares the answers of both paths
+(bytes for /api/v1, IODA's envelope without its request times) on many URLs.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
 from netvigil.model import EventKind, Scope
 from netvigil.model.errors import NetVigilError
-from netvigil.serve import api_v1
+from netvigil.serve import api_v1, ioda_v2
 from netvigil.serve.memory import SeriesSnapshot
 
 
@@ -87,6 +89,18 @@ EVENTS_QUERY = (("entity_type", "entity_type", _text, False),
                 ("order", "order", _text, False),
                 ("limit", "limit", _int(1, api_v1.MAX_LIMIT), False),
                 ("format", "format", _choice("json", "csv", "codf"), False))
+IODA_SIGNALS_QUERY = (("from", "from_", _text, False), ("until", "until", _text, False),
+                      ("datasource", "datasource_", _text, False),
+                      ("sourceParams", "sourceParams", _text, False),
+                      ("maxPoints", "maxPoints", _int(1, 100_000), False))
+IODA_EVENTS_QUERY = (("from", "from_", _text, False), ("until", "until", _text, False),
+                     ("entityType", "entityType", _text, False),
+                     ("entityCode", "entityCode", _text, False),
+                     ("datasource", "datasource_", _text, False),
+                     ("includeAlerts", "includeAlerts", _bool, False),
+                     ("format", "format", _text, False), ("orderBy", "orderBy", _text, False),
+                     ("limit", "limit", _int(1, 100_000), False),
+                     ("page", "page", _int(0, 10**12), False))
 Spec = tuple[tuple[str, str, Callable[[str], Any], bool], ...]
 
 
@@ -113,23 +127,42 @@ class FastRoute:
     template: str
     pattern: re.Pattern[str]
     spec: Spec
-    call: Callable[[SeriesSnapshot, tuple[str, ...], dict[str, Any]], Response]
+    call: Callable[[SeriesSnapshot, Any, tuple[str, ...], dict[str, Any]], Response]
 
 
-def _signals(snap: SeriesSnapshot, path: tuple[str, ...], args: dict[str, Any]) -> Response:
+def _signals(snap: SeriesSnapshot, scope: Any, path: tuple[str, ...], args: dict[str, Any]
+             ) -> Response:
     return api_v1.get_signals(snap, snap.catalogue, path[0], path[1], **args)
 
 
-def _events(snap: SeriesSnapshot, path: tuple[str, ...], args: dict[str, Any]) -> Response:
+def _events(snap: SeriesSnapshot, scope: Any, path: tuple[str, ...], args: dict[str, Any]
+            ) -> Response:
     if "entity_code" not in args:  # one entity's list only: a whole-store list or CSV
         raise _Unsupported          # export may be long, and the thread pool keeps the loop free
     return api_v1.get_events(snap, **args)
+
+
+def _ioda_signals(snap: SeriesSnapshot, scope: Any, path: tuple[str, ...],
+                  args: dict[str, Any]) -> Response:
+    return ioda_v2.signals_raw(Request(scope), snap, snap.catalogue, path[0], path[1], **args)
+
+
+def _ioda_events(snap: SeriesSnapshot, scope: Any, path: tuple[str, ...],
+                 args: dict[str, Any]) -> Response:
+    if "entityCode" not in args:  # as _events
+        raise _Unsupported
+    return ioda_v2.outages_events(Request(scope), snap, snap.catalogue, **args)
 
 
 ROUTES = (
     FastRoute("/api/v1/signals/{entity_type}/{code}",
               re.compile(r"/api/v1/signals/([^/]+)/([^/]+)"), SIGNALS_QUERY, _signals),
     FastRoute("/api/v1/events", re.compile(r"/api/v1/events"), EVENTS_QUERY, _events),
+    FastRoute("/ioda/v2/signals/raw/{entityType}/{entityCode}",
+              re.compile(r"/ioda/v2/signals/raw/([^/]+)/([^/]+)"), IODA_SIGNALS_QUERY,
+              _ioda_signals),
+    FastRoute("/ioda/v2/outages/events", re.compile(r"/ioda/v2/outages/events"),
+              IODA_EVENTS_QUERY, _ioda_events),
 )
 
 
@@ -156,7 +189,7 @@ class FastPaths:
             try:
                 args = _arguments(bytes(scope.get("query_string", b"")).decode("latin-1"),
                                   fr.spec)
-                response = fr.call(snap, m.groups(), args)
+                response = fr.call(snap, scope, m.groups(), args)
             except (_Unsupported, HTTPException, NetVigilError, ValueError,
                     UnicodeDecodeError):
                 return None
