@@ -510,6 +510,7 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         return mine + ([e.start for e in events_of(p) if e.kind is EventKind.PLATFORM_BLOCK]
                        if p is not None else [])
 
+    siblings_of = _Siblings(children, events_of)
     out: list[Event] = []
     keep: list[str] = []  # ids of stored events left as they are
     for ent in procs:
@@ -532,14 +533,14 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                 member_ends += [x for e in (split.head if split is not None else [])
                                 if (x := _member_end(e)) is not None]
                 data_end = max(member_ends) if member_ends else None
-        siblings: list[tuple[EntityRef, int]] = []
+        kept = [e for e in split.head if e.id not in split.redo] if split else []
+        redo = [e for e in split.head if e.id in split.redo] if split else []
+        fresh = own if split is None or ent in countries else own[len(split.head):]
+        todo = [*(_raw(e) for e in redo), *fresh]
         p = parents.get(ent)
-        if ent.type is EntityType.ASN and p is not None:
-            siblings = [(k, e.start) for k in children.get(p, []) if k != ent
-                        and k.type is EntityType.ASN for e in events_of(k)]
-        elif ent in countries:  # the country's own ASes: simultaneity evidence
-            siblings = [(k, e.start) for k in children[ent] if k.type is EntityType.ASN
-                        for e in events_of(k)]
+        home = ent if ent in countries else p if ent.type is EntityType.ASN else None
+        siblings = (siblings_of.near(home, ent, [e.start for e in todo])
+                    if home is not None and home in children else [])
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
         if split is None:
@@ -547,16 +548,49 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                                       fusion.assess(own, inputs, members, observed), data_end)
             out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
             continue
-        kept = [e for e in split.head if e.id not in split.redo]
-        redo = [e for e in split.head if e.id in split.redo]
-        fresh = own if ent in countries else own[len(split.head):]
-        assessed = fusion.assess([*(_raw(e) for e in redo), *fresh], inputs, members,
-                                 observed, context=kept,
+        assessed = fusion.assess(todo, inputs, members, observed, context=kept,
                                  reuse={e.id: e.assessment for e in redo})
         assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end)
         keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
     return procs, out, keep
+
+
+class _Siblings:
+    """The event starts of each country's ASes, sorted once: the simultaneity evidence of
+    an event (:func:`classification.cause`) reads only the starts within its window, so
+    each entity is given only those near its own events (all ASes of an 11,000-AS country
+    to each of them would make a national rebuild quadratic)."""
+
+    def __init__(self, children: Mapping[EntityRef, list[EntityRef]],
+                 events_of: Callable[[EntityRef], list[Event]]) -> None:
+        self._children, self._events_of = children, events_of
+        self._sim = int(classification.load_config()["cause"]["simultaneous-ases"]
+                        ["window_s"])
+        self._index: dict[EntityRef, tuple[npt.NDArray[np.int64], list[EntityRef]]] = {}
+
+    def _of(self, country: EntityRef) -> tuple[npt.NDArray[np.int64], list[EntityRef]]:
+        if country not in self._index:
+            pairs = sorted(((e.start, k) for k in self._children[country]
+                            if k.type is EntityType.ASN for e in self._events_of(k)),
+                           key=lambda p: p[0])
+            self._index[country] = (np.array([t for t, _ in pairs], dtype=np.int64),
+                                    [k for _, k in pairs])
+        return self._index[country]
+
+    def near(self, country: EntityRef, ent: EntityRef,
+             starts: Sequence[int]) -> list[tuple[EntityRef, int]]:
+        """(AS, start) of the country's other ASes' events starting within the window of
+        one of ``starts``."""
+        times, who = self._of(country)
+        if not len(times) or not starts:
+            return []
+        s = np.asarray(starts, dtype=np.int64)
+        mark = np.zeros(len(times) + 1, dtype=np.int64)
+        np.add.at(mark, np.searchsorted(times, s - self._sim, "left"), 1)
+        np.add.at(mark, np.searchsorted(times, s + self._sim, "right"), -1)
+        return [(who[i], int(times[i])) for i in np.flatnonzero(np.cumsum(mark)[:-1] > 0)
+                if who[i] != ent]
 
 
 def _national(country: EntityRef, name: str, own: list[Event], kids: Sequence[EntityRef],
