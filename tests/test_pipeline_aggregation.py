@@ -86,12 +86,14 @@ def test_all_down_is_a_measured_zero_and_unprobed_is_missing(geo: GeoLookup) -> 
 def test_as_comes_from_bgp_origins_and_small_entities_are_not_stored(geo: GeoLookup) -> None:
     origins = RouteOrigins()
     origins.update(KCELL_BLOCKS[:25], np.full(25, 29355, np.uint32))
-    origins.update(KCELL_BLOCKS[25:], np.full(15, 64500, np.uint32))
+    origins.update(KCELL_BLOCKS[25:36], np.full(11, 64500, np.uint32))
+    origins.update(KCELL_BLOCKS[36:], np.full(4, 64501, np.uint32))
     agg = ProbingAggregator(geo, ProbingOptions(block_series=False), origins)
     n = KCELL_BLOCKS.size
     out = agg.points(rnd(KCELL_BLOCKS, [1] * n, [1] * n))
     assert values(out, "asn", "29355", "probing") == [25.0]
-    assert values(out, "asn", "64500", "probing") == []  # 15 < 20 blocks: rule min-blocks
+    assert values(out, "asn", "64500", "probing") == [11.0]  # 11 >= 5 blocks: stored
+    assert values(out, "asn", "64501", "probing") == []  # 4 < 5 blocks: rule min-blocks
     assert values(out, "country", "KZ", "probing") == [40.0]
     without = ProbingAggregator(geo, ProbingOptions(block_series=False))
     out = without.points(rnd(KCELL_BLOCKS, [1] * n, [1] * n))

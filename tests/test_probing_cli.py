@@ -109,7 +109,7 @@ def test_blocks_map_to_country_and_as_through_the_geo_lookup() -> None:
     assert got[("country/KZ", "probing")] == 2.0  # the lab range maps to no country
     assert got[("asn/9198", "probing")] == 1.0
     assert got[("block/198.18.1.0/24", "probing")] == 1.0  # but has its own block series
-    small = ProbingAggregator(GeoLookup.default())  # rule probing.store.min-blocks = 20
+    small = ProbingAggregator(GeoLookup.default())  # rule probing.store.min-blocks: 1 < 5
     assert ("asn/9198", "probing") not in points(small.points(round_fact(one_round(3), t)))
 
 

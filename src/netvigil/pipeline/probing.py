@@ -33,10 +33,16 @@ geo lookup's (its BGP origin tables, then its AS range tables) — the way real 
 attributed, never a generator's own table.
 
 What is stored (rule ``probing.store.min-blocks``): countries and override entities always;
-a region or an AS only if at least ``min_entity_blocks`` (20, IODA's ``minprediction``,
-anchors §1.3) of the round's target blocks belong to it — below that the detector can never
-alert, so the series would only cost writes. The rule looks at the round's targets only,
-never at a scenario's timeline.
+a region or an AS only if at least ``min_entity_blocks`` (5) of the round's target blocks
+belong to it. It was 20, IODA's ``minprediction`` (anchors §1.3), because the reference
+detector mutes every prediction below it, so a smaller series could never alert; the default
+detector ``netvigil.seasonal`` judges counts instead (Poisson lower tail of the run, no
+minimum prediction), and at 20 a 9-/24 province cut to zero was never judged (benchmark class
+``small-count``). Why 5: a full cut of n up /24s is confirmed once the run's Poisson tail
+e^(-n k) falls below ``p_confirm`` (1e-5), i.e. after k >= 11.5/n bins: 3 bins (30 min) at
+5, 12 bins (2 h) for one block, whose own ``probing-state`` series already says so. The cost is more
+entity series (measured on ``netvigil demo`` in docs/probing.md). The rule looks at the
+round's targets only, never at a scenario's timeline.
 
 Partition key: ``(round window, block shard)``; beliefs chain through rounds per block, so a
 block shard is self-contained and per-entity sums of shards add.
@@ -99,7 +105,7 @@ SOURCE = "probing"
 
 #: Rule id and value of the storage rule (module docstring).
 RULE_MIN_BLOCKS = "probing.store.min-blocks"
-MIN_ENTITY_BLOCKS = 20
+MIN_ENTITY_BLOCKS = 5
 
 UP, DOWN, UNCERTAIN, UNPROBED = (int(bm.BlockState.UP), int(bm.BlockState.DOWN),
                                  int(bm.BlockState.UNCERTAIN), int(bm.BlockState.UNPROBED))
