@@ -29,7 +29,7 @@ from netvigil.sources.ooni.ledger import Accepted, accept
 from netvigil.sources.ooni.reader import bucket_files, expand
 from netvigil.sources.ooni.tor_userstats import TorImport, parse_userstats
 from netvigil.store import ImportRecord, Store
-from netvigil.store.ooni_ledger import OoniLedger
+from netvigil.store.ooni_ledger import OoniLedger, reassess_platform_blocks
 
 POLICIES = [p.value for p in ErrorPolicy]
 
@@ -173,13 +173,22 @@ def tor_import_cmd(files: tuple[Path, ...], on_error: str, store_path: Path) -> 
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
         codes = {str(c) for t in parsed for c in t.batch.entity_codes.tolist()}
-        for t in parsed:  # one row per file: Tor Metrics files are few and large
-            pipeline.emit(t.batch)
-            _write(store, pipeline, _record(t.path, "tor-userstats",
-                                            [(t.path, _sha256(Path(t.path)))], t.rows_read,
-                                            len(t.batch), t.skipped), _countries(codes))
+        with store.transaction():
+            for t in parsed:  # one row per file: Tor Metrics files are few and large
+                pipeline.emit(t.batch)
+                _write(store, pipeline, _record(t.path, "tor-userstats",
+                                                [(t.path, _sha256(Path(t.path)))],
+                                                t.rows_read, len(t.batch), t.skipped),
+                       _countries(codes))
+            # Tor data landing after a block's events: its ASes' events are rebuilt by the
+            # next detect, so they name the surge too (the country's already are)
+            changed = pipeline.stats.inserted + pipeline.stats.updated > 0
+            marked = reassess_platform_blocks(store, sorted(codes)) if changed else []
     for t in parsed:
         click.echo(t.text())
+    if marked:
+        click.echo(f"platform-block events of {len(marked)} AS(es) ({', '.join(marked)}) "
+                   "will be assessed again by the next detect")
         for cat, n in sorted(t.malformed.items()):
             lines = ", ".join(str(x) for x in t.examples.get(cat, []))
             click.echo(f"  {cat}: {n} (first at line {lines})", err=True)

@@ -125,3 +125,33 @@ def _plain(a: Any) -> npt.NDArray[Any]:
         out[np.ma.getmaskarray(a)] = None
         return out
     return np.asarray(a)
+
+
+def reassess_platform_blocks(store: Store, countries: Sequence[str]) -> list[str]:
+    """Make the next detection run rebuild the platform-block events of the ASes of
+    ``countries`` (rule ``evidence.circumvention-surge`` reads the country's Tor series,
+    which an import just changed). Detection rebuilds an entity's events when one of its
+    series is recomputed, and a series is recomputed when it has no detector state; so the
+    states of those ASes' ``platform:*`` series are deleted (every detector's). Their
+    alerts are recomputed from the same points, so only the assessment can change. The
+    countries themselves need nothing: their Tor series changed, which already rebuilds
+    them. Returns the AS codes marked."""
+    if not countries:
+        return []
+    parents = [f"country/{c}" for c in countries]
+    with store.transaction():
+        rows = store.connection.execute(
+            """
+            SELECT DISTINCT e.code FROM entities e
+            JOIN events v ON v.entity_type = 'asn' AND v.entity_code = e.code
+            WHERE e.type = 'asn' AND list_contains(?, e.parent)
+              AND v.kind = 'platform-block'
+            ORDER BY 1
+            """, [parents]).fetchall()
+        codes = [str(r[0]) for r in rows]
+        if codes:
+            store.connection.execute(
+                "DELETE FROM detector_state WHERE entity_type = 'asn' "
+                "AND list_contains(?, entity_code) AND starts_with(signal, 'platform:')",
+                [codes])
+    return codes
