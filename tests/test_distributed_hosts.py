@@ -228,3 +228,21 @@ def test_a_worker_host_killed_mid_epoch_changes_nothing(
     assert story and "epochs 2" in out
     assert _tables(shared / "killed.duckdb", BGP_TABLES) == _tables(reference["bgp"],
                                                                     BGP_TABLES)
+
+
+def test_an_unreachable_scheduler_is_one_os_error_naming_it(tmp_path: Path) -> None:
+    """A scheduler address nobody answers at (a loopback port just closed): exit status 7
+    (an OS error: try again later) naming the address, not the store."""
+    import socket
+
+    import dask
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        res = CliRunner().invoke(cli, ["detect", "--engine", "dask", "--scheduler", address,
+                                       "--store", str(tmp_path / "s.duckdb")])
+    assert res.exit_code == 7, res.output
+    assert res.output.startswith("error: OS error: no Dask scheduler answered: ")
+    assert res.output.rstrip().endswith(f"({address})"), res.output

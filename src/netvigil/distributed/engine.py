@@ -10,6 +10,7 @@ script has one).
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,8 +55,21 @@ def dask_client(scheduler: str) -> Iterator[Client]:
                 Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
     else:
-        with Client(target) as client:  # type: ignore[no-untyped-call]
+        with _connect(target) as client:
             yield client
+
+
+def _connect(address: str) -> Client:
+    """A client of the scheduler at ``address``. Not reaching it is an OS error naming the
+    address (exit status 7, "try again later", at the CLI boundary), not one about the
+    store the command was given; Dask retries until ``distributed.comm.timeouts.connect``
+    (30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``)."""
+    from distributed import Client
+
+    try:
+        return Client(address)  # type: ignore[no-untyped-call]
+    except OSError as exc:  # asyncio/socket timeouts and refusals are OSErrors
+        raise OSError(errno.ETIMEDOUT, f"no Dask scheduler answered: {exc}", address) from exc
 
 
 def n_workers(client: Client) -> int:
