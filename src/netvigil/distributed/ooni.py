@@ -37,13 +37,22 @@ from typing import TYPE_CHECKING, Any
 
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.sources.ooni.facts import FactBuilder
-from netvigil.sources.ooni.importer import FileResult, OoniImport, identity
+from netvigil.sources.ooni.importer import (
+    FileResult,
+    OoniImport,
+    _file_sha256,
+    identity,
+)
 from netvigil.sources.ooni.meta import Meta, MetaError, read_meta
 from netvigil.sources.ooni.reader import iter_records
 from netvigil.sources.ooni.verdict import Outcome, Verdict, verdict
 
 if TYPE_CHECKING:
     from distributed import Client
+
+
+#: the chunk file's layout, in its name: a chunk an older NetVigil wrote is judged again
+CHUNK_FORMAT = "v2"
 
 
 def chunks(paths: Sequence[Path], per_chunk: int) -> list[list[Path]]:
@@ -60,49 +69,60 @@ def chunk_name(index: int, paths: Sequence[Path]) -> str:
         return f"{p}\t{st.st_size}\t{st.st_mtime_ns}"
 
     digest = hashlib.sha256("\n".join(ident(p) for p in paths).encode()).hexdigest()[:16]
-    return f"chunk-{index:06d}-{digest}.json"
+    return f"chunk-{CHUNK_FORMAT}-{index:06d}-{digest}.json"
 
 
 def _verdict_row(v: Verdict) -> list[Any]:
     return [v.test_name, v.platform, v.outcome.value if v.outcome else None, v.rule,
-            list(v.mechanisms), v.fingerprint, v.tls_handshake_ms]
+            list(v.mechanisms), v.fingerprint, v.tls_handshake_ms, v.speed_ratio]
 
 
 def _verdict(row: list[Any]) -> Verdict:
-    name, platform, outcome, rule, mech, fp, tls = row
+    name, platform, outcome, rule, mech, fp, tls, speed = row
     return Verdict(name, platform, Outcome(outcome) if outcome else None, rule, tuple(mech),
-                   fp, tls)
+                   fp, tls, speed)
 
 
 def judge_file(path: Path, policy: ErrorPolicy) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One file's records judged in order; under ``fail`` also its first malformed one."""
+    """One file's records judged in order; under ``fail`` also its first malformed one. A
+    whole-file problem (truncated gzip, size cap) ends the file as in ``read_measurements``:
+    one malformed record at ``file`` (or its line), the raw file's digest."""
     sha = hashlib.sha256()
     rows: list[list[Any]] = []
     records = 0
-    for rec in iter_records(path, sha=sha):
-        records += 1
-        reason = rec.error
-        if rec.doc is not None:
-            try:
-                meta = read_meta(rec.doc)
-            except MetaError as exc:
-                reason = str(exc)
-            else:
-                key = identity(rec.doc)
-                rows.append(["ok", list(key) if key is not None else None,
-                             [meta.test_name, meta.time, meta.cc, meta.asn, meta.network_name],
-                             _verdict_row(verdict(rec.doc))])
-                continue
+    try:
+        for rec in iter_records(path, sha=sha):
+            records += 1
+            reason = rec.error
+            if rec.doc is not None:
+                try:
+                    meta = read_meta(rec.doc)
+                except MetaError as exc:
+                    reason = str(exc)
+                else:
+                    key = identity(rec.doc)
+                    rows.append(["ok", list(key) if key is not None else None,
+                                 [meta.test_name, meta.time, meta.cc, meta.asn,
+                                  meta.network_name],
+                                 _verdict_row(verdict(rec.doc))])
+                    continue
+            if policy is ErrorPolicy.FAIL:
+                return {}, {"path": str(path), "line": rec.line,
+                            "reason": reason or "malformed"}
+            rows.append(["bad", reason or "malformed", rec.line])
+    except InputError as exc:
         if policy is ErrorPolicy.FAIL:
-            return {}, {"path": str(path), "line": rec.line, "reason": reason or "malformed"}
-        rows.append(["bad", reason or "malformed", rec.line])
+            return {}, {"path": exc.path, "line": exc.line, "reason": exc.reason}
+        rows.append(["bad", exc.reason, exc.line if exc.line is not None else "file"])
+        sha = _file_sha256(path)
     return {"path": str(path), "sha256": sha.hexdigest(), "records": records, "rows": rows}, None
 
 
 def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | None:
-    """On a worker: judge ``paths`` and write the chunk file. Returns None, or the first
-    malformed record's ``{path, line, reason}`` under the fail policy (an ``InputError``
-    would not survive the trip back: it takes three arguments)."""
+    """On a worker: judge ``paths``, fold them (:meth:`Fold.summary`) and write the chunk
+    file. Returns None, or the first malformed record's ``{path, line, reason}`` under the
+    fail policy (an ``InputError`` would not survive the trip back: it takes three
+    arguments)."""
     pol = ErrorPolicy(policy)
     files = []
     for p in paths:
@@ -110,11 +130,14 @@ def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | 
         if error is not None:
             return error
         files.append(doc)
+    local = Fold()
+    for doc in files:
+        local.file(doc)
     out = Path(target)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(files, fh)
+            json.dump({"files": files, "fold": local.summary()}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
@@ -123,8 +146,61 @@ def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | 
     return None
 
 
+def _cells(b: FactBuilder) -> dict[str, list[list[Any]]]:
+    """A builder's sums as JSON lists, in its dicts' order (so a merge rebuilds the dicts in
+    the order one process would have filled them)."""
+    return {
+        "counts": [[h, p, cc, asn, cell] for (h, p), cols in b.counts.items()
+                   for (cc, asn), cell in cols.items()],
+        "volume": [[cc, asn, h, n] for (cc, asn), hours in b.volume.items()
+                   for h, n in hours.items()],
+        "blocked": [[p, m, h, cc, asn, n] for (p, m), cells in b.blocked.items()
+                    for (h, (cc, asn)), n in cells.items()],
+        "tls": [[p, h, cc, asn, v] for p, cells in b.tls.items()
+                for (h, (cc, asn)), v in cells.items()],
+        "speed": [[p, h, cc, asn, v] for p, cells in b.speed.items()
+                  for (h, (cc, asn)), v in cells.items()],
+        "networks": [[asn, name, cc] for asn, (name, cc) in b.networks.items()],
+        "rows": [list(r) for r in b.rows],
+    }
+
+
+def _merge_cells(b: FactBuilder, doc: dict[str, list[list[Any]]], unattributed: int) -> None:
+    """Add a later chunk's sums to ``b``: what :meth:`FactBuilder.add_cell` would have done
+    record by record (counts and volumes add, handshake and speed samples append, an AS's
+    network name is the last non-empty one seen, ledger rows append)."""
+    for h, p, cc, asn, cell in doc["counts"]:
+        cur = b.counts[(h, p)].setdefault((cc, asn), [0, 0, 0, 0])
+        for i, n in enumerate(cell):
+            cur[i] += n
+    for cc, asn, h, n in doc["volume"]:
+        vol = b.volume[(cc, asn)]
+        vol[h] = vol.get(h, 0) + n
+    for p, m, h, cc, asn, n in doc["blocked"]:
+        per = b.blocked[(p, m)]
+        per[(h, (cc, asn))] = per.get((h, (cc, asn)), 0) + n
+    for p, h, cc, asn, v in doc["tls"]:
+        b.tls[p][(h, (cc, asn))].extend(v)
+    for p, h, cc, asn, v in doc["speed"]:
+        b.speed[p][(h, (cc, asn))].extend(v)
+    for asn, name, cc in doc["networks"]:
+        if name or asn not in b.networks:
+            b.networks[asn] = (name, cc)
+    b.rows.extend(tuple(r) for r in doc["rows"])
+    b.unattributed += unattributed
+
+
 class Fold:
-    """The driver's half of ``read_measurements``: judged records in file order."""
+    """``read_measurements``'s loop over judged records in file order, in two halves.
+
+    Each worker folds its own chunk (:meth:`file`, then :meth:`summary`: the builder's sums,
+    the counts and the chunk's measurement identities). The driver takes chunks in order
+    (:meth:`chunk`): a chunk none of whose identities an earlier chunk had (the usual case)
+    is **merged** (its sums added: work per cell, not per record); otherwise its records are
+    folded again one by one, which counts the repeats as duplicates exactly as one process
+    does. Either way the result is the single-process one; the merge keeps the driver's
+    serial part small, so two workers are not held back by one driver (docs/scaling.md
+    section 1)."""
 
     def __init__(self) -> None:
         self.builder = FactBuilder()
@@ -151,6 +227,38 @@ class Fold:
             out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
             accepted += 1
         out.files.append(FileResult(doc["path"], doc["sha256"], doc["records"], accepted, bad))
+        out.unattributed = self.builder.unattributed
+
+    def summary(self) -> dict[str, Any]:
+        """This (worker's) fold of one chunk, as JSON: what :meth:`chunk` merges."""
+        r = self.result
+        return {"cells": _cells(self.builder), "unattributed": self.builder.unattributed,
+                "by_test": dict(r.by_test), "by_outcome": dict(r.by_outcome),
+                "duplicates": r.duplicates, "accepted": [f.accepted for f in r.files],
+                "keys": [list(k) for k in self._seen]}
+
+    def chunk(self, doc: dict[str, Any]) -> None:
+        """The next chunk in order: merged, or refolded if it repeats an earlier one's
+        measurement (class docstring)."""
+        s = doc["fold"]
+        keys = [tuple(k) for k in s["keys"]]
+        if not self._seen.isdisjoint(keys):
+            for f in doc["files"]:
+                self.file(f)
+            return
+        self._seen.update(keys)
+        _merge_cells(self.builder, s["cells"], s["unattributed"])
+        out = self.result
+        for f, accepted in zip(doc["files"], s["accepted"], strict=True):
+            name, bad = Path(f["path"]).name, 0
+            for row in f["rows"]:
+                if row[0] == "bad":
+                    out.malformed.add(row[1], f"{name}:{row[2]}")
+                    bad += 1
+            out.files.append(FileResult(f["path"], f["sha256"], f["records"], accepted, bad))
+        out.by_test.update(s["by_test"])
+        out.by_outcome.update(s["by_outcome"])
+        out.duplicates += s["duplicates"]
         out.unattributed = self.builder.unattributed
 
 
@@ -193,6 +301,8 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
                     f.cancel()  # type: ignore[no-untyped-call]
                 raise InputError(given.get(error["path"], error["path"]), error["line"],
                                  error["reason"])
-        for doc in json.loads(t.read_text(encoding="utf-8")):
-            fold.file({**doc, "path": given.get(doc["path"], doc["path"])})
+        doc = json.loads(t.read_text(encoding="utf-8"))
+        for f in doc["files"]:
+            f["path"] = given.get(f["path"], f["path"])
+        fold.chunk(doc)
     return fold.builder, fold.result, len(parts) - len(futures)
