@@ -1,19 +1,27 @@
-"""``netvigil ooni import --engine dask``: files judged on workers, folded in file order.
+"""``netvigil ooni import --engine dask``: files judged and folded per chunk on workers,
+chunks merged in file order on the driver.
 
-Why the workers return judged records, not points or sums: the OONI facts are sums over
+Why the result cannot be a plain sum of per-chunk points: the OONI facts are sums over
 every file of an import, ``ooni-volume`` is zero-filled up to the *import's* last hour, and a
 measurement seen twice in one import (another file, another chunk) counts once
-(:func:`netvigil.sources.ooni.importer.identity`). Points or sums made per chunk would differ
-from the single-process import. What is expensive — decompressing, parsing JSON,
-:func:`~netvigil.sources.ooni.meta.read_meta` and :func:`~netvigil.sources.ooni.verdict.verdict`
-— is per record and independent, so each worker judges a **contiguous chunk** of the file
-list and returns per file its records in order: ``(identity, Meta, Verdict)`` or
-``(reason, line)``. The driver folds the chunks in order exactly as
-:func:`~netvigil.sources.ooni.importer.read_measurements` folds records (duplicates skipped,
-:meth:`FactBuilder.add`, counts per test and outcome, malformed records by reason; the fold
-mirrors that loop, and the tests compare both on the shared OONI fixtures, which hold a
-duplicate, a malformed file and a record without a country), then emits into the one
-pipeline like the single-process import (same points, entities, one ``imports`` row).
+(:func:`netvigil.sources.ooni.importer.identity`). What is expensive — decompressing, parsing
+JSON, :func:`~netvigil.sources.ooni.meta.read_meta` and
+:func:`~netvigil.sources.ooni.verdict.verdict` — is per record and independent, so each
+worker judges a **contiguous chunk** of the file list, folds it exactly as
+:func:`~netvigil.sources.ooni.importer.read_measurements` folds records (:class:`Fold`:
+duplicates inside the chunk skipped, :meth:`FactBuilder.add`, counts per test and outcome,
+malformed records by reason) and writes per file its judged records (``(identity, Meta,
+Verdict)`` or ``(reason, line)``) beside the fold's sums and the chunk's identities. The
+driver takes chunks in order: one that repeats no measurement of an earlier chunk is merged
+(sums added per cell); one that does is folded again record by record. Then it emits into
+the one pipeline like the single-process import (same points, entities, one ``imports``
+row). The tests compare both on the shared OONI fixtures (a duplicate across chunks, a
+malformed file, a record without a country) and on a bucket whose chunks share cells.
+
+Why the fold moved to the workers: the driver's record-by-record fold ran at about a third
+of the judging rate per core, serially, on the same two cores as the workers; two workers
+were then held back by one driver (docs/scaling.md section 1). A merge costs per cell
+(hour x network x platform), not per record.
 
 Resume and faults: a chunk's judged records are written as one JSON file (temporary file,
 fsync, rename) named by the chunk's position and the digest of its paths, sizes and mtimes;
@@ -273,11 +281,10 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
                            ) -> tuple[FactBuilder, OoniImport, int]:
     """Judge ``paths`` on the workers (chunks not yet done), fold in order.
 
-    The driver folds chunk i as soon as chunks 0..i are judged, while the workers judge the
-    rest: the fold (serial, about a third of the judging rate per core, benchmarks/
-    bench_dask.py) overlaps the parallel part instead of following it (Amdahl: the run takes
-    about max(judging / workers, fold), not their sum). The order, and so the result and the
-    first error under ``fail``, are those of one process.
+    The driver merges chunk i (:meth:`Fold.chunk`) as soon as chunks 0..i are done, while
+    the workers judge the rest: the serial part overlaps the parallel one instead of
+    following it, and is per cell, not per record (module docstring). The order, and so the
+    result and the first error under ``fail``, are those of one process.
 
     Returns the builder, the import summary (as ``read_measurements`` gives them) and how
     many chunks were already done (resumed)."""
