@@ -50,6 +50,7 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk  # bench_serve_load's load generator
 	$(BIN)/python benchmarks/bench_geo_bulk.py
 	$(BIN)/python benchmarks/bench_probing_belief.py
 	$(BIN)/python benchmarks/bench_probing_scale.py
