@@ -718,33 +718,44 @@ def _affected_kin(splits: dict[EntityRef, _Split], built: Mapping[EntityRef, lis
 
     extra: dict[EntityRef, _Split] = {}
     for c in countries:
+        every = [t for _, t in asn_moves[c]]  # an untouched AS has no moves of its own
         for k in children[c]:
-            if k in built and k not in splits:
+            sp = splits.get(k)
+            if sp is None and k in built:
                 continue  # rebuilt whole
-            sp = splits.get(k) or _Split(_INF, list(old_by.get(k, [])), [], set())
-            starts = [e.start for e in sp.head]
+            head = sp.head if sp is not None else old_by.get(k, [])
+            if not head:
+                continue
+            starts = [e.start for e in head]
             near = [False] * len(starts)
             if k.type is EntityType.ASN:
-                marks = [t for r, t in asn_moves[c] if r != k]
+                marks = every if sp is None else [t for r, t in asn_moves[c] if r != k]
                 near = _near(starts, marks, -sim, sim)
             plat = _near(starts, platform_moves[c], 1, before)
-            ids = {e.id for e, a, b in zip(sp.head, near, plat, strict=True) if a or b}
-            sp.redo |= ids
-            if ids and k not in splits:
-                extra[k] = sp
+            ids = {e.id for e, a, b in zip(head, near, plat, strict=True) if a or b}
+            if sp is not None:
+                sp.redo |= ids
+            elif ids:
+                extra[k] = _Split(_INF, list(head), [], ids)
     return extra
 
 
 def _parents(store: Store, refs: list[EntityRef]) -> dict[EntityRef, EntityRef]:
     """Parent of each entity: the store's entities table, else the registry for regions
     (ISO 3166-2 codes name their country)."""
-    out = {e.ref: e.parent for e in store.read_entities() if e.parent is not None}
+    by_key = {(r.type.value, r.code): r for r in set(refs)}
+    parsed: dict[str, EntityRef] = {}
+    out: dict[EntityRef, EntityRef] = {}
+    for t, c, p in store.entity_parents():
+        r = by_key.get((t, c))
+        if r is not None:
+            out[r] = parsed[p] if p in parsed else parsed.setdefault(p, EntityRef.parse(p))
     registry = default_registry()
-    for r in set(refs):
+    for r in by_key.values():
         if r not in out and r.type is EntityType.REGION:
-            p = registry.parent(r)
-            if p is not None:
-                out[r] = p
+            parent = registry.parent(r)
+            if parent is not None:
+                out[r] = parent
     return out
 
 
