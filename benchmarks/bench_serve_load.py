@@ -59,6 +59,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -571,6 +572,9 @@ def main() -> None:
     unknown = set(args.kinds.split(",")) - set(KINDS)
     if unknown:
         raise SystemExit(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    if GENERATOR == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("bench_serve_load: wrk not found: apt-get install -y wrk (make bench "
+                         "does), or --load-generator httpx")
     t0 = time.perf_counter()
     path = _store_path(args)
     ensure_store(path, args)

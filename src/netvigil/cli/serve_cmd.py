@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from netvigil.cli.common import LOCK_WAIT_ENV, WAIT_KEY, handle_errors, open_store, store_option
-from netvigil.serve.memory import MAX_POINTS
 
 SERVE_WAIT_DEFAULT = 10.0  # a request waits less than a command: 503 + Retry-After after
 
@@ -42,20 +41,21 @@ SETTINGS_ENV = "NETVIGIL_SERVE_SETTINGS"
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes sharing the port (uvicorn); each holds its own "
                    "in-memory snapshot and answer cache.")
-@click.option("--memory-points", default=MAX_POINTS, show_default=True,
-              type=click.IntRange(0, None),
-              help="Bins of series held in memory per process (9 bytes each); 0: every "
-                   "chart reads the store (serve/memory.py).")
+@click.option("--memory-points", default=None, type=click.IntRange(0, None),
+              help="Bins of series held in memory per process (9 bytes each; default "
+                   "serve.memory.MAX_POINTS, 120M); 0: every chart reads the store.")
 @store_option
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, host: str, port: int, workers: int, memory_points: int,
-          store_path: Path) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int,
+          memory_points: int | None, store_path: Path) -> None:
     """Serve the API (/api/v1, /ioda/v2), /health and /metrics over HTTP."""
     import uvicorn
 
+    from netvigil.serve.memory import MAX_POINTS
+
     settings = {"store": str(store_path), "wait": _request_wait(ctx),
-                "memory_points": memory_points}
+                "memory_points": MAX_POINTS if memory_points is None else memory_points}
     if workers == 1:
         uvicorn.run(_app(settings), host=host, port=port, log_level="warning",
                     access_log=False)
