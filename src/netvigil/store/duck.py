@@ -85,6 +85,7 @@ TABLES = (
     "imports",
     "state",
     "detector_state",
+    "ooni_measurements",
 )
 
 
