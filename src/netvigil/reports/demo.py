@@ -9,7 +9,8 @@ the orchestration lives with the reports.
 Nothing here is demo-specific except the scenario: the probe rounds, BGP visibility and
 platform tests go through the same aggregators as ``netvigil probe``, ``netvigil bgp ingest``
 and OONI ingestion (later). What is stored is the pipeline's decision (rule
-``probing.store.min-blocks``), made without knowing the scenario's timeline.
+``probing.store.min-blocks``: regions and ASes of at least 5 probed /24s, docs/probing.md),
+made without knowing the scenario's timeline.
 """
 
 from __future__ import annotations
