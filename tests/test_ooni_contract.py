@@ -37,7 +37,9 @@ DAYS = 10
 CC = "BY"
 ASNS = {25106: "Mobile TeleSystems JLLC", 6697: "Republican Unitary Telecommunication "
         "Unitary Enterprise Beltelecom", 42772: "Unitary enterprise A1"}
-PER_HOUR = 2  # measurements per AS, platform and hour
+#: measurements per AS, platform and hour: 24 an hour for the country (the reference
+#: detector mutes predictions below 20, so half as many would hide the blackout from it)
+PER_HOUR = 2
 #: truth: hour indexes [start, end) of each platform's block
 BLOCKED = {"telegram": (3 * 24 + 9, 6 * 24 + 14), "whatsapp": (3 * 24 + 15, 6 * 24 + 20)}
 BLACKOUT = (7 * 24 + 3, 7 * 24 + 15)  # no measurement of any test

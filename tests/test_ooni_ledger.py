@@ -114,7 +114,7 @@ def test_reference_exercises_what_the_property_is_about(
     assert min(uz_dns) < T0 + 40 * H and uz_dns[min(uz_dns)] == 0.0
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_any_split_and_order_gives_the_same_points(
         seed: int, reference: tuple[list[dict[str, Any]], list[tuple[Any, ...]]],
         tmp_path: Path) -> None:
