@@ -24,6 +24,14 @@ clock or on request headers: IODA's envelope carries request times, so ``/ioda/v
 kept whole; it shares the catalogue). The size is bounded (:data:`MAX_BYTES`, least recently
 used first out); a plain ``OrderedDict`` does it in a dozen lines, which is why no cache
 library is added.
+
+Routes answered from serve's in-memory snapshot (:data:`SNAPSHOT_PREFIXES`, memory.py) are
+keyed by the **snapshot's serial** instead, in a cache of their own: the middleware pins the
+current snapshot into the request's scope (``deps.series_source`` reads it), so the answer
+kept is the one computed from that snapshot, and a snapshot never changes. A miss of such a
+route is computed by fastpath.py when its query is in the fast path's subset, else by
+FastAPI; IODA's snapshot routes (:data:`UNCACHED_SNAPSHOT_PREFIXES`) take the fast path too
+but are not kept whole (ioda_v2.py keeps their ``data``).
 """
 
 from __future__ import annotations
