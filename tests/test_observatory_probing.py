@@ -2,9 +2,9 @@
 
 The observatory runs inside the lab's vantage namespace (``ip netns exec``) and probes 24
 /24 blocks every 2 s, all counted for ``country/KZ`` (the targets' entity column); the test
-then takes the links of 16 blocks down. The detector needs an hour of history before it
-judges (warmup) and a prediction of at least 20 up /24s (IODA's minprediction), so an hour
-of normal ``probing`` history is dropped into the watched folder first, on the same aligned
+then takes the links of 16 blocks down. The default detector (``netvigil.seasonal``) needs a
+day of history before it judges (its warmup fills the time-of-day profile), so a day of
+normal ``probing`` history is dropped into the watched folder first, on the same aligned
 2 s grid the observatory's rounds use. The cut must show as an event that starts within two
 rounds of the moment the links went down, seen by ``netvigil events`` while the run goes on.
 """
@@ -25,7 +25,7 @@ OK, WHY = can_build()
 pytestmark = requires(OK, f"network namespaces: {WHY}")
 
 BLOCKS, CUT_BLOCKS, ROUND = 24, 16, 2
-HISTORY_S = 4000  # > the 3600 s warmup of ioda.median
+HISTORY_S = 86_400 + 400  # > the one-day warmup of netvigil.seasonal, the default
 
 
 def _history(path: Path, end: int) -> None:
@@ -78,7 +78,7 @@ vantage = "lab"
                 assert res.returncode == 0, res.stderr
                 return list(json.loads(res.stdout))
 
-            # ioda.median's minimum duration is 60 s of data time: 30 rounds of 2 s
+            # the detector's minimum duration is 60 s of data time: 30 rounds of 2 s
             found = wait_for(event, 240, "the cut as an event", proc)
             running = proc.poll() is None
         finally:

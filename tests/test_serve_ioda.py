@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netvigil.cli.common import open_store
+from netvigil.detect.registry import DEFAULT
 from netvigil.events.codf import CODF_KEYS
 from netvigil.model import EntityRef, EntityType
 from netvigil.serve.app import create_app
@@ -125,7 +126,7 @@ def test_summary_scores_sum_the_events(client: TestClient, demo_store: Path) -> 
         events = store.read_events(KZ, WINDOW["from"], WINDOW["until"])
     assert kz["scores"]["overall"] == pytest.approx(sum(e.score for e in events))
     probing = sum(s.score for e in events for s in e.signals if s.signal == "probing")
-    assert kz["scores"]["ping-slash24.ioda.median"] == pytest.approx(probing)
+    assert kz["scores"][f"ping-slash24.{DEFAULT}"] == pytest.approx(probing)  # the demo's
     assert kz["event_cnt"] == sum(len(e.signals) for e in events)
     overall = [r["scores"]["overall"] for r in data]
     assert overall == sorted(overall, reverse=True)  # IODA's default: score desc
