@@ -375,9 +375,8 @@ def _rebuild_events(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         return done
 
 
-def _country_cut(country: EntityRef, changed: Mapping[EntityRef, int],
-                 splits: Mapping[EntityRef, _Split], processed: set[EntityRef],
-                 kids: Sequence[EntityRef], stored: Sequence[Event]) -> int | None:
+def _country_cut(country: EntityRef, changed: Mapping[EntityRef, int], kids_cut: int,
+                 stored: Sequence[Event]) -> int | None:
     """Where a country's events can be rebuilt from, or None (rebuild it whole).
 
     Before the cut: its own alerts (cut at or before its earliest change), every child's
@@ -385,10 +384,7 @@ def _country_cut(country: EntityRef, changed: Mapping[EntityRef, int],
     then are as the previous run left them. The cut lies a simultaneity window before
     that, so no settled country event starts within the window of a changed AS's event.
     """
-    t = changed.get(country, _INF)
-    for k in kids:
-        if k in processed:
-            t = min(t, splits[k].cut if k in splits else _NEG)
+    t = min(changed.get(country, _INF), kids_cut)
     if t <= _NEG or t >= _INF:
         return None
     sim = int(classification.load_config()["cause"]["simultaneous-ases"]["window_s"])
@@ -428,10 +424,15 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         splits[ent] = _Split(cut, [e for e in old_by[ent] if e.start < cut],
                              [e for e in old_by[ent] if e.start >= cut], set())
     processed = set(all_ents)
+    kids_cut: dict[EntityRef, int] = {}  # per country, the earliest cut of its children
+    for k in all_ents:
+        p = parents.get(k)
+        if p in countries and k not in countries:
+            kids_cut[p] = min(kids_cut.get(p, _INF), splits[k].cut if k in splits else _NEG)
     for c in sorted(countries, key=lambda e: e.code):
         name = names.get(c) or registry.name(c)
         cut_c = None if c in whole or any(e.entity_name != name for e in old_by[c]) else \
-            _country_cut(c, changed, splits, processed, children[c], old_by[c])
+            _country_cut(c, changed, kids_cut.get(c, _INF), old_by[c])
         if cut_c is not None:
             splits[c] = _Split(cut_c, [e for e in old_by[c] if e.start < cut_c],
                                [e for e in old_by[c] if e.start >= cut_c], set())
@@ -470,10 +471,12 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         return sp.head + built[r] if sp is not None else built.get(r, old_by.get(r, []))
 
     national: dict[EntityRef, tuple[list[Event], dict[str, list[Event]]]] = {}
+    holders = _holders(countries, parents, old_by, {k: current(k) for k in built})
     for c in sorted(countries, key=lambda e: e.code):
         csp = splits.get(c)
         national[c] = _national(c, names.get(c) or registry.name(c), built[c], children[c],
-                                current, csp.cut if csp is not None else _NEG)
+                                holders.get(c, []), current,
+                                csp.cut if csp is not None else _NEG)
         if csp is not None:
             moved = [*csp.old_tail, *national[c][0]]
             if any(_recurrence_near(csp.head, [e.start for e in moved])):
@@ -510,7 +513,7 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         return mine + ([e.start for e in events_of(p) if e.kind is EventKind.PLATFORM_BLOCK]
                        if p is not None else [])
 
-    siblings_of = _Siblings(children, events_of)
+    siblings_of = _Siblings(_holders(countries, parents, old_by, built), events_of)
     out: list[Event] = []
     keep: list[str] = []  # ids of stored events left as they are
     for ent in procs:
@@ -571,7 +574,7 @@ class _Siblings:
 
     def _of(self, country: EntityRef) -> tuple[npt.NDArray[np.int64], list[EntityRef]]:
         if country not in self._index:
-            pairs = sorted(((e.start, k) for k in self._children[country]
+            pairs = sorted(((e.start, k) for k in self._children.get(country, [])
                             if k.type is EntityType.ASN for e in self._events_of(k)),
                            key=lambda p: p[0])
             self._index[country] = (np.array([t for t, _ in pairs], dtype=np.int64),
@@ -593,25 +596,55 @@ class _Siblings:
                 if who[i] != ent]
 
 
+def _holders(countries: set[EntityRef], parents: Mapping[EntityRef, EntityRef],
+             *sources: Mapping[EntityRef, list[Event]]) -> dict[EntityRef, list[EntityRef]]:
+    """Per touched country, its children with any event in ``sources`` (later sources
+    win), in the order of ``children``: a roll-up or a sibling index over an 11,000-AS
+    country then costs its children with events, not all of them."""
+    has: dict[EntityRef, bool] = {}
+    for src in sources:
+        for k, evs in src.items():
+            has[k] = bool(evs)
+    out: dict[EntityRef, list[EntityRef]] = defaultdict(list)
+    for k, yes in has.items():
+        p = parents.get(k)
+        if yes and p is not None and p in countries and k.type is not EntityType.COUNTRY:
+            out[p].append(k)
+    return {c: sorted(v, key=lambda e: (e.type.value, e.code)) for c, v in out.items()}
+
+
 def _national(country: EntityRef, name: str, own: list[Event], kids: Sequence[EntityRef],
-              events_of: Callable[[EntityRef], list[Event]],
+              holders: Sequence[EntityRef], events_of: Callable[[EntityRef], list[Event]],
               after: int) -> tuple[list[Event], dict[str, list[Event]]]:
     """The country's events from ``after`` on: its own (built from its alerts) with the
     roll-up spans of its mobile operators, regions and ASes folded in
     (:func:`fusion.national`), and the members of each by event id. Only the children's
     events alive after ``after`` take part: the sweep is closed there
-    (:func:`_country_cut`), so the spans from it on are those of all their events."""
-    observed = [k for k in kids if k.type is EntityType.ASN]
-    mobile = [k for k in observed if classification.is_mobile(k)]
+    (:func:`_country_cut`), so the spans from it on are those of all their events.
+    ``holders``: the children with events (the others add nothing but their count)."""
+    n_ases = sum(1 for k in kids if k.type is EntityType.ASN)
+    n_mobile = sum(1 for k in kids if k.type is EntityType.ASN and classification.is_mobile(k))
+    n_regions = sum(1 for k in kids if k.type is EntityType.REGION)
+    alive = {k: evs for k in holders
+             if (evs := [e for e in events_of(k) if e.scope is not Scope.NATIONAL
+                         and (e.end is None or e.end > after)])}
+    def mobile(k: EntityRef) -> bool:
+        return k.type is EntityType.ASN and classification.is_mobile(k)
+
+    def region(k: EntityRef) -> bool:
+        return k.type is EntityType.REGION
+
+    def asn(k: EntityRef) -> bool:
+        return k.type is EntityType.ASN
+
     spans = []
-    for group, rule in ((mobile, "scope.rollup-mobile"),
-                        ([k for k in kids if k.type is EntityType.REGION],
-                         "scope.rollup-regions"),
-                        (observed, "scope.rollup-ases")):
-        of_group = {k: [e for e in events_of(k) if e.scope is not Scope.NATIONAL
-                        and (e.end is None or e.end > after)] for k in group}
+    groups: list[tuple[str, int, Callable[[EntityRef], bool]]] = [
+        ("scope.rollup-mobile", n_mobile, mobile), ("scope.rollup-regions", n_regions, region),
+        ("scope.rollup-ases", n_ases, asn)]
+    for rule, observed, member in groups:
+        of_group = {k: v for k, v in alive.items() if member(k)}
         kid_end = {e.id: fusion.end_or(e, None) for v in of_group.values() for e in v}
-        spans += classification.rollup(of_group, len(of_group), rule, kid_end)
+        spans += classification.rollup(of_group, observed, rule, kid_end)
     return fusion.national(country, name, own, spans)
 
 
