@@ -1,9 +1,15 @@
 """Single process beside ``--engine dask`` (1 and 2 local workers), end to end through the CLI.
 
-Run: ``.venv/bin/python benchmarks/bench_dask.py [--measurements 20000] [--hours 48]
-[--entities 60] [--days 9] [--repeat 1]``.
+The scaling figure (issue 11, deliverable 6; docs/scaling.md section 1), one command, about 3
+minutes on a quiet 2-core machine::
 
-Every row is a fresh ``netvigil`` process, as a user runs it, into a fresh store (copy):
+    .venv/bin/python benchmarks/bench_dask.py --phase workers
+
+(defaults: ``--measurements 40000``; ``--bgp-hours 16 --bgp-prefixes 20000 --bgp-updates
+200``; ``--entities 240 --days 30`` = 2,073,600 detection points; ``--rows ooni,bgp,detect``
+picks rows). ``--phase e2e`` runs the CLI rows below, ``--phase all`` (default) both.
+
+Every e2e row is a fresh ``netvigil`` process, as a user runs it, into a fresh store (copy):
 cluster start, task shipping, the driver's fold/merge and the store write are all inside the
 figure. Rows (rate, wall time, and the ratio to the named peer, ``single``):
 
@@ -16,34 +22,43 @@ figure. Rows (rate, wall time, and the ratio to the named peer, ``single``):
   each) and a 5-minute update file per collector (``--bgp-updates`` random announcements and
   withdrawals each), elements/s of the single run; every dask row also checks that its
   stored points equal the single run's (``identical``);
-* ``detect`` — ``netvigil detect`` (ioda.median, first run: every series from scratch) on a
-  store of ``--entities`` entities (countries with regions and ASes) x ``--days`` days of a
-  5-minute ``bgp`` series with outages, points/s; dask rows shard by country.
+* ``detect`` — ``netvigil detect`` (the registry's default detector, first run: every
+  series from scratch) on a store of ``--entities`` series (20 countries, the rest ASes
+  under them) x ``--days`` days of a 5-minute ``bgp`` series with outages, points/s; dask
+  rows shard by country.
 
 The speed-up of 2 workers over 1 (``dask2 / dask1``) end to end includes everything that
-does not divide: the cluster start (about 1-3 s), the driver's serial fold (BGP: the geo
-aggregation of every bin's visible /24s; OONI: the fold of judged records) and the store
-write. So a second part, ``--phase workers``, times **only what the workers do**, on one
-LocalCluster per worker count started before the clock (the same library calls the commands
-make, Amdahl's split made visible):
+does not divide: the cluster start (about 1-3 s), the driver's serial part (BGP: the geo
+aggregation of every bin's visible /24s; OONI: the merge of chunk sums) and the store
+write. So ``--phase workers`` times **only the distributed phase**, on one cluster per
+worker count made as the commands make it (:func:`netvigil.distributed.engine.dask_client`,
+``local:1`` then ``local:2``) and started before the clock, through the same library calls
+the commands make (Amdahl's split made visible):
 
 * ``ooni judge`` — :func:`read_measurements_dask` into a fresh work folder, minus the same
-  call again on the finished folder (every chunk resumed: only the driver's fold runs);
+  call again on the finished folder (every chunk resumed: only the driver's merge runs);
 * ``bgp epochs`` — :func:`ingest_dask` into a sink that keeps nothing, fresh minus resumed;
-* ``detect shards`` — :func:`run_detection_dask` on a copy of the store (shards and merge).
+* ``detect shards`` — :func:`run_detection_dask` on a copy of the store made before the
+  clock (planning, shards and the driver's merge).
 
-Workers import the task modules before the clock (``_warm``: a running cluster has paid
-that once). Besides wall time, each row reads every worker's CPU seconds
-(``time.process_time`` on it, before and after): one worker's CPU seconds over the busiest
-of the two workers' is the speed-up the phase would show if each worker had a core of its
-own ("own-core speed-up": imbalance and per-task overhead included, other sessions' load
-excluded). It is a projection from measured CPU time, not a wall-clock figure, and is
-printed as such.
+Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
+OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
+has paid that once). Per phase it prints:
 
-Each prints rate per worker count, ``workers2 / workers1`` and the load average at that row:
-on a shared machine a second process also gains CPU share from the other sessions, so a
-loaded figure is not a quiet one (both are printed, neither adjusted). Nothing is
-downloaded.
+* **wall**: rate per worker count and ``workers2 / workers1``, with the load average;
+* **own-core speed-up**: one worker's CPU seconds over the busiest of the two workers'
+  (``time.process_time`` on each worker, before and after): the speed-up if each worker had
+  a core of its own, imbalance and per-task overhead included, other sessions' load
+  excluded. A projection from measured CPU time, not a wall-clock figure;
+* **total CPU 2 workers / 1 worker**: the two workers' CPU seconds summed over one worker's
+  (1.00 = the work divides without overhead), split by thread: ``tasks`` (the Dask task
+  threads: our code), ``loop`` (the worker's event loop: comms, result (de)serialisation,
+  heartbeats and Dask's statistical profiler, which ticks every 10 ms however long the wall
+  is, so it grows with a loaded machine's wall time) and ``other`` (native threads: DuckDB's).
+
+On a shared machine a second process also gains CPU share from the other sessions, and CPU
+seconds themselves inflate under contention, so a loaded figure is not a quiet one (both are
+printed with the load, neither adjusted). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -182,14 +197,14 @@ def _rows(name: str, unit: str, amount: int, times: dict[str, float]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--measurements", type=int, default=20_000)
+    ap.add_argument("--measurements", type=int, default=40_000)
     ap.add_argument("--hours", type=int, default=48)
-    ap.add_argument("--entities", type=int, default=60)
-    ap.add_argument("--days", type=int, default=9)
+    ap.add_argument("--entities", type=int, default=240)
+    ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--bgp-hours", type=int, default=24)
-    ap.add_argument("--bgp-prefixes", type=int, default=50_000)
-    ap.add_argument("--bgp-updates", type=int, default=300)
+    ap.add_argument("--bgp-hours", type=int, default=16)
+    ap.add_argument("--bgp-prefixes", type=int, default=20_000)
+    ap.add_argument("--bgp-updates", type=int, default=200)
     ap.add_argument("--phase", choices=("all", "e2e", "workers"), default="all",
                     help="e2e: CLI processes; workers: the distributed phase alone")
     ap.add_argument("--rows", default=",".join(ROWS),
