@@ -178,3 +178,33 @@ def test_probe_merge_names_a_damaged_part_and_writes_nothing(tmp_path: Path) -> 
     with Store(store, read_only=True) as got:
         assert got.connection.execute(POINTS).fetchall() == []
         assert got.get_state("fleet:merged") is None
+
+
+def test_combining_reports_is_associative_and_order_free_in_blocks() -> None:
+    """What the checkpoint relies on: a closed bin kept as one combined report, combined
+    later with a new vantage point's, gives the combination of all; and the path for
+    vantage points probing the same targets equals the re-indexing one."""
+    from netvigil.pipeline.probing import _combine_reports, _VantageRound
+
+    rng = np.random.default_rng(3)
+    n = 400
+    blocks = (np.sort(rng.choice(1 << 24, n, replace=False)) << 8).astype(np.uint32)
+
+    def report(seed: int) -> _VantageRound:
+        r = np.random.default_rng(seed)
+        return _VantageRound(blocks, r.choice(np.array([-2, -1, 0, 1], np.int8), n),
+                             r.integers(0, 5, n), r.integers(0, 9, n),
+                             np.empty(0, np.uint32), np.empty(0), {})
+
+    def canon(r: _VantageRound) -> tuple[list[int], ...]:
+        o = np.argsort(r.blocks)
+        return tuple(a[o].tolist() for a in (r.blocks, r.states, r.lost, r.resolved))
+
+    a, b, c = report(1), report(2), report(3)
+    whole = _combine_reports([a, b, c])
+    assert canon(_combine_reports([_combine_reports([a, b]), c])) == canon(whole)
+    assert {-2, -1, 0, 1} <= set(whole.states.tolist())  # every state code took part
+    perm = rng.permutation(n)  # the same blocks in another order: the re-indexing path
+    c2 = _VantageRound(blocks[perm], c.states[perm], c.lost[perm], c.resolved[perm],
+                       c.rtt_block, c.rtt_ms, {})
+    assert canon(_combine_reports([a, b, c2])) == canon(whole)

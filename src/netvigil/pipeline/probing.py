@@ -55,11 +55,14 @@ points it produced. A bin every known vantage point has passed keeps one report:
 already combined (:func:`_combine_reports`; the combination rule is associative, counts and
 RTT samples add), so a vantage point the checkpoint never saw that reports it after a restart
 (a late fleet member, :mod:`netvigil.distributed.fleet`) is combined with every earlier report
-as in one uninterrupted run, at the cost of one report per closed kept bin instead of one per
-vantage point. (Before, closed bins were kept empty and such a report was combined with
-nothing.) One difference remains: a known vantage point's second round in a bin it already
-reported (rounds shorter than the step) adds to the combined report instead of replacing its
-own.
+as in one uninterrupted run, at the cost of one report per closed kept bin (its blocks stored
+once, as a vantage point's when they are the same targets). Measured on 200,000 blocks, 8
+rounds, the last vantage point one round behind (``state()`` against the version that kept
+closed bins empty): 2.2 against 1.7 MB and 0.66 against 0.59 CPU s with 5 vantage points,
+7.5 against 6.8 MB and 2.29 against 2.18 CPU s with 20. (Before, closed bins were kept
+empty and such a report was combined with nothing.) One difference remains: a known
+vantage point's second round in a bin it already reported (rounds shorter than the step)
+adds to the combined report instead of replacing its own.
 Without it a restarted process would judge every block from the initial belief again: a block
 that was down is judged up (a false recovery), then uncertain for the rounds its losses take
 to bring the belief back down (a gap). A round at or before a restored vantage point's last
@@ -262,10 +265,10 @@ class ProbingAggregator:
                 kept = {_COMBINED: _combine_reports(list(kept.values()))}
             if kept:
                 for v, r in kept.items():
-                    same = v in self._beliefs and np.array_equal(self._beliefs[v].blocks,
-                                                                 r.blocks)
+                    owner = self._same_blocks(v, r.blocks)
                     reports.append({
-                        "vantage": v, "blocks": None if same else put(r.blocks),
+                        "vantage": v, "blocks": None if owner else put(r.blocks),
+                        "blocks_of": owner,
                         "states": put(r.states), "lost": put(_narrow(r.lost)),
                         "resolved": put(_narrow(r.resolved)), "rtt_block": put(r.rtt_block),
                         "rtt_ms": put(r.rtt_ms),
@@ -278,6 +281,13 @@ class ProbingAggregator:
         buf = io.BytesIO()
         np.savez_compressed(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
+
+    def _same_blocks(self, vantage: str, blocks: U32) -> str | None:
+        """A vantage point whose belief blocks equal ``blocks`` (``vantage`` first): the
+        checkpoint then stores them once."""
+        order = [vantage, *self._beliefs] if vantage in self._beliefs else list(self._beliefs)
+        return next((v for v in order if np.array_equal(self._beliefs[v].blocks, blocks)),
+                    None)
 
     def _open(self, t: int) -> bool:
         """A bin some known vantage point has not reached yet: a later report may combine."""
@@ -309,7 +319,7 @@ class ProbingAggregator:
                 reports: dict[str, _VantageRound] = {}
                 for r in entry["reports"]:
                     v = r["vantage"]
-                    blocks = (beliefs[v].blocks if r["blocks"] is None
+                    blocks = (beliefs[r.get("blocks_of") or v].blocks if r["blocks"] is None
                               else z[r["blocks"]].astype(np.uint32))
                     reports[v] = _VantageRound(
                         blocks, z[r["states"]].astype(np.int8),
@@ -516,15 +526,23 @@ def _combine_reports(reports: list[_VantageRound]) -> _VantageRound:
     combination of all), which is what lets a checkpoint keep a closed bin as one report."""
     if len(reports) == 1:
         return reports[0]
-    blocks = np.unique(np.concatenate([r.blocks for r in reports]))
-    pv = np.full((len(reports), blocks.size), UNPROBED, dtype=np.int8)
-    lost = np.zeros(blocks.size, np.int64)
-    resolved = np.zeros(blocks.size, np.int64)
-    for v, r in enumerate(reports):
-        pos = np.searchsorted(blocks, r.blocks)
-        pv[v, pos] = r.states
-        np.add.at(lost, pos, r.lost)
-        np.add.at(resolved, pos, r.resolved)
+    first = reports[0].blocks
+    if all(r.blocks is first or np.array_equal(r.blocks, first) for r in reports[1:]):
+        # the usual fleet: every vantage point probes the same targets (no re-indexing)
+        blocks = first
+        pv = np.stack([r.states for r in reports])
+        lost = np.stack([r.lost for r in reports]).sum(axis=0, dtype=np.int64)
+        resolved = np.stack([r.resolved for r in reports]).sum(axis=0, dtype=np.int64)
+    else:
+        blocks = np.unique(np.concatenate([r.blocks for r in reports]))
+        pv = np.full((len(reports), blocks.size), UNPROBED, dtype=np.int8)
+        lost = np.zeros(blocks.size, np.int64)
+        resolved = np.zeros(blocks.size, np.int64)
+        for v, r in enumerate(reports):
+            pos = np.searchsorted(blocks, r.blocks)
+            pv[v, pos] = r.states
+            np.add.at(lost, pos, r.lost)
+            np.add.at(resolved, pos, r.resolved)
     overrides: dict[int, tuple[EntityRef, ...]] = {}
     for r in reports:
         overrides.update(r.overrides)
