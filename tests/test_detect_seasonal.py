@@ -117,6 +117,21 @@ def test_a_long_partial_restoration_keeps_the_event_open() -> None:
     assert got == [(T0 + 12 * DAY, back)]
 
 
+def test_a_relapse_during_the_climb_keeps_alerts_in_time_order() -> None:
+    """Out of the cut to 70 %, back just under half for 40 minutes (a confirmed critical alert
+    after the climb began), then restored: the end is not dated before that alert."""
+    t, mu = diurnal(20)
+    back = T0 + 14 * DAY + 2 * 3600
+    share = np.where((t >= T0 + 12 * DAY) & (t < back), 0.02, 1.0)
+    share[(t >= back) & (t < back + 3 * STEP)] = 0.7
+    share[(t >= back + 3 * STEP) & (t < back + 11 * STEP)] = 0.47  # critical, not deep
+    alerts = detect(draw(mu * share, 9))
+    times = [a.time for a in alerts]
+    assert times == sorted(times)
+    (start, end), = excursions(alerts)
+    assert start == T0 + 12 * DAY and end is not None and end >= back + 11 * STEP
+
+
 def test_small_counts_are_judged_with_poisson_tails() -> None:
     """Five an hour at the peak, two in the trough, hourly bins; 36 h without any."""
     t, mu = diurnal(40, step=3600, base=5.0, amp=0.6)

@@ -31,7 +31,7 @@ STATE_VERSION = 3.0
 # header fields of a state vector
 V_VERSION, V_SLOTS, V_LAST, V_FIRST, V_LEVEL, V_PHI, V_WARM, V_ALLINT = range(8)
 V_REPORTED, V_PCODE, V_PSTART, V_PVALUE, V_PPRED, V_PX, V_PM, V_PV = range(8, 16)
-V_XSTART, V_XCRIT, V_XX, V_XM, V_STEP = range(16, 21)  # 21: spare
+V_XSTART, V_XCRIT, V_XX, V_XM, V_STEP, V_LASTAL = range(16, 22)  # LASTAL: last alert time
 V_RSTART, V_RVALUE, V_RPRED, V_RX, V_RM, V_RV = range(22, 28)
 V_CSTART, V_CVALUE, V_CPRED = range(28, 31)  # the climb out of the last critical bin
 HEADER = 31
@@ -179,7 +179,8 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
                 st[V_RSTART] = -1e18  # still implausibly low at the baseline: not back
                 code = WARNING
             elif t - st[V_RSTART] >= prm[P_MINDUR]:  # back: dated where it was restored
-                if st[V_RSTART] - st[V_CSTART] <= prm[P_CLIMB]:
+                if (st[V_RSTART] - st[V_CSTART] <= prm[P_CLIMB]
+                        and st[V_LASTAL] <= st[V_CSTART]):  # alerts stay in time order
                     na = _emit(k, st[V_CSTART], NORMAL, st[V_CVALUE], st[V_CPRED], na,
                                a_idx, a_t, a_lvl, a_v, a_p)
                 else:
@@ -222,6 +223,7 @@ def _series(k: int, lo: int, hi: int, times: Any, values: Any, st: Any, prm: Any
                     and lower_tail(st[V_PX], st[V_PM], st[V_PV], counts) < prm[P_PCONF]):
                 na = _emit(k, st[V_PSTART], code, st[V_PVALUE], st[V_PPRED], na,
                            a_idx, a_t, a_lvl, a_v, a_p)
+                st[V_LASTAL] = st[V_PSTART]
                 if rep == NORMAL:
                     st[V_XSTART] = st[V_PSTART]
                     st[V_XCRIT] = t if code == CRITICAL else -1e18
@@ -338,6 +340,7 @@ def fresh_state(params: F64) -> F64:
     st[V_STEP] = 1e18
     st[V_RSTART] = -1e18
     st[V_CSTART] = -1e18
+    st[V_LASTAL] = -1e18
     return st
 
 
