@@ -62,7 +62,9 @@ closed bins empty): 2.2 against 1.7 MB and 0.66 against 0.59 CPU s with 5 vantag
 7.5 against 6.8 MB and 2.29 against 2.18 CPU s with 20. (Before, closed bins were kept
 empty and such a report was combined with nothing.) One difference remains: a known
 vantage point's second round in a bin it already reported (rounds shorter than the step)
-adds to the combined report instead of replacing its own.
+adds to the combined report instead of replacing its own (keeping the report of each
+vantage point's latest bin apart would avoid it, at the price of every vantage point's
+report of the newest bin in every checkpoint).
 Without it a restarted process would judge every block from the initial belief again: a block
 that was down is judged up (a false recovery), then uncertain for the rounds its losses take
 to bring the belief back down (a gap). A round at or before a restored vantage point's last
