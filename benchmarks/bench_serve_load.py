@@ -1,11 +1,12 @@
 """``netvigil serve`` under load: 100 concurrent HTTP clients on loopback (issue 10, item 6).
 
-One command (sets up its store when missing, ~3 min on 2 quiet cores; about 4-5 min in all)::
+One command (sets up its store when missing, ~3 min on 2 quiet cores; then ~2 min: signals
+and events, the goal's two kinds, under one and two server processes)::
 
     .venv/bin/python benchmarks/bench_serve_load.py
 
-Options: ``[--days 30] [--clients 100] [--seconds 10] [--workers 1[,2]]
-[--kinds signals,events,ioda-signals,ioda-events] [--write-every S] [--no-memory]
+Options: ``[--days 30] [--clients 100] [--seconds 10] [--workers 1,2]
+[--kinds signals,events[,ioda-signals,ioda-events]] [--write-every S] [--no-memory]
 [--store PATH] [--fresh] [--no-compact] [--load-generator wrk|httpx] [--series-scale 0.1]``.
 
 1. **Store.** Default ``$TMPDIR/netvigil-bench-serve/load-30d.duckdb``, reused when present
@@ -545,9 +546,9 @@ def main() -> None:
                          "before the maintenance step)")
     ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                     help="serve's in-memory snapshot (--no-memory: --memory-points 0)")
-    ap.add_argument("--workers", default="1",
+    ap.add_argument("--workers", default="1,2",
                     help="serve processes, one run per comma-separated count")
-    ap.add_argument("--kinds", default=",".join(KINDS),
+    ap.add_argument("--kinds", default="signals,events",
                     help="query kinds, comma-separated: " + ", ".join(KINDS))
     ap.add_argument("--load-generator", choices=("wrk", "httpx"), default="wrk",
                     help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
