@@ -109,7 +109,7 @@ def _kept_data(request: Request, snap: SeriesSnapshot, body: Callable[[], Any]
                ) -> tuple[orjson.Fragment, str]:
     cache: ResponseCache = request.app.state.ioda_data_cache
     version = ("snapshot", snap.serial)
-    key = (request.url.path, request.url.query.encode())
+    key = (request.scope["path"], bytes(request.scope.get("query_string", b"")))
     found = cache.get(version, key)
     if found is not None:
         cache.hits += 1
