@@ -6,7 +6,7 @@ minutes on a quiet 2-core machine::
     .venv/bin/python benchmarks/bench_dask.py --phase workers
 
 (defaults: ``--measurements 40000``; ``--bgp-hours 16 --bgp-prefixes 20000 --bgp-updates
-200``; ``--entities 240 --days 30`` = 2,073,600 detection points; ``--rows ooni,bgp,detect``
+200``; ``--entities 480 --days 30`` = 4,147,200 detection points; ``--rows ooni,bgp,detect``
 picks rows). ``--phase e2e`` runs the CLI rows below, ``--phase all`` (default) both.
 
 Every e2e row is a fresh ``netvigil`` process, as a user runs it, into a fresh store (copy):
@@ -199,7 +199,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--measurements", type=int, default=40_000)
     ap.add_argument("--hours", type=int, default=48)
-    ap.add_argument("--entities", type=int, default=240)
+    ap.add_argument("--entities", type=int, default=480)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--bgp-hours", type=int, default=16)
@@ -210,7 +210,7 @@ def main() -> int:
     ap.add_argument("--rows", default=",".join(ROWS),
                     help="--phase workers: which of ooni,bgp,detect to run")
     ap.add_argument("--chunk-files", type=int, default=0,
-                    help="ooni files per task in --phase workers (0: files / (4 x workers))")
+                    help="ooni files per task in --phase workers (0: the CLI's default)")
     a = ap.parse_args()
     # a parallel figure means nothing on a busy machine: say how busy it was
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
@@ -281,15 +281,14 @@ def _load() -> str:
 def _warm(sample: str, detector: str) -> None:
     """On a worker, before any clock: what a long-running worker has already paid (the task
     modules, DuckDB, the OONI verdict tables: one file ``sample`` judged; the detector's
-    compiled kernels: one short series detected in an in-memory store), so that a
-    per-process start-up cost is not counted once per worker as if it were work. Both
-    worker counts are warmed the same way."""
+    compiled kernels and the worker's shard store: one short series detected through
+    :func:`detect_shard`), so that a per-process start-up cost is not counted once per
+    worker as if it were work. Both worker counts are warmed the same way."""
     import duckdb
 
-    import netvigil.distributed.bgp
-    import netvigil.distributed.detect  # noqa: F401
+    import netvigil.distributed.bgp  # noqa: F401
+    from netvigil.distributed.detect import detect_shard
     from netvigil.distributed.ooni import judge_file
-    from netvigil.events.runner import run_detection
     from netvigil.model import ErrorPolicy
     from netvigil.store.duck import Store
 
@@ -297,13 +296,14 @@ def _warm(sample: str, detector: str) -> None:
     judge_file(Path(sample), ErrorPolicy.SKIP)
     n = 8 * 86_400 // STEP
     k = np.arange(n)
-    with Store(":memory:") as store:
-        store.write_points(np.full(n, "country", object), np.full(n, "KZ", object),
-                           np.full(n, "bgp", object), T0 + STEP * k.astype(np.int64),
-                           np.round(500 + 50 * np.sin(2 * np.pi * k / 288)), source="warm",
-                           step=STEP)
-        from netvigil.detect.registry import get_detector
-        run_detection(store, detector=get_detector(detector))
+    with tempfile.TemporaryDirectory() as tmp:
+        with Store(Path(tmp) / "warm.duckdb") as store:
+            store.write_points(np.full(n, "country", object), np.full(n, "KZ", object),
+                               np.full(n, "bgp", object), T0 + STEP * k.astype(np.int64),
+                               np.round(500 + 50 * np.sin(2 * np.pi * k / 288)),
+                               source="warm", step=STEP)
+        detect_shard(str(Path(tmp) / "warm.duckdb"), str(Path(tmp) / "out.duckdb"),
+                     [("country", "KZ")], detector, False)
 
 
 def _worker_cpu() -> tuple[float, float, float]:
@@ -435,11 +435,12 @@ def workers_phase(a: argparse.Namespace) -> None:
         for n in (1, 2):
             with dask_client(f"local:{n}") as client:  # the clusters the commands make
                 client.run(_warm, str(paths[0]), DEFAULT)  # type: ignore[no-untyped-call]
-                per = a.chunk_files or max(1, len(paths) // (4 * n))
+                # files per task: the library's default (the CLI's) for both counts
+                per = {"per_chunk": a.chunk_files} if a.chunk_files else {}
                 runs: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object],
                                       bool]] = {
                     "ooni judge": (lambda w: w, lambda w, per=per: read_measurements_dask(
-                        client, paths, "skip", w, per_chunk=per), True),
+                        client, paths, "skip", w, **per), True),
                     "bgp epochs": (lambda w: w, lambda w: ingest_dask(
                         client, archives, _Drop(), VisibilityConfig(), ErrorPolicy.SKIP, w),
                         True),
