@@ -443,7 +443,7 @@ def test_remote_rounds_merge_in_round_order_whatever_the_arrival(
         store = tmp_path / name / "s.duckdb"
         store.parent.mkdir()
         Store(store).close()
-        app = create_app(store, open_store=open_store, lock_wait=10, memory_points=0)
+        app = create_app(store, open_store=open_store, lock_wait=10)
         with serving(app) as port:
             target = Collector(port, store, store.with_name("s.duckdb.collector"))
             for k, v, lines in order:

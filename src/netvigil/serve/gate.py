@@ -271,7 +271,10 @@ class StoreGate:
                     raise StoreError(f"store {self.path} busy with another upload for "
                                      f"{self.wait:g} s")
             self._writing = True
-            while self._readers:
+            # A caller opening the anchor is not yet counted among the readers, but its
+            # read-only open would make this process's read-write open fail ("different
+            # configuration"): wait for it too.
+            while self._readers or self._opening:
                 self._cond.wait(timeout=0.05)
             self._close_anchor()
         try:
