@@ -1,7 +1,7 @@
 """Single process beside ``--engine dask`` (1 and 2 local workers), end to end through the CLI.
 
-The scaling figure (issue 11, deliverable 6; docs/scaling.md section 1), one command, about 3
-minutes on a quiet 2-core machine::
+The scaling figure (issue 11, deliverable 6; docs/scaling.md section 1), one command (3 min
+19 s in all on this 2-core VM at load 5-7, run H of docs/scaling.md; not yet timed quiet)::
 
     .venv/bin/python benchmarks/bench_dask.py --phase workers
 
