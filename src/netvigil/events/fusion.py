@@ -25,6 +25,7 @@ event (ioda-api style: overlapping per-signal events, IODA's score product, the 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -159,6 +160,12 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
     history = cl.History.of(sorted([*ordered, *context], key=lambda e: e.start), end_of)
     out = []
     bgp = [s for s in inputs.signals if signal_kind(s).family is SourceFamily.BGP]
+    # each event is given the sibling starts inside its simultaneity window only (those
+    # are all cl.cause reads): a noisy AS of a large country has hundreds of events and
+    # its siblings thousands, and scanning them all per event was quadratic
+    sim = int(cl.load_config()["cause"]["simultaneous-ases"]["window_s"])
+    sib = sorted(inputs.sibling_starts, key=lambda p: p[1])
+    sib_t = [t for _, t in sib]
     for ev in ordered:
         sched = cl.schedule(ev, history, end_of[ev.id])
         kind, kind_rule = cl.kind(ev, sched)
@@ -171,7 +178,8 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
             bgp_present = any(np.count_nonzero(~np.isnan(
                 _window(inputs.series.get(s), ev.start, end_of[ev.id]))) for s in bgp)
         ctx = cl.CauseContext(
-            step=inputs.step, sibling_starts=inputs.sibling_starts,
+            step=inputs.step, sibling_starts=sib[bisect_left(sib_t, ev.start - sim):
+                                                 bisect_right(sib_t, ev.start + sim)],
             platform_starts=inputs.platform_starts, bgp_present=bgp_present,
             bgp_alerting=any(signal_kind(s.signal).family is SourceFamily.BGP
                              for s in ev.signals))
