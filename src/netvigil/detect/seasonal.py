@@ -16,6 +16,11 @@ Method, per series, one observation at a time (O(1) per bin, state O(slots)):
   bin updates ``level`` (half-life ``level_halflife``, which follows weekly and slow drift)
   and its slot (weight ``season_gamma`` per day), clamped to ``pred +- huber_k * sd``
   (Huber) so one spike, or the first bins of an outage not yet confirmed, move it little.
+  The level is a ratio of weighted sums, observations over profile values, so each bin
+  weighs as its expected count (the Poisson maximum-likelihood level given the profile),
+  not Brutlag's ``x / profile``, which let one ordinary count in a slot whose one-draw
+  profile came out tiny inflate the level and the high slots' predictions 2-4x at a
+  handful of counts an hour (``seasonal_kernel._update``).
   Measured and chosen against the costs listed in issue 8 (per-slot rolling median 0.016 s
   per country-year, STL 21 s, SARIMAX 25-62 s): the same O(1) per bin as the rolling
   median, but a state of 2 x 96 floats instead of a window of weeks, and, above all,
@@ -112,7 +117,11 @@ class SeasonalRule:
         return "normal"
 
     def digest(self) -> str:
-        raw = json.dumps(asdict(self), sort_keys=True).encode()
+        """The rule's identity in stored detector states; it includes the kernel's state
+        version, so a series saved by another kernel is recomputed from scratch by the
+        runner instead of resumed from an empty state."""
+        raw = json.dumps({**asdict(self), "state_version": sk.STATE_VERSION},
+                         sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:12]
 
     def params(self) -> list[float]:
