@@ -32,8 +32,10 @@ state. One run:
    series), one the points from that cut, one DELETE and one INSERT replace the changed
    events; settled events before the cut keep their rows unless their assessment can
    depend on what changed (:func:`_rebuild_events`). The countries above touched regions
-   and ASes are rebuilt whole (national roll-ups, :mod:`netvigil.events.fusion`); every
-   rebuilt event gets its assessment and carries the history of the stored one it
+   and ASes (national roll-ups, :mod:`netvigil.events.fusion`) are cut the same way, one
+   simultaneity window earlier and outside their roll-up spans, reading only the
+   children's events alive after the cut (:func:`_country_cut`); every rebuilt event gets
+   its assessment and carries the history of the stored one it
    replaces. The result equals ``rebuild=True`` (``tests/test_events_incremental.py``).
 
 Everything from step 3 on runs in one transaction: a failure leaves alerts, events and
