@@ -147,6 +147,10 @@ def _shard_store() -> Store:
     if store is None:
         store = _LOCAL.store = Store(":memory:")
         con = store.connection
+        # One DuckDB thread per Dask worker thread: DuckDB's default (one per core) made a
+        # single worker use 1.28 cores of 2 and two workers fight over them (41 M points:
+        # 1 worker 11.6 CPU s in 9.0 s wall, 2 workers 1.09x; bench_dask.py, docs/scaling.md).
+        con.execute("SET threads = 1")
         for table in ("entities", *_READ_TABLES):
             con.execute(f"DROP TABLE {table}")  # views over the store, made per task
         con.execute(f"CREATE TABLE {_SHARD_ENTITIES} (entity_type VARCHAR, entity_code"
