@@ -47,19 +47,21 @@ class Series:
     @classmethod
     def from_points(
         cls, entity: EntityRef, signal: str, times: npt.ArrayLike, values: npt.ArrayLike,
-        step: int,
+        step: int, origin: int = 0,
     ) -> Series:
-        """Place irregular points on the grid (bin start = floor(t/step)*step); gaps become NaN.
+        """Place irregular points on the grid (bin start = origin + floor((t-origin)/step)*step);
+        gaps become NaN. ``origin`` is the series' grid phase (the store keeps one per series).
 
         Several points in one bin: the last one wins (points are facts already binned upstream).
+        The span is the first to the last point's bin, never padded.
         """
         t = np.asarray(times, dtype=np.int64)
         v = np.asarray(values, dtype=np.float64)
         if t.size == 0:
             return cls(entity, signal, 0, step, np.empty(0, dtype=np.float64))
-        bins = t // step
+        bins = (t - origin) // step
         first = int(bins.min())
         out = np.full(int(bins.max()) - first + 1, np.nan)
         order = np.argsort(t, kind="stable")
         out[bins[order] - first] = v[order]
-        return cls(entity, signal, first * step, step, out)
+        return cls(entity, signal, first * step + origin, step, out)

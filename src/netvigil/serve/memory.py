@@ -177,14 +177,7 @@ def bin_points(entity: EntityRef, signal: str, grid: tuple[int, int],
         keep &= t >= start
     if until is not None:
         keep &= t < until
-    t, v = t[keep], v[keep]
-    if t.size == 0:
-        return Series(entity, signal, 0, step, np.empty(0, dtype=np.float64))
-    bins = (t - origin) // step
-    first = int(bins[0])
-    out = np.full(int(bins[-1]) - first + 1, np.nan)
-    out[bins - first] = v
-    return Series(entity, signal, first * step + origin, step, out)
+    return Series.from_points(entity, signal, t[keep], v[keep], step, origin)
 
 
 # ---------------------------------------------------------------------- building

@@ -805,13 +805,7 @@ class Store(DetectionTables):
         res = self._con.execute(sql + " ORDER BY time", params).fetchnumpy()
         t = np.asarray(res["time"], dtype=np.int64)
         v = np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)
-        if t.size == 0:
-            return Series(entity, signal, 0, step, np.empty(0, dtype=np.float64))
-        bins = (t - origin) // step
-        first = int(bins[0])
-        out = np.full(int(bins[-1]) - first + 1, np.nan)
-        out[bins - first] = v
-        return Series(entity, signal, first * step + origin, step, out)
+        return Series.from_points(entity, signal, t, v, step, origin)
 
     # -- alerts and events --------------------------------------------------------------
     def replace_alerts(self, entity: EntityRef, signal: str, method: str,
