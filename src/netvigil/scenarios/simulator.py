@@ -22,9 +22,10 @@ and hands a :class:`~netvigil.model.facts.FactSink` the facts the real sources e
   when the scenario has a ``[platform]`` section;
 * OONI measurements (``[ooni]``): a handful per hour from each listed AS, as raw measurement
   documents judged by the OONI importer's own :func:`~netvigil.sources.ooni.meta.read_meta`,
-  :func:`~netvigil.sources.ooni.verdict.verdict` and
-  :class:`~netvigil.sources.ooni.facts.FactBuilder` — the small-count ``ooni-volume``
-  series of city-level and small-network measurement (issue 8, deliverable 4).
+  :func:`~netvigil.sources.ooni.verdict.verdict` and turned into series by the importer's
+  ledger rule (:func:`netvigil.sources.ooni.ledger.accept`) — the small-count
+  ``ooni-volume`` series of city-level and small-network measurement (issue 8, deliverable
+  4), zero-filled exactly as ``netvigil ooni import`` zero-fills real data.
 
 The world around the events: diurnal rhythm (a share of blocks whose addresses sleep at night,
 "When the Internet Sleeps", Quan, Heidemann and Pradkin, IMC 2014: strongly diurnal in Asia and
@@ -51,6 +52,7 @@ import ipaddress
 import math
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -936,16 +938,103 @@ def ooni_measurements(sc: Scenario, uni: Universe, rng: np.random.Generator
     return (np.asarray(t_all[order], dtype=np.int64), np.asarray(a_all[order], dtype=np.int64))
 
 
+class ReplayLedger:
+    """The accepted-measurement ledger of one replay, in memory: the methods of
+    :class:`netvigil.sources.ooni.ledger.Ledger` that ``netvigil ooni import`` finds in the
+    store (``netvigil.store.ooni_ledger.OoniLedger``, SQL) answered from a few numpy columns.
+
+    Why: one path. The simulator's measurements become series through the importer's own
+    :func:`netvigil.sources.ooni.ledger.accept` (the ``ooni-volume`` rule: a count per hour,
+    0 in a silent hour with a measurement of the entity in the 14 days before and one of its
+    country at or after it), not through a second copy of that rule; only the storage
+    differs, because a replay hands facts to a sink and owns no store. The cost: every row
+    of the replay stays in memory (a few thousand for the catalogue's two weeks at a handful
+    an hour; ~100 bytes each)."""
+
+    def __init__(self) -> None:
+        from netvigil.sources.ooni.facts import LEDGER_COLUMNS
+
+        self.columns = LEDGER_COLUMNS
+        self.parts: list[dict[str, npt.NDArray[Any]]] = []
+        self.keys: set[str] = set()
+        self._all: dict[str, npt.NDArray[Any]] | None = None
+
+    def rows(self) -> dict[str, npt.NDArray[Any]]:
+        """Every accepted row (columns)."""
+        if self._all is None:
+            if not self.parts:
+                empty = {c: np.empty(0, dtype=object) for c in self.columns}
+                empty.update(hour=np.empty(0, np.int64), asn=np.empty(0, np.int64))
+                return empty
+            self._all = {c: np.concatenate([p[c] for p in self.parts]) for c in self.columns}
+        return self._all
+
+    def insert(self, rows: Mapping[str, npt.NDArray[Any]], source: str
+               ) -> dict[str, npt.NDArray[Any]]:
+        """Keep the rows whose key is new (first of equal keys); returns them."""
+        keep: list[int] = []
+        for i, key in enumerate(np.asarray(rows["key"]).tolist()):
+            if key not in self.keys:
+                self.keys.add(key)
+                keep.append(i)
+        idx = np.asarray(keep, dtype=np.int64)
+        new = {c: np.asarray(rows[c])[idx] for c in self.columns}
+        if keep:
+            self.parts.append(new)
+            self._all = None
+        return new
+
+    def rows_in_hours(self, hours: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+        a = self.rows()
+        sel = np.flatnonzero(np.isin(a["hour"], hours))
+        sel = sel[np.argsort(a["key"][sel].astype(str), kind="stable")]
+        return {c: a[c][sel] for c in self.columns}
+
+    def last_hours(self) -> dict[str, int]:
+        a = self.rows()
+        out: dict[str, int] = {}
+        for cc, hour in zip(a["cc"].tolist(), a["hour"].tolist(), strict=True):
+            out[cc] = max(out.get(cc, hour), int(hour))
+        return out
+
+    def mechanisms(self) -> dict[str, set[str]]:
+        a = self.rows()
+        out: dict[str, set[str]] = {}
+        for plat, mechs in zip(a["platform"].tolist(), a["mechanisms"].tolist(), strict=True):
+            if plat is not None and mechs:
+                out.setdefault(str(plat), set()).update(str(mechs).split(","))
+        return out
+
+    def tested_hours(self, platforms: Sequence[str]) -> npt.NDArray[np.int64]:
+        a = self.rows()
+        hit = np.asarray([p in platforms for p in a["platform"].tolist()], dtype=bool)
+        return np.unique(a["hour"][hit]).astype(np.int64) if hit.size else \
+            np.empty(0, np.int64)
+
+    def hour_counts(self, lo: int, hi: int, ccs: Sequence[str],
+                    asns: Sequence[int]) -> list[tuple[str, int, int, int]]:
+        a = self.rows()
+        want_cc, want_asn = set(ccs), {int(x) for x in asns}
+        counts: dict[tuple[str, int, int], int] = {}
+        for cc, asn, hour in zip(a["cc"].tolist(), a["asn"].tolist(), a["hour"].tolist(),
+                                 strict=True):
+            if lo <= hour <= hi and (cc in want_cc or int(asn) in want_asn):
+                k = (str(cc), int(asn), int(hour))
+                counts[k] = counts.get(k, 0) + 1
+        return [(c, a_, h, n) for (c, a_, h), n in sorted(counts.items())]
+
+
 class SimulatedOoni:
     """Hands the simulated measurements to the OONI importer's own code, hour by hour.
 
     Each measurement is a raw OONI document (``test_name``, ``measurement_start_time``,
-    ``probe_cc``, ``probe_asn``, ``probe_network_name``) read by ``read_meta`` and judged by
-    ``verdict`` as ``netvigil ooni import`` does, into a
-    :class:`~netvigil.sources.ooni.facts.FactBuilder`; :meth:`emit` hands its facts to the
-    sink at each flush and starts a new builder that knows each entity's last emitted hour
-    (``volume_before``, as the CLI sets it from the store), so silent hours between two
-    flushes are written as 0 like silences inside one import.
+    ``probe_cc``, ``probe_asn``, ``probe_network_name`` and a ``measurement_uid``, so each
+    is one measurement to the importer's :func:`~netvigil.sources.ooni.importer.identity`
+    even when two share a second) read by ``read_meta`` and judged by ``verdict`` as
+    ``netvigil ooni import`` does, into a :class:`~netvigil.sources.ooni.facts.FactBuilder`.
+    :meth:`emit` hands the builder's rows to :func:`netvigil.sources.ooni.ledger.accept`
+    over the replay's :class:`ReplayLedger`, as the CLI hands them over the store's
+    ledger: the facts, silent hours between two flushes included, are the importer's.
     """
 
     def __init__(self, sc: Scenario, uni: Universe, rng: np.random.Generator) -> None:
@@ -956,40 +1045,37 @@ class SimulatedOoni:
         self.names = {a: as_display_name(a, uni, sc) for a in uni.as_names}
         self.times, self.asns = ooni_measurements(sc, uni, rng)
         self.builder = FactBuilder()
-        self.before: dict[tuple[str, str], int] = {}
+        self.ledger = ReplayLedger()
         self.measurements = 0
 
-    def document(self, t: int, asn: int) -> dict[str, Any]:
+    def document(self, i: int) -> dict[str, Any]:
+        """The ``i``-th simulated measurement as a raw OONI document."""
+        t, asn = int(self.times[i]), int(self.asns[i])
         when = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
         return {"test_name": self.test_name, "measurement_start_time": when,
+                "measurement_uid": f"sim-{self.sc.id}-{i}",
                 "probe_cc": self.sc.country, "probe_asn": f"AS{asn}",
                 "probe_network_name": self.names.get(asn, "")}
 
     def hour(self, t: int) -> None:
         """Add the measurements of ``[t, t + 1 h)`` to the open builder."""
+        from netvigil.sources.ooni.importer import identity
         from netvigil.sources.ooni.meta import read_meta
         from netvigil.sources.ooni.verdict import verdict
 
         lo, hi = np.searchsorted(self.times, [t, t + 3600])
-        for ts, asn in zip(self.times[lo:hi].tolist(), self.asns[lo:hi].tolist(),
-                           strict=True):
-            doc = self.document(int(ts), int(asn))
-            self.builder.add(read_meta(doc), verdict(doc))
+        for i in range(int(lo), int(hi)):
+            doc = self.document(i)
+            self.builder.add(read_meta(doc), verdict(doc), identity(doc))
             self.measurements += 1
 
     def emit(self, sink: FactSink) -> None:
-        """The open builder's facts into ``sink``; the next builder continues its series."""
-        from netvigil.sources.ooni.facts import FactBuilder
+        """The open builder's measurements through the importer's ledger rule into
+        ``sink``; the next builder's hours continue the same ledger."""
+        from netvigil.sources.ooni.facts import SOURCE, FactBuilder
+        from netvigil.sources.ooni.ledger import accept
 
-        b = self.builder
-        b.volume_before = dict(self.before)
-        b.emit(sink)
-        if b.volume:
-            last = max(h for per in b.volume.values() for h in per)
-            for cc, asn in b.volume:
-                self.before[(EntityType.COUNTRY.value, cc)] = last
-                if asn > 0:
-                    self.before[(EntityType.ASN.value, str(asn))] = last
+        accept(self.ledger, self.builder.ledger_rows(), sink, SOURCE)
         self.builder = FactBuilder()
 
 
