@@ -141,7 +141,8 @@ def test_a_series_the_dense_layout_cannot_hold_is_kept_exactly(
         assert planned is not None
         layout, total = planned
         (key, d), rest = layout[0], layout[1:]
-        return [(key, memory_mod._Dense(d.offset, d.base + 5, d.n - 5, d.step, d.origin)),
+        return [(key, memory_mod._Dense(d.offset, d.base + 5, d.n - 5, d.step, d.origin,
+                                        d.cap)),
                 *rest], total
 
     monkeypatch.setattr(memory_mod, "_layout", short)
@@ -251,6 +252,9 @@ def test_snapshot_answers_equal_store_answers_across_a_write(store_path: Path,
         subprocess.run([sys.executable, "-c", writer], check=True, timeout=60)
         second = memory.wait_fresh(30)
         assert second is not None and second.serial > first.serial
+        # a rewritten past value: that series read again whole, the rest patched in place
+        assert second.kind == "patch" and memory.patches >= 1 and memory.builds == 1
+        assert second.values is first.values
         after = _answers(mem, odd=False)  # the odd ones were compared above
         assert after == _answers(duck, odd=False)
         kz = make_ref("country", "KZ")
@@ -281,6 +285,7 @@ def test_staleness_is_bounded_when_builds_fail(store_path: Path, tmp_path: Path,
             raise StoreError("builds fail from now on")
 
         monkeypatch.setattr(memory_mod, "build_snapshot", failing)
+        monkeypatch.setattr(memory_mod, "patch_snapshot", failing)
         with gate.writer() as store:
             store.write_points(["country"], ["KZ"], ["bgp"], np.array([T0]), np.array([1.0]),
                                source="t", step=STEP)

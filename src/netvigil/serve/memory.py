@@ -22,22 +22,46 @@ random windows), so the routes compute their answers through the one code path
 sorted (time, value) pairs and binned as the store bins it.
 
 How it stays fresh (:class:`SeriesMemory`): a daemon thread compares the store version with
-the snapshot's every :data:`POLL_SECONDS` and rebuilds the snapshot when it moved, reading
-through the app's :class:`~netvigil.serve.gate.StoreGate` like any request, in chunks of
+the snapshot's every :data:`POLL_SECONDS`; when it moved, the snapshot is **patched**
+(:func:`patch_snapshot`): the ``series`` table says what a write changed (each row's grid,
+first and last time, point count and ``rewrites``, the count of writes that changed a
+stored value, migration 6), so only the points after a series' previous last one are read
+(one statement, its time bound pruning every older row group), checked against the count
+the row gained, and placed in the room each series has after its last bin
+(:data:`HEADROOM_SECONDS`). A series whose past changed (a value rewritten, a point
+inserted inside its span or before it, a new grid) or a new series is read again whole
+(one statement each) into free bins at the end of the arrays (:data:`TAIL_SHARE`); a
+compaction changes no row, so it costs only the catalogue and events. When that is not
+possible (no snapshot yet, the free bins used up, more than :data:`MAX_REREADS` series to
+read again) the snapshot is **rebuilt whole** (:func:`build_snapshot`), reading through the
+app's :class:`~netvigil.serve.gate.StoreGate` like any request, in chunks of
 :data:`CHUNK_SERIES` series so a writer that knocks (``netvigil run``) waits for one chunk,
-not the whole build; a build that sees the version move between chunks starts again. Until
-the new snapshot is complete, requests are answered from the previous one: **answers may be
-stale by one build** (measured by the load benchmark and exported as
-``netvigil_memory_build_seconds``), never a mix of two versions. The answer cache keeps
-snapshot answers under the snapshot's serial, so a snapshot answer is never served as a
-newer store's.
+not the whole build; a build that sees the version move between chunks starts again.
 
-What it costs: memory (9 bytes per bin of every series; above ``max_points`` bins no
-snapshot is built and every request reads DuckDB as before, logged once), a full re-read of
-``points`` after every write (one bin per 5 minutes from ``netvigil run``: a few seconds of
-one core per write at 46M points), and staleness up to one build. Hand-written rather than a
-library: the snapshot must answer exactly as the store does, which is the store's own
-binning rule applied to arrays; no caching library knows it.
+Why patching in place is safe for readers: a patch shares the arrays with the snapshot it
+patches but writes only bins no published snapshot can read. A snapshot reads bins
+``offset .. offset + n - 1`` of each series; a patch writes either after a series' ``n``
+(inside its own room, which older snapshots, whose ``n`` is smaller, never read) or into
+free bins past every snapshot's regions; a region a series leaves is never written again.
+All of a patch's reads happen before its first write, so a failed or stale patch leaves
+nothing a reader sees, and its bins are cleared before reuse. The new snapshot is then
+published by one reference assignment: readers hold the old or the new one, **never a mix**.
+Until it is published, requests are answered from the previous one: **answers may be stale
+by one refresh** (exported as ``netvigil_memory_build_seconds``). The answer cache keeps
+snapshot answers under the snapshot's serial, so a snapshot answer is never served as a
+newer store's. ``tests/test_serve_memory_patch.py`` checks, over seeded random sequences of
+appends, backfills, rewrites, new series and compactions, that a patched snapshot answers
+exactly as a fresh build and as DuckDB do, and that the patch path was the one taken.
+
+What it costs: memory (9 bytes per bin of every series, plus a day of room per series and
+:data:`TAIL_SHARE` free bins: ~8% more at 5-minute steps; above ``max_points`` bins no
+snapshot is built and every request reads DuckDB as before, logged once), a whole re-read
+of ``points`` at start and when the free bins run out (after about a day of appends with
+the defaults, or when many series change their past), and staleness up to one refresh.
+``benchmarks/bench_serve_refresh.py`` prints the CPU time and peak extra memory of one
+appended bin, patched against rebuilt, on the 45.7M-bin load store. Hand-written rather
+than a library: the snapshot must answer exactly as the store does, which is the store's
+own binning rule applied to arrays; no caching library knows it.
 """
 
 from __future__ import annotations
@@ -47,14 +71,14 @@ import logging
 import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model import EntityRef, Event
+from netvigil.model import EntityRef, EntityType, Event
 from netvigil.model.alerts import Alert
 from netvigil.model.errors import NetVigilError
 from netvigil.model.series import Series
@@ -77,8 +101,43 @@ CHUNK_SERIES = 1_500
 POLL_SECONDS = 0.1  # how often the refresher compares the store version with the snapshot's
 MAX_STALE_SECONDS = 60.0  # a snapshot this long behind the store is not served (DuckDB is)
 RETRY_SECONDS = 1.0  # after a failed build (store locked, damaged): try again this much later
+#: Room kept after each series' last bin, in seconds of its grid: ``netvigil run`` appends one
+#: bin per step, so a day of appends patches every series in place (288 bins at 5 minutes).
+HEADROOM_SECONDS = 86_400
+#: Free bins after all series, as a share of the bins laid out (at least :data:`TAIL_MIN`):
+#: where new series, series read again whole and series that outgrew their room go.
+TAIL_SHARE = 0.05
+TAIL_MIN = 65_536
+#: A patch that would read more series again whole than this rebuilds instead: a rebuild
+#: reads them in chunks (one scan per :data:`CHUNK_SERIES`), cheaper than one statement each.
+MAX_REREADS = 300
 
 SeriesKey = tuple[EntityRef, str]
+Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]  # sorted times, their values
+
+
+class _Mark(NamedTuple):
+    """One row of the store's ``series`` table: what changes when a write touches it."""
+
+    step: int
+    origin: int
+    first: int | None
+    last: int | None
+    n: int  # n_points
+    rewrites: int  # writes that changed a stored value of the series
+
+
+_MARKS_SQL = ("SELECT entity_type, entity_code, signal, step, origin, first_time, last_time,"
+              " n_points, rewrites FROM series")
+
+
+def read_marks(store: Store) -> dict[SeriesKey, _Mark]:
+    """Every series row's grid, bounds, point count and rewrite count."""
+    return {(EntityRef(EntityType(t), c), str(sig)): _Mark(
+                int(step), int(origin), None if first is None else int(first),
+                None if last is None else int(last), int(n), int(rw))
+            for t, c, sig, step, origin, first, last, n, rw
+            in store.connection.execute(_MARKS_SQL).fetchall()}
 
 
 @dataclass(frozen=True)
@@ -90,6 +149,12 @@ class _Dense:
     n: int
     step: int
     origin: int
+    cap: int  # bins reserved from ``offset`` (``n`` plus room for appends)
+
+    @property
+    def t0(self) -> int:
+        """Time of the region's first bin."""
+        return self.origin + self.base * self.step
 
 
 @dataclass
@@ -104,15 +169,21 @@ class SeriesSnapshot:
     dense: dict[SeriesKey, _Dense]
     values: npt.NDArray[np.float64]
     present: npt.NDArray[np.bool_]
-    sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
+    sparse: dict[SeriesKey, Pairs]
+    marks: dict[SeriesKey, _Mark]  # the series rows this snapshot holds
+    used: int  # bins of ``values`` taken by regions (this snapshot's or abandoned ones)
     build_seconds: float = 0.0
+    kind: str = "build"  # "build": read whole; "patch": an earlier snapshot patched
     built_at: float = field(default_factory=time.time)
     events_of: dict[EntityRef, list[Event]] = field(init=False)
+    bins: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.events_of = {}
         for e in self.events:  # the store's order within each entity
             self.events_of.setdefault(e.entity, []).append(e)
+        self.bins = (sum(d.n for d in self.dense.values())
+                     + sum(t.size for t, _ in self.sparse.values()))
 
     def read_series(self, entity: EntityRef, signal: str, start: int | None = None,
                     until: int | None = None, *, grid: tuple[int, int] | None = None
@@ -163,7 +234,8 @@ class SeriesSnapshot:
 
     @property
     def points(self) -> int:
-        return int(self.values.size) + sum(t.size for t, _ in self.sparse.values())
+        """Bins held for the series (room and free bins not counted)."""
+        return self.bins
 
 
 def bin_points(entity: EntityRef, signal: str, grid: tuple[int, int],
@@ -203,21 +275,46 @@ class _StaleBuild(Exception):
     """The store version moved while a snapshot was being read: start again."""
 
 
+class _Rebuild(Exception):
+    """A patch cannot bring the snapshot up to date: rebuild it whole (``reason`` says why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _room(step: int) -> int:
+    """Bins kept free after a series' last one for appends (:data:`HEADROOM_SECONDS`)."""
+    return max(1, HEADROOM_SECONDS // step)
+
+
+def _span(first: int | None, last: int | None, step: int, origin: int) -> tuple[int, int]:
+    """(base bin, bins) of a series stored from ``first`` to ``last`` on its grid."""
+    if first is None or last is None:
+        return 0, 0
+    base = (first - origin) // step
+    return base, (last - origin) // step - base + 1
+
+
 def _layout(cat: Catalogue, max_points: int
             ) -> tuple[list[tuple[SeriesKey, _Dense]], int] | None:
-    """Each catalogued series' place in the flat arrays, or None above ``max_points``."""
+    """Each catalogued series' place in the flat arrays (with its room for appends) and
+    the bins laid out, or None when the series' bins exceed ``max_points``."""
     out: list[tuple[SeriesKey, _Dense]] = []
-    total = 0
+    total = bins = 0
     for ref in sorted(cat.series, key=lambda r: (r.type.value, r.code)):
         for s in cat.series[ref]:
-            if s.first is None or s.last is None:
-                n, base = 0, 0
-            else:
-                base = (s.first - s.origin) // s.step
-                n = (s.last - s.origin) // s.step - base + 1
-            out.append(((ref, s.signal), _Dense(total, base, n, s.step, s.origin)))
-            total += n
-    return (out, total) if total <= max_points else None
+            base, n = _span(s.first, s.last, s.step, s.origin)
+            cap = n + _room(s.step) if n else 0
+            out.append(((ref, s.signal), _Dense(total, base, n, s.step, s.origin, cap)))
+            total += cap
+            bins += n
+    return (out, total) if bins <= max_points else None
+
+
+def _tail(laid_out: int) -> int:
+    """Free bins allocated after the laid-out regions."""
+    return max(TAIL_MIN, int(laid_out * TAIL_SHARE))
 
 
 def _chunks(layout: Sequence[tuple[SeriesKey, _Dense]], size: int
@@ -236,8 +333,7 @@ def _chunks(layout: Sequence[tuple[SeriesKey, _Dense]], size: int
 
 def _read_chunk(store: Store, layout: Sequence[tuple[SeriesKey, _Dense]], run: list[int],
                 values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_],
-                sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
-                ) -> None:
+                sparse: dict[SeriesKey, Pairs]) -> None:
     """Place one chunk's points in the dense arrays; a series with a point the layout cannot
     hold goes to ``sparse`` whole (its sorted pairs, read again)."""
     keys = [layout[i][0] for i in run]
@@ -245,7 +341,7 @@ def _read_chunk(store: Store, layout: Sequence[tuple[SeriesKey, _Dense]], run: l
     codes = [ref.code for ref, _ in keys]
     res = store.connection.execute(_CHUNK_SQL, [
         codes, [s for _, s in keys], run, [d.offset for d in dense],
-        [d.origin + d.base * d.step for d in dense], [d.step for d in dense],
+        [d.t0 for d in dense], [d.step for d in dense],
         [d.n for d in dense], keys[0][0].type.value, min(codes), max(codes),
     ]).fetchnumpy()
     idx = np.asarray(res["idx"], dtype=np.int64)
@@ -255,12 +351,7 @@ def _read_chunk(store: Store, layout: Sequence[tuple[SeriesKey, _Dense]], run: l
         sid = np.asarray(res["sid"], dtype=np.int64)
         odd = np.unique(sid[bad])
         for s in odd.tolist():
-            (ref, signal), _ = layout[s]
-            pairs = store.connection.execute(
-                _SERIES_SQL, [ref.type.value, ref.code, signal]).fetchnumpy()
-            sparse[(ref, signal)] = (
-                np.asarray(pairs["time"], dtype=np.int64),
-                np.ma.filled(np.ma.asarray(pairs["value"], dtype=np.float64), np.nan))
+            sparse[layout[s][0]] = _read_pairs(store, layout[s][0])
         ok = ~np.isin(sid, odd)
         idx, v = idx[ok], v[ok]
     values[idx] = v
@@ -277,26 +368,220 @@ def build_snapshot(gate: StoreGate, serial: int, max_points: int = MAX_POINTS,
         if gate.version() != version:
             raise _StaleBuild
         cat = Catalogue(store)
+        marks = read_marks(store)
         events = store.read_events()
         every = store.read_alerts()
     planned = _layout(cat, max_points)
     if planned is None:
         return None
     layout, total = planned
-    values = np.full(total, np.nan)
-    present = np.zeros(total, dtype=bool)
-    sparse: dict[SeriesKey, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+    values = np.full(total + _tail(total), np.nan)
+    present = np.zeros(values.size, dtype=bool)
+    sparse: dict[SeriesKey, Pairs] = {}
     for run in _chunks(layout, chunk_series):
         with gate.reader() as store:
             if gate.version() != version:
                 raise _StaleBuild
             _read_chunk(store, layout, run, values, present, sparse)
     dense = {key: d for key, d in layout if key not in sparse}
+    return SeriesSnapshot(version, serial, cat, events, _alerts_by_entity(every), dense,
+                          values, present, sparse, marks, total,
+                          build_seconds=time.perf_counter() - t0)
+
+
+def _alerts_by_entity(every: list[Alert]) -> dict[EntityRef | None, list[Alert]]:
     alerts: dict[EntityRef | None, list[Alert]] = {None: every}
     for a in every:
         alerts.setdefault(a.entity, []).append(a)
-    return SeriesSnapshot(version, serial, cat, events, alerts, dense, values, present, sparse,
-                          build_seconds=time.perf_counter() - t0)
+    return alerts
+
+
+# ---------------------------------------------------------------------- patching
+#: The points after each appended series' previous last one (``after``). The literal lower
+#: bound (the smallest ``after``) lets DuckDB skip every older row group by its zone map.
+_APPENDED_SQL = """
+SELECT ids.k, p.time, p.value
+FROM points p
+JOIN (SELECT unnest(?::VARCHAR[]) AS t, unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS s,
+             unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS after) ids
+  ON p.entity_type = ids.t AND p.entity_code = ids.c AND p.signal = ids.s
+WHERE p.time > {after} AND p.time > ids.after
+"""
+
+
+def _changes(old: SeriesSnapshot, marks: dict[SeriesKey, _Mark]
+             ) -> tuple[list[SeriesKey], list[SeriesKey]]:
+    """The series a write changed, by their rows: (appended: same grid, first time and
+    rewrite count, a later last time and more points, so presumably only points after the
+    previous last one; whole: every other change, and new series: read again whole)."""
+    appended: list[SeriesKey] = []
+    whole: list[SeriesKey] = []
+    for key, m in marks.items():
+        was = old.marks.get(key)
+        if was == m:
+            continue
+        if (was is not None and key in old.dense and was.last is not None
+                and m.last is not None and m.last > was.last and m.n > was.n
+                and (was.step, was.origin, was.first, was.rewrites)
+                == (m.step, m.origin, m.first, m.rewrites)):
+            appended.append(key)
+        else:
+            whole.append(key)
+    return appended, whole
+
+
+def _read_appended(store: Store, old: SeriesSnapshot, marks: dict[SeriesKey, _Mark],
+                   keys: list[SeriesKey]) -> tuple[dict[SeriesKey, Pairs], list[SeriesKey]]:
+    """Each appended series' points after its previous last one, checked against its row:
+    as many as the row gained, the last one at its last time, all on its grid. A series
+    that fails (a point was also inserted inside its span) is returned to be read whole."""
+    if not keys:
+        return {}, []
+    afters = [int(old.marks[k].last or 0) for k in keys]  # set: _changes checked
+    res = store.connection.execute(_APPENDED_SQL.format(after=min(afters)), [
+        [r.type.value for r, _ in keys], [r.code for r, _ in keys], [s for _, s in keys],
+        list(range(len(keys))), afters]).fetchnumpy()
+    k = np.asarray(res["k"], dtype=np.int64)
+    t = np.asarray(res["time"], dtype=np.int64)
+    v = np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)
+    order = np.lexsort((t, k))
+    k, t, v = k[order], t[order], v[order]
+    ends = np.cumsum(np.bincount(k, minlength=len(keys)))
+    good: dict[SeriesKey, Pairs] = {}
+    odd: list[SeriesKey] = []
+    for i, key in enumerate(keys):
+        m, lo, hi = marks[key], (int(ends[i - 1]) if i else 0), int(ends[i])
+        tt = t[lo:hi]
+        if (hi - lo != m.n - old.marks[key].n or int(tt[-1]) != m.last
+                or bool(np.any((tt - m.origin) % m.step))):
+            odd.append(key)
+        else:
+            good[key] = (tt, v[lo:hi])
+    return good, odd
+
+
+def _read_pairs(store: Store, key: SeriesKey) -> Pairs:
+    """A series' stored points, sorted by time (NULL values as NaN)."""
+    (ref, signal) = key
+    pairs = store.connection.execute(
+        _SERIES_SQL, [ref.type.value, ref.code, signal]).fetchnumpy()
+    return (np.asarray(pairs["time"], dtype=np.int64),
+            np.ma.filled(np.ma.asarray(pairs["value"], dtype=np.float64), np.nan))
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One region a patch writes: bins ``[clear, stop)`` emptied, ``copy`` bins from
+    ``source`` copied to the region's start (a series moved), then the points placed."""
+
+    clear: int
+    stop: int
+    source: int
+    copy: int
+    dense: _Dense
+    points: Pairs
+
+
+@dataclass
+class _Patch:
+    """Where a patch puts what it read, decided before it writes anything."""
+
+    dense: dict[SeriesKey, _Dense]
+    sparse: dict[SeriesKey, Pairs]
+    used: int
+    writes: list[_Write] = field(default_factory=list)
+
+    def take(self, cap: int) -> int:
+        """``cap`` free bins after every region: their offset."""
+        offset, self.used = self.used, self.used + cap
+        return offset
+
+
+def _plan(old: SeriesSnapshot, marks: dict[SeriesKey, _Mark],
+          appended: dict[SeriesKey, Pairs], whole: dict[SeriesKey, Pairs]) -> _Patch:
+    """Place appended points after their series' bins (in its room, or the series moved to
+    free bins when the room is used up) and series read whole in free bins (or kept as
+    pairs when the dense layout cannot hold them, as :func:`build_snapshot` decides)."""
+    plan = _Patch({k: d for k, d in old.dense.items() if k in marks},
+                  {k: p for k, p in old.sparse.items() if k in marks}, old.used)
+    for key, pts in appended.items():
+        d, m = old.dense[key], marks[key]
+        n = _span(m.first, m.last, m.step, m.origin)[1]
+        if n <= d.cap:
+            new = replace(d, n=n)
+            plan.writes.append(_Write(d.offset + d.n, d.offset + n, d.offset, 0, new, pts))
+        else:
+            cap = n + _room(m.step)
+            new = replace(d, offset=plan.take(cap), n=n, cap=cap)
+            plan.writes.append(_Write(new.offset, new.offset + cap, d.offset, d.n, new, pts))
+        plan.dense[key] = new
+    for key, (t, v) in whole.items():
+        m = marks[key]
+        base, n = _span(m.first, m.last, m.step, m.origin)
+        plan.dense.pop(key, None)
+        plan.sparse.pop(key, None)
+        t0 = m.origin + base * m.step
+        if t.size and (n == 0 or int(t[0]) < t0 or bool(np.any((t - t0) % m.step))
+                       or (int(t[-1]) - t0) // m.step >= n):
+            plan.sparse[key] = (t, v)
+            continue
+        cap = n + _room(m.step) if n else 0
+        new = _Dense(plan.take(cap), base, n, m.step, m.origin, cap)
+        plan.writes.append(_Write(new.offset, new.offset + cap, 0, 0, new, (t, v)))
+        plan.dense[key] = new
+    return plan
+
+
+def _write(plan: _Patch, values: npt.NDArray[np.float64],
+           present: npt.NDArray[np.bool_]) -> None:
+    """Carry out a plan: only bins no published snapshot reads (module docstring)."""
+    for w in plan.writes:
+        values[w.clear:w.stop] = np.nan
+        present[w.clear:w.stop] = False
+        d = w.dense
+        if w.copy:
+            values[d.offset:d.offset + w.copy] = values[w.source:w.source + w.copy]
+            present[d.offset:d.offset + w.copy] = present[w.source:w.source + w.copy]
+        t, v = w.points
+        idx = d.offset + (t - d.t0) // d.step
+        values[idx] = v
+        present[idx] = True
+
+
+def patch_snapshot(gate: StoreGate, old: SeriesSnapshot, serial: int,
+                   max_points: int = MAX_POINTS, max_rereads: int = MAX_REREADS
+                   ) -> SeriesSnapshot:
+    """``old`` brought to the store's current version by reading only what changed (module
+    docstring, "How it stays fresh"). Raises :class:`_Rebuild` when only a whole build can,
+    :class:`_StaleBuild` if the version moved while reading. ``old`` stays valid."""
+    t0 = time.perf_counter()
+    version = gate.version()
+    with gate.reader() as store:
+        if gate.version() != version:
+            raise _StaleBuild
+        cat = Catalogue(store)
+        marks = read_marks(store)
+        appended, whole = _changes(old, marks)
+        if len(whole) > max_rereads:
+            raise _Rebuild(f"{len(whole)} series to read whole")
+        tails, odd = _read_appended(store, old, marks, appended)
+        whole += odd
+        if len(whole) > max_rereads:
+            raise _Rebuild(f"{len(whole)} series to read whole")
+        pairs = {key: _read_pairs(store, key) for key in whole}
+        events = store.read_events()
+        every = store.read_alerts()
+    plan = _plan(old, marks, tails, pairs)
+    if plan.used > old.values.size:
+        raise _Rebuild("free bins used up")
+    bins = (sum(d.n for d in plan.dense.values())
+            + sum(t.size for t, _ in plan.sparse.values()))
+    if bins > max_points:
+        raise _Rebuild(f"{bins} bins > {max_points}")
+    _write(plan, old.values, old.present)
+    return SeriesSnapshot(version, serial, cat, events, _alerts_by_entity(every), plan.dense,
+                          old.values, old.present, plan.sparse, marks, plan.used,
+                          build_seconds=time.perf_counter() - t0, kind="patch")
 
 
 class SeriesMemory:
@@ -311,7 +596,11 @@ class SeriesMemory:
         self.max_stale_seconds = max_stale_seconds
         self.current: SeriesSnapshot | None = None
         self._stale_since: float | None = None  # monotonic time the store was seen to move
-        self.builds = 0
+        self.serial = 0  # of the newest snapshot
+        self.builds = 0  # snapshots read whole
+        self.patches = 0  # snapshots patched from the previous one
+        self.fallbacks = 0  # patches that could not be made: rebuilt whole instead
+        self.fallback_reason: str | None = None  # why, the last time
         self.stale_builds = 0  # builds restarted because the store moved under them
         self.last_error: str | None = None
         self.too_large: tuple[Hashable, ...] | None = None  # the version found too large
@@ -367,9 +656,28 @@ class SeriesMemory:
                 self._refresh(version)
             self._stop.wait(self.poll_seconds)
 
+    def _next(self) -> SeriesSnapshot | None:
+        """The current snapshot patched, else one built whole (None: too large)."""
+        snap = self.current
+        if snap is not None:
+            try:
+                patched = patch_snapshot(self.gate, snap, self.serial + 1, self.max_points)
+            except _Rebuild as why:
+                self.fallbacks += 1
+                self.fallback_reason = why.reason
+            else:
+                self.patches += 1
+                self.serial += 1
+                return patched
+        built = build_snapshot(self.gate, self.serial + 1, self.max_points)
+        if built is not None:
+            self.builds += 1
+            self.serial += 1
+        return built
+
     def _refresh(self, version: tuple[Hashable, ...]) -> None:
         try:
-            built = build_snapshot(self.gate, self.builds + 1, self.max_points)
+            built = self._next()
         except _StaleBuild:
             self.stale_builds += 1
             return
@@ -385,12 +693,11 @@ class SeriesMemory:
                             self.max_points)
             self.too_large = version
             return
-        self.builds += 1
         self.last_error = None
-        # The snapshot and everything the app holds long are done growing: move them out
-        # of the cyclic collector's reach. A full collection over them paused every request
-        # 254 ms, twice in 8 s at 100 clients (gc.callbacks probe, docs/api.md "Load");
-        # reference counting still frees an old snapshot.
+        # The snapshot (of a patch: its new parts) and everything the app holds long are
+        # done growing: move them out of the cyclic collector's reach. A full collection
+        # over them paused every request 254 ms, twice in 8 s at 100 clients (gc.callbacks
+        # probe, docs/api.md "Load"); reference counting still frees an old snapshot.
         gc.freeze()
         with self._changed:
             self.current = built
