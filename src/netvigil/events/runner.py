@@ -214,6 +214,10 @@ def run_detection(
     touched: set[EntityRef] = {a.entity for a in upd.alerts}
     touched.update(refs[i] for i in scr_idx.tolist())
     touched.update(refs[order[k]] for k in np.flatnonzero(upd.open_before).tolist())
+    surge_signals = set(classification.load_config()["evidence"]["circumvention-surge"]
+                        ["signals"])  # new days can found a demand event without an alert
+    touched.update(refs[i] for i, n in zip(res_idx.tolist(), n_rows[:len(res_idx)].tolist(),
+                                           strict=True) if n and signals[i] in surge_signals)
     ents = sorted(touched, key=lambda e: (e.type.value, e.code))
     changed = _changed_from(upd.alerts, [refs[i] for i in res_idx.tolist()],
                             view.cursor[res_idx], n_rows[:len(res_idx)],
@@ -555,7 +559,8 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
             continue
         assessed = fusion.assess(todo, inputs, members, observed, context=kept,
                                  reuse={e.id: e.assessment for e in redo})
-        assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end)
+        assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end,
+                                  since=split.cut)
         keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
     return procs, out, keep
@@ -680,12 +685,20 @@ def _kin_events(store: Store, countries: set[EntityRef],
 
 
 def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
-                   events: list[Event], data_end: int | None) -> list[Event]:
+                   events: list[Event], data_end: int | None, since: int = _NEG
+                   ) -> list[Event]:
     """Platform-block events with their country's Tor surge days as supporting evidence
     (rule ``evidence.circumvention-surge``, :func:`classification.circumvention`): read here
-    because the baseline (28 days before the event) lies outside the window assessed."""
+    because the baseline (28 days before the event) lies outside the window assessed. A
+    country also gets an event of its own for a surge no block explains
+    (:func:`classification.demand_events`; from ``since``, the cut of an incremental
+    rebuild)."""
     country = ent if ent.type is EntityType.COUNTRY else parent
     blocks = [e for e in events if e.kind is EventKind.PLATFORM_BLOCK]
+    if ent.type is EntityType.COUNTRY:
+        events = sorted(events + _demand(store, ent, [(e, fusion.end_or(e, data_end))
+                                                      for e in blocks], since),
+                        key=lambda e: e.start)
     if country is None or country.type is not EntityType.COUNTRY or not blocks:
         return events
     cfg = classification.load_config()["evidence"]["circumvention-surge"]
@@ -696,11 +709,25 @@ def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
     out = []
     for e in events:
         ev = (classification.circumvention(e, fusion.end_or(e, data_end), found)
-              if e.kind is EventKind.PLATFORM_BLOCK else None)
+              if e.kind is EventKind.PLATFORM_BLOCK and not classification.is_demand(e)
+              else None)
         out.append(e if ev is None else replace(
             e, assessment={**dict(e.assessment), "circumvention": ev},
             rules=tuple(dict.fromkeys([*e.rules, ev["rule"]]))))
     return out
+
+
+def _demand(store: Store, country: EntityRef, blocks: list[tuple[Event, int]],
+            since: int) -> list[Event]:
+    """The country's circumvention-demand events from ``since`` on (the Tor series read
+    from the rule's baseline before it)."""
+    cfg = classification.load_config()["evidence"]["circumvention-surge"]
+    lo = None if since <= _NEG else since - (int(cfg["baseline_days"]) + 1) * 86400
+    series = {sig: store.read_series(country, sig, lo) for sig in cfg["signals"]}
+    if not any(len(s) for s in series.values()):
+        return []
+    name = store.entity_names([country]).get(country) or default_registry().name(country)
+    return classification.demand_events(country, name, series, blocks, since)
 
 
 def _moved(ent: EntityRef, splits: Mapping[EntityRef, _Split],
