@@ -104,3 +104,118 @@ def test_surge_days_need_the_factor_over_a_baseline_with_enough_days() -> None:
     vals[35] = 190.0  # 1.9x: ordinary variation
     s = Series(EntityRef(EntityType.COUNTRY, "KZ"), "tor-users", T0, DAY, vals)
     assert surges(s) == [(T0 + 30 * DAY, 2.6)]
+
+
+# -- a surge with no platform-block event is an event of its own (event.circumvention-demand)
+DEMAND = "event.circumvention-demand"
+D0 = 1_635_724_800  # 2021-11-01 00:00 UTC: the files' first day
+N_DAYS = 76  # to 2022-01-15
+SURGE_DAY = 64  # 2022-01-04
+CUT = (65, 70)  # KG: Tor users and connectivity collapse together, days 65-69
+BASE = {"kz": 1800.0, "uz": 2600.0, "kg": 900.0}
+
+
+def _tor_files(tmp: Path, days: range, seed: int) -> tuple[Path, Path]:
+    """Tor Metrics relay and bridge CSVs (the layout metrics.torproject.org serves): daily
+    estimates with seeded day-to-day noise (lognormal, sd 0.12, and a weekend dip) for
+    three countries; KZ 10x its base on one day; KG at 4 % during its cut."""
+    rng = np.random.default_rng(seed)
+    relay, bridge = [], []
+    for d in range(N_DAYS):
+        day = datetime.fromtimestamp(D0 + d * DAY, UTC)
+        week = 0.93 if day.weekday() >= 5 else 1.0
+        for cc, base in BASE.items():
+            users = base * week * float(rng.lognormal(0.0, 0.12))
+            if cc == "kz" and d == SURGE_DAY:
+                users = 10 * base
+            if cc == "kg" and CUT[0] <= d < CUT[1]:
+                users = 0.04 * base
+            low, up = round(users * 0.8), round(users * 1.25)
+            if d in days:
+                relay.append(f"{day:%Y-%m-%d},{cc},{round(users)},{low},{up},93")
+                bridge.append(f"{day:%Y-%m-%d},{cc},"
+                              f"{round(base / 6 * float(rng.lognormal(0.0, 0.1)))},90")
+    r, b = tmp / f"relay-{days.start}.csv", tmp / f"bridge-{days.start}.csv"
+    r.write_text("# (c) The Tor Project, Inc. Licensed under CC BY 3.0 US.\n"
+                 "# Source: https://metrics.torproject.org/userstats-relay-country.csv\n"
+                 "date,country,users,lower,upper,frac\n" + "\n".join(relay) + "\n")
+    b.write_text("date,country,users,frac\n" + "\n".join(bridge) + "\n")
+    return r, b
+
+
+def _connectivity(tmp: Path) -> Path:
+    """KG's hourly active-probing count (seeded noise), 2 % of it during the cut."""
+    rng = np.random.default_rng(5)
+    rows = ["time,entity_type,entity_code,signal,value"]
+    for h in range(N_DAYS * 24):
+        v = rng.poisson(400)
+        if CUT[0] * 24 + 6 <= h < CUT[1] * 24:
+            v = rng.poisson(8)
+        rows.append(f"{D0 + h * H},country,KG,probing,{v}")
+    f = tmp / "kg-probing.csv"
+    f.write_text("\n".join(rows) + "\n")
+    return f
+
+
+def _events(store: Path) -> list[dict[str, Any]]:
+    res = run("events", "--format", "json", "--store", store)
+    assert res.exit_code == 0, res.output
+    out: list[dict[str, Any]] = json.loads(res.output)
+    return out
+
+
+@pytest.fixture(scope="module")
+def demand(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("demand")
+    store = tmp / "s.duckdb"
+    for args in (("tor", "import", *_tor_files(tmp, range(N_DAYS), 11)),
+                 ("series", "import", _connectivity(tmp)), ("detect",)):
+        res = run(*args, "--store", store)
+        assert res.exit_code == 0, res.output
+    return _events(store)
+
+
+def test_a_surge_without_a_block_is_one_event_dated_to_its_day(
+        demand: list[dict[str, Any]]) -> None:
+    kz = [e for e in demand if e["entity_code"] == "KZ"]
+    assert len(kz) == 1, kz
+    (ev,) = kz
+    assert ev["kind"] == "platform-block" and ev["scope"] == "national"
+    assert DEMAND in ev["rules"] and RULE in ev["rules"]
+    assert ev["start"] == "2022-01-04T00:00:00Z" and ev["end"] == "2022-01-05T00:00:00Z"
+    assert 0.1 <= ev["confidence"] <= 0.5  # one indirect source: low-moderate
+    found = ev["assessment"]["circumvention"]
+    assert [s["day"] for s in found["surges"]["tor-users"]] == [D0 + SURGE_DAY * DAY]
+    assert "tor-bridge-users" not in found["surges"]
+    assert "Tor use from Kazakhstan rose 10x on 4 January 2022" in found["summary"]
+
+
+def test_no_event_on_ordinary_fluctuation(demand: list[dict[str, Any]]) -> None:
+    assert [e for e in demand if e["entity_code"] == "UZ"] == []
+
+
+def test_a_collapse_with_a_connectivity_cut_is_not_a_surge(
+        demand: list[dict[str, Any]]) -> None:
+    kg = [e for e in demand if e["entity_code"] == "KG"]
+    assert kg, "the cut must be detected"
+    assert all(e["kind"] != "platform-block" and DEMAND not in e["rules"] for e in kg), kg
+    cut = [e for e in kg if e["start"] <= "2022-01-06T06:00:00Z" <= (e["end"] or "9")]
+    assert cut and {"probing", "tor-users"} <= {s["signal"] for e in cut
+                                               for s in e["signals"]}, kg
+
+
+def test_the_surge_found_day_by_day_is_the_same_event(tmp_path: Path,
+                                                      demand: list[dict[str, Any]]) -> None:
+    """Tor Metrics publishes a day at a time: the event found by imports and detection
+    runs before and after the surge day is the one found at once."""
+    store = tmp_path / "s.duckdb"
+    for days in (range(SURGE_DAY), range(SURGE_DAY, SURGE_DAY + 1), range(SURGE_DAY + 1,
+                                                                          N_DAYS)):
+        res = run("tor", "import", *_tor_files(tmp_path, days, 11), "--store", store)
+        assert res.exit_code == 0, res.output
+        res = run("detect", "--store", store)
+        assert res.exit_code == 0, res.output
+    key = ("entity_code", "kind", "start", "end", "rules", "confidence")
+    once = [{k: e[k] for k in key} for e in demand if e["entity_code"] in ("KZ", "UZ")]
+    daily = [{k: e[k] for k in key} for e in _events(store) if e["entity_code"] != "KG"]
+    assert daily == once

@@ -36,8 +36,10 @@ from __future__ import annotations
 import csv
 import math
 import tomllib
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -45,7 +47,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netvigil.model import EntityRef, Event, Series, SourceFamily, signal_kind
+from netvigil.events.build import event_id
+from netvigil.model import (
+    EntityRef,
+    Event,
+    EventKind,
+    EventStatus,
+    Scope,
+    Series,
+    SignalEvidence,
+    SourceFamily,
+    signal_kind,
+)
 
 DAY = 86400
 
@@ -262,13 +275,14 @@ def probability(event: Event, members: int = 0, duration: int | None = None) -> 
 
 
 # -- circumvention demand ----------------------------------------------------------------
-def surges(series: Series) -> list[tuple[int, float]]:
-    """(day start, value / median of the days before) for every surge day of a daily count
-    (rule ``evidence.circumvention-surge``: at least ``factor`` times the median of the
-    ``baseline_days`` before it, ``min_baseline_days`` of them with data)."""
+def surge_days(series: Series, factor: float | None = None) -> list[tuple[int, float, float]]:
+    """(day start, value, median of the days before) for every surge day of a daily count:
+    at least ``factor`` (default: rule ``evidence.circumvention-surge``'s) times the median
+    of the ``baseline_days`` before it, ``min_baseline_days`` of them with data. Upward
+    only: a fall of the same count is the detectors' (a collapse)."""
     cfg = load_config()["evidence"]["circumvention-surge"]
     days, need = int(cfg["baseline_days"]), int(cfg["min_baseline_days"])
-    factor = float(cfg["factor"])
+    factor = float(cfg["factor"]) if factor is None else factor
     vals, out = series.values, []
     for i in range(need, len(vals)):
         base = vals[max(0, i - days):i]
@@ -277,8 +291,21 @@ def surges(series: Series) -> list[tuple[int, float]]:
             continue
         med = float(np.median(base))
         if med > 0 and vals[i] >= factor * med:
-            out.append((series.start + i * series.step, round(float(vals[i]) / med, 3)))
+            out.append((series.start + i * series.step, float(vals[i]), med))
     return out
+
+
+def surges(series: Series, factor: float | None = None) -> list[tuple[int, float]]:
+    """(day start, value / median of the days before) for every surge day
+    (:func:`surge_days`, rule ``evidence.circumvention-surge``)."""
+    return [(t, round(v / med, 3)) for t, v, med in surge_days(series, factor)]
+
+
+def _in_window(day: int, block: Event, end: int) -> bool:
+    """A surge day counts for a platform block ending at ``end`` when it starts at most
+    ``window_s`` before the block and no later than its end."""
+    cfg = load_config()["evidence"]["circumvention-surge"]
+    return block.start - int(cfg["window_s"]) <= day <= end
 
 
 def circumvention(event: Event, end: int, found: Mapping[str, Sequence[tuple[int, float]]]
@@ -286,14 +313,112 @@ def circumvention(event: Event, end: int, found: Mapping[str, Sequence[tuple[int
     """The surge days (``found``: per signal, from :func:`surges`) within the window of a
     platform-block ``event`` ending at ``end``, or None."""
     cfg = load_config()["evidence"]["circumvention-surge"]
-    lo = event.start - int(cfg["window_s"])
-    hits = {sig: [{"day": t, "ratio": r} for t, r in days if lo <= t <= end]
+    hits = {sig: [{"day": t, "ratio": r} for t, r in days if _in_window(t, event, end)]
             for sig, days in sorted(found.items())}
     hits = {sig: v for sig, v in hits.items() if v}
     if not hits:
         return None
     return {"rule": cfg["id"], "factor": float(cfg["factor"]),
             "baseline_days": int(cfg["baseline_days"]), "surges": hits}
+
+
+def is_demand(event: Event) -> bool:
+    """An event founded on a Tor surge alone (rule ``event.circumvention-demand``)."""
+    return load_config()["event"]["circumvention-demand"]["id"] in event.rules
+
+
+def _episodes(days: Sequence[int]) -> list[list[int]]:
+    """Runs of consecutive days."""
+    runs: list[list[int]] = []
+    for d in sorted(set(days)):
+        if runs and d - runs[-1][-1] == DAY:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs
+
+
+def demand_events(country: EntityRef, name: str, series: Mapping[str, Series],
+                  blocks: Sequence[tuple[Event, int]], since: int) -> list[Event]:
+    """Events of circumvention demand (rule ``event.circumvention-demand``): each run of
+    consecutive days on which a Tor series of the country (``series``: the rule's signals)
+    surged by the rule's ``factor`` (:func:`surge_days`), unless a platform-block event of
+    the country (``blocks``: (event, end)) has one of its days in its window — then the
+    surge is that block's evidence (:func:`circumvention`), not a second event.
+
+    Why an event at all: where OONI has no coverage a surge is the only trace of blocking
+    there is; why kind ``platform-block`` and not a new kind: circumvention demand is a sign
+    of blocking, and every surface (API, CODF, dashboard, alerts, reports) already knows the
+    kind, keeps it out of national roll-ups and names it as blocking. The cost: such an
+    event names no platform, and a shutdown after it reads it as a block before it
+    (``cause.platform-before``). Its confidence is the rule's fixed low-moderate value.
+    Runs starting before ``since`` are left out (an incremental rebuild keeps them stored).
+    """
+    cfg = load_config()["event"]["circumvention-demand"]
+    ev_cfg = load_config()["evidence"]["circumvention-surge"]
+    factor = float(cfg["factor"])
+    found = {sig: surge_days(s, factor) for sig, s in sorted(series.items()) if len(s)}
+    per_day: dict[int, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for sig, days in found.items():
+        for t, v, med in days:
+            per_day[t][sig] = (v, med)
+    out = []
+    for run in _episodes(list(per_day)):
+        if run[0] < since or any(_in_window(d, b, end) for d in run for b, end in blocks):
+            continue
+        out.append(_demand_event(country, name, run, per_day, series, cfg, ev_cfg, factor))
+    return out
+
+
+def _demand_event(country: EntityRef, name: str, run: list[int],
+                  per_day: Mapping[int, Mapping[str, tuple[float, float]]],
+                  series: Mapping[str, Series], cfg: Mapping[str, Any],
+                  ev_cfg: Mapping[str, Any], factor: float) -> Event:
+    """One run of surge days as an event (:func:`demand_events`)."""
+    start = run[0]
+    last_data = max(s.end for s in series.values() if len(s))
+    end = None if run[-1] + DAY >= last_data else run[-1] + DAY  # surging at the data end
+    evidence = []
+    score = 1.0
+    for sig in sorted({s for d in run for s in per_day[d]}):
+        days = [(d, *per_day[d][sig]) for d in run if sig in per_day[d]]
+        low = min(days, key=lambda x: x[1] / x[2])
+        sig_score = sum(abs(v - med) / max(v, med) * 100.0 * DAY / 60.0 for _d, v, med in days)
+        score *= sig_score
+        evidence.append(SignalEvidence(
+            signal=sig, method=str(ev_cfg["id"]), start=days[0][0],
+            end=None if end is None else days[-1][0] + DAY, score=round(sig_score, 6),
+            min_ratio=round(low[1] / low[2], 6), min_value=low[1], history_value=low[2],
+            worst_level="warning"))
+    surges_by = {e.signal: [{"day": d, "ratio": round(per_day[d][e.signal][0]
+                                                       / per_day[d][e.signal][1], 3)}
+                            for d in run if e.signal in per_day[d]] for e in evidence}
+    peak = max((r["ratio"], r["day"]) for v in surges_by.values() for r in v)
+    conf = float(cfg["confidence"])
+    ongoing_to = end if end is not None else last_data
+    when = datetime.fromtimestamp(peak[1], UTC)
+    summary = (f"Tor use from {name} rose {peak[0]:.0f}x on {when.day} {when:%B %Y}: "
+               "circumvention demand, a sign of blocking")
+    assessment: dict[str, Any] = {
+        "class": {"kind": EventKind.PLATFORM_BLOCK.value, "rule": cfg["id"], "schedule": None},
+        "severity": {"share_lost": 0.0, "deepest_loss": 0.0, "signal": evidence[0].signal,
+                     "duration_s": ongoing_to - start, "ongoing": end is None,
+                     "people_affected": None, "peak_ratio": peak[0]},
+        "signals": [{"signal": sig, "state": "alerting" if sig in surges_by else "normal",
+                     "coverage": 1.0} for sig in sorted(series)],
+        "cause": {"likely": "undetermined", "weight": 0.0, "evidence": []},
+        "probability": conf,
+        "circumvention": {"rule": ev_cfg["id"], "factor": factor,
+                          "baseline_days": int(ev_cfg["baseline_days"]),
+                          "surges": surges_by, "summary": summary},
+    }
+    return Event(
+        id=event_id(country, start, str(cfg["id"])), entity=country, entity_name=name,
+        start=start, end=end, status=EventStatus.ONGOING if end is None else EventStatus.ENDED,
+        scope=Scope.NATIONAL, kind=EventKind.PLATFORM_BLOCK, score=round(score, 6),
+        confidence=conf, min_ratio=min(e.min_ratio for e in evidence),
+        signals=tuple(evidence), rules=(str(ev_cfg["id"]), str(cfg["id"])),
+        assessment=assessment)
 
 
 # -- mobile-only --------------------------------------------------------------------------
