@@ -219,3 +219,30 @@ def test_the_surge_found_day_by_day_is_the_same_event(tmp_path: Path,
     once = [{k: e[k] for k in key} for e in demand if e["entity_code"] in ("KZ", "UZ")]
     daily = [{k: e[k] for k in key} for e in _events(store) if e["entity_code"] != "KG"]
     assert daily == once
+
+
+def test_a_block_found_later_takes_the_surge_as_its_evidence(tmp_path: Path) -> None:
+    """Tor data first (a 6x day: an event of its own), OONI's block of that day imported
+    afterwards: the next detection replaces the demand event by the block, which names
+    the surge as its evidence (no second event for one surge)."""
+    relay = tmp_path / "userstats-relay-country.csv"
+    relay.write_text("date,country,users,lower,upper,frac\n" + "\n".join(
+        f"{_day(d)},kz,{6000 if d == 5 else 1000 + (d % 5) * 40},,,93"
+        for d in range(-42, DAYS + 1)) + "\n")
+    docs = [telegram(T0 + h * H + 1200 * k + asn % 900, asn, BLOCK[0] <= h < BLOCK[1])
+            for h in range(DAYS * 24) for asn in ASNS for k in range(2)]
+    ooni = tmp_path / "kz.jsonl"
+    ooni.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    store = tmp_path / "s.duckdb"
+    seen = []
+    for args in (("tor", "import", relay), ("ooni", "import", ooni)):
+        for step in (args, ("detect",)):
+            res = run(*step, "--store", store)
+            assert res.exit_code == 0, res.output
+        seen.append([e for e in _events(store) if e["entity_code"] == "KZ"])
+    (alone,), after = seen
+    assert DEMAND in alone["rules"] and alone["start"] == f"{_day(5)}T00:00:00Z"
+    assert after and all(DEMAND not in e["rules"] for e in after), after
+    block = [e for e in after if RULE in e["rules"]]
+    assert [s["day"] for s in block[0]["assessment"]["circumvention"]["surges"]
+            ["tor-users"]] == [T0 + 5 * DAY]
