@@ -23,6 +23,15 @@ explains them in ``Event.assessment``:
   at least ``factor`` times the median of the ``baseline_days`` before it — names the surge
   days as supporting evidence of blocking (:func:`surges`, :func:`circumvention`). The
   collapse direction of the same counts is the detectors' (a shutdown).
+* **circumvention demand** (``event.circumvention-demand``): a run of days on which the
+  country's Tor users surged by a stricter ``factor`` with no platform-block event of the
+  country to attach them to (OONI has no coverage there) is an event of its own, kind
+  ``platform-block``, the surge its only evidence, a fixed low-moderate confidence and a
+  sentence ("Tor use from Kazakhstan rose 10x on 4 January 2022: circumvention demand, a
+  sign of blocking"; :func:`demand_events`). Why a rule and not the detector: the
+  detectors judge the fall of a count only (``netvigil.seasonal``'s lower tail; a daily
+  series feeds one slot of its profile, a level detector), so the upward departure is
+  judged here, on the daily grid, with its thresholds as data.
 * **cause**: evidence rules ``cause.*`` (simultaneity across independent ASes, round-hour
   start, recurrence, data plane cut while BGP stays visible, platform blocking shortly
   before) combined as a noisy-or of their weights; from ``government_at`` on the event is
