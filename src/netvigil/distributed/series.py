@@ -47,9 +47,12 @@ Not done: splitting one big CSV into byte ranges (a file is the unit of work).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import shutil
+import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,18 +93,36 @@ class PartStore(Store):
     checks duplicates in its own staging tables and never reads ``points``, and applying
     it would cost the worker a second write of the whole file for a store it discards.
     Entities and the imports row are kept for the manifest.
+
+    One per worker thread (:func:`part_store`), migrated once and emptied per file: a
+    fresh store's migrations cost 0.15-0.4 s here, more than validating a small file (the
+    detection shards' cache, :mod:`netvigil.distributed.detect`, for the same reason).
     """
 
-    def __init__(self, root: Path, unit: str) -> None:
+    def __init__(self) -> None:
         super().__init__(":memory:")
+        con = self.connection
+        # one DuckDB thread per Dask worker thread: DuckDB's default (one per core) lets
+        # each worker compete for every core (measured for detection shards, docs/scaling.md)
+        con.execute("SET threads = 1")
+        # an in-memory database spills beyond the import's memory cap to temp_directory:
+        # the worker's own disk, not its cwd nor the shared work folder
+        spill = tempfile.mkdtemp(prefix="netvigil-series-spill-")
+        atexit.register(shutil.rmtree, spill, True)
+        con.execute(f"SET temp_directory = {_q(spill)}")
+        self.tables = [str(r[0]) for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND schema_name = 'main'").fetchall()]
+        self.begin(Path("."), "")
+
+    def begin(self, root: Path, unit: str) -> None:
+        """Empty for the next file (a pure function of the file, whatever ran before)."""
         self.root, self.unit = root, unit
         self.writes: list[dict[str, Any]] = []
         self.entities: list[Entity] = []
         self.record: ImportRecord | None = None
-        # DuckDB spills an in-memory database's temp tables to temp_directory (beyond the
-        # import's memory cap): keep that inside the work folder, not the worker's cwd
-        tmp = (root / f".{unit}.tmp").as_posix()
-        self.connection.execute(f"SET temp_directory = {_q(tmp)}")
+        for table in self.tables:
+            self.connection.execute(f"DELETE FROM {table}")
 
     def _part(self) -> tuple[Path, str]:
         rel = f"{self.unit}/write-{len(self.writes):05d}.parquet"
@@ -157,6 +178,18 @@ class PartStore(Store):
         return super().record_import(rec)
 
 
+_LOCAL = threading.local()
+
+
+def part_store(root: Path, unit: str) -> PartStore:
+    """This worker thread's :class:`PartStore`, emptied for ``unit``."""
+    store: PartStore | None = getattr(_LOCAL, "store", None)
+    if store is None:
+        store = _LOCAL.store = PartStore()
+    store.begin(root, unit)
+    return store
+
+
 def _entity_row(e: Entity) -> list[str | None]:
     p = e.parent
     return [e.ref.type.value, e.ref.code, e.name, p.type.value if p else None,
@@ -180,14 +213,11 @@ def validate_file(path: str, fmt: str | None, policy: str, root: str,
     writer = DatasetWriter(base)
     old = writer.manifest(unit)
     writer.manifest_path(unit).unlink(missing_ok=True)  # not done while rewriting
-    store = PartStore(base, unit)
+    store = part_store(base, unit)
     try:
         summary = import_file(store, path, fmt, policy, sink=Pipeline(store))
     except InputError as exc:
         return {"path": exc.path, "line": exc.line, "reason": exc.reason}
-    finally:
-        store.close()
-        shutil.rmtree(base / f".{unit}.tmp", ignore_errors=True)
     rec = store.record
     assert rec is not None
     files = {w["file"]: int(w["rows"]) for w in store.writes}
