@@ -12,6 +12,7 @@ reason with their first ``file:line`` (stderr). See docs/ooni.md.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -92,10 +93,13 @@ def ooni_group() -> None:
               help="With --engine dask: local:N worker processes or a scheduler address.")
 @click.option("--chunk-files", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --engine dask: files per task.")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --engine local: worker processes judging files (0: one per "
+                   "available core; 1: all in this process).")
 @store_option
 @handle_errors
 def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engine: str,
-               scheduler: str, chunk_files: int, store_path: Path) -> None:
+               scheduler: str, chunk_files: int, jobs: int, store_path: Path) -> None:
     """Import raw OONI measurements (JSON, JSONL, .gz; one per line or one per file)."""
     in_bucket = bucket_files(bucket) if bucket is not None else []
     paths = expand(files) + in_bucket
@@ -113,7 +117,8 @@ def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engi
         click.echo(f"dask: {resumed} chunk(s) already read (resumed)", err=True)
     else:
         builder = FactBuilder()
-        result = read_measurements(paths, on_error, builder)
+        result = read_measurements(paths, on_error, builder,
+                                   jobs=jobs or len(os.sched_getaffinity(0)))
     with open_store(store_path) as store:
         pipeline = Pipeline(store)
         label = (str(bucket) if bucket is not None and not files

@@ -97,18 +97,18 @@ class FactBuilder:
         """One measurement. Country ``ZZ`` counts as unattributed (no entity to place it).
         ``key`` is its identity (:func:`netvigil.sources.ooni.importer.identity`); without
         one it is keyed by its base keys and verdict (:func:`fallback_key`)."""
-        if meta.cc == UNKNOWN_CC:
+        self.add_row(ledger_row(meta, v, key))
+
+    def add_row(self, row: tuple[Any, ...] | None) -> None:
+        """One measurement as its :func:`ledger_row` (None: unattributed): kept for the
+        ledger and added to the cells."""
+        if row is None:
             self.unattributed += 1
             return
-        hour = meta.time - meta.time % HOUR
-        speed = None if v.speed_ratio is None else 100.0 * v.speed_ratio
-        outcome = v.outcome.value if v.outcome is not None else None
-        self.rows.append((key_text(key) if key is not None else fallback_key(meta, v),
-                          hour, meta.time, meta.cc, meta.asn, meta.network_name,
-                          meta.test_name, v.platform, outcome, ",".join(v.mechanisms),
-                          v.tls_handshake_ms, speed))
-        self.add_cell(hour, meta.cc, meta.asn, meta.network_name, v.platform, outcome,
-                      v.mechanisms, v.tls_handshake_ms, speed)
+        self.rows.append(row)
+        _key, hour, _t, cc, asn, network, _test, platform, outcome, mechs, tls, speed = row
+        self.add_cell(hour, cc, asn, network, platform, outcome,
+                      mechs.split(",") if mechs else (), tls, speed)
 
     def add_cell(self, hour: int, cc: str, asn: int, network: str, platform: str | None,
                  outcome: str | None, mechanisms: Iterable[str], tls_ms: float | None,
@@ -255,6 +255,22 @@ class FactBuilder:
         for plat, per in sorted(self.speed.items()):
             rows += _entity_rows(dict(per), f"{THROTTLING_PREFIX}{plat}", _median_of_lists)
         return _batch(rows, self.source)
+
+
+def ledger_row(meta: Meta, v: Verdict, key: tuple[str, ...] | None = None
+               ) -> tuple[Any, ...] | None:
+    """One measurement's verdict facts in :data:`LEDGER_COLUMNS` order, or None for
+    country ``ZZ`` (no entity to place it). Plain values: a worker process hands rows back
+    cheaply (:func:`netvigil.sources.ooni.importer.judge_file`)."""
+    if meta.cc == UNKNOWN_CC:
+        return None
+    hour = meta.time - meta.time % HOUR
+    speed = None if v.speed_ratio is None else 100.0 * v.speed_ratio
+    outcome = v.outcome.value if v.outcome is not None else None
+    return (key_text(key) if key is not None else fallback_key(meta, v),
+            hour, meta.time, meta.cc, meta.asn, meta.network_name,
+            meta.test_name, v.platform, outcome, ",".join(v.mechanisms),
+            v.tls_handshake_ms, speed)
 
 
 def key_text(key: tuple[str, ...]) -> str:

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.model.facts import FactSink
-from netvigil.sources.ooni.facts import FactBuilder
+from netvigil.sources.ooni.facts import FactBuilder, ledger_row
 from netvigil.sources.ooni.meta import MetaError, read_meta
 from netvigil.sources.ooni.reader import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES, iter_records
 from netvigil.sources.ooni.verdict import verdict
@@ -126,49 +128,122 @@ def identity(doc: dict[str, Any]) -> tuple[str, ...]:
     return ("sha256", hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest())
 
 
+#: below this many files an import is judged in this process: forking workers costs more
+#: than it saves (rule ``ooni.import.parallel-min-files``)
+PARALLEL_MIN_FILES = 8
+#: files handed to a worker at a time: the bucket's files are small (one hour, one country,
+#: one test), so one at a time would cost a round trip per ~50 measurements
+PARALLEL_CHUNK_FILES = 4
+
+#: one record as judged: ``("ok", identity, test name, outcome or "no-verdict",
+#: ledger row or None)`` (:func:`~netvigil.sources.ooni.facts.ledger_row`: plain values, so
+#: a worker's result pickles cheaply) or ``("bad", reason, line)``
+Judged = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedFile:
+    """One file read and judged, not yet folded: what a worker hands back. ``error`` is the
+    first malformed record's ``(path, line, reason)`` under ``ErrorPolicy.FAIL`` (the file
+    ends there; an :class:`InputError` is raised when the fold reaches it, in file order)."""
+
+    path: str
+    sha256: str
+    records: int
+    entries: list[Judged]
+    error: tuple[str, int | None, str] | None = None
+
+
+def judge_file(path: str | Path, policy: ErrorPolicy | str, *,
+               max_line: int = MAX_LINE_BYTES,
+               max_bytes: int = MAX_DECOMPRESSED_BYTES) -> JudgedFile:
+    """Read one file and judge each record (base keys, identity, verdict), in order. The
+    part of an import that costs per byte and needs nothing from other files, so it can
+    run in a worker process (:func:`read_measurements` ``jobs``)."""
+    pol = ErrorPolicy(policy)
+    p = Path(path)
+    sha = hashlib.sha256()
+    records = 0
+    entries: list[Judged] = []
+    try:
+        for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes, sha=sha):
+            records += 1
+            reason = rec.error
+            if rec.doc is not None:
+                try:
+                    meta = read_meta(rec.doc)
+                except MetaError as exc:
+                    reason = str(exc)
+                else:
+                    key = identity(rec.doc)
+                    v = verdict(rec.doc)
+                    entries.append(("ok", key, meta.test_name,
+                                    v.outcome.value if v.outcome else "no-verdict",
+                                    ledger_row(meta, v, key)))
+                    continue
+            if pol is ErrorPolicy.FAIL:
+                return JudgedFile(str(p), "", records, entries,
+                                  (str(p), rec.line, reason or "malformed"))
+            entries.append(("bad", reason or "malformed", rec.line))
+    except InputError as exc:  # a whole-file problem (truncated gzip, cap, ...)
+        if pol is ErrorPolicy.FAIL:
+            return JudgedFile(str(p), "", records, entries, (exc.path, exc.line, exc.reason))
+        entries.append(("bad", exc.reason, _where(exc)))
+        sha = _file_sha256(p)  # the parse stopped: hash the raw file on its own
+    return JudgedFile(str(p), sha.hexdigest(), records, entries)
+
+
+def fold(judged: JudgedFile, builder: FactBuilder, out: OoniImport,
+         seen: set[tuple[str, ...]]) -> None:
+    """Add one judged file to the import, in file order: a measurement already ``seen``
+    (this import) is a duplicate, the others go to ``builder``; malformed records are
+    counted by reason. Raises the file's :attr:`JudgedFile.error` (fail policy)."""
+    name = Path(judged.path).name
+    accepted = bad = 0
+    for entry in judged.entries:
+        if entry[0] == "ok":
+            _ok, key, test_name, outcome, row = entry
+            if key in seen:
+                out.duplicates += 1
+                continue
+            seen.add(key)
+            builder.add_row(row)
+            out.by_test[test_name] += 1
+            out.by_outcome[outcome] += 1
+            accepted += 1
+        else:
+            out.malformed.add(entry[1], f"{name}:{entry[2]}")
+            bad += 1
+    if judged.error is not None:
+        raise InputError(*judged.error)
+    out.files.append(FileResult(judged.path, judged.sha256, judged.records, accepted, bad))
+
+
 def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
                       builder: FactBuilder, *, max_line: int = MAX_LINE_BYTES,
-                      max_bytes: int = MAX_DECOMPRESSED_BYTES) -> OoniImport:
-    """Read and judge every measurement of ``paths`` into ``builder`` (module docstring)."""
+                      max_bytes: int = MAX_DECOMPRESSED_BYTES, jobs: int = 1) -> OoniImport:
+    """Read and judge every measurement of ``paths`` into ``builder`` (module docstring).
+
+    ``jobs`` > 1 judges the files in that many forked worker processes
+    (:func:`judge_file`: decompressing, parsing and judging are per record and need nothing
+    from other files) while this process folds their results in file order
+    (:func:`fold`): duplicates, counts, the first malformed record under ``fail`` and the
+    builder are exactly those of one process. Fewer than :data:`PARALLEL_MIN_FILES` files
+    are judged here."""
     pol = ErrorPolicy(policy)
+    files = [Path(p) for p in paths]
     out = OoniImport()
     seen: set[tuple[str, ...]] = set()
-    for item in paths:
-        p = Path(item)
-        sha = hashlib.sha256()
-        records = accepted = bad = 0
-        try:
-            for rec in iter_records(p, max_line=max_line, max_bytes=max_bytes, sha=sha):
-                records += 1
-                reason = rec.error
-                if rec.doc is not None:
-                    try:
-                        meta = read_meta(rec.doc)
-                    except MetaError as exc:
-                        reason = str(exc)
-                    else:
-                        key = identity(rec.doc)
-                        if key in seen:
-                            out.duplicates += 1
-                            continue
-                        seen.add(key)
-                        v = verdict(rec.doc)
-                        builder.add(meta, v, key)
-                        out.by_test[meta.test_name] += 1
-                        out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
-                        accepted += 1
-                        continue
-                if pol is ErrorPolicy.FAIL:
-                    raise InputError(str(p), rec.line, reason or "malformed")
-                out.malformed.add(reason or "malformed", f"{p.name}:{rec.line}")
-                bad += 1
-        except InputError as exc:  # a whole-file problem (truncated gzip, cap, ...)
-            if pol is ErrorPolicy.FAIL:
-                raise
-            out.malformed.add(exc.reason, f"{p.name}:{_where(exc)}")
-            bad += 1
-            sha = _file_sha256(p)  # the parse stopped: hash the raw file on its own
-        out.files.append(FileResult(str(p), sha.hexdigest(), records, accepted, bad))
+    judge = partial(judge_file, policy=pol, max_line=max_line, max_bytes=max_bytes)
+    if jobs > 1 and len(files) >= PARALLEL_MIN_FILES:
+        # fork: the workers inherit the loaded modules and fingerprint index (no re-import);
+        # the caller has opened no store yet (DuckDB's threads must not be forked)
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(files))) as pool:
+            for judged in pool.imap(judge, files, chunksize=PARALLEL_CHUNK_FILES):
+                fold(judged, builder, out, seen)
+    else:
+        for p in files:
+            fold(judge(p), builder, out, seen)
     out.unattributed = builder.unattributed
     return out
 
