@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from distributed import Client
 
 ENGINES = ("local", "dask")
+#: Dask configuration of the clusters this module starts. The worker's statistical
+#: profiler (``distributed.worker.profile``: a stack sample of every thread every 10 ms,
+#: on the worker's event loop, holding the GIL) is off: nobody reads its profiles here
+#: (the dashboard is on a random port), and it costs CPU per *wall* second, not per task,
+#: so it grew with a loaded machine's wall time (docs/scaling.md, "Dask's own worker
+#: threads": 3-14 % of task CPU). A cluster given by address keeps its own workers'
+#: configuration: set ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` where its
+#: ``dask worker`` processes start (the client cannot change a running worker's loop).
+CLUSTER_CONFIG: dict[str, object] = {"distributed.worker.profile.enabled": False}
 
 
 def parse_scheduler(text: str) -> int | str:
@@ -44,14 +53,18 @@ def parse_scheduler(text: str) -> int | str:
 def dask_client(scheduler: str) -> Iterator[Client]:
     """A connected client; a local cluster is shut down on exit, a remote one is only
     disconnected."""
+    import dask
     from distributed import Client, LocalCluster
 
     target = parse_scheduler(scheduler)
     if isinstance(target, int):
-        with LocalCluster(n_workers=target, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                          # ":0": any free port (None still binds 8787, and warns when
-                          # it is taken: pytest turns that warning into an error)
-                          dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+        # the nannies copy the configuration current when they are made into the worker
+        # processes they spawn (a replacement for a lost worker included)
+        with dask.config.set(CLUSTER_CONFIG), \
+                LocalCluster(n_workers=target, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
+                             # ":0": any free port (None still binds 8787, and warns when
+                             # it is taken: pytest turns that warning into an error)
+                             dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
                 Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
     else:
