@@ -1,6 +1,10 @@
 """``netvigil serve``: the HTTP API (and whatever routers :mod:`netvigil.serve.app` lists).
 
 Binds 127.0.0.1 unless told otherwise: exposing the API is the operator's decision.
+
+uvicorn runs with uvloop (its "auto" loop when installed, as pyproject.toml declares) and
+:class:`netvigil.serve.app.OneWriteProtocol` (its httptools parser, sending a response's
+head and body in one ``writev`` instead of two ``write`` calls: docs/api.md "Load").
 """
 
 from __future__ import annotations
@@ -52,17 +56,18 @@ def serve(ctx: click.Context, host: str, port: int, workers: int,
     """Serve the API (/api/v1, /ioda/v2), /health and /metrics over HTTP."""
     import uvicorn
 
+    from netvigil.serve.app import OneWriteProtocol
     from netvigil.serve.memory import MAX_POINTS
 
     settings = {"store": str(store_path), "wait": _request_wait(ctx),
                 "memory_points": MAX_POINTS if memory_points is None else memory_points}
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
+                               "access_log": False, "http": OneWriteProtocol}
     if workers == 1:
-        uvicorn.run(_app(settings), host=host, port=port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(_app(settings), **options)
         return
     os.environ[SETTINGS_ENV] = json.dumps(settings)
-    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, host=host,
-                port=port, log_level="warning", access_log=False)
+    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
 
 
 def _app(settings: dict[str, Any]) -> Any:

@@ -7,13 +7,17 @@ the store only through :mod:`netvigil.serve.deps`. Errors leave as JSON
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from anyio import to_thread
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from netvigil import __version__
 from netvigil.serve.cache import ResponseCache, ResponseCacheMiddleware, VersionedMemo
@@ -25,6 +29,14 @@ from netvigil.serve.memory import MAX_POINTS, SeriesMemory
 from netvigil.serve.metrics import Metrics, MetricsMiddleware
 from netvigil.serve.queries import Catalogue
 
+#: FastAPI's native OpenTelemetry hooks, off: serve exports Prometheus metrics of its own
+#: (metrics.py), and with the hooks on every request first asks OpenTelemetry whether a
+#: provider is configured (three provider look-ups, environment reads; ~10% of a cached
+#: answer's CPU in a cProfile of the load benchmark). FastAPI versions without the option
+#: have no hooks to turn off.
+TELEMETRY_OFF: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                                  if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+                                  else {})
 WORKER_THREADS = 8  # requests served at once; the rest wait in the event loop (cheap)
 
 #: Modules exposing ``router: fastapi.APIRouter``; the only list to edit to add routes.
@@ -66,7 +78,8 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
         gate.close()  # stop the inotify watcher, release the file
 
     app = FastAPI(title="NetVigil API", version=__version__, lifespan=lifespan,
-                  description="Open internet-shutdown observatory: docs/api.md.")
+                  description="Open internet-shutdown observatory: docs/api.md.",
+                  **TELEMETRY_OFF)
     app.state.store_gate = gate
     app.state.metrics = Metrics()
     app.state.catalogue = VersionedMemo(Catalogue)
@@ -83,3 +96,77 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
         app.include_router(importlib.import_module(name).router)
     fast.bind(app.routes)
     return app
+
+
+class _HeldTransport:
+    """A connection's transport that can hold writes: between a response's start and its
+    first body message they collect, then leave in one ``writelines`` (uvloop: one
+    ``writev``). Everything else is the transport's own."""
+
+    __slots__ = ("_transport", "_held")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._held: list[bytes] | None = None
+
+    def hold(self) -> None:
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self._transport.writelines(held)
+
+    def write(self, data: bytes) -> None:
+        if self._held is None:
+            self._transport.write(data)
+        else:
+            self._held.append(data)
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def close(self) -> None:
+        self.release()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class OneWriteProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol sending each response's head with its first body chunk.
+
+    Why: uvicorn writes the status line and headers when the app sends
+    ``http.response.start`` and the body on ``http.response.body``; uvloop sends each write
+    at once, so every answer cost two ``send`` system calls and, on loopback, two wake-ups
+    of the client (the head alone, then the body). Holding the head until the first body
+    message makes it one. The head of a response whose body never comes leaves when the
+    connection closes (uvicorn closes it after an app error). A streamed body's later
+    chunks are written as they come."""
+
+    _held: _HeldTransport
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._held = _HeldTransport(transport)
+        super().connection_made(cast(asyncio.Transport, self._held))
+
+    def on_headers_complete(self) -> None:
+        before = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is None or cycle is before:  # an upgrade: no new request cycle
+            return
+        transport, inner = self._held, cycle.send
+
+        async def send(message: Any) -> None:
+            start = message["type"] == "http.response.start"
+            if start:
+                transport.hold()
+            try:
+                await inner(message)
+            finally:
+                if not start:
+                    transport.release()
+
+        cycle.send = send  # type: ignore[method-assign]

@@ -40,10 +40,9 @@ import asyncio
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 #: Routes whose whole answers are kept (they depend only on the URL and the store).
 CACHED_PREFIXES: tuple[str, ...] = ("/api/v1/signals/", "/api/v1/events", "/api/v1/entities",
@@ -80,12 +79,18 @@ def file_signature(path: Path) -> Version:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class CachedAnswer:
+class CachedAnswer(NamedTuple):
+    """A kept answer, made only of ints, bytes and strings in tuples: after its first
+    young-generation collection CPython stops tracking such a tuple, so thousands of kept
+    answers add nothing to a full collection (each tracked object cost ~1 us of a full
+    collection's pause: 26,500 objects, mostly kept answers and their header lists, took
+    39-48 ms, and full collections came every few seconds at 100 clients; docs/api.md
+    "Load")."""
+
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: Sequence[tuple[bytes, bytes]]
     body: bytes
-    route: Any  # the Starlette route that answered (for metrics labels on a hit)
+    route: str | None  # the answering route's path template (metrics label on a hit)
 
 
 class ResponseCache:
@@ -176,6 +181,9 @@ class ResponseCacheMiddleware:
         #: page misses at once; the first load of the benchmark computed 454 answers for
         #: 249 URLs). Only touched from the event loop, so a plain dict suffices.
         self._computing: dict[tuple[Version, tuple[str, bytes]], asyncio.Event] = {}
+        #: route objects by path template: a hit sets ``scope["route"]`` from its answer's
+        #: template (CachedAnswer keeps the string, not the object: see its docstring)
+        self._routes: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -197,7 +205,7 @@ class ResponseCacheMiddleware:
             found = cache.get(before, key)
         if found is not None:
             self.cache.hits += 1  # the event loop's thread only
-            scope["route"] = found.route
+            scope["route"] = self._routes.get(found.route) if found.route else None
             await send({"type": "http.response.start", "status": found.status,
                         "headers": [*found.headers, (CACHE_HEADER, b"hit")]})
             await send({"type": "http.response.body", "body": found.body})
@@ -264,5 +272,10 @@ class ResponseCacheMiddleware:
         else:
             await self.app(scope, receive, keep)
         if start.get("status") == 200 and current() == before:
-            cache.put(before, key, CachedAnswer(200, list(start.get("headers", [])),
-                                                     b"".join(chunks), scope.get("route")))
+            route = scope.get("route")
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                self._routes.setdefault(path, route)
+            cache.put(before, key, CachedAnswer(
+                200, tuple((bytes(k), bytes(v)) for k, v in start.get("headers", [])),
+                b"".join(chunks), path if isinstance(path, str) else None))

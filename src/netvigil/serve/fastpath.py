@@ -104,10 +104,19 @@ IODA_EVENTS_QUERY = (("from", "from_", _text, False), ("until", "until", _text, 
 Spec = tuple[tuple[str, str, Callable[[str], Any], bool], ...]
 
 
+def _pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``; a query with nothing to unquote (no
+    ``%`` or ``+``, as every dashboard chart's) is split directly, at a fifth of the cost."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    return [(name, value) for name, _, value in
+            (part.partition("=") for part in query.split("&") if part)]
+
+
 def _arguments(query: str, spec: Spec) -> dict[str, Any]:
     known = {name: (arg, parse, many) for name, arg, parse, many in spec}
     out: dict[str, Any] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in _pairs(query):
         if name not in known or value == "":
             raise _Unsupported
         arg, parse, many = known[name]

@@ -116,7 +116,7 @@ def _kept_data(request: Request, snap: SeriesSnapshot, body: Callable[[], Any]
         return orjson.Fragment(found.body), "hit"
     cache.misses += 1
     raw = orjson.dumps(body(), option=orjson.OPT_SERIALIZE_NUMPY)
-    cache.put(version, key, CachedAnswer(200, [], raw, None))
+    cache.put(version, key, CachedAnswer(200, (), raw, None))
     return orjson.Fragment(raw), "miss"
 
 

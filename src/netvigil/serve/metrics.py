@@ -70,6 +70,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        #: each (method, route, status)'s labelled latency and count: ``labels()`` takes a
+        #: lock and checks its arguments on every call (two per request); the event loop's
+        #: thread alone touches this dict
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -94,11 +98,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            took = time.perf_counter() - t0
             route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
+            key = (scope.get("method", ""), getattr(route, "path", None) or "unmatched",
+                   status[0])
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    m.latency.labels(key[1]), m.requests.labels(key[0], key[1], str(key[2])))
             m.in_flight.dec()
-            m.latency.labels(name).observe(time.perf_counter() - t0)
-            m.requests.labels(scope.get("method", ""), name, str(status[0])).inc()
+            children[0].observe(took)
+            children[1].inc()
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
