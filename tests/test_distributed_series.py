@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,9 +116,10 @@ def test_several_files_under_skip_give_the_single_process_store(tmp_path: Path,
 def test_fail_raises_the_first_error_in_file_order_and_writes_nothing(
         tmp_path: Path, client: Client) -> None:
     files = _inputs(tmp_path / "in")
-    for name in ("one.duckdb", "dask.duckdb"):  # a store with something in it already
-        assert _run("series", "import", FIX / "kz_long.csv", "--store",
-                    tmp_path / name).exit_code == 0
+    # a store with something in it already
+    assert _run("series", "import", FIX / "kz_long.csv", "--store",
+                tmp_path / "one.duckdb").exit_code == 0
+    shutil.copy(tmp_path / "one.duckdb", tmp_path / "dask.duckdb")
     before = _tables(tmp_path / "one.duckdb")
     later_bad = tmp_path / "in" / "late.csv"
     later_bad.write_text(HEADER + f"{T0},country,KZ,bgp,-,,\n", encoding="utf-8")
@@ -130,7 +132,7 @@ def test_fail_raises_the_first_error_in_file_order_and_writes_nothing(
 
 
 def test_a_rerun_validates_only_the_files_not_done(tmp_path: Path, client: Client) -> None:
-    files = [p for i, p in enumerate(_inputs(tmp_path / "in")) if i in (0, 2, 4)]
+    files = [p for i, p in enumerate(_inputs(tmp_path / "in")) if i in (0, 4)]
     work = work_dir(tmp_path / "work", files, None, "skip")
     units = [unit_name(i, p, None, "skip") for i, p in enumerate(files)]
     with Store(tmp_path / "first.duckdb") as store:
@@ -143,12 +145,12 @@ def test_a_rerun_validates_only_the_files_not_done(tmp_path: Path, client: Clien
              for u in units for f in writer.manifest(u).files}  # type: ignore[union-attr]
     assert parts
     # an interrupted run: the IODA file's manifest was never written
-    writer.manifest_path(units[2]).unlink()
+    writer.manifest_path(units[1]).unlink()
     with Store(tmp_path / "second.duckdb") as store:
         second = import_files_dask(client, store, files, None, "skip", work,
                                    sink=Pipeline(store))
     assert second.resumed == len(files) - 1
     assert [s.text() for s in second.summaries] == [s.text() for s in first.summaries]
     rewritten = {f for f, t in parts.items() if (work / f).stat().st_mtime_ns != t}
-    assert rewritten and all(f.startswith(units[2] + "/") for f in rewritten)
+    assert rewritten and all(f.startswith(units[1] + "/") for f in rewritten)
     assert _tables(tmp_path / "second.duckdb") == _tables(tmp_path / "first.duckdb")

@@ -238,10 +238,20 @@ def validate_file(path: str, fmt: str | None, policy: str, root: str,
     return None
 
 
+def _size_mtime(path: Path) -> tuple[int, int]:
+    """(size, mtime) of ``path``, (0, 0) when it cannot be read: the worker's importer then
+    raises the single-process error for it (``cannot read file: ...``, exit status 1)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0, 0
+    return st.st_size, st.st_mtime_ns
+
+
 def unit_name(index: int, path: Path, fmt: str | None, policy: str) -> str:
     """Position and digest of the file (absolute path, size, mtime), format and policy."""
-    st = path.stat()
-    ident = f"{UNIT_FORMAT}\t{path.absolute()}\t{st.st_size}\t{st.st_mtime_ns}\t{fmt}\t{policy}"
+    size, mtime = _size_mtime(path)
+    ident = f"{UNIT_FORMAT}\t{path.absolute()}\t{size}\t{mtime}\t{fmt}\t{policy}"
     return f"file-{index:06d}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 
@@ -322,7 +332,7 @@ def import_files_dask(client: Client, store: Store, paths: Sequence[Path], fmt: 
     # the tail); the driver still loads them in the order given
     futures = {u: client.submit(validate_file, str(p.absolute()), fmt, policy, root, u,
                                 key=f"series-{u}-{work.name}", pure=False,
-                                priority=p.stat().st_size)
+                                priority=_size_mtime(p)[0])
                for u, p in zip(units, paths, strict=True) if not writer.done(u)}
     summaries = []
     with _cancel_on_exit(futures), import_budget(store.connection), store.transaction():
