@@ -150,6 +150,9 @@ def test_sharded_detection_equals_single_process_first_and_incremental(
     assert len(want["alerts"]) > 0 and len(want["events"]) >= 3
     assert _tables(sharded) == want
     assert first.shards == 2 and first.report.series_recomputed == len(ENTITIES)
+    # every series read whole, plus 1 per series: KZ's group (5 series) is the costliest
+    assert sum(first.costs) == first.report.points_read + len(ENTITIES)
+    assert first.largest_group == 5 * (8 * DAY + 1) and max(first.costs) >= 5 * 8 * DAY
     # one more day on both: states resume per shard (no series recomputed)
     for path in (single, sharded):
         with Store(path) as store:
@@ -215,3 +218,21 @@ def test_a_worker_killed_mid_job_changes_nothing(
     assert len(from_processing) >= 2 and "memory" in from_processing, moves
     assert _tables(sharded) == reference[1]
     client.wait_for_workers(2, timeout=60)
+
+
+def _profiler_callbacks(dask_worker: object) -> list[str]:
+    return sorted(k for k in dask_worker.periodic_callbacks  # type: ignore[attr-defined]
+                  if k.startswith("profile"))
+
+
+def test_local_clusters_run_workers_without_the_statistical_profiler(
+        client: Client) -> None:
+    """engine.CLUSTER_CONFIG reaches the spawned workers: Dask's default runs the
+    profiler's two periodic callbacks on every worker (the session cluster of
+    tests/conftest.py, made without it, shows them)."""
+    from netvigil.distributed.engine import dask_client
+
+    default = client.run(_profiler_callbacks).values()
+    assert list(default) == [["profile", "profile-cycle"]] * 2
+    with dask_client("local:1") as ours:
+        assert list(ours.run(_profiler_callbacks).values()) == [[]]

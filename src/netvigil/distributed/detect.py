@@ -128,13 +128,18 @@ def pack_shards(groups: Sequence[Group], n: int) -> list[list[EntityRef]]:
     """Costliest group first onto the shard with the least cost so far (ties: lowest
     index; the longest-processing-time rule, within 4/3 of the best split); empty shards
     are dropped. Never splits a group."""
+    return [s for s, _ in _pack(groups, n)]
+
+
+def _pack(groups: Sequence[Group], n: int) -> list[tuple[list[EntityRef], int]]:
+    """:func:`pack_shards` with each shard's cost (points to read)."""
     shards: list[list[EntityRef]] = [[] for _ in range(max(1, n))]
     load = [0] * len(shards)
     for g in sorted(groups, key=lambda g: -g.cost):  # stable: ties keep the given order
         i = min(range(len(shards)), key=lambda k: (load[k], k))
         shards[i].extend(g.members)
         load[i] += g.cost
-    return [s for s in shards if s]
+    return [(s, c) for s, c in zip(shards, load, strict=True) if s]
 
 
 def _quote(path: Path | str) -> str:
@@ -263,6 +268,11 @@ class ShardedRun:
     shards: int
     groups: int
     sizes: tuple[int, ...]  # entities per shard
+    costs: tuple[int, ...] = ()  # points to read per shard (what the packing balances)
+    #: points to read of the costliest group: shards never split a group (a country's
+    #: events roll up its regions' and ASes'), so no worker count runs faster than this
+    #: group alone (speed-up bound: sum(costs) / largest_group)
+    largest_group: int = 0
 
 
 def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFAULT,
@@ -278,7 +288,8 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     method = get_detector(detector).method
     with Store(store_path, read_only=True) as store:
         groups = country_groups(store, method, rebuild)
-    parts = pack_shards(groups, shards)
+    packed = _pack(groups, shards)
+    parts = [p for p, _ in packed]
     # absolute: a worker on another host does not share this process's working directory
     work = Path(tempfile.mkdtemp(prefix=".netvigil-detect-", dir=store_path.parent)).absolute()
     try:
@@ -286,13 +297,15 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
         futures = [client.submit(
             detect_shard, str(store_path.resolve()), str(p),
             [(e.type.value, e.code) for e in part], detector, rebuild,
-            key=f"detect-shard-{i}-{p.parent.name}", pure=False)
-            for i, (p, part) in enumerate(zip(paths, parts, strict=True))]
+            key=f"detect-shard-{i}-{p.parent.name}", pure=False,
+            priority=cost)  # with more shards than workers: costliest first (LPT)
+            for i, (p, (part, cost)) in enumerate(zip(paths, packed, strict=True))]
         wait(futures)  # type: ignore[no-untyped-call]
         reports = [f.result() for f in futures]
         with Store(store_path) as store:
             merge_shards(store, paths, method)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    sizes = tuple(int(n) for n in np.array([len(p) for p in parts]))
-    return ShardedRun(_sum_reports(reports), len(parts), len(groups), sizes)
+    return ShardedRun(_sum_reports(reports), len(parts), len(groups),
+                      tuple(len(p) for p in parts), tuple(c for _, c in packed),
+                      groups[0].cost if groups else 0)
