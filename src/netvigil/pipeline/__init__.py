@@ -32,6 +32,7 @@ attribute blocks to ASes the way real data is attributed (by the routes, not by 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -54,6 +55,8 @@ _A = TypeVar("_A")
 PROBING_STATE_KEY = "pipeline:probing"
 #: where :class:`RouteOrigins` is checkpointed (the BGP attribution of blocks to ASes)
 ORIGINS_STATE_KEY = "pipeline:origins"
+#: who wrote the probing checkpoint last (a pipeline that did not re-reads it)
+PROBING_TOKEN_KEY = "pipeline:probing:writer"
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Pipeline:
         self.origins = RouteOrigins()
         self._last_bgp: tuple[BgpVisibility, object, list[PointBatch]] | None = None
         self._saved_revision = 0  # probing aggregator revision last checkpointed
+        self._probing_token: str | None = None  # PROBING_TOKEN_KEY last read or written
         self._origins_loaded = False  # RouteOrigins read back from the store yet?
         self._origins_saved = 0  # RouteOrigins.version last checkpointed
         self.stats = PipelineStats()
@@ -161,6 +165,12 @@ class Pipeline:
         if not isinstance(pagg, ProbingAggregator) or pagg.revision == self._saved_revision:
             return None
         self.store.set_state(PROBING_STATE_KEY, base64.b64encode(pagg.state()).decode("ascii"))
+        from netvigil.pipeline.roundlog import log_entries
+
+        for key, value in log_entries(pagg.take_folded(), self.store.get_state).items():
+            self.store.set_state(key, value)  # the round log (pipeline.roundlog), same commit
+        self._probing_token = f"{id(self)}:{pagg.revision}:{time.time_ns()}"
+        self.store.set_state(PROBING_TOKEN_KEY, self._probing_token)
         return pagg.revision
 
     def cursor(self, key: str) -> str | None:
@@ -208,7 +218,7 @@ class Pipeline:
 
             self._load_origins()
             pagg = self._aggregators.get(ProbingAggregator)
-            if pagg is None:
+            if not isinstance(pagg, ProbingAggregator) or self._probing_moved(pagg):
                 pagg = self._restore_probing(
                     ProbingAggregator(self.geo, self._probing_options, self.origins))
                 self._aggregators[ProbingAggregator] = pagg
@@ -221,12 +231,22 @@ class Pipeline:
             return [b for b in tagg.points(fact) if len(b)]
         raise TypeError(f"not a fact: {type(fact).__name__}")
 
+    def _probing_moved(self, pagg: ProbingAggregator) -> bool:
+        """Another writer of this store (the collector, another prober) checkpointed since
+        this long-lived pipeline last read or wrote the checkpoint, and nothing is pending
+        here: continue from theirs, or their vantage points' beliefs and bins would be
+        overwritten (docs/probe.md, "Local and remote vantage points")."""
+        return (pagg.revision == self._saved_revision
+                and self.store.get_state(PROBING_TOKEN_KEY) != self._probing_token)
+
     def _restore_probing(self, pagg: ProbingAggregator) -> ProbingAggregator:
         """Continue from the store's checkpoint, if any. One of another belief model or
         format is not continued (the chain starts over, as without a checkpoint) and
         :attr:`restored` says why."""
         from netvigil.pipeline.probing import StateMismatch
 
+        self._probing_token = self.store.get_state(PROBING_TOKEN_KEY)
+        self._saved_revision = 0
         text = self.store.get_state(PROBING_STATE_KEY)
         if text is None:
             return pagg

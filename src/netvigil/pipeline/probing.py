@@ -126,6 +126,9 @@ class ProbingOptions:
     source: str = SOURCE
     model: bm.BeliefModel = bm.DEFAULT_MODEL
     keep_bins: int = 6  # recent bins kept to merge late vantage points
+    #: log every folded round in the store (:mod:`netvigil.pipeline.roundlog`); off only for
+    #: a replay of the log itself
+    log_rounds: bool = True
 
 
 @dataclass
@@ -168,6 +171,7 @@ class ProbingAggregator:
         self._restored_bins: set[int] = set()  # kept bins that came from the checkpoint
         #: bumped by every round folded in; the pipeline checkpoints when it changed
         self.revision = 0
+        self._folded: list[ProbeRound] = []  # rounds to log with the next checkpoint
         self._regions: dict[bytes, tuple[npt.NDArray[np.int32], list[EntityRef | None]]] = {}
         self._codes: tuple[bytes, npt.NDArray[np.object_]] | None = None
         self._members_cache: tuple[tuple[tuple[object, ...], tuple[object, ...]],
@@ -225,6 +229,8 @@ class ProbingAggregator:
         self._last[fact.vantage] = max(self._last.get(fact.vantage, -math.inf),
                                        float(fact.round_start))
         self.revision += 1
+        if self.options.log_rounds:
+            self._folded.append(fact)
         reports = self._bins.setdefault(t, {})
         reports[fact.vantage] = vr
         for old in sorted(self._bins)[:-self.options.keep_bins]:
@@ -232,6 +238,12 @@ class ProbingAggregator:
         return self._bin_points(t, step, list(reports.values()))
 
     # ------------------------------------------------------------------ checkpoint
+    def take_folded(self) -> list[ProbeRound]:
+        """The rounds folded since the last call, for the round log (written by the
+        pipeline with the checkpoint: :mod:`netvigil.pipeline.roundlog`)."""
+        out, self._folded = self._folded, []
+        return out
+
     def _continue(self, vantage: str, round_start: float, t: int) -> None:
         """The first round of a restored vantage point after a restart: a continuation only
         if it comes after the checkpointed last round (module docstring). Otherwise the

@@ -84,7 +84,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BASE_KEYS = ("data_format_version", "measurement_start_time", "probe_asn", "probe_cc",
               "software_name", "software_version", "test_name", "test_keys")
 ROUND_MARKER = "collector.round."
-VANTAGE_STATE = "collector.vantage."  # the last round derived per vantage point
 SOURCE = "collector"  # the source name of the series the collector's measurements make
 _WRITE_LOCK = threading.Lock()  # one writer at a time in this process (cells, pipeline)
 
@@ -511,7 +510,7 @@ async def submit_round(request: Request) -> dict[str, Any]:
         with _WRITE_LOCK:
             created = write_once(path, canonical(stored))
             facts = _derive_round(request, cfg, rows, sender.name, uid,
-                                  received.timestamp(), archive_of(request, cfg))
+                                  received.timestamp())
         return {"uid": uid, "duplicate": not created, "facts": facts}
 
     out = await run_in_threadpool(work)
@@ -567,67 +566,65 @@ def _targets(path: Path) -> Any:
     return _targets_cache[key]
 
 
-def archived_rounds(root: Path) -> list[tuple[float, str, str, list[Any]]]:
-    """Every round in the archive as ``(round_start, vantage, uid, rows)``, sorted by round
-    time, then vantage point, then uid: the one order rounds are merged in."""
-    out = []
-    for p in (root / "rounds").glob("*/*/*.json"):
-        doc = json.loads(p.read_bytes())
-        vantage = str(doc["vantage"])
-        out.append((float(doc["round_start"]), vantage, str(doc["uid"]),
-                    validate_round(doc, vantage)))  # validated when it was accepted
-    return sorted(out, key=lambda r: r[:3])
-
-
 def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vantage: str,
-                  uid: str, received: float, root: Path) -> int:
+                  uid: str, received: float) -> int:
     """Facts of one round through the pipeline, once: the round's marker (state key
     ``collector.round.<uid>``) is written in the transaction of its points, so a duplicate
     whose first upload crashed before that transaction is derived now, and any other
     duplicate is not fed twice into the belief chain.
 
-    Independent of arrival order: a round later than everything its vantage point sent
-    before continues that vantage point's belief chain (rounds of *other* vantage points
-    combine per bin whatever their order: the aggregator keeps open bins). A round at or
-    before its vantage point's last derived round (a retry, a spool emptied out of order)
-    would restart the chain from there, so instead every archived round is replayed in
-    (round time, vantage point) order (:func:`archived_rounds`) through a fresh chain: the
-    aggregator drops a restored vantage point's beliefs and the restored bins when a source
-    starts over (``netvigil.pipeline.probing``), and the replay rewrites every bin's points
-    as one in-order run would. Costs one pass over the archive per late round."""
+    The result is one in-order run over the union of every round the store's probing series
+    were made of: these remote rounds *and* a local prober's (``netvigil run``, ``netvigil
+    probe run``) or a fleet merger's writing the same store. Every pipeline logs the rounds
+    it folds (:mod:`netvigil.pipeline.roundlog`), so:
+
+    * a round that continues its vantage point's chain and whose bin the checkpoint still
+      keeps (:func:`~netvigil.pipeline.roundlog.folds_in_order`) is folded into the
+      restored checkpoint: the usual case, one round's work;
+    * any other (behind its own chain: a retry, a spool emptied out of order; or a bin older
+      than the kept bins: a vantage point back after hours offline) replays the whole log
+      plus this round in (round time, vantage point) order: the aggregator drops a restored
+      vantage point's beliefs and the restored bins when its rounds start over
+      (``netvigil.pipeline.probing``), and the replay rewrites every logged bin's points as
+      one in-order run would, local vantage points' reports included. One pass over the
+      log per such round (docs/probe.md gives its cost for a day of rounds).
+    """
+    from dataclasses import replace
+
     from netvigil.events.runner import run_detection
     from netvigil.pipeline import Pipeline
     from netvigil.pipeline.probing import ProbingOptions
+    from netvigil.pipeline.roundlog import folds_in_order, log_entries, read_log
     from netvigil.sources.probing.signals import facts_from_lines
 
     assert cfg.targets is not None
     targets = _targets(cfg.targets)
     marker = f"{ROUND_MARKER}{uid}"
+    opts = ProbingOptions(block_series=False, source="probing-collector")
     with gate_of(request).writer() as store:
         if store.get_state(marker) is not None:
             return 0
-        last = store.get_state(f"{VANTAGE_STATE}{vantage}")
-        late = last is not None and min(r.round_start for r in rows) <= float(
-            json.loads(last)["round_start"])
-        todo = (archived_rounds(root) if late
-                else [(min(r.round_start for r in rows), vantage, uid, rows)])
-        pipe = Pipeline(store, probing=ProbingOptions(block_series=False,
-                                                      source="probing-collector"))
-        cursors: dict[str, str] = {}
-        facts = 0
-        for _start, v, u, part in todo:
-            for f in facts_from_lines(part, targets, cfg.round_seconds):
-                pipe.emit(f)
-                facts += 1
-            cursors[f"{ROUND_MARKER}{u}"] = json.dumps({"vantage": v, "received_at": received})
-            cursors[f"{VANTAGE_STATE}{v}"] = json.dumps(
-                {"round_start": max(r.round_start for r in part), "received_at": received})
+        new = facts_from_lines(rows, targets, cfg.round_seconds)
+        cursors = {marker: json.dumps({"vantage": vantage, "received_at": received})}
+        late = not all(folds_in_order(store.get_state, f.vantage, f.round_start,
+                                      f.round_seconds, opts.keep_bins) for f in new)
+        if late:
+            union = {(f.vantage, f.round_start): f for f in read_log(store.get_state)}
+            union.update({(f.vantage, f.round_start): f for f in new})  # a re-sent round wins
+            todo = sorted(union.values(), key=lambda f: (f.round_start, f.vantage))
+            cursors.update(log_entries(new, store.get_state))  # the log has the others
+            pipe = Pipeline(store, probing=replace(opts, log_rounds=False))
+        else:
+            todo = new
+            pipe = Pipeline(store, probing=opts)
+        for f in todo:
+            pipe.emit(f)
         pipe.flush(cursors)
         run_detection(store)
     if late:
-        log.info("round %s from %s is behind its vantage point's last round: %d archived "
-                 "rounds replayed in order", uid[:16], vantage, len(todo))
-    return facts
+        log.info("round %s from %s cannot continue the checkpoint: %d logged rounds "
+                 "replayed in order", uid[:16], vantage, len(todo))
+    return len(new)
 
 
 _geo: Any = None

@@ -1,0 +1,181 @@
+"""The probe round log: every :class:`~netvigil.model.facts.ProbeRound` a pipeline folded,
+kept in the store so that any writer can replay the union of every vantage point's rounds.
+
+Why: the probing series of an entity is one series per store, the per-bin combination of
+every vantage point that reported the bin (:mod:`netvigil.pipeline.probing`), and its
+checkpoint keeps only the newest ``keep_bins`` bins. Two writers feed it: a local prober
+(``netvigil run`` with probing, ``netvigil probe run``) and the collector's remote vantage
+points (:mod:`netvigil.serve.collector`). A remote round behind its own chain, or one for a
+bin older than the kept bins, can only be combined as one in-order run would combine it if
+the rounds of *every* vantage point of those bins can be read again; the collector's
+archive holds only the remote ones. So the pipeline logs each round it folds, in the same
+transaction as the round's points and checkpoint (exactly once with them), and the
+collector replays the log (docs/probe.md, "Local and remote vantage points").
+
+Layout (``state`` table, text values; no schema change):
+
+* ``pipeline:probing:round:<vantage>:<round_start>`` → the round's counts (base64 of a
+  compressed ``.npz``: sent, replies, unreachable, lost, RTT samples) and the id of its
+  target list. Keyed by vantage point and round start, so a round folded again (a replay,
+  ``probe collect`` of the same file) replaces itself: the log never holds a round twice.
+* ``pipeline:probing:targets:<sha256>`` → block starts, availability and entity overrides of
+  a target list, stored once (rounds of one prober share it: a round costs its counts only).
+* ``pipeline:probing:rounds:<YYYYMMDD>`` → the day's ``[vantage, round_start]`` pairs, and
+  ``pipeline:probing:round-days`` → the days: what :func:`read_log` walks.
+* ``pipeline:probing:round-summary`` → per vantage point its last round start and the newest
+  distinct bins: what :func:`folds_in_order` needs without reading the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from netvigil.model.entities import EntityRef, EntityType
+from netvigil.model.facts import ProbeRound
+
+ROUND_PREFIX = "pipeline:probing:round:"
+TARGETS_PREFIX = "pipeline:probing:targets:"
+DAY_PREFIX = "pipeline:probing:rounds:"
+DAYS_KEY = "pipeline:probing:round-days"
+SUMMARY_KEY = "pipeline:probing:round-summary"
+#: distinct bins the summary keeps (more than any ``ProbingOptions.keep_bins`` in use)
+SUMMARY_BINS = 64
+
+GetState = Callable[[str], str | None]
+
+
+def round_key(vantage: str, round_start: float) -> str:
+    """The log key of one round (``repr`` of the float: exact, so a re-fold replaces it)."""
+    return f"{ROUND_PREFIX}{vantage}:{float(round_start)!r}"
+
+
+def _npz(**arrays: Any) -> str:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, allow_pickle=False, **arrays)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _targets_value(f: ProbeRound) -> tuple[str, str]:
+    """(id, value) of the round's target list: blocks, availability, overrides."""
+    ov = [] if f.entity_overrides is None else [
+        None if refs is None else [[r.type.value, r.code] for r in refs]
+        for refs in f.entity_overrides]
+    meta = json.dumps({"overrides": None if f.entity_overrides is None else ov}).encode()
+    blocks = np.ascontiguousarray(f.block_starts, dtype=np.uint32)
+    avail = np.ascontiguousarray(f.availability, dtype=np.float32)
+    h = hashlib.sha256(blocks.tobytes() + avail.tobytes() + meta).hexdigest()
+    return h, _npz(blocks=blocks, availability=avail,
+                   meta=np.frombuffer(meta, dtype=np.uint8))
+
+
+def log_entries(facts: Iterable[ProbeRound], get_state: GetState) -> dict[str, str]:
+    """The state rows that log ``facts``: their rounds, target lists not stored yet, the
+    updated day indices, day list and summary. Written by the caller in the transaction of
+    the rounds' points."""
+    out: dict[str, str] = {}
+    days: dict[str, list[list[Any]]] = {}
+    summary = _summary(get_state)
+    for f in facts:
+        tid, tval = _targets_value(f)
+        tkey = f"{TARGETS_PREFIX}{tid}"
+        if tkey not in out and get_state(tkey) is None:
+            out[tkey] = tval
+        out[round_key(f.vantage, f.round_start)] = json.dumps({
+            "vantage": f.vantage, "round_start": float(f.round_start),
+            "round_seconds": int(f.round_seconds), "targets": tid,
+            "counts": _npz(sent=f.sent, replies=f.replies, unreachable=f.unreachable,
+                           lost=f.lost, rtt_block=np.asarray(f.rtt_block, np.int32),
+                           rtt=np.asarray(f.rtt, np.float64))})
+        day = datetime.fromtimestamp(f.round_start, UTC).strftime("%Y%m%d")
+        if day not in days:
+            days[day] = json.loads(get_state(f"{DAY_PREFIX}{day}") or "[]")
+        pair = [f.vantage, float(f.round_start)]
+        if pair not in days[day]:
+            days[day].append(pair)
+        _note(summary, f)
+    if not out:
+        return out
+    known = json.loads(get_state(DAYS_KEY) or "[]")
+    for day, pairs in days.items():
+        out[f"{DAY_PREFIX}{day}"] = json.dumps(pairs)
+    out[DAYS_KEY] = json.dumps(sorted(set(known) | set(days)))
+    out[SUMMARY_KEY] = json.dumps(summary)
+    return out
+
+
+def _summary(get_state: GetState) -> dict[str, Any]:
+    text = get_state(SUMMARY_KEY)
+    return json.loads(text) if text else {"last": {}, "bins": []}
+
+
+def _bin(round_start: float, step: int) -> int:
+    """The bin of a round, as the aggregator places it (``ProbingAggregator.points``)."""
+    return int(math.floor(round_start / step) * step)
+
+
+def _note(summary: dict[str, Any], f: ProbeRound) -> None:
+    last = summary["last"]
+    last[f.vantage] = max(float(last.get(f.vantage, -math.inf)), float(f.round_start))
+    bins = set(summary["bins"]) | {_bin(f.round_start, int(f.round_seconds))}
+    summary["bins"] = sorted(bins)[-SUMMARY_BINS:]
+
+
+def folds_in_order(get_state: GetState, vantage: str, round_start: float, step: int,
+                   keep_bins: int) -> bool:
+    """Would folding this round into the store's checkpoint give what one in-order run over
+    every logged round gives? Yes when it continues its vantage point's chain (later than
+    that vantage point's last logged round) and its bin is still kept by the checkpoint (at
+    or after the oldest of the ``keep_bins`` newest bins: the aggregator keeps every report
+    of those, ``ProbingAggregator.points``). Otherwise the caller replays :func:`read_log`."""
+    s = _summary(get_state)
+    last = s["last"].get(vantage)
+    if last is not None and round_start <= float(last):
+        return False
+    kept = s["bins"][-keep_bins:]
+    return not kept or _bin(round_start, step) >= kept[0]
+
+
+def read_log(get_state: GetState) -> list[ProbeRound]:
+    """Every logged round, sorted by (round start, vantage point): the one replay order."""
+    targets: dict[str, tuple[Any, Any, Any]] = {}
+    out = []
+    for day in json.loads(get_state(DAYS_KEY) or "[]"):
+        for vantage, start in json.loads(get_state(f"{DAY_PREFIX}{day}") or "[]"):
+            text = get_state(round_key(vantage, start))
+            if text is None:  # not written in the transaction of its index (cannot happen)
+                raise ValueError(f"round log: index names {vantage} {start} but no round")
+            out.append(_decode(json.loads(text), targets, get_state))
+    return sorted(out, key=lambda f: (f.round_start, f.vantage))
+
+
+def _decode(d: dict[str, Any], targets: dict[str, tuple[Any, Any, Any]],
+            get_state: GetState) -> ProbeRound:
+    tid = str(d["targets"])
+    if tid not in targets:
+        text = get_state(f"{TARGETS_PREFIX}{tid}")
+        if text is None:
+            raise ValueError(f"round log: target list {tid[:12]} missing")
+        with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            ov = meta["overrides"]
+            targets[tid] = (z["blocks"].astype(np.uint32), z["availability"].astype(np.float32),
+                            None if ov is None else tuple(
+                                None if refs is None else tuple(
+                                    EntityRef(EntityType(t), c) for t, c in refs)
+                                for refs in ov))
+    blocks, avail, overrides = targets[tid]
+    with np.load(io.BytesIO(base64.b64decode(d["counts"])), allow_pickle=False) as c:
+        return ProbeRound(str(d["vantage"]), float(d["round_start"]), int(d["round_seconds"]),
+                          blocks, avail, c["sent"].astype(np.uint8),
+                          c["replies"].astype(np.uint8), c["unreachable"].astype(np.uint8),
+                          c["lost"].astype(np.uint8), c["rtt_block"].astype(np.int32),
+                          c["rtt"].astype(np.float64), overrides)
