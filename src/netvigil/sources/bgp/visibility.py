@@ -209,6 +209,7 @@ class RoutingState:
         # overlay: key -> (gid, afi, net, plen, origin or -1 when withdrawn)
         self._overlay: dict[int, tuple[int, int, int, int, int]] = {}
         self._down: set[int] = set()
+        self._dense: _Dense | None = None  # snapshot scratch, kept between snapshots
 
     # ------------------------------------------------------------------ peers
     def peer_id(self, collector: str, ip: str, asn: int) -> int:
@@ -453,21 +454,30 @@ class RoutingState:
         if r6.any():
             v4 = ~r6
             big4, thr4 = _threshold(gid[v4], c.rule(4))
-            b4, o4, ff4 = _visible_v4_dense(pidx[v4], gid[v4], origin[v4], p_net, p_plen,
-                                            thr4, c.fraction)
+            b4, o4, ff4 = self._v4(pidx[v4], gid[v4], origin[v4], p_net, p_plen, thr4)
             p6 = pidx[r6]
             big6, thr6 = _threshold(gid[r6], c.rule(6))
             n6, by6, ff6, a6, e6 = _visible_v6(gid[r6], p_net[p6], p_plen[p6], origin[r6],
                                                thr6, c.fraction)
         else:
             big4, thr4 = _threshold(gid, c.rule(4))
-            b4, o4, ff4 = _visible_v4_dense(pidx, gid, origin, p_net, p_plen, thr4,
-                                            c.fraction)
+            b4, o4, ff4 = self._v4(pidx, gid, origin, p_net, p_plen, thr4)
             n6, by6, ff6 = 0, {}, 0
             big6, thr6 = 0, c.rule(6).threshold(0)
             a6, e6 = np.empty(0, np.int64), np.empty(0, np.int64)
         return Snapshot(when, ff4, ff6, int(b4.size), n6, b4, o4, by6, a6, e6,
                         big4, big6, thr4, thr6)
+
+    def _v4(self, pidx: npt.NDArray[Any], gid: npt.NDArray[Any], origin: npt.NDArray[Any],
+            p_net: U64, p_plen: npt.NDArray[Any], threshold: int
+            ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], int]:
+        """:func:`_visible_v4_dense` on this state's scratch, taken for the call: a snapshot
+        that raises leaves none behind, so a scratch with stale entries is never reused."""
+        dense, self._dense = self._dense or _Dense(), None
+        out = _visible_v4_dense(pidx, gid, origin, p_net, p_plen, threshold,
+                                self.config.fraction, dense)
+        self._dense = dense
+        return out
 
 
 def _threshold(gid: npt.NDArray[Any], rule: FullFeedRule) -> tuple[int, int]:
@@ -509,37 +519,60 @@ def _sort_runs_py(key: U64, org: npt.NDArray[np.uint32], ends: I64) -> None:
         lo = hi
 
 
-def _paint(dense: npt.NDArray[Any], start: I64, plen: npt.NDArray[Any],
-           values: npt.NDArray[Any], combine: bool) -> None:
-    """Write each prefix's value over its /24s, shortest prefixes first (most specific wins),
-    or OR it in when ``combine``. Prefixes of one length are disjoint, so fancy indexing with
-    no repeated index is exact."""
+class _Dense:
+    """The arrays a snapshot paints over the 2^24 /24s, kept by the :class:`RoutingState`
+    with every entry zero between snapshots (each snapshot resets what it wrote).
+
+    Allocating them per snapshot (224 MB, huge pages: numpy advises them for big arrays) made
+    the kernel zero them every time: 32 of 87 CPU ms per snapshot were system time on the
+    scaling benchmark's 200 k-route state, and two workers doing it at once on 2 cores
+    competed for memory bandwidth (docs/scaling.md). Cost: the pages the snapshots touched
+    stay resident while the state lives (at most 224 MB).
+    """
+
+    def __init__(self) -> None:
+        self.cov = np.zeros(1 << 24, np.uint64)  # OR of the full-feed peers' bits
+        self.count = np.zeros(1 << 24, np.uint16)  # full-feed peers covering the /24
+        self.paint = np.zeros(1 << 24, np.uint32)  # origin of the most specific prefix
+
+
+Span = tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], int]
+
+
+def _spans(start: I64, plen: npt.NDArray[Any]) -> list[Span]:
+    """Per prefix length, shortest first: (the /24s the prefixes cover, which prefixes, /24s
+    per prefix). Prefixes of one length are disjoint, so a span's /24s are distinct and
+    fancy indexing over them is exact; a /24 under prefixes of several lengths is in
+    several spans."""
+    out: list[Span] = []
     for length in np.unique(plen).tolist():
-        m = plen == length
+        sel = np.flatnonzero(plen == length)
         size = 1 << (24 - int(length))
-        st = start[m]
-        val = values[m]
-        if size == 1:
-            idx = st
-        else:
-            idx = (st[:, None] + np.arange(size, dtype=np.int64)[None, :]).ravel()
-            val = np.repeat(val, size)
-        if combine:
-            dense[idx] |= val
-        else:
-            dense[idx] = val
+        st = start[sel]
+        idx = st if size == 1 else (st[:, None] + np.arange(size, dtype=np.int64)).ravel()
+        out.append((idx, sel, size))
+    return out
+
+
+def _spread(values: npt.NDArray[Any], sel: npt.NDArray[np.intp], size: int
+            ) -> npt.NDArray[Any]:
+    """The span's prefixes' values, one per /24 they cover."""
+    v = values[sel]
+    return v if size == 1 else np.repeat(v, size)
 
 
 def _visible_v4_dense(
     pidx: npt.NDArray[Any], gid: npt.NDArray[Any], origin: npt.NDArray[Any], p_net: U64,
-    p_plen: npt.NDArray[Any], threshold: int, fraction: float,
+    p_plen: npt.NDArray[Any], threshold: int, fraction: float, dense: _Dense,
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], int]:
     """Visible /24s from per-prefix peer bitmaps painted over a dense /24 array.
 
     Per prefix, one bit per full-feed peer (64 peers per pass); OR-painting the bitmaps of all
     prefixes over the 2^24 /24s gives each /24 the set of peers with a covering route (the
     per-peer union), and its popcount is compared with ``fraction`` of the full-feed peers.
-    Memory is bounded by the dense arrays (2^24 × 8 + 2 + 4 bytes) and the route columns.
+    Memory is bounded by ``dense`` (2^24 × (8 + 2 + 4) bytes, reused: its pages are not
+    zeroed again per snapshot) and the route columns; the work per snapshot, by the /24s
+    the prefixes cover and one pass over ``count``.
     """
     empty = np.empty(0, np.uint32)
     if gid.size == 0:
@@ -592,22 +625,28 @@ def _visible_v4_dense(
             word_bits.append(bits[used])
             del bits
         best = _majority_by_prefix(fp, fo, npfx)
-    start = (p_net[used] >> np.uint64(8)).astype(np.int64)
-    plen = p_plen[used]
-    count = np.zeros(1 << 24, np.uint16)
+    spans = _spans((p_net[used] >> np.uint64(8)).astype(np.int64), p_plen[used])
+    cov, count = dense.cov, dense.count
     for wb in word_bits:
-        cov = np.zeros(1 << 24, np.uint64)
-        _paint(cov, start, plen, wb, combine=True)
-        count += np.bitwise_count(cov)
-        del cov
+        for idx, sel, size in spans:
+            cov[idx] |= _spread(wb, sel, size)
+        for idx, _, _ in spans:
+            # a /24 in several spans is counted at its first and zero after (cov reset)
+            count[idx] += np.bitwise_count(cov[idx])
+            cov[idx] = 0
     del word_bits
-    blocks = np.flatnonzero(count > fraction * nff)
-    del count
+    # count > fraction*nff as integers (count > floor of it: a third of the float compare's
+    # time over 2^24 entries); >= 1, so only /24s painted here
+    blocks = np.flatnonzero(count > np.uint16(min(math.floor(fraction * nff), 0xFFFF)))
+    for idx, _, _ in spans:
+        count[idx] = 0
     if blocks.size == 0:
         return empty, empty, nff
-    paint = np.zeros(1 << 24, dtype=np.uint32)
-    _paint(paint, start, plen, best[used], combine=False)
-    return (blocks << 8).astype(np.uint32), paint[blocks], nff
+    # shortest first, the most specific last: every /24 in blocks is written here, so the
+    # paint of an earlier snapshot is never read and needs no reset
+    for idx, sel, size in spans:
+        dense.paint[idx] = _spread(best[used], sel, size)
+    return (blocks << 8).astype(np.uint32), dense.paint[blocks], nff
 
 
 def _prefix_bits_py(pidx: npt.NDArray[Any], gid: npt.NDArray[Any], origin: npt.NDArray[Any],
