@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from netvigil import __version__
+from netvigil.geo.entities import default_registry
+from netvigil.model import EntityType
 from netvigil.serve.cache import ResponseCache, ResponseCacheMiddleware, VersionedMemo
 from netvigil.serve.deps import DEFAULT_REQUEST_WAIT
 from netvigil.serve.errors import install_error_handlers
@@ -51,6 +53,17 @@ ROUTER_MODULES: tuple[str, ...] = (
 )
 
 
+def warm_registry() -> None:
+    """Load the country and region names answers fill in (queries.complete) before the
+    first snapshot: the snapshot's build ends with ``gc.freeze()`` (memory.py), and tables
+    loaded by the first request after it would stay in the collected generations, ~20,000
+    objects every full collection scans again (seen in a gc probe of the load benchmark).
+    AS names stay lazy (~0.5 s to load; many stores hold no AS)."""
+    registry = default_registry()
+    for entity_type in (EntityType.COUNTRY, EntityType.REGION):
+        registry.count(entity_type)
+
+
 def create_app(store_path: Path, *, open_store: StoreOpener,
                lock_wait: float = DEFAULT_REQUEST_WAIT,
                worker_threads: int = WORKER_THREADS,
@@ -72,6 +85,7 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
         # (routing, building the answer) holds it; 40 threads (anyio's default) starve the
         # event loop under 100 clients and throughput collapses (bench_serve_load.py).
         to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        warm_registry()
         memory.start()  # requests read DuckDB until the first snapshot is built
         yield
         memory.stop()

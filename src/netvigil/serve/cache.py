@@ -80,17 +80,20 @@ def file_signature(path: Path) -> Version:
 
 
 class CachedAnswer(NamedTuple):
-    """A kept answer, made only of ints, bytes and strings in tuples: after its first
-    young-generation collection CPython stops tracking such a tuple, so thousands of kept
-    answers add nothing to a full collection (each tracked object cost ~1 us of a full
-    collection's pause: 26,500 objects, mostly kept answers and their header lists, took
-    39-48 ms, and full collections came every few seconds at 100 clients; docs/api.md
-    "Load")."""
+    """A kept answer. :class:`ResponseCache` stores it as a plain tuple of ints, bytes and
+    strings (headers a tuple of tuples): CPython stops tracking such a tuple (an exact
+    tuple, not a named one) at its first young-generation collection, so thousands of kept
+    answers add nothing to a full collection's pause. Tracked, they cost ~1 us each: with
+    8,000 kept answers and their header lists a full collection took 82-98 ms, and there
+    were several per 8 s at 100 clients (docs/api.md "Load")."""
 
     status: int
     headers: Sequence[tuple[bytes, bytes]]
     body: bytes
     route: str | None  # the answering route's path template (metrics label on a hit)
+
+
+BODY = CachedAnswer._fields.index("body")
 
 
 class ResponseCache:
@@ -103,7 +106,8 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._version: Version | None = None
-        self._entries: OrderedDict[tuple[str, bytes], CachedAnswer] = OrderedDict()
+        #: plain tuples (CachedAnswer's fields): see CachedAnswer
+        self._entries: OrderedDict[tuple[str, bytes], tuple[Any, ...]] = OrderedDict()
         self._bytes = 0
         self.hits = 0  # requests answered from the cache (the middleware counts)
         self.misses = 0  # requests whose answer was computed
@@ -111,9 +115,10 @@ class ResponseCache:
     def get(self, version: Version, key: tuple[str, bytes]) -> CachedAnswer | None:
         with self._lock:
             found = self._entries.get(key) if version == self._version else None
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+        return CachedAnswer._make(found)
 
     def put(self, version: Version, key: tuple[str, bytes], answer: CachedAnswer) -> None:
         size = len(answer.body)
@@ -126,12 +131,13 @@ class ResponseCache:
                 self._version = version
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old.body)
-            self._entries[key] = answer
+                self._bytes -= len(old[BODY])
+            self._entries[key] = (answer.status, tuple(answer.headers), answer.body,
+                                  answer.route)
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _, gone = self._entries.popitem(last=False)
-                self._bytes -= len(gone.body)
+                self._bytes -= len(gone[BODY])
 
     def __len__(self) -> int:
         return len(self._entries)
