@@ -33,6 +33,11 @@ def _request_wait(ctx: click.Context) -> float:
         return SERVE_WAIT_DEFAULT
 
 
+#: uvicorn kills a worker that has not answered its supervisor's ping in this long (its
+#: default, 5 s, killed workers still importing on a loaded machine, over and over: at load
+#: 12 on 2 cores, tests/test_serve_workers.py never saw both ready in 60 s)
+WORKER_HEALTHCHECK_SECONDS = 60
+
 #: how ``--workers`` processes learn their settings: uvicorn starts each worker by import
 #: string, so the settings travel in the environment (read by :func:`app_from_env`)
 SETTINGS_ENV = "NETVIGIL_SERVE_SETTINGS"
@@ -67,7 +72,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int,
         uvicorn.run(_app(settings), **options)
         return
     os.environ[SETTINGS_ENV] = json.dumps(settings)
-    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
+    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **options)
 
 
 def _app(settings: dict[str, Any]) -> Any:
