@@ -328,12 +328,15 @@ def import_files_dask(client: Client, store: Store, paths: Sequence[Path], fmt: 
     # working directory); summaries, rows and errors name the paths as given
     given = {str(p.absolute()): str(p) for p in paths}
     root = str(work.absolute())
-    # biggest files first (Dask runs higher priorities first: the last file to start sets
-    # the tail); the driver still loads them in the order given
+    # in the order given (Dask runs higher priorities first): the driver loads in that
+    # order, so its serial write of file i overlaps the validation of the next ones. Biggest
+    # first (the OONI chunks' rule) let a 1-worker run validate the files in an arbitrary
+    # order when their sizes were alike, and the driver waited for file 0 until the end
     futures = {u: client.submit(validate_file, str(p.absolute()), fmt, policy, root, u,
                                 key=f"series-{u}-{work.name}", pure=False,
-                                priority=_size_mtime(p)[0])
-               for u, p in zip(units, paths, strict=True) if not writer.done(u)}
+                                priority=len(paths) - i)
+               for i, (u, p) in enumerate(zip(units, paths, strict=True))
+               if not writer.done(u)}
     summaries = []
     with _cancel_on_exit(futures), import_budget(store.connection), store.transaction():
         for u, p in zip(units, paths, strict=True):
