@@ -148,6 +148,35 @@ class _HeldTransport:
         return getattr(self._transport, name)
 
 
+class _OneWriteApp:
+    """The app of one connection, its ``send`` holding the head until the first body
+    message. The wrapping closure lives only in the request's coroutine: stored on
+    uvicorn's request cycle it would form a reference cycle (cycle -> closure -> bound
+    ``send`` -> cycle), garbage only the GC frees: 600 such cycles sat in the collected
+    generations of the gc probe and young collections took 9x longer."""
+
+    __slots__ = ("app", "held")
+
+    def __init__(self, app: Any, held: _HeldTransport) -> None:
+        self.app = app
+        self.held = held
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        held = self.held
+
+        async def send_held(message: Any) -> None:
+            start = message["type"] == "http.response.start"
+            if start:
+                held.hold()
+            try:
+                await send(message)
+            finally:
+                if not start:
+                    held.release()
+
+        await self.app(scope, receive, send_held)
+
+
 class OneWriteProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol sending each response's head with its first body chunk.
 
@@ -160,27 +189,14 @@ class OneWriteProtocol(HttpToolsProtocol):
     chunks are written as they come."""
 
     _held: _HeldTransport
+    _one_write_app: _OneWriteApp | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._held = _HeldTransport(transport)
         super().connection_made(cast(asyncio.Transport, self._held))
 
-    def on_headers_complete(self) -> None:
-        before = self.cycle
-        super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is None or cycle is before:  # an upgrade: no new request cycle
-            return
-        transport, inner = self._held, cycle.send
-
-        async def send(message: Any) -> None:
-            start = message["type"] == "http.response.start"
-            if start:
-                transport.hold()
-            try:
-                await inner(message)
-            finally:
-                if not start:
-                    transport.release()
-
-        cycle.send = send  # type: ignore[method-assign]
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        wrapper = self._one_write_app
+        if wrapper is None or wrapper.app is not app:  # uvicorn's 503 app, or the first
+            wrapper = self._one_write_app = _OneWriteApp(app, self._held)
+        super()._start_asgi_task(cycle, wrapper)
