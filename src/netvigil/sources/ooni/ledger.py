@@ -79,10 +79,16 @@ class Accepted:
     facts: int
 
 
-def accept(ledger: Ledger, rows: Columns, sink: FactSink, source: str) -> Accepted:
+def accept(ledger: Ledger, rows: Columns, sink: FactSink, source: str,
+           cells: FactBuilder | None = None) -> Accepted:
     """Insert ``rows`` (:data:`LEDGER_COLUMNS`) and emit the facts of everything they
     touch into ``sink`` (module docstring). The caller owns the transaction: the ledger
-    rows and the points the sink writes commit together."""
+    rows and the points the sink writes commit together.
+
+    ``cells``: a builder that added exactly ``rows`` (the importer's): when every row is
+    new and the touched hours hold no other stored row, the derivation from all rows of
+    those hours *is* that builder's cells, so they are emitted without reading the rows
+    back (:func:`_only_new_rows`)."""
     last0 = ledger.last_hours()
     mech0 = ledger.mechanisms()
     new = ledger.insert(rows, source)
@@ -93,14 +99,30 @@ def accept(ledger: Ledger, rows: Columns, sink: FactSink, source: str) -> Accept
     mech1 = ledger.mechanisms()
     fresh = sorted(p for p, ms in mech1.items() if ms - mech0.get(p, set()))
     hours = np.union1d(np.asarray(new["hour"], dtype=np.int64), ledger.tested_hours(fresh))
-    builder = FactBuilder(source=source)
-    add_rows(builder, ledger.rows_in_hours(hours))
+    last1 = ledger.last_hours()
+    builder = cells
+    if (builder is None or builder.source != source or known
+            or not _only_new_rows(ledger, hours, n_new, last1)):
+        builder = FactBuilder(source=source)
+        add_rows(builder, ledger.rows_in_hours(hours))
     facts = builder.emit_cells(sink, mech1)
-    batch = volume_batch(ledger, new, last0, ledger.last_hours(), source)
+    batch = volume_batch(ledger, new, last0, last1, source)
     if len(batch):
         sink.emit(batch)
         facts += 1
     return Accepted(n_new, known, int(hours.size), facts)
+
+
+def _only_new_rows(ledger: Ledger, hours: npt.NDArray[np.int64], n_new: int,
+                   last: Mapping[str, int]) -> bool:
+    """Whether the stored rows of ``hours`` are the ``n_new`` just inserted (counted over
+    every stored country: ``last`` has them all)."""
+    if not hours.size:
+        return True
+    touched = set(hours.tolist())
+    stored = sum(n for _c, _a, h, n in ledger.hour_counts(
+        int(hours[0]), int(hours[-1]), sorted(last), []) if h in touched)
+    return stored == n_new
 
 
 def add_rows(builder: FactBuilder, rows: Columns) -> None:
@@ -146,8 +168,16 @@ def _affected(new: Columns, last0: Mapping[str, int], last1: Mapping[str, int],
 
 
 def _hours(intervals: Iterable[tuple[int, int]]) -> npt.NDArray[np.int64]:
-    parts = [np.arange(a, b + HOUR, HOUR, dtype=np.int64) for a, b in intervals]
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    """Every hour of the union of the intervals ``[a, b]``: overlapping ones merged first
+    (an entity measured every hour has hundreds of 14-day intervals over the same hours)."""
+    merged: list[list[int]] = []
+    for a, b in sorted(set(intervals)):
+        if merged and a <= merged[-1][1] + HOUR:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    parts = [np.arange(a, b + HOUR, HOUR, dtype=np.int64) for a, b in merged]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 def volume_batch(ledger: Ledger, new: Columns, last0: Mapping[str, int],

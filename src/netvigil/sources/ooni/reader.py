@@ -49,6 +49,11 @@ MAX_LINE_BYTES = 32 << 20  # 32 MiB: OONI's largest real measurements are a few 
 MAX_DECOMPRESSED_BYTES = 4 << 30  # 4 GiB per file after gunzip
 GZIP_MAGIC = b"\x1f\x8b"
 _SKIP_BLOCK = 1 << 20
+#: read buffers: 64 KiB, not 1 MiB: a 1 MiB buffer per file is a fresh mmap the kernel
+#: zeroes page by page (bucket files are ~60 KB of gzip); measured on the 40k-measurement
+#: bench bucket (912 files): 1.45 -> 1.15 CPU s for iter_records (lines longer than the
+#: buffer are still read whole: BufferedReader.readline grows past it)
+_BUFFER = 1 << 16
 
 #: ``raw/YYYYMMDD/HH/CC/testname/<file>`` below the folder given to ``--dir``
 BUCKET_GLOB = "raw/[0-9]*/[0-9]*/*/*/*"
@@ -128,10 +133,11 @@ def _open(path: Path, cap: int, sha: Any) -> tuple[Any, _HashingReader]:
     head = raw.read(2)
     raw.seek(0)
     hashing = _HashingReader(raw, sha)
-    inner: Any = (igzip.IGzipFile(fileobj=io.BufferedReader(hashing))  # type: ignore[no-untyped-call]
-                  if head == GZIP_MAGIC else hashing)
+    inner: Any = (igzip.IGzipFile(  # type: ignore[no-untyped-call]
+        fileobj=io.BufferedReader(hashing, buffer_size=_BUFFER)) if head == GZIP_MAGIC
+        else hashing)
     return io.BufferedReader(_CappedReader(inner, cap, str(path), hashing),
-                             buffer_size=1 << 20), hashing
+                             buffer_size=_BUFFER), hashing
 
 
 def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
