@@ -82,8 +82,9 @@ def file_signature(path: Path) -> Version:
 class CachedAnswer(NamedTuple):
     """A kept answer. :class:`ResponseCache` stores it as a plain tuple of ints, bytes and
     strings (headers a tuple of tuples): CPython stops tracking such a tuple (an exact
-    tuple, not a named one) at its first young-generation collection, so thousands of kept
-    answers add nothing to a full collection's pause. Tracked, they cost ~1 us each: with
+    tuple, not a named one) in the first collection that finds its items untracked (the
+    headers in one, the entry in the next), so thousands of kept answers add nothing to a
+    full collection's pause. Tracked, they cost ~1 us each: with
     8,000 kept answers and their header lists a full collection took 82-98 ms, and there
     were several per 8 s at 100 clients (docs/api.md "Load")."""
 
