@@ -11,6 +11,18 @@ from the first upload until every marked hour is derived (it includes the upload
 derivation runs while they arrive), and the archive's size.
 
     .venv/bin/python benchmarks/bench_collector.py [N] [CLIENTS]
+
+``rounds [BLOCKS] [ROUNDS]``: what a remote round costs the collector when a local prober
+writes the same store (docs/probe.md, "Local and remote vantage points"). A day of rounds
+(ROUNDS per vantage point, default 144 = one day of 600 s rounds, BLOCKS /24s each) of a
+local vantage point and a remote one is logged through the pipeline; then, side by side,
+the named peer **one remote round that continues its chain** (folded into the checkpoint)
+and two late remote rounds (sent again with other content, so the log is replayed): the
+previous round (two bins rewritten) and the day's first (every bin rewritten), all uploaded
+over HTTP. Printed: the times, their ratios to the peer's, the replay's rounds per second
+and the round log's size per round.
+
+    .venv/bin/python benchmarks/bench_collector.py rounds [BLOCKS] [ROUNDS]
 """
 
 from __future__ import annotations
@@ -139,5 +151,93 @@ def main() -> None:
         print(f"  archive: {size / n:.0f} bytes per measurement")
 
 
+def _round_body(vantage: str, start: int, blocks: list[str], down: int) -> bytes:
+    """A remote round as ``netvigil probe run`` writes its lines: ``down`` blocks dark."""
+    lines = [{"round_start": start, "round": 0, "vantage": vantage, "block": b,
+              "state": "down" if i < down else "up", "belief": 0.5,
+              "probes_sent": 15 if i < down else 2, "replies": 0 if i < down else 2,
+              "unreachable": 0, "lost": 15 if i < down else 0,
+              "rtt_ms_median": None if i < down else 3.0} for i, b in enumerate(blocks)]
+    return json.dumps({"format": "json", "content": {
+        "vantage": vantage, "round_start": start, "round_seconds": 600, "lines": lines}}).encode()
+
+
+def bench_rounds(n_blocks: int, n_rounds: int) -> None:
+    import duckdb
+
+    from netvigil.pipeline import Pipeline
+    from netvigil.sources.probing.signals import facts_from_lines
+    from netvigil.sources.probing.targets import load_targets_csv
+
+    blocks = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n_blocks)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "s.duckdb"
+        targets = Path(tmp) / "targets.csv"
+        targets.write_text("block,addresses,availability,entity\n" + "".join(
+            f"{b},{' '.join(b[:-4] + str(h) for h in range(1, 21))},0.8,country/KZ\n"
+            for b in blocks))
+        cfg = Path(tmp) / "c.json"
+        cfg.write_text(json.dumps({"senders": {"vp-a": {"token_sha256": token_digest(TOKEN),
+                                                        "kinds": ["round"]}},
+                                   "targets": "targets.csv", "round_seconds": 600}))
+        os.environ[CONFIG_ENV] = str(cfg)
+        # a day of local and remote rounds, logged through the pipeline (local: its own
+        # vantage point; remote: what the collector would have folded)
+        tl = load_targets_csv(targets).targets
+        from netvigil.serve.collector import validate_round
+
+        s = Store(store)
+        pipe = Pipeline(s)
+        for k in range(n_rounds):
+            for v in ("local", "vp-a"):
+                body = json.loads(_round_body(v, T0 + 600 * k, blocks, k % 7))["content"]
+                for f in facts_from_lines(validate_round(body, v), tl, 600):
+                    pipe.emit(f)
+        pipe.flush()
+        s.close()
+        con = duckdb.connect(str(store), read_only=True)
+        logged = con.execute(  # the round log's own rows (state keys, pipeline.roundlog)
+            "SELECT count(*), sum(length(value)) FROM state "
+            "WHERE key LIKE 'pipeline:probing:round%' OR key LIKE 'pipeline:probing:targets%'"
+        ).fetchone()
+        con.close()
+        assert logged is not None
+        app = create_app(store, open_store=open_store, lock_wait=60, memory_points=0)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        th.start()
+        while not server.started:
+            time.sleep(0.01)
+        url = "/api/v1/collector/rounds"
+        # warm-up (first request: targets, geo tables, the first detection of every series)
+        post_all(port, url, [_round_body("vp-a", T0 + 600 * n_rounds, blocks, 1)], 1)
+        t_next = post_all(port, url, [_round_body("vp-a", T0 + 600 * (n_rounds + 1), blocks,
+                                                  2)], 1)
+        # a retry of the previous round with other content: the log replayed, 2 bins written
+        t_recent = post_all(port, url, [_round_body("vp-a", T0 + 600 * n_rounds, blocks, 4)],
+                            1)
+        # the day's first round again: the log replayed, every bin of the day written
+        t_late = post_all(port, url, [_round_body("vp-a", T0, blocks, 3)], 1)
+        server.should_exit = True
+        th.join(30)
+        print(f"rounds: {n_blocks} blocks, {n_rounds} rounds x 2 vantage points logged "
+              f"(local + remote)")
+        print(f"  peer (a round continuing its chain): {t_next:8.2f} s")
+        print(f"  late by one round (log replayed):    {t_recent:8.2f} s  "
+              f"({t_recent / t_next:.1f}x the peer's)")
+        print(f"  late by a day (log replayed):        {t_late:8.2f} s  "
+              f"({t_late / t_next:.1f}x the peer's; {2 * n_rounds + 2} rounds, "
+              f"{(2 * n_rounds + 2) / t_late:.0f} rounds/s)")
+        print(f"  round log: {int(logged[1]) / (2 * n_rounds):.0f} bytes per round "
+              f"({int(logged[0])} state rows)")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "rounds":
+        bench_rounds(int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
+                     int(sys.argv[3]) if len(sys.argv) > 3 else 144)
+    else:
+        main()

@@ -90,7 +90,7 @@ class Collector:
     def points(self, signal_like: str = "%") -> list[tuple[str, str, str, int, float]]:
         con = duckdb.connect(str(self.store), read_only=True)
         try:
-            return [tuple(r) for r in con.execute(  # type: ignore[misc]
+            return [tuple(r) for r in con.execute(
                 "SELECT entity_type, entity_code, signal, time, value FROM points "
                 "WHERE signal LIKE ? ORDER BY ALL", [signal_like]).fetchall()]
         finally:
@@ -142,7 +142,7 @@ def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Colle
 def web_measurement(t: int, blocking: str | bool | None, *, cc: str = "KZ",
                     asn: str = "AS9198", url: str = "https://web.telegram.org/") -> dict[str, Any]:
     """A web_connectivity measurement as the agent writes it (its own envelope code)."""
-    keys = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": [],
+    keys: dict[str, Any] = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": [],
             "blocking": blocking, "accessible": blocking is False,
             "http_experiment_failure": None, "control_failure": None}
     when = datetime.fromtimestamp(t, UTC)
@@ -250,8 +250,8 @@ def test_a_late_measurement_corrects_its_hour_and_reruns_detection(
     # a second, later measurement in the same hour corrects it (one cell, re-counted)
     collector.post(url, submit(web_measurement(T0 + 2 * 3600 + 900, False)), PROBE_TOKEN)
     collector.settle()
-    kz = {t: v for et, _c, _s, t, v in collector.points("platform:%") if et == "country"}
-    assert kz[T0 + 7200] == 50.0
+    hours = {t: v for et, _c, _s, t, v in collector.points("platform:%") if et == "country"}
+    assert hours[T0 + 7200] == 50.0
 
 
 def test_markers_left_by_a_crash_are_derived_when_the_collector_next_runs(

@@ -129,6 +129,10 @@ class ProbingOptions:
     #: log every folded round in the store (:mod:`netvigil.pipeline.roundlog`); off only for
     #: a replay of the log itself
     log_rounds: bool = True
+    #: if set, only the folds of these (vantage, round_start) rounds yield points; the
+    #: others are folded (beliefs, kept bins) silently. A replay of the round log emits each
+    #: bin a late round can change once, after its last report: one store write for all.
+    emit_only: frozenset[tuple[str, float]] | None = None
 
 
 @dataclass
@@ -235,6 +239,9 @@ class ProbingAggregator:
         reports[fact.vantage] = vr
         for old in sorted(self._bins)[:-self.options.keep_bins]:
             del self._bins[old]
+        only = self.options.emit_only
+        if only is not None and (fact.vantage, float(fact.round_start)) not in only:
+            return []
         return self._bin_points(t, step, list(reports.values()))
 
     # ------------------------------------------------------------------ checkpoint

@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -585,8 +586,9 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
       than the kept bins: a vantage point back after hours offline) replays the whole log
       plus this round in (round time, vantage point) order: the aggregator drops a restored
       vantage point's beliefs and the restored bins when its rounds start over
-      (``netvigil.pipeline.probing``), and the replay rewrites every logged bin's points as
-      one in-order run would, local vantage points' reports included. One pass over the
+      (``netvigil.pipeline.probing``), and the replay rewrites the logged bins from this
+      round's on as one in-order run would, local vantage points' reports included (the
+      bins before it cannot change), each once (:func:`_last_reports`). One pass over the
       log per such round (docs/probe.md gives its cost for a day of rounds).
     """
     from dataclasses import replace
@@ -613,7 +615,8 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
             union.update({(f.vantage, f.round_start): f for f in new})  # a re-sent round wins
             todo = sorted(union.values(), key=lambda f: (f.round_start, f.vantage))
             cursors.update(log_entries(new, store.get_state))  # the log has the others
-            pipe = Pipeline(store, probing=replace(opts, log_rounds=False))
+            pipe = Pipeline(store, probing=replace(opts, log_rounds=False,
+                                                   emit_only=_last_reports(todo, new)))
         else:
             todo = new
             pipe = Pipeline(store, probing=opts)
@@ -625,6 +628,23 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
         log.info("round %s from %s cannot continue the checkpoint: %d logged rounds "
                  "replayed in order", uid[:16], vantage, len(todo))
     return len(new)
+
+
+def _last_reports(todo: list[Any], new: list[Any]) -> frozenset[tuple[str, float]]:
+    """The rounds whose fold emits points in a replay of ``todo`` (sorted): per bin at or
+    after the first bin of ``new``, its last round. The bins before cannot change (the
+    chains and reports before the late round are the ones already stored), and a bin emitted
+    once per replay instead of once per report lets the pipeline write all of them in one
+    store write (it starts a new write whenever a bin is emitted again)."""
+    def bin_of(f: Any) -> int:
+        return int(math.floor(f.round_start / f.round_seconds) * f.round_seconds)
+
+    first = min(bin_of(f) for f in new)
+    last: dict[int, tuple[str, float]] = {}
+    for f in todo:
+        if bin_of(f) >= first:
+            last[bin_of(f)] = (f.vantage, float(f.round_start))
+    return frozenset(last.values())
 
 
 _geo: Any = None
