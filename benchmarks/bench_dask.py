@@ -488,7 +488,8 @@ def _shards_note(run: ShardedRun) -> ShardedRun:
     total = sum(run.costs)
     print(f"  detect: {run.shards} shard(s), points to read per shard {list(run.costs)};"
           f" costliest group {run.largest_group:,} (speed-up bound"
-          f" {total / max(run.largest_group, 1):.1f}x)")
+          f" {total / max(run.largest_group, 1):.1f}x); driver's serial part (plan + merge)"
+          f" {run.driver_seconds:.2f} s wall")
     return run
 
 

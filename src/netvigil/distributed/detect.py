@@ -42,6 +42,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -273,6 +274,9 @@ class ShardedRun:
     #: events roll up its regions' and ASes'), so no worker count runs faster than this
     #: group alone (speed-up bound: sum(costs) / largest_group)
     largest_group: int = 0
+    #: wall seconds of the driver's serial part (plan before the shards, merge after):
+    #: what no worker count divides (reported by benchmarks/bench_dask.py)
+    driver_seconds: float = 0.0
 
 
 def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFAULT,
@@ -286,6 +290,7 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     from distributed import wait
 
     method = get_detector(detector).method
+    t0 = time.perf_counter()
     with Store(store_path, read_only=True) as store:
         groups = country_groups(store, method, rebuild)
     packed = _pack(groups, shards)
@@ -300,12 +305,14 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
             key=f"detect-shard-{i}-{p.parent.name}", pure=False,
             priority=cost)  # with more shards than workers: costliest first (LPT)
             for i, (p, (part, cost)) in enumerate(zip(paths, packed, strict=True))]
+        plan = time.perf_counter() - t0
         wait(futures)  # type: ignore[no-untyped-call]
         reports = [f.result() for f in futures]
+        t1 = time.perf_counter()
         with Store(store_path) as store:
             merge_shards(store, paths, method)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ShardedRun(_sum_reports(reports), len(parts), len(groups),
                       tuple(len(p) for p in parts), tuple(c for _, c in packed),
-                      groups[0].cost if groups else 0)
+                      groups[0].cost if groups else 0, plan + time.perf_counter() - t1)
