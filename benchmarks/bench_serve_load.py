@@ -1,12 +1,12 @@
 """``netvigil serve`` under load: 100 concurrent HTTP clients on loopback (issue 10, item 6).
 
-One command (sets up its store when missing, ~3 min on 2 quiet cores; then ~2 min: signals
-and events, the goal's two kinds, under one and two server processes)::
+One command (sets up its store when missing, ~3 min on 2 quiet cores; then ~4 min: the four
+query kinds under one and two server processes, and a closing table)::
 
     .venv/bin/python benchmarks/bench_serve_load.py
 
 Options: ``[--days 30] [--clients 100] [--seconds 10] [--workers 1,2]
-[--kinds signals,events[,ioda-signals,ioda-events]] [--write-every S] [--no-memory]
+[--kinds signals,events,ioda-signals,ioda-events] [--write-every S] [--no-memory]
 [--store PATH] [--fresh] [--no-compact] [--load-generator wrk|httpx] [--series-scale 0.1]``.
 
 1. **Store.** Default ``$TMPDIR/netvigil-bench-serve/load-30d.duckdb``, reused when present
@@ -66,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -435,6 +436,60 @@ def wait_snapshot(base: str, workers: int, timeout: float = 240) -> dict[str, fl
     return state
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by serve and its worker processes: divided
+    by the requests answered, the cost per request, which CPU contention from other jobs
+    changes far less than it changes latency."""
+    import psutil
+
+    total = 0.0
+    main = psutil.Process(pid)
+    for p in [main, *main.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def connections_per_worker(pid: int, port: int) -> list[int]:
+    """How many established connections each serve process holds on ``port`` (the kernel
+    decides which worker accepts a connection: serve_cmd._serve_workers)."""
+    import psutil
+
+    main = psutil.Process(pid)
+    counts = []
+    for p in [main, *main.children(recursive=True)]:
+        try:
+            n = sum(1 for c in p.net_connections(kind="tcp")
+                    if c.laddr and c.raddr and c.laddr.port == port
+                    and c.status == psutil.CONN_ESTABLISHED)
+        except psutil.NoSuchProcess:
+            continue
+        if n:
+            counts.append(n)
+    return sorted(counts, reverse=True)
+
+
+def tcp_counters() -> dict[str, int]:
+    """The kernel's TCP retransmissions and tail-loss probes (this network namespace): on
+    loopback they mean a segment waited unacknowledged ~200 ms, i.e. the receiving side's
+    kernel work was starved of CPU."""
+    out: dict[str, int] = {}
+    for name in ("/proc/net/snmp", "/proc/net/netstat"):
+        try:
+            lines = Path(name).read_text().splitlines()
+        except OSError:
+            continue
+        for head, values in zip(lines[::2], lines[1::2], strict=False):
+            keys, vals = head.split()[1:], values.split()[1:]
+            for k, v in zip(keys, vals, strict=False):
+                if k in ("RetransSegs", "TCPLossProbes"):
+                    out[k] = int(v)
+    return out
+
+
 def _store_path(args: argparse.Namespace) -> Path:
     if args.store is not None:
         return Path(args.store)
@@ -466,8 +521,9 @@ def ensure_store(path: Path, args: argparse.Namespace) -> None:
           f"in {info['compact_seconds']:.1f} s")
 
 
-def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
-    """One ``netvigil serve`` configuration under load, each query kind in turn."""
+def run_server(path: Path, args: argparse.Namespace, workers: int) -> list[dict[str, Any]]:
+    """One ``netvigil serve`` configuration under load, each query kind in turn; returns
+    one row per kind for the closing table."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     exe = Path(sys.executable).with_name("netvigil")
@@ -485,8 +541,14 @@ def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
               f"load generator ({GENERATOR}): {args.clients} closed-loop clients in a "
               f"second process, {args.seconds:g} s per kind; load average before "
               f"{os.getloadavg()[0]:.1f}")
+        rows = []
         for kind in args.kinds.split(","):
-            before = snapshot_state(base) if args.write_every else {}
+            before = snapshot_state(base)
+            cpu0, tcp0 = server_cpu(server.pid), tcp_counters()
+            balance: list[list[int]] = []
+            sampler = threading.Timer(args.seconds / 2, lambda into=balance: into.append(
+                connections_per_worker(server.pid, port)))
+            sampler.start()
             writer = (subprocess.Popen([sys.executable, __file__, "--writer", str(path),
                                         "--write-every", str(args.write_every), "--seconds",
                                         str(args.seconds), "--series-scale", str(SCALE)],
@@ -494,9 +556,14 @@ def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
                       if args.write_every else None)
             res = _run_generator(base, kind, args.clients, args.seconds, args.days)
             load_during = os.getloadavg()[0]
+            sampler.join()
+            cpu_us = 1e6 * (server_cpu(server.pid) - cpu0) / max(1, res["requests"])
+            tcp1 = tcp_counters()
+            probes = {k: tcp1.get(k, 0) - tcp0.get(k, 0) for k in tcp1}
+            state = snapshot_state(base)
             if writer is not None:
                 wrote = json.loads(writer.communicate(timeout=120)[0].strip().splitlines()[-1])
-                after = snapshot_state(base)
+                after = state
                 wrote_line = (f"               writer beside serve (as netvigil run): "
                       f"{wrote['writes']} writes "
                       f"of one bin of every series, lock wait p50 {wrote['wait_p50_s']:.2f} s "
@@ -517,6 +584,12 @@ def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
                   f"{res['svc_p50_ms']:.2f} ms, p99 {res['svc_p99_ms']:.2f} ms, mean "
                   f"{res['svc_mean_ms']:.2f} ms; answer cache: {res['hits']:,} of "
                   f"{res['answered']:,} hits ({100 * res['hits'] / max(1, res['answered']):.0f}%)")
+            print(f"               server CPU per request (all serve processes): {cpu_us:.0f} "
+                  f"us ({1e6 / max(cpu_us, 1e-9):,.0f} req per CPU-second); connections per "
+                  f"worker mid-run {balance[0] if balance else '?'}; TCP retransmissions "
+                  f"{probes.get('RetransSegs', 0)} (tail-loss probes "
+                  f"{probes.get('TCPLossProbes', 0)}); snapshot serial "
+                  f"{before['serial']:.0f} -> {state['serial']:.0f}")
             print(f"               one client alone: p50 {alone['p50_ms']:.2f} ms, "
                   f"{alone['throughput']:.1f} req/s ({alone['hits']} of {alone['answered']} "
                   f"from the cache); peer DuckDB direct (sequential, no HTTP) p50 "
@@ -527,9 +600,22 @@ def run_server(path: Path, args: argparse.Namespace, workers: int) -> None:
                 print(wrote_line)
             if res["first_errors"]:
                 print(f"               first errors: {res['first_errors']}")
+            rows.append({"workers": workers, "kind": kind, "ok": ok, "cpu_us": cpu_us,
+                         "load": load_during, **res})
+        return rows
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The goal's table: one line per (workers, kind)."""
+    print("\nworkers  kind          req/s     p50 ms   p99 ms  errors  server us/req  load"
+          "   goal (p99 < 100 ms, 0 errors)")
+    for r in rows:
+        print(f"{r['workers']:>7}  {r['kind']:<12} {r['throughput']:>7.0f}  {r['p50_ms']:>8.1f}"
+              f" {r['p99_ms']:>8.1f}  {r['errors']:>6}  {r['cpu_us']:>13.0f}  {r['load']:>4.1f}"
+              f"   {'met' if r['ok'] else 'NOT met'}")
 
 
 def main() -> None:
@@ -548,7 +634,7 @@ def main() -> None:
                     help="serve's in-memory snapshot (--no-memory: --memory-points 0)")
     ap.add_argument("--workers", default="1,2",
                     help="serve processes, one run per comma-separated count")
-    ap.add_argument("--kinds", default="signals,events",
+    ap.add_argument("--kinds", default=",".join(KINDS),
                     help="query kinds, comma-separated: " + ", ".join(KINDS))
     ap.add_argument("--load-generator", choices=("wrk", "httpx"), default="wrk",
                     help="wrk (C, Debian's wrk) or this script's httpx2 clients (Python)")
@@ -579,8 +665,10 @@ def main() -> None:
     t0 = time.perf_counter()
     path = _store_path(args)
     ensure_store(path, args)
+    rows = []
     for workers in (int(w) for w in args.workers.split(",")):
-        run_server(path, args, workers)
+        rows += run_server(path, args, workers)
+    print_table(rows)
     print(f"\nmachine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} "
           f"(cores shared with other jobs: read the server's own times and the ratios); "
           f"whole run {time.perf_counter() - t0:.0f} s")
