@@ -4,7 +4,8 @@ Issue 11: the series stage's distributed path (:mod:`netvigil.distributed.series
 is a fresh ``netvigil`` process, as a user runs it, into a fresh store, on the same files:
 cluster start, task shipping, the workers' validation into Parquet parts and the driver's
 write of every part in file order (one transaction) are all inside the figure. It prints
-rows/s and wall time per row, the ratio to the named peer (``single``: the same command
+rows/s, wall and CPU time per row (CPU: the command and the processes it waited for,
+Dask's nannies and workers included), the ratio to the named peer (``single``: the same command
 without ``--engine``) and ``dask2 / dask1``, the load average at each start, and whether
 the store equals the single run's (points and series, value for value)::
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,13 +69,17 @@ def _ioda(path: Path, seed: int, points: int) -> int:
     return 20 * points
 
 
-def _run(args: list[str]) -> tuple[float, str]:
+def _run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the command and every process it
+    waited for: Dask's nannies and workers) of one ``netvigil`` run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([NETVIGIL, *args], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"netvigil {' '.join(args)} failed: {proc.stderr.strip()[-400:]}")
-    return wall, proc.stdout
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _tables(store: Path) -> list[list[tuple[object, ...]]]:
@@ -150,18 +156,19 @@ def main() -> int:
                 "dask2": ["--engine", "dask", "--scheduler", "local:2"]}
         wall: dict[str, float] = {}
         ref = None
-        print(f"{'row':<8}{'wall s':>9}{'rows/s':>12}{'vs single':>11}{'load':>7}  identical")
+        print(f"{'row':<8}{'wall s':>9}{'rows/s':>12}{'vs single':>11}{'cpu s':>8}{'load':>7}"
+              "  identical")
         for name, extra in runs.items():
             store = work / f"{name}.duckdb"
             load = os.getloadavg()[0]
-            wall[name], _out = _run(["series", "import", *map(str, files), "--on-error",
+            wall[name], cpu = _run(["series", "import", *map(str, files), "--on-error",
                                      "skip", "--store", str(store), *extra])
             got = _tables(store)
             if ref is None:
                 ref = got
             same = "reference" if name == "single" else str(got == ref)
             print(f"{name:<8}{wall[name]:>9.2f}{rows / wall[name]:>12,.0f}"
-                  f"{wall['single'] / wall[name]:>10.2f}x{load:>7.1f}  {same}")
+                  f"{wall['single'] / wall[name]:>10.2f}x{cpu:>8.2f}{load:>7.1f}  {same}")
         print(f"dask2 / dask1: {wall['dask1'] / wall['dask2']:.2f}x")
         _split(work, files, rows)
     finally:
