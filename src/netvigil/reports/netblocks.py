@@ -95,6 +95,9 @@ def sentence(event: Event, *, reconstruction: bool = False) -> str:
     plat_names = _join([platform_name(e.signal) for e in platforms])
     if main is None or event.kind is EventKind.PLATFORM_BLOCK:
         if not platforms:
+            demand = (event.assessment or {}).get("circumvention", {}).get("summary")
+            if demand:  # a Tor surge alone (classification.demand_events)
+                return f"{demand}{tail}."
             return f"{_subject(event)} was disrupted from {when(event.start)}{tail}."
         worst = min(e.min_ratio for e in platforms)
         return (f"{plat_names} became unreachable {_where(event)} at "
