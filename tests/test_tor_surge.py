@@ -246,3 +246,17 @@ def test_a_block_found_later_takes_the_surge_as_its_evidence(tmp_path: Path) -> 
     block = [e for e in after if RULE in e["rules"]]
     assert [s["day"] for s in block[0]["assessment"]["circumvention"]["surges"]
             ["tor-users"]] == [T0 + 5 * DAY]
+
+
+def test_the_demand_events_sentence_says_what_rose_and_why() -> None:
+    from netvigil.events.classification import demand_events
+    from netvigil.reports.netblocks import sentence
+
+    vals = np.full(40, 1500.0)
+    vals[36] = 15000.0
+    kz = EntityRef(EntityType.COUNTRY, "KZ")
+    (ev,) = demand_events(kz, "Kazakhstan", {"tor-users": Series(kz, "tor-users", T0, DAY,
+                                                                   vals)}, [], -(2**62))
+    assert sentence(ev) == ("Tor use from Kazakhstan rose 10x on 6 February 2022: "
+                            "circumvention demand, a sign of blocking.")
+    assert ev.end == T0 + 37 * DAY
