@@ -11,15 +11,26 @@ varied ``report_id`` (and ``measurement_uid``), ``measurement_start_time`` (spre
 real size and shape mix of measurements but not the real distribution of test names
 (web_connectivity is about half here and in OONI's own data). Nothing is downloaded.
 
-Rows printed (measurements/s, wall time; the two in-process rows run interleaved, best of
-``--repeat``):
+Rows printed (measurements/s, wall time, CPU seconds, and the ratio to the peer; the rows
+of one repeat run back to back and the repeats interleave, best of ``--repeat`` each: the
+machine is shared, order must not decide):
 
 * ``json.loads loop`` — the named peer: ``gzip.open`` + ``json.loads`` per line, nothing
-  else (no verdicts, no store): the floor any Python importer of these files starts from;
-* ``read + verdict`` — NetVigil's reader, base keys and verdicts and fact building, in
-  process, no store;
-* ``netvigil ooni import`` — the real CLI in a subprocess, into a fresh DuckDB store
-  (facts -> pipeline -> points, entities, imports rows), with its peak RSS.
+  else (no verdicts, no store), in this process (no interpreter start): the floor any
+  Python importer of these files starts from;
+* ``read + verdict`` — NetVigil's reader, base keys, verdicts and ledger rows, in process,
+  one process, no store;
+* ``netvigil ooni import --jobs 1`` / ``--jobs 2`` — the real CLI in a subprocess (start,
+  imports, read, ledger, pipeline, one DuckDB transaction) into a fresh store, judged in
+  this one process or in two forked workers; CPU is the whole process tree's (workers
+  included), peak RSS the largest process's. The CLI's default ``--jobs 0`` picks one
+  worker per core not busy by the 1-minute load average (printed).
+
+A last row times ``netvigil --version`` alone: the start (interpreter, every command's
+imports) that each CLI row pays and the in-process rows do not; in a tree run with
+``PYTHONDONTWRITEBYTECODE`` and no ``__pycache__`` it includes compiling ~100 modules. The
+1-minute load average is printed before and after: on a loaded 2-core machine the wall
+ratios move with it (CPU seconds much less), and two workers only pay off on idle cores.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +46,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from netvigil.cli.ooni_cmd import idle_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "ooni"
@@ -77,47 +91,57 @@ def generate(root: Path, n: int, hours: int) -> tuple[list[Path], int]:
     return sorted(files), sum(f.stat().st_size for f in files)
 
 
-def peer_json_loads(files: list[Path]) -> tuple[int, float]:
-    t = time.perf_counter()
+def peer_json_loads(files: list[Path]) -> tuple[int, float, float]:
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for f in files:
         with gzip.open(f, "rb") as fh:
             for line in fh:
                 json.loads(line)
                 n += 1
-    return n, time.perf_counter() - t
+    return n, time.perf_counter() - t, time.process_time() - c
 
 
-def in_process(files: list[Path]) -> tuple[int, float]:
+def in_process(files: list[Path]) -> tuple[int, float, float]:
     from netvigil.sources.ooni.facts import FactBuilder
     from netvigil.sources.ooni.importer import read_measurements
 
-    t = time.perf_counter()
-    out = read_measurements(files, "fail", FactBuilder())
-    return out.measurements, time.perf_counter() - t
+    t, c = time.perf_counter(), time.process_time()
+    out = read_measurements(files, "fail", FactBuilder(), jobs=1)
+    return out.measurements, time.perf_counter() - t, time.process_time() - c
 
 
-#: A small launcher measures the CLI's peak RSS: a child forked from this process (which
-#: holds the generated measurements) would report this process's RSS as its own peak.
+#: A small launcher measures the CLI's peak RSS and CPU: a child forked from this process
+#: (which holds the generated measurements) would report this process's RSS as its own
+#: peak. ``wait4``'s usage covers the CLI and the workers it reaped.
 LAUNCH = """
 import os, subprocess, sys
 p = subprocess.Popen(sys.argv[1:])
 _, status, usage = os.wait4(p.pid, 0)
-print(f"{usage.ru_maxrss}", file=sys.stderr)
+print(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}", file=sys.stderr)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def cli(root: Path, store: Path) -> tuple[float, float, str]:
+def cli(root: Path, store: Path, jobs: int) -> tuple[float, float, float, str]:
+    """Wall s, CPU s (user + sys of the CLI and its workers), peak RSS MB, summary line."""
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", LAUNCH, NETVIGIL, "ooni", "import", "--dir",
-                           str(root), "--store", str(store)], capture_output=True, text=True,
-                          check=False)
+                           str(root), "--store", str(store), "--jobs", str(jobs)],
+                          capture_output=True, text=True, check=False)
     dt = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"netvigil ooni import failed: {proc.stderr}")
-    rss_kb = int(proc.stderr.strip().splitlines()[-1])
-    return dt, rss_kb / 1024, proc.stdout.splitlines()[0]
+    rss_kb, cpu = proc.stderr.strip().splitlines()[-1].split()
+    return dt, float(cpu), int(rss_kb) / 1024, proc.stdout.splitlines()[0]
+
+
+def start_only() -> tuple[float, float]:
+    """Wall and CPU s of ``netvigil --version``: the CLI's fixed start cost."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", LAUNCH, NETVIGIL, "--version"],
+                          capture_output=True, text=True, check=True)
+    return time.perf_counter() - t, float(proc.stderr.strip().splitlines()[-1].split()[1])
 
 
 def main() -> None:
@@ -126,6 +150,8 @@ def main() -> None:
     ap.add_argument("--hours", type=int, default=48)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f} on "
+          f"{len(os.sched_getaffinity(0))} cores")
     with tempfile.TemporaryDirectory(prefix="bench-ooni-") as tmp:
         root = Path(tmp) / "bucket"
         t = time.perf_counter()
@@ -133,22 +159,35 @@ def main() -> None:
         print(f"generated {args.measurements} measurements (replicated real fixtures) in "
               f"{len(files)} bucket files, {size / 1e6:.1f} MB gzip, "
               f"{time.perf_counter() - t:.1f} s")
-        # interleaved, best of --repeat each: the machine is shared, order must not decide
-        t_peer = t_ours = float("inf")
-        for _ in range(args.repeat):
-            n_peer, dt = peer_json_loads(files)
-            t_peer = min(t_peer, dt)
-            n_ours, dt = in_process(files)
-            t_ours = min(t_ours, dt)
-        t_cli, rss, summary = cli(root, Path(tmp) / "s.duckdb")
-        assert n_peer == n_ours == args.measurements, (n_peer, n_ours)
-        rows = [("json.loads loop (peer)", t_peer, ""),
-                ("read + verdict (in process)", t_ours, ""),
-                ("netvigil ooni import (CLI, DuckDB)", t_cli, f"peak RSS {rss:.0f} MB")]
-        for name, dt, extra in rows:
-            print(f"{name:38s} {args.measurements / dt:10,.0f} measurements/s  {dt:7.2f} s"
-                  f"  x{t_peer / dt:5.2f} of the peer  {extra}")
+        best: dict[str, tuple[float, float, str]] = {}
+
+        def keep(name: str, wall: float, cpu: float, extra: str = "") -> None:
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, cpu, extra)
+
+        summary = ""
+        for r in range(args.repeat):
+            n_peer, dt, cpu = peer_json_loads(files)
+            keep("json.loads loop (peer)", dt, cpu)
+            n_ours, dt, cpu = in_process(files)
+            keep("read + verdict (in process)", dt, cpu)
+            assert n_peer == n_ours == args.measurements, (n_peer, n_ours)
+            for jobs in (1, 2):
+                dt, cpu, rss, summary = cli(root, Path(tmp) / f"s{r}-{jobs}.duckdb", jobs)
+                keep(f"netvigil ooni import --jobs {jobs}", dt, cpu, f"peak RSS {rss:.0f} MB")
+            keep("netvigil --version (start only)", *start_only())
+        t_peer = best["json.loads loop (peer)"][0]
+        c_peer = best["json.loads loop (peer)"][1]
+        for name, (dt, cpu, extra) in best.items():
+            if name.startswith("netvigil --version"):
+                print(f"{name:34s} {'':25s} {dt:6.2f} s {'':20s} | CPU {cpu:5.2f} s")
+                continue
+            print(f"{name:34s} {args.measurements / dt:8,.0f} measurements/s {dt:6.2f} s"
+                  f"  x{t_peer / dt:5.2f} of the peer | CPU {cpu:5.2f} s x{c_peer / cpu:5.2f}"
+                  f"  {extra}")
         print(f"CLI: {summary}")
+    print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}; the CLI's default --jobs 0 "
+          f"would use {idle_cores()} now")
 
 
 if __name__ == "__main__":
