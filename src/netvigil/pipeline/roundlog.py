@@ -64,17 +64,33 @@ def _npz(**arrays: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _targets_value(f: ProbeRound) -> tuple[str, str]:
-    """(id, value) of the round's target list: blocks, availability, overrides."""
-    ov = [] if f.entity_overrides is None else [
-        None if refs is None else [[r.type.value, r.code] for r in refs]
-        for refs in f.entity_overrides]
-    meta = json.dumps({"overrides": None if f.entity_overrides is None else ov}).encode()
-    blocks = np.ascontiguousarray(f.block_starts, dtype=np.uint32)
-    avail = np.ascontiguousarray(f.availability, dtype=np.float32)
-    h = hashlib.sha256(blocks.tobytes() + avail.tobytes() + meta).hexdigest()
-    return h, _npz(blocks=blocks, availability=avail,
-                   meta=np.frombuffer(meta, dtype=np.uint8))
+class _TargetIds:
+    """Target list → id, computed once per list object (rounds of one prober share the
+    very same arrays), and the value stored only for an id the store does not have."""
+
+    def __init__(self, get_state: GetState) -> None:
+        self.get_state = get_state
+        self.ids: dict[tuple[int, int, int], str] = {}
+        self.known: set[str] = set()
+
+    def id_of(self, f: ProbeRound, out: dict[str, str]) -> str:
+        key = (id(f.block_starts), id(f.availability), id(f.entity_overrides))
+        tid = self.ids.get(key)
+        if tid is None:
+            ov = None if f.entity_overrides is None else [
+                None if refs is None else [[r.type.value, r.code] for r in refs]
+                for refs in f.entity_overrides]
+            meta = json.dumps({"overrides": ov}).encode()
+            blocks = np.ascontiguousarray(f.block_starts, dtype=np.uint32)
+            avail = np.ascontiguousarray(f.availability, dtype=np.float32)
+            tid = hashlib.sha256(blocks.tobytes() + avail.tobytes() + meta).hexdigest()
+            self.ids[key] = tid
+            tkey = f"{TARGETS_PREFIX}{tid}"
+            if tid not in self.known and self.get_state(tkey) is None:
+                out[tkey] = _npz(blocks=blocks, availability=avail,
+                                 meta=np.frombuffer(meta, dtype=np.uint8))
+            self.known.add(tid)
+        return tid
 
 
 def log_entries(facts: Iterable[ProbeRound], get_state: GetState) -> dict[str, str]:
@@ -82,13 +98,11 @@ def log_entries(facts: Iterable[ProbeRound], get_state: GetState) -> dict[str, s
     updated day indices, day list and summary. Written by the caller in the transaction of
     the rounds' points."""
     out: dict[str, str] = {}
-    days: dict[str, list[list[Any]]] = {}
+    days: dict[str, tuple[list[list[Any]], set[tuple[str, float]]]] = {}
     summary = _summary(get_state)
+    ids = _TargetIds(get_state)
     for f in facts:
-        tid, tval = _targets_value(f)
-        tkey = f"{TARGETS_PREFIX}{tid}"
-        if tkey not in out and get_state(tkey) is None:
-            out[tkey] = tval
+        tid = ids.id_of(f, out)
         out[round_key(f.vantage, f.round_start)] = json.dumps({
             "vantage": f.vantage, "round_start": float(f.round_start),
             "round_seconds": int(f.round_seconds), "targets": tid,
@@ -97,15 +111,17 @@ def log_entries(facts: Iterable[ProbeRound], get_state: GetState) -> dict[str, s
                            rtt=np.asarray(f.rtt, np.float64))})
         day = datetime.fromtimestamp(f.round_start, UTC).strftime("%Y%m%d")
         if day not in days:
-            days[day] = json.loads(get_state(f"{DAY_PREFIX}{day}") or "[]")
-        pair = [f.vantage, float(f.round_start)]
-        if pair not in days[day]:
-            days[day].append(pair)
+            pairs = json.loads(get_state(f"{DAY_PREFIX}{day}") or "[]")
+            days[day] = (pairs, {(str(v), float(t)) for v, t in pairs})
+        pairs, seen = days[day]
+        if (f.vantage, float(f.round_start)) not in seen:
+            seen.add((f.vantage, float(f.round_start)))
+            pairs.append([f.vantage, float(f.round_start)])
         _note(summary, f)
     if not out:
         return out
     known = json.loads(get_state(DAYS_KEY) or "[]")
-    for day, pairs in days.items():
+    for day, (pairs, _seen) in days.items():
         out[f"{DAY_PREFIX}{day}"] = json.dumps(pairs)
     out[DAYS_KEY] = json.dumps(sorted(set(known) | set(days)))
     out[SUMMARY_KEY] = json.dumps(summary)
@@ -125,8 +141,10 @@ def _bin(round_start: float, step: int) -> int:
 def _note(summary: dict[str, Any], f: ProbeRound) -> None:
     last = summary["last"]
     last[f.vantage] = max(float(last.get(f.vantage, -math.inf)), float(f.round_start))
-    bins = set(summary["bins"]) | {_bin(f.round_start, int(f.round_seconds))}
-    summary["bins"] = sorted(bins)[-SUMMARY_BINS:]
+    b = _bin(f.round_start, int(f.round_seconds))
+    bins = summary["bins"]
+    if b not in bins and (len(bins) < SUMMARY_BINS or b > bins[0]):
+        summary["bins"] = sorted([*bins, b])[-SUMMARY_BINS:]
 
 
 def folds_in_order(get_state: GetState, vantage: str, round_start: float, step: int,
