@@ -110,7 +110,7 @@ TAIL_SHARE = 0.05
 TAIL_MIN = 65_536
 #: A patch that would read more series again whole than this rebuilds instead: one series
 #: read whole cost 18 ms of CPU on the 45.7M-bin load store (100 random series, load 12; the
-#: store's not-yet-compacted days are scanned by each statement), a whole rebuild 3.6-4.1 s,
+#: store's not-yet-compacted days are scanned by each statement), a whole rebuild 3.6-5.2 s,
 #: so 50 keeps a patch under a quarter of a rebuild.
 MAX_REREADS = 50
 
