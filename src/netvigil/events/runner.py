@@ -702,10 +702,8 @@ def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
     if country is None or country.type is not EntityType.COUNTRY or not blocks:
         return events
     cfg = classification.load_config()["evidence"]["circumvention-surge"]
-    lo = min(e.start for e in blocks) - int(cfg["window_s"]) \
-        - (int(cfg["baseline_days"]) + 1) * 86400
-    found = {sig: classification.surges(store.read_series(country, sig, lo))
-             for sig in cfg["signals"]}
+    found = {sig: classification.surges(store.read_series(country, sig))
+             for sig in cfg["signals"]}  # whole: collapses leave the baseline (daily, small)
     out = []
     for e in events:
         ev = (classification.circumvention(e, fusion.end_or(e, data_end), found)
@@ -720,10 +718,9 @@ def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
 def _demand(store: Store, country: EntityRef, blocks: list[tuple[Event, int]],
             since: int) -> list[Event]:
     """The country's circumvention-demand events from ``since`` on (the Tor series read
-    from the rule's baseline before it)."""
+    whole: its baseline skips collapses, however long ago)."""
     cfg = classification.load_config()["evidence"]["circumvention-surge"]
-    lo = None if since <= _NEG else since - (int(cfg["baseline_days"]) + 1) * 86400
-    series = {sig: store.read_series(country, sig, lo) for sig in cfg["signals"]}
+    series = {sig: store.read_series(country, sig) for sig in cfg["signals"]}
     if not any(len(s) for s in series.values()):
         return []
     name = store.entity_names([country]).get(country) or default_registry().name(country)
