@@ -260,3 +260,14 @@ def test_the_demand_events_sentence_says_what_rose_and_why() -> None:
     assert sentence(ev) == ("Tor use from Kazakhstan rose 10x on 6 February 2022: "
                             "circumvention demand, a sign of blocking.")
     assert ev.end == T0 + 37 * DAY
+
+
+def test_the_return_after_a_long_collapse_is_no_surge_a_surge_after_it_is() -> None:
+    """A 36-day collapse (Sudan's 2019 mobile shutdown) fills more than the baseline's
+    28 days: the days back to ordinary use must not read as a surge against it."""
+    rng = np.random.default_rng(3)
+    vals = 1000.0 * rng.lognormal(0.0, 0.1, 120)
+    vals[30:66] = 40.0 * rng.lognormal(0.0, 0.1, 36)
+    vals[100] = 4000.0
+    s = Series(EntityRef(EntityType.COUNTRY, "SD"), "tor-users", T0, DAY, vals)
+    assert [t for t, _r in surges(s)] == [T0 + 100 * DAY]

@@ -285,22 +285,28 @@ def probability(event: Event, members: int = 0, duration: int | None = None) -> 
 
 # -- circumvention demand ----------------------------------------------------------------
 def surge_days(series: Series, factor: float | None = None) -> list[tuple[int, float, float]]:
-    """(day start, value, median of the days before) for every surge day of a daily count:
-    at least ``factor`` (default: rule ``evidence.circumvention-surge``'s) times the median
-    of the ``baseline_days`` before it, ``min_baseline_days`` of them with data. Upward
-    only: a fall of the same count is the detectors' (a collapse)."""
+    """(day start, value, baseline) for every surge day of a daily count: at least
+    ``factor`` (default: rule ``evidence.circumvention-surge``'s) times the baseline, the
+    median of the last ``baseline_days`` days with data that were not in a collapse
+    (``min_baseline_days`` of them at least). A collapse day is below 1/``factor`` (the
+    rule's) of its own baseline and never enters a later one, as the detectors freeze
+    their baseline in an outage: without that, the return to ordinary use after a collapse
+    longer than half the window read as a surge. Upward only: the fall of the same count
+    is the detectors' (a collapse). One pass over the whole series, O(days x window)."""
     cfg = load_config()["evidence"]["circumvention-surge"]
     days, need = int(cfg["baseline_days"]), int(cfg["min_baseline_days"])
-    factor = float(cfg["factor"]) if factor is None else factor
-    vals, out = series.values, []
-    for i in range(need, len(vals)):
-        base = vals[max(0, i - days):i]
-        base = base[~np.isnan(base)]
-        if base.size < need or np.isnan(vals[i]):
+    rule_factor = float(cfg["factor"])
+    factor = rule_factor if factor is None else factor
+    ordinary: list[float] = []
+    out = []
+    for i, v in enumerate(series.values.tolist()):
+        if v != v:  # NaN: no estimate that day
             continue
-        med = float(np.median(base))
-        if med > 0 and vals[i] >= factor * med:
-            out.append((series.start + i * series.step, float(vals[i]), med))
+        med = float(np.median(ordinary[-days:])) if len(ordinary) >= need else None
+        if med is not None and med > 0 and v >= factor * med:
+            out.append((series.start + i * series.step, float(v), med))
+        if med is None or v * rule_factor >= med:
+            ordinary.append(float(v))
     return out
 
 
