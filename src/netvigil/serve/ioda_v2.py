@@ -131,9 +131,19 @@ def error_envelope(request: Request, status: int, message: str) -> JSONBody:
 ENVELOPED_PREFIXES[router.prefix] = error_envelope
 
 
+_gm_last: tuple[int, str] = (-1, "")  # the last second formatted: two per envelope
+
+
 def _gm(ts: float) -> str:
-    """PHP ``gmdate('c')``: ``2022-01-05T10:40:00+00:00``."""
-    return str(iso_utc(ts)).replace("Z", "+00:00")
+    """PHP ``gmdate('c')``: ``2022-01-05T10:40:00+00:00``. Whole seconds, so the text of
+    the current second is kept (one tuple swapped whole: safe across threads) instead of
+    formatted twice per request."""
+    global _gm_last
+    second = int(ts)
+    last = _gm_last
+    if last[0] != second:
+        last = _gm_last = (second, str(iso_utc(second)).replace("Z", "+00:00"))
+    return last[1]
 
 
 def _required_time(value: str | None, name: str) -> int:
