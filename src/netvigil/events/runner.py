@@ -519,7 +519,8 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         return mine + ([e.start for e in events_of(p) if e.kind is EventKind.PLATFORM_BLOCK]
                        if p is not None else [])
 
-    siblings_of = _Siblings(_holders(countries, parents, old_by, built), events_of)
+    holding = _holders(countries, parents, old_by, built)
+    siblings_of = _Siblings(holding, events_of)
     out: list[Event] = []
     keep: list[str] = []  # ids of stored events left as they are
     for ent in procs:
@@ -552,15 +553,18 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
                     if home is not None and home in children else [])
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
+        kin = [e for k in holding.get(ent, []) if k.type is EntityType.ASN
+               for e in events_of(k) if e.kind is EventKind.PLATFORM_BLOCK]
         if split is None:
             assessed = _circumvention(store, ent, parents.get(ent),
-                                      fusion.assess(own, inputs, members, observed), data_end)
+                                      fusion.assess(own, inputs, members, observed), data_end,
+                                      kin=kin)
             out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
             continue
         assessed = fusion.assess(todo, inputs, members, observed, context=kept,
                                  reuse={e.id: e.assessment for e in redo})
         assessed = _circumvention(store, ent, parents.get(ent), assessed, data_end,
-                                  since=split.cut)
+                                  since=split.cut, kin=kin)
         keep += [e.id for e in kept]
         out += fusion.carry_history(old_by.get(ent, []), assessed, data_end)
     return procs, out, keep
@@ -685,19 +689,19 @@ def _kin_events(store: Store, countries: set[EntityRef],
 
 
 def _circumvention(store: Store, ent: EntityRef, parent: EntityRef | None,
-                   events: list[Event], data_end: int | None, since: int = _NEG
-                   ) -> list[Event]:
+                   events: list[Event], data_end: int | None, since: int = _NEG,
+                   kin: Sequence[Event] = ()) -> list[Event]:
     """Platform-block events with their country's Tor surge days as supporting evidence
     (rule ``evidence.circumvention-surge``, :func:`classification.circumvention`): read here
     because the baseline (28 days before the event) lies outside the window assessed. A
-    country also gets an event of its own for a surge no block explains
-    (:func:`classification.demand_events`; from ``since``, the cut of an incremental
-    rebuild)."""
+    country also gets an event of its own for a surge no block of it or of its ASes
+    (``kin``) explains (:func:`classification.demand_events`; from ``since``, the cut of
+    an incremental rebuild)."""
     country = ent if ent.type is EntityType.COUNTRY else parent
     blocks = [e for e in events if e.kind is EventKind.PLATFORM_BLOCK]
     if ent.type is EntityType.COUNTRY:
         events = sorted(events + _demand(store, ent, [(e, fusion.end_or(e, data_end))
-                                                      for e in blocks], since),
+                                                      for e in [*blocks, *kin]], since),
                         key=lambda e: e.start)
     if country is None or country.type is not EntityType.COUNTRY or not blocks:
         return events
