@@ -271,3 +271,25 @@ def test_the_return_after_a_long_collapse_is_no_surge_a_surge_after_it_is() -> N
     vals[100] = 4000.0
     s = Series(EntityRef(EntityType.COUNTRY, "SD"), "tor-users", T0, DAY, vals)
     assert [t for t, _r in surges(s)] == [T0 + 100 * DAY]
+
+
+def test_a_block_seen_on_one_network_only_explains_the_surge(tmp_path: Path) -> None:
+    """A block measured on one AS (its platform series falls; the country has none): the
+    country's surge of that day is the AS block's evidence, not an event of its own."""
+    d_block = SURGE_DAY  # the AS's telegram tests fail all of 4 Jan 2022
+    rng = np.random.default_rng(9)
+    rows = ["time,entity_type,entity_code,signal,value,entity_name,parent"]
+    for h in range((d_block - 20) * 24, (d_block + 4) * 24):
+        v = 0.0 if d_block * 24 <= h < (d_block + 1) * 24 else 95 + 3 * rng.standard_normal()
+        rows.append(f"{D0 + h * H},asn,9198,platform:telegram,{v:.1f},Kazakhtelecom,KZ")
+    plat = tmp_path / "as-telegram.csv"
+    plat.write_text("\n".join(rows) + "\n")
+    store = tmp_path / "s.duckdb"
+    for args in (("tor", "import", *_tor_files(tmp_path, range(N_DAYS), 11)),
+                 ("series", "import", plat), ("detect",)):
+        res = run(*args, "--store", store)
+        assert res.exit_code == 0, res.output
+    got = _events(store)
+    asn = [e for e in got if e["entity_code"] == "9198" and e["kind"] == "platform-block"]
+    assert asn and RULE in asn[0]["rules"], got
+    assert [e for e in got if e["entity_code"] == "KZ"] == []
