@@ -58,7 +58,8 @@ class Metrics:
                            registry=self.registry)
         self.snapshot = Gauge("netvigil_memory_snapshot",
                               "The in-memory snapshot (serve/memory.py): serial (0: none), "
-                              "bins held, seconds its build took, seconds behind the store",
+                              "bins held, seconds its build took, seconds behind the store, "
+                              "snapshots patched after writes and built whole",
                               ("field",), registry=self.registry)
         self.newest = Gauge("netvigil_store_newest_point_seconds",
                             "Unix time of the newest stored point", registry=self.registry)
@@ -133,4 +134,6 @@ def metrics(request: Request, store: StoreReader) -> Response:
     m.snapshot.labels("build_seconds").set(snap.build_seconds if snap is not None else 0)
     stale = memory.stale_seconds()
     m.snapshot.labels("stale_seconds").set(stale)
+    m.snapshot.labels("patches").set(memory.patches)
+    m.snapshot.labels("builds").set(memory.builds)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
