@@ -220,19 +220,19 @@ def test_a_worker_killed_mid_job_changes_nothing(
     client.wait_for_workers(2, timeout=60)
 
 
-def _profiler_callbacks(dask_worker: object) -> list[str]:
-    return sorted(k for k in dask_worker.periodic_callbacks  # type: ignore[attr-defined]
-                  if k.startswith("profile"))
+def _periodic(dask_worker: object) -> tuple[list[str], float]:
+    """A worker's profiler callbacks and its event-loop tick period (ms)."""
+    cbs = dask_worker.periodic_callbacks  # type: ignore[attr-defined]
+    return sorted(k for k in cbs if k.startswith("profile")), cbs["tick"].callback_time
 
 
-def test_local_clusters_run_workers_without_the_statistical_profiler(
-        client: Client) -> None:
+def test_local_clusters_run_workers_with_less_periodic_work(client: Client) -> None:
     """engine.CLUSTER_CONFIG reaches the spawned workers: Dask's default runs the
-    profiler's two periodic callbacks on every worker (the session cluster of
-    tests/conftest.py, made without it, shows them)."""
+    profiler's two periodic callbacks and a 20 ms tick on every worker (the session cluster
+    of tests/conftest.py, made without it, shows them); ours none and 200 ms."""
     from netvigil.distributed.engine import dask_client
 
-    default = client.run(_profiler_callbacks).values()
-    assert list(default) == [["profile", "profile-cycle"]] * 2
+    default = client.run(_periodic).values()
+    assert list(default) == [(["profile", "profile-cycle"], 20)] * 2
     with dask_client("local:1") as ours:
-        assert list(ours.run(_profiler_callbacks).values()) == [[]]
+        assert list(ours.run(_periodic).values()) == [([], 200)]
