@@ -49,6 +49,7 @@ from netvigil.sources.ooni.facts import (
 Columns = Mapping[str, npt.NDArray[Any]]
 Entity = tuple[str, str]  # (entity type, code)
 ZERO_FILL = MAX_ZERO_FILL_HOURS * HOUR
+_COUNTRY, _ASN = EntityType.COUNTRY.value, EntityType.ASN.value
 
 
 class Ledger(Protocol):
@@ -150,11 +151,15 @@ def _affected(new: Columns, last0: Mapping[str, int], last1: Mapping[str, int],
     """Per entity, the hour intervals ``[a, b]`` whose volume the new rows can change: 14
     days from each new measurement, and the stretch its country's last hour moved over
     (for the country and every AS measured there in the 14 days before)."""
+    measured: dict[Entity, set[int]] = defaultdict(set)  # per entity, its new rows' hours
+    for hour, cc, asn in set(zip(new["hour"].tolist(), new["cc"].tolist(),
+                                 new["asn"].tolist(), strict=True)):
+        measured[(_COUNTRY, str(cc))].add(int(hour))
+        if asn > 0:
+            measured[(_ASN, str(int(asn)))].add(int(hour))
     out: dict[Entity, list[tuple[int, int]]] = defaultdict(list)
-    for hour, cc, asn in sorted({(int(h), str(c), int(a)) for h, c, a in zip(
-            new["hour"].tolist(), new["cc"].tolist(), new["asn"].tolist(), strict=True)}):
-        for ent in _entities(cc, asn):
-            out[ent].append((hour, hour + ZERO_FILL))
+    for ent, hours in measured.items():
+        out[ent] = [(h, h + ZERO_FILL) for h in hours]
     for cc, g1 in sorted(last1.items()):
         g0 = last0.get(cc)
         if g0 is None or g1 <= g0:
