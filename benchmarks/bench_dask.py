@@ -39,7 +39,11 @@ the commands make (Amdahl's split made visible):
   call again on the finished folder (every chunk resumed: only the driver's merge runs);
 * ``bgp epochs`` — :func:`ingest_dask` into a sink that keeps nothing, fresh minus resumed;
 * ``detect shards`` — :func:`run_detection_dask` on a copy of the store made before the
-  clock (planning, shards and the driver's merge).
+  clock (planning, shards and the driver's merge), ``--shards-per-worker`` shards per worker
+  (default 1, the CLI's); it also prints the points each shard reads, the costliest
+  country group (shards never split one: the speed-up bound it sets) and the driver's
+  serial part (plan + merge, wall). ``--detect-cache DIR`` keeps the generated store for
+  the next run (``--entities 4800``, 41.5 M points, takes minutes to write).
 
 Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
 OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
