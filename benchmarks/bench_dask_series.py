@@ -12,6 +12,9 @@ the store equals the single run's (points and series, value for value)::
     .venv/bin/python benchmarks/bench_dask_series.py            # 8 CSV files x 250,000 rows
     .venv/bin/python benchmarks/bench_dask_series.py --files 4 --rows 500000 --ioda 2
 
+(``--files 8 --rows 250000 --ioda 1`` ran in 3 min 36 s at load 11-13 on this 2-core VM;
+figures in docs/distributed.md, "Series import".)
+
 Inputs (written here, nothing downloaded): ``--files`` CSV files in the long format, each
 ``--rows`` rows of 5-minute points of 100 ASes under KZ (``bgp``, counts with a few
 outages) with a sprinkle of bad lines (non-numeric values, 1 in 5,000), imported with
