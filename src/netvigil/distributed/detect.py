@@ -15,10 +15,11 @@ Why shard stores: a DuckDB file admits one writer process and nobody else while 
 so workers never write the store. Each shard runs the unchanged
 :func:`~netvigil.events.runner.run_detection` on an **in-memory** store of its own that
 ``ATTACH``es the store read-only (several processes may read it together while no writer
-holds it) and sees it through views: ``entities`` whole, ``series`` and ``points`` of the
-shard's entities. Only the shard's alerts, events and detector states (the incremental
-state of its series, so a shard resumes where the last run stopped) are copied in, because
-``run_detection`` writes them; the shard then writes them to a small DuckDB file (temporary
+holds it) and sees it through views: ``series`` of the shard's entities, ``entities`` and
+``points`` whole (every points read joins the keys of the shard's series: :func:`_views`).
+Only the shard's alerts, events and detector states (the incremental state of its series,
+so a shard resumes where the last run stopped) are copied in, because ``run_detection``
+writes them; the shard then writes them to a small DuckDB file (temporary
 file, rename). The driver, once every shard is done, replaces each group's alerts and states
 (of the method) and events in the store with the shard's, all shards in one transaction. A
 shard task is a pure function of the store and its group list, so a task lost with a worker
@@ -29,9 +30,11 @@ section 1): a first version copied the groups' points into a new DuckDB file per
 ran the store migrations on it; the copy (about 0.3 CPU s per million points, more than
 detecting them with ``netvigil.seasonal``) and the migrations (about 0.1 CPU s per shard)
 did not divide, so two workers spent up to 1.6x the CPU of one. Now nothing but results is
-copied and the migrated in-memory store is kept per worker thread (emptied per task). The
-views scan the store's points once per shard (a filtered scan: about 0.03 CPU s per 2
-million points), which is what still grows with the shard count. The result is identical to
+copied and the migrated in-memory store is kept per worker thread (emptied per task).
+What still grows with the shard count: each shard's join probes the keys of every points
+row (measured at 41.5 M points: 1.01-1.26x the read CPU of one shard for two) and a fixed
+0.08-0.12 CPU s of DuckDB statements per shard, so one shard per worker is the default
+(docs/scaling.md, "Detection shards, 2026-12-02 06:00-07:00"). The result is identical to
 the single-process run (tests compare alerts, events and states, on a first run and on an
 incremental one).
 """
