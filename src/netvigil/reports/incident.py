@@ -168,7 +168,7 @@ def transitions(series: Series, event: Event, baseline_until: int,
         lv = float(np.nanmedian(chunk)) if np.any(chunk == chunk) else float("nan")
         t = int(times[a])
         if k == 0:
-            what = "fell to"
+            what = "rose to" if lv > 1 else "fell to"  # a Tor surge event rises
         elif idx > runs[k - 1][2]:
             what = "restored to" if idx == len(BANDS) - 1 else "partial restoration to"
         else:
@@ -340,6 +340,9 @@ def _headline(event: Event, severity: str, rest: Sequence[Restoration], end: int
     d = datetime.fromtimestamp(event.start, UTC)
     start = f"{d:%H:%M} UTC on {d.day} {d:%B %Y}"
     if event.kind is EventKind.PLATFORM_BLOCK:
+        if (event.assessment or {}).get("circumvention", {}).get("summary") and not any(
+                s.signal.startswith("platform:") for s in event.signals):
+            return f"{name}: circumvention demand from {start}"  # a Tor surge alone
         names = sorted({platform_name(s.signal) for s in event.signals})
         return f"{name}: {', '.join(names)} restricted from {start}"
     span = "ongoing" if event.end is None else f"lasting {_duration_words(end - event.start)}"
