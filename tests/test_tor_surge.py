@@ -165,14 +165,19 @@ def _events(store: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def demand(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def demand_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("demand")
     store = tmp / "s.duckdb"
     for args in (("tor", "import", *_tor_files(tmp, range(N_DAYS), 11)),
                  ("series", "import", _connectivity(tmp)), ("detect",)):
         res = run(*args, "--store", store)
         assert res.exit_code == 0, res.output
-    return _events(store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def demand(demand_store: Path) -> list[dict[str, Any]]:
+    return _events(demand_store)
 
 
 def test_a_surge_without_a_block_is_one_event_dated_to_its_day(
@@ -293,3 +298,17 @@ def test_a_block_seen_on_one_network_only_explains_the_surge(tmp_path: Path) -> 
     asn = [e for e in got if e["entity_code"] == "9198" and e["kind"] == "platform-block"]
     assert asn and RULE in asn[0]["rules"], got
     assert [e for e in got if e["entity_code"] == "KZ"] == []
+
+
+def test_the_incident_report_calls_a_surge_a_rise(demand_store: Path,
+                                                  demand: list[dict[str, Any]],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (ev,) = [e for e in demand if e["entity_code"] == "KZ"]
+    monkeypatch.chdir(tmp_path)  # the report's files are written to the working folder
+    res = run("report", ev["id"], "--format", "md", "--store", demand_store)
+    assert res.exit_code == 0, res.output
+    text = next(tmp_path.glob("report-*.md")).read_text()
+    assert text.startswith("# Kazakhstan: circumvention demand from 00:00 UTC on 4 January")
+    assert "Tor use from Kazakhstan rose 10x on 4 January 2022" in text
+    assert "rose to" in text and "fell to" not in text
