@@ -21,6 +21,18 @@ outages) with a sprinkle of bad lines (non-numeric values, 1 in 5,000), imported
 ``--on-error skip``; ``--ioda`` IODA ``signals/raw`` JSON files of 20 series each added to
 the list. What does not divide: the driver's store write of every point (serial: one DuckDB
 writer), the cluster start (1-3 s) and the parts' Parquet round trip.
+
+Then the split (Amdahl's, made visible) on clusters started before the clock
+(:func:`netvigil.distributed.engine.dask_client`, ``local:1`` then ``local:2``), through the
+library calls the command makes: ``validate`` = :func:`netvigil.distributed.series.validate_file`
+of every file on the workers (gathered), ``load`` = the driver's part
+(:func:`netvigil.distributed.series.import_files_dask` on the finished work folder: every
+file resumed, only the store write of the parts runs), beside ``single`` (the
+single-process :func:`netvigil.series.importers.import_file` loop, in this process).
+
+``--kill`` then imports once more on ``local:2`` and SIGKILLs a worker 0.3 s into one of its
+validation tasks: it prints how many times the scheduler sent that task to a worker and
+whether the store still equals the single run's.
 """
 
 from __future__ import annotations
@@ -30,9 +42,11 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -136,12 +150,53 @@ def _split(work: Path, files: list[Path], rows: int) -> None:
     print(f"validate 2 / 1 workers: {phase[1] / phase[2]:.2f}x")
 
 
+def _kill(work: Path, files: list[Path], reference: Path) -> None:
+    """Fault check (issue 11, item 5): SIGKILL a worker 0.3 s into a validation task of an
+    import on ``local:2``; prints whether the scheduler ran the task again and whether the
+    store equals ``reference`` (the single run's)."""
+    from netvigil.distributed.engine import dask_client
+    from netvigil.distributed.series import import_files_dask
+    from netvigil.pipeline import Pipeline
+    from netvigil.store.duck import Store
+
+    with dask_client("local:2") as client:
+        pids = client.run(os.getpid)
+        done: dict[str, object] = {}
+
+        def job() -> None:
+            with Store(work / "killed.duckdb") as store:
+                done["run"] = import_files_dask(client, store, files, None, "skip",
+                                                work / "killed-work", sink=Pipeline(store))
+
+        thread = threading.Thread(target=job)
+        thread.start()
+        killed: tuple[str, list[str]] | None = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline:
+            for addr, keys in client.processing().items():
+                if any(str(k).startswith("series-") for k in keys) and addr in pids:
+                    time.sleep(0.3)
+                    os.kill(pids[addr], signal.SIGKILL)
+                    killed = (addr, [str(k) for k in keys])
+                    break
+            time.sleep(0.005)
+        thread.join(600)
+        runs = 0 if killed is None else sum(
+            1 for k in killed[1] for e in client.story(k)
+            if e[0] == "scheduler" and e[3] == "processing")
+    same = "run" in done and _tables(work / "killed.duckdb") == _tables(reference)
+    print(f"\nkilled worker: {killed[0] if killed else 'none found'}; its task sent to a "
+          f"worker {runs} time(s); store identical to single: {same}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--rows", type=int, default=250_000)
     ap.add_argument("--ioda", type=int, default=0, help="IODA JSON files added (20 series)")
     ap.add_argument("--ioda-points", type=int, default=20_000)
+    ap.add_argument("--kill", action="store_true",
+                    help="also kill a worker mid-task and compare the store (faults)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-dask-series-"))
     try:
@@ -174,6 +229,8 @@ def main() -> int:
                   f"{wall['single'] / wall[name]:>10.2f}x{cpu:>8.2f}{load:>7.1f}  {same}")
         print(f"dask2 / dask1: {wall['dask1'] / wall['dask2']:.2f}x")
         _split(work, files, rows)
+        if a.kill:
+            _kill(work, files, work / "single.duckdb")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
