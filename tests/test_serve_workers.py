@@ -6,7 +6,8 @@ holding the server end of the client's TCP connection (psutil over ``/proc``), s
 cannot claim another's answers. Checked: both workers answer, their answers are the same
 bytes (IODA's request-time fields aside), a write by another process (this one, through
 the CLI's lock-aware opener, as ``netvigil run`` writes) shows in both workers' answers
-within ``MAX_STALE_SECONDS`` and never goes back, and SIGTERM to the supervisor stops every
+within ``MAX_STALE_SECONDS``, never goes back, and was patched in (each worker's
+``/metrics``: a patch, one whole build), and SIGTERM to the supervisor stops every
 process (no orphan worker left, the port and the store file free again).
 """
 
@@ -178,6 +179,15 @@ def _comparable(path: str, body: bytes) -> Any:
     return body
 
 
+def _snapshot_fields(metrics: bytes) -> dict[str, float]:
+    """``netvigil_memory_snapshot{field=...}`` of one worker's Prometheus text."""
+    out = {}
+    for line in metrics.decode().splitlines():
+        if line.startswith("netvigil_memory_snapshot{"):
+            out[line.split('field="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def _new_value(body: bytes) -> Any:
     (series,) = json.loads(body)["series"]
     return series["values"]
@@ -199,7 +209,12 @@ def test_two_workers_answer_alike_see_a_write_and_stop_on_sigterm(
     before = serve.ask_each(NEW_URL)
     assert [_new_value(b) for _, b in before.values()] == [[None], [None]]  # not stored yet
 
-    # a write by another process reaches both, within the snapshot's staleness bound
+    # a write by another process reaches both, within the snapshot's staleness bound, once
+    # both answer from their first snapshot (before it, requests read DuckDB)
+    deadline = time.monotonic() + 60
+    while min(_snapshot_fields(b)["serial"] for _, b in serve.ask_each("/metrics").values()) < 1:
+        assert time.monotonic() < deadline, "no snapshot in a worker after 60 s"
+        time.sleep(0.1)
     with open_store(store_path, wait=30) as store:
         store.write_points(["country"], ["KZ"], ["bgp"], np.array([NEW_BIN]),
                            np.array([4242.0]), source="writer", step=STEP)
@@ -214,6 +229,10 @@ def test_two_workers_answer_alike_see_a_write_and_stop_on_sigterm(
         for pid in {pid for pid, _, _ in answers} - old:
             seen.setdefault(pid, time.monotonic() - wrote)
     assert set(seen) == workers
+    # ... through the incremental path in both (a patch, no second whole build)
+    for pid, (_, body) in serve.ask_each("/metrics").items():
+        fields = _snapshot_fields(body)
+        assert fields["patches"] >= 1 and fields["builds"] == 1, (pid, fields)
 
     # SIGTERM to the supervisor stops every process; port and store are free again
     serve.proc.send_signal(signal.SIGTERM)
