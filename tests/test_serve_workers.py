@@ -1,4 +1,4 @@
-"""``netvigil serve --workers 2``: a real uvicorn supervisor and two worker processes on a
+"""``netvigil serve --workers 2``: the real supervisor and two worker processes on a
 loopback port, over a real store file.
 
 Which worker answered is read from the operating system, not from the app: the process
@@ -117,10 +117,10 @@ class Serve:
 
     def ask_many(self, path: str, clients: int = 8) -> list[tuple[int, int, bytes]]:
         """(pid that answered, status, body) of ``clients`` requests on as many connections
-        opened at once: the workers share one listening socket and whichever accepts first
-        takes a connection, so one at a time an idle worker may take them all; while one is
-        busy answering, the other accepts. The connections stay open until their holders
-        are read."""
+        opened at once, so both workers get some however the kernel hands connections out
+        (by a hash of the client's address with a socket per worker, ``SO_REUSEPORT``; to
+        whichever accepts first with one shared socket, which one at a time may be the same
+        idle worker for all). The connections stay open until their holders are read."""
         with ThreadPoolExecutor(clients) as pool:
             done = list(pool.map(self._request, [path] * clients))
         try:
