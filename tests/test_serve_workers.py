@@ -86,7 +86,7 @@ class Serve:
         return list(self.main.children(recursive=True))
 
     def workers(self) -> list[psutil.Process]:
-        """The worker processes (uvicorn starts them with multiprocessing's spawn)."""
+        """The worker processes (started with multiprocessing's spawn)."""
         out = []
         for p in self.children():
             try:
