@@ -227,9 +227,12 @@ def series_view(store: SeriesReader, cat: Catalogue, ref: EntityRef, signal: str
             present = ~np.isnan(ratio) & ~np.isnan(vals) & (ratio != 0)
             ordinary = float(np.median(vals[present] / ratio[present])) if present.any() else None
             vals = ratio * 100.0
-        idx = (raw.times - first) // step
-        keep = (idx >= 0) & (idx < n)
-        window[idx[keep]] = vals[keep]
+        # a Series is contiguous on its grid: its bin k is the window's bin i0 + k (one
+        # slice; the index arrays it replaces cost ~8x more per chart, bench_serve_load.py)
+        i0 = (raw.start - first) // step
+        lo, hi = max(0, -i0), min(len(raw), n - i0)
+        if hi > lo:
+            window[i0 + lo:i0 + hi] = vals[lo:hi]
     factor = 1 if not max_points or n <= max_points else math.ceil(n / max_points)
     return SeriesView(ref, signal, first, first + n * step, step * factor, step,
                       downsample(window, factor), ordinary)
