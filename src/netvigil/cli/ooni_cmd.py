@@ -11,10 +11,12 @@ reason with their first ``file:line`` (stderr). See docs/ooni.md.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,6 +103,27 @@ def ooni_group() -> None:
 def import_cmd(files: tuple[Path, ...], bucket: Path | None, on_error: str, engine: str,
                scheduler: str, chunk_files: int, jobs: int, store_path: Path) -> None:
     """Import raw OONI measurements (JSON, JSONL, .gz; one per line or one per file)."""
+    with _frozen_heap():
+        _import(files, bucket, on_error, engine, scheduler, chunk_files, jobs, store_path)
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """``gc.freeze()`` for the import's duration: the objects that exist before it (every
+    loaded module's: ~45,000 tracked objects after the CLI's imports) leave the collector's
+    generations, so the full collections that 40,000 parsed measurements trigger stop
+    walking them (and forked workers do not dirty their pages). Measured on the
+    40k-measurement bench bucket, ``--jobs 1``, load 7-11: 3.03 -> 2.80 CPU s (best of 3).
+    Undone after (a test process invokes the CLI many times)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _import(files: tuple[Path, ...], bucket: Path | None, on_error: str, engine: str,
+            scheduler: str, chunk_files: int, jobs: int, store_path: Path) -> None:
     in_bucket = bucket_files(bucket) if bucket is not None else []
     paths = expand(files) + in_bucket
     if not paths:
