@@ -27,6 +27,7 @@ import pytest
 
 from netvigil.model import InputError
 from netvigil.pipeline import Pipeline
+from netvigil.sources.ooni import importer
 from netvigil.sources.ooni.facts import SOURCE, FactBuilder
 from netvigil.sources.ooni.importer import PARALLEL_MIN_FILES, read_measurements
 from netvigil.sources.ooni.ledger import accept
@@ -65,6 +66,7 @@ def test_workers_judge_and_fold_like_one_process(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     paths = _inputs(tmp_path)
     assert len(paths) >= PARALLEL_MIN_FILES
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)  # the fixtures are ~300 KB
     pools: list[str | None] = []
     real = multiprocessing.get_context
 

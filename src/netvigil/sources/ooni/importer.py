@@ -128,9 +128,13 @@ def identity(doc: dict[str, Any]) -> tuple[str, ...]:
     return ("sha256", hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest())
 
 
-#: below this many files an import is judged in this process: forking workers costs more
-#: than it saves (rule ``ooni.import.parallel-min-files``)
+#: below this many files, or this many bytes on disk, an import is judged in this process:
+#: forking workers costs more than it saves (a pool of 2 starts and stops in ~0.02 s, then
+#: every judged row crosses a pipe before it is folded here; 8 MiB of gzip is ~6,000
+#: measurements, ~0.4 s of judging), and small imports (tests, one probe upload) never fork
+#: (rules ``ooni.import.parallel-min-files`` / ``ooni.import.parallel-min-bytes``)
 PARALLEL_MIN_FILES = 8
+PARALLEL_MIN_BYTES = 8 << 20
 #: files handed to a worker at a time: the bucket's files are small (one hour, one country,
 #: one test), so one at a time would cost a round trip per ~50 measurements
 PARALLEL_CHUNK_FILES = 4
@@ -229,13 +233,13 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
     from other files) while this process folds their results in file order
     (:func:`fold`): duplicates, counts, the first malformed record under ``fail`` and the
     builder are exactly those of one process. Fewer than :data:`PARALLEL_MIN_FILES` files
-    are judged here."""
+    or :data:`PARALLEL_MIN_BYTES` are judged here."""
     pol = ErrorPolicy(policy)
     files = [Path(p) for p in paths]
     out = OoniImport()
     seen: set[tuple[str, ...]] = set()
     judge = partial(judge_file, policy=pol, max_line=max_line, max_bytes=max_bytes)
-    if jobs > 1 and len(files) >= PARALLEL_MIN_FILES:
+    if jobs > 1 and len(files) >= PARALLEL_MIN_FILES and _size(files) >= PARALLEL_MIN_BYTES:
         # fork: the workers inherit the loaded modules and fingerprint index (no re-import);
         # the caller has opened no store yet (DuckDB's threads must not be forked)
         with multiprocessing.get_context("fork").Pool(min(jobs, len(files))) as pool:
@@ -246,6 +250,17 @@ def read_measurements(paths: Iterable[str | Path], policy: ErrorPolicy | str,
             fold(judge(p), builder, out, seen)
     out.unattributed = builder.unattributed
     return out
+
+
+def _size(files: Iterable[Path]) -> int:
+    """Bytes on disk (a file that cannot be read counts 0: judging reports it)."""
+    total = 0
+    for p in files:
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def import_measurements(paths: Iterable[str | Path], sink: FactSink,
