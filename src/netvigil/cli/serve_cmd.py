@@ -113,7 +113,10 @@ def _serve_workers(settings: dict[str, Any], host: str, port: int, workers: int)
     ``SO_REUSEPORT`` server of the same user on the port would share it."""
     import multiprocessing
 
-    _listener(host, port, reuse_port=False).close()
+    try:
+        _listener(host, port, reuse_port=False).close()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
 
