@@ -198,7 +198,7 @@ def bench_rounds(n_blocks: int, n_rounds: int) -> None:
         con = duckdb.connect(str(store), read_only=True)
         logged = con.execute(  # the round log's own rows (state keys, pipeline.roundlog)
             "SELECT count(*), sum(length(value)) FROM state "
-            "WHERE key LIKE 'pipeline:probing:round%' OR key LIKE 'pipeline:probing:targets%'"
+            "WHERE key LIKE 'pipeline:probing:log:%' OR key LIKE 'pipeline:probing:targets:%'"
         ).fetchone()
         con.close()
         assert logged is not None
@@ -224,7 +224,7 @@ def bench_rounds(n_blocks: int, n_rounds: int) -> None:
         server.should_exit = True
         th.join(30)
         print(f"rounds: {n_blocks} blocks, {n_rounds} rounds x 2 vantage points logged "
-              f"(local + remote)")
+              f"(local + remote); load average {os.getloadavg()[0]:.1f}")
         print(f"  peer (a round continuing its chain): {t_next:8.2f} s")
         print(f"  late by one round (log replayed):    {t_recent:8.2f} s  "
               f"({t_recent / t_next:.1f}x the peer's)")

@@ -71,6 +71,13 @@ to bring the belief back down (a gap). A round at or before a restored vantage p
 round is not a continuation (the source started over, e.g. a replay into the same store):
 that vantage point's restored beliefs and the restored kept bins from that round on are
 dropped, and it starts from the initial belief, as it did before checkpoints existed.
+
+Round log: every round folded is also handed to the pipeline (:meth:`~ProbingAggregator.
+take_folded`), which logs it with the checkpoint (:mod:`netvigil.pipeline.roundlog`), so a
+writer whose round cannot continue the checkpoint (the collector's late remote rounds)
+replays every vantage point's rounds, a local prober's included (``log_rounds`` off for that
+replay, ``emit_only`` for the bins it rewrites; docs/probe.md, "Local and remote vantage
+points").
 """
 
 from __future__ import annotations

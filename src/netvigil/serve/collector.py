@@ -42,7 +42,9 @@ other, and importing the collector's archive with ``netvigil ooni import --dir``
 nothing twice. That happens after the
 answer, in a background :class:`Deriver` driven by durable per-measurement markers (its
 docstring says why and how it survives a crash). A round becomes
-:class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``) within its request.
+:class:`~netvigil.model.facts.ProbeRound` facts (``facts_from_lines``) within its request,
+folded into the probing checkpoint or, when it cannot continue it, replayed with every
+logged round of every vantage point, a local prober's included (:func:`_derive_round`).
 Both go through :class:`netvigil.pipeline.Pipeline`, then
 :func:`netvigil.events.runner.run_detection` runs for the entities touched, which
 recomputes any series whose write landed behind its cursor: late data re-runs detection for
