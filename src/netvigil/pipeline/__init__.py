@@ -32,7 +32,7 @@ attribute blocks to ASes the way real data is attributed (by the routes, not by 
 from __future__ import annotations
 
 import base64
-import time
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -55,7 +55,7 @@ _A = TypeVar("_A")
 PROBING_STATE_KEY = "pipeline:probing"
 #: where :class:`RouteOrigins` is checkpointed (the BGP attribution of blocks to ASes)
 ORIGINS_STATE_KEY = "pipeline:origins"
-#: who wrote the probing checkpoint last (a pipeline that did not re-reads it)
+#: digest of the probing checkpoint last written (a pipeline that did not write it re-reads it)
 PROBING_TOKEN_KEY = "pipeline:probing:writer"
 
 
@@ -164,12 +164,13 @@ class Pipeline:
         pagg = self._aggregators.get(ProbingAggregator)
         if not isinstance(pagg, ProbingAggregator) or pagg.revision == self._saved_revision:
             return None
-        self.store.set_state(PROBING_STATE_KEY, base64.b64encode(pagg.state()).decode("ascii"))
+        data = pagg.state()
+        self.store.set_state(PROBING_STATE_KEY, base64.b64encode(data).decode("ascii"))
         from netvigil.pipeline.roundlog import log_entries
 
         for key, value in log_entries(pagg.take_folded(), self.store.get_state).items():
             self.store.set_state(key, value)  # the round log (pipeline.roundlog), same commit
-        self._probing_token = f"{id(self)}:{pagg.revision}:{time.time_ns()}"
+        self._probing_token = hashlib.sha256(data).hexdigest()  # deterministic: a digest
         self.store.set_state(PROBING_TOKEN_KEY, self._probing_token)
         return pagg.revision
 
