@@ -47,7 +47,7 @@ the commands make (Amdahl's split made visible):
 
 Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
 OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
-has paid that once). Per phase it prints:
+has paid that once; for ``bgp``, one epoch of the archive on every worker: ``_warm_bgp``). Per phase it prints:
 
 * **wall**: rate per worker count and ``workers2 / workers1``, with the load average;
 * **own-core speed-up**: one worker's CPU seconds over the busiest of the two workers'
@@ -317,6 +317,19 @@ def _warm(sample: str, detector: str) -> None:
                      [("country", "KZ")], detector, False)
 
 
+def _warm_bgp(files: list[object], epoch: tuple[int | None, int | None], folder: str) -> None:
+    """On a worker, before the BGP clock: one epoch of the benchmark's own archive (the
+    first), as a backfill worker has run one before its next. A process's first epoch paid
+    0.35-0.5 CPU s more than its later ones (45,000 page faults against 18,000-24,000: the
+    heap and glibc's mmap threshold growing), a per-process cost that 2 workers would pay
+    twice for 2 epochs and 1 worker once (docs/scaling.md, BGP)."""
+    from netvigil.distributed.bgp import ingest_epoch
+    from netvigil.sources.bgp.visibility import VisibilityConfig
+
+    ingest_epoch(files, epoch, VisibilityConfig(), "skip",  # type: ignore[arg-type]
+                 str(Path(folder) / f"warm-{os.getpid()}.npz"))
+
+
 def _worker_cpu() -> tuple[float, float, float]:
     """On a worker: CPU seconds so far of (the process, its event-loop thread, its task
     threads). The event loop runs Dask's own work (comms, (de)serialising task results,
@@ -416,7 +429,7 @@ def workers_phase(a: argparse.Namespace) -> None:
     """The distributed phase alone, on a running LocalCluster of 1 then 2 workers (module
     docstring)."""
     from netvigil.detect.registry import DEFAULT
-    from netvigil.distributed.bgp import ingest_dask
+    from netvigil.distributed.bgp import epoch_files, epochs, ingest_dask
     from netvigil.distributed.detect import run_detection_dask
     from netvigil.distributed.engine import dask_client
     from netvigil.distributed.ooni import read_measurements_dask
@@ -446,6 +459,10 @@ def workers_phase(a: argparse.Namespace) -> None:
         for n in (1, 2):
             with dask_client(f"local:{n}") as client:  # the clusters the commands make
                 client.run(_warm, str(paths[0]), DEFAULT)  # type: ignore[no-untyped-call]
+                if archives:  # every worker: one epoch, before the clock (_warm_bgp)
+                    ep0 = epochs(archives)[0]
+                    client.run(_warm_bgp, epoch_files(archives, ep0), ep0,  # type: ignore[no-untyped-call]
+                               str(tmp))
                 # files per task: the library's default (the CLI's) for both counts
                 per = {"per_chunk": a.chunk_files} if a.chunk_files else {}
                 runs: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object],
