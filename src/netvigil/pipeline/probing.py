@@ -75,9 +75,9 @@ dropped, and it starts from the initial belief, as it did before checkpoints exi
 Round log: every round folded is also handed to the pipeline (:meth:`~ProbingAggregator.
 take_folded`), which logs it with the checkpoint (:mod:`netvigil.pipeline.roundlog`), so a
 writer whose round cannot continue the checkpoint (the collector's late remote rounds)
-replays every vantage point's rounds, a local prober's included (``log_rounds`` off for that
-replay, ``emit_only`` for the bins it rewrites; docs/probe.md, "Local and remote vantage
-points").
+replays every vantage point's rounds, a local prober's included (``start_over``,
+``log_rounds`` off and ``emit_only`` for the bins it rewrites; docs/probe.md, "Local and
+remote vantage points").
 """
 
 from __future__ import annotations
@@ -140,6 +140,9 @@ class ProbingOptions:
     #: others are folded (beliefs, kept bins) silently. A replay of the round log emits each
     #: bin a late round can change once, after its last report: one store write for all.
     emit_only: frozenset[tuple[str, float]] | None = None
+    #: ignore the store's checkpoint (:meth:`ProbingAggregator.restore` keeps nothing): a
+    #: replay of the round log starts every chain from the initial belief
+    start_over: bool = False
 
 
 @dataclass
@@ -325,8 +328,11 @@ class ProbingAggregator:
         """Continue from :meth:`state` (replaces whatever this aggregator holds).
 
         Raises :class:`StateMismatch` for another format or belief model: beliefs computed
-        with other constants are not this model's beliefs.
+        with other constants are not this model's beliefs. With ``start_over`` (a replay of
+        the round log) nothing is restored.
         """
+        if self.options.start_over:
+            return
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             man = json.loads(z["manifest"].tobytes())
             if man.get("format") != STATE_FORMAT:

@@ -586,9 +586,9 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
       restored checkpoint: the usual case, one round's work;
     * any other (behind its own chain: a retry, a spool emptied out of order; or a bin older
       than the kept bins: a vantage point back after hours offline) replays the whole log
-      plus this round in (round time, vantage point) order: the aggregator drops a restored
-      vantage point's beliefs and the restored bins when its rounds start over
-      (``netvigil.pipeline.probing``), and the replay rewrites the logged bins from this
+      plus this round in (round time, vantage point) order through a fresh aggregator
+      (``ProbingOptions.start_over``: every chain from the initial belief, no restored
+      bins), and the replay rewrites the logged bins from this
       round's on as one in-order run would, local vantage points' reports included (the
       bins before it cannot change), each once (:func:`_last_reports`). One pass over the
       log per such round (docs/probe.md gives its cost for a day of rounds).
@@ -617,7 +617,7 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
             union.update({(f.vantage, f.round_start): f for f in new})  # a re-sent round wins
             todo = sorted(union.values(), key=lambda f: (f.round_start, f.vantage))
             cursors.update(log_entries(new, store.get_state))  # the log has the others
-            pipe = Pipeline(store, probing=replace(opts, log_rounds=False,
+            pipe = Pipeline(store, probing=replace(opts, log_rounds=False, start_over=True,
                                                    emit_only=_last_reports(todo, new)))
         else:
             todo = new
