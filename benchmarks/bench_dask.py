@@ -47,7 +47,8 @@ the commands make (Amdahl's split made visible):
 
 Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
 OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
-has paid that once; for ``bgp``, one epoch of the archive on every worker: ``_warm_bgp``). Per phase it prints:
+has paid that once; for ``bgp``, one epoch of the archive on every worker: ``_warm_bgp``).
+Per phase it prints:
 
 * **wall**: rate per worker count and ``workers2 / workers1``, with the load average;
 * **own-core speed-up**: one worker's CPU seconds over the busiest of the two workers'
