@@ -35,7 +35,8 @@ from netvigil.series.scan import scan_file
 from netvigil.sources.bgp import fastrib
 from netvigil.sources.bgp.mrt import MrtError, MrtReader, to_json, to_psv
 from netvigil.sources.bgp.rislive import LiveIngester, RisLiveClient, RisLiveError
-from netvigil.sources.ooni.importer import import_measurements
+from netvigil.sources.ooni.facts import FactBuilder
+from netvigil.sources.ooni.importer import read_measurements
 from netvigil.sources.ooni.tor_userstats import parse_userstats
 
 #: the compiled RIB scanner's chunk, shrunk so that a 2 KiB input spans several chunks
@@ -219,7 +220,9 @@ def ooni_measurements(data: bytes) -> None:
     a sink. The reader takes a path, so the input goes through a file in ``/dev/shm``."""
     _OONI_PATH.write_bytes(data)
     try:
-        import_measurements([_OONI_PATH], _ListSink(), _policy(data))
+        builder = FactBuilder()
+        read_measurements([_OONI_PATH], _policy(data), builder)
+        builder.emit_cells(_ListSink(), {})
     finally:
         _OONI_PATH.unlink(missing_ok=True)
 

@@ -84,10 +84,6 @@ class FactBuilder:
     unattributed: int = 0
     #: AS -> (probe_network_name, country it was measured in), for the entities table
     networks: dict[int, tuple[str, str]] = field(default_factory=dict)
-    #: (entity type, code) -> last ``ooni-volume`` time already stored (set by the caller
-    #: that owns the store): a silence from there to this import's first measurement is
-    #: zero-filled too, so hour-by-hour imports see a blackout between them
-    volume_before: dict[tuple[str, str], int] = field(default_factory=dict)
 
     #: the accepted measurements' verdict facts, one tuple per measurement in
     #: :data:`LEDGER_COLUMNS` order (what the store's ledger keeps: docs/ooni.md)
@@ -162,19 +158,6 @@ class FactBuilder:
                 n += 1
         return n
 
-    def emit(self, sink: FactSink) -> int:
-        """Emit every fact (not flushed: the caller owns the transaction). Returns facts."""
-        n = 0
-        for plat, hours, keys in self._runs():
-            sink.emit(_platform_fact(plat, hours, keys, self.counts))
-            n += 1
-        for batch in (self._volume_batch(), self._blocked_batch(), self._tls_batch(),
-                      self._speed_batch()):
-            if len(batch):
-                sink.emit(batch)
-                n += 1
-        return n
-
     def _runs(self) -> list[tuple[str, list[int], list[Column]]]:
         """Per platform, runs of consecutive hours tested by exactly the same (country, AS)
         columns: one dense fact per run has no untested cell (module docstring), and a
@@ -195,39 +178,6 @@ class FactBuilder:
         return runs
 
     # -- point batches ---------------------------------------------------------------------
-    def _volume_batch(self) -> PointBatch:
-        """Per country and per AS: the measurement count of every hour, and **0** for hours
-        without one inside a silence of at most :data:`MAX_ZERO_FILL_HOURS` (between two of
-        the entity's measurements, from its last one to the import's last hour, or from the
-        last stored point (:attr:`volume_before`) to its first one). Longer silences stay
-        missing: years between sparse old measurements are not a shutdown.
-        """
-        if not self.volume:
-            return _batch([], self.source)
-        last = max(h for per in self.volume.values() for h in per)
-        by_entity: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-        for (cc, asn), per in self.volume.items():
-            keys = [(EntityType.COUNTRY.value, cc)]
-            if asn > 0:
-                keys.append((EntityType.ASN.value, str(asn)))
-            for key in keys:
-                acc = by_entity[key]
-                for h, n in per.items():
-                    acc[h] = acc.get(h, 0) + n
-        rows = []
-        for (et, code), acc in sorted(by_entity.items()):
-            hours = np.fromiter(sorted(acc), np.int64)
-            times = _zero_filled_hours(hours, last)
-            before = self.volume_before.get((et, code))
-            if before is not None and 0 < (int(hours[0]) - before) // HOUR - 1 <= \
-                    MAX_ZERO_FILL_HOURS:  # only strictly after everything stored
-                times = np.concatenate([np.arange(before + HOUR, int(hours[0]), HOUR,
-                                                  dtype=np.int64), times])
-            vals = np.zeros(times.size)
-            vals[np.searchsorted(times, hours)] = [acc[int(h)] for h in hours]
-            rows.append((et, code, SIGNAL_VOLUME, times, vals))
-        return _batch(rows, self.source)
-
     def _blocked_batch(self, mechanisms: Mapping[str, Iterable[str]] | None = None
                        ) -> PointBatch:
         pairs = set(self.blocked)
@@ -284,18 +234,6 @@ def fallback_key(meta: Meta, v: Verdict) -> str:
     return key_text(("facts", meta.test_name, str(meta.time), meta.cc, str(meta.asn),
                       str(v.platform), str(v.outcome), ",".join(v.mechanisms),
                       repr(v.tls_handshake_ms), repr(v.speed_ratio)))
-
-
-def _zero_filled_hours(hours: np.ndarray, last: int) -> np.ndarray:
-    """Sorted observed hours plus the hours of every silence of at most
-    :data:`MAX_ZERO_FILL_HOURS` between them and after the last one (up to ``last``)."""
-    ends = np.append(hours[1:], last + HOUR)
-    parts = [hours]
-    for start, end in zip(hours, ends, strict=True):
-        gap = (int(end) - int(start)) // HOUR - 1
-        if 0 < gap <= MAX_ZERO_FILL_HOURS:
-            parts.append(np.arange(int(start) + HOUR, int(end), HOUR, dtype=np.int64))
-    return np.unique(np.concatenate(parts))
 
 
 def _median_of_lists(parts: list[list[float]]) -> float:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from netvigil.model import ErrorPolicy, InputError
-from netvigil.model.facts import FactSink
 from netvigil.sources.ooni.facts import FactBuilder, ledger_row
 from netvigil.sources.ooni.meta import MetaError, read_meta
 from netvigil.sources.ooni.reader import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES, iter_records
@@ -261,15 +260,3 @@ def _size(files: Iterable[Path]) -> int:
         except OSError:
             pass
     return total
-
-
-def import_measurements(paths: Iterable[str | Path], sink: FactSink,
-                        policy: ErrorPolicy | str = ErrorPolicy.FAIL, *,
-                        max_line: int = MAX_LINE_BYTES,
-                        max_bytes: int = MAX_DECOMPRESSED_BYTES) -> OoniImport:
-    """Read, judge and emit: facts reach ``sink`` only after every file was read (the caller
-    flushes)."""
-    builder = FactBuilder()
-    out = read_measurements(paths, policy, builder, max_line=max_line, max_bytes=max_bytes)
-    out.facts = builder.emit(sink)
-    return out
