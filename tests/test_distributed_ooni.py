@@ -14,9 +14,10 @@ from click.testing import CliRunner, Result
 from distributed import Client
 
 from netvigil.cli.main import cli
-from netvigil.distributed.ooni import Fold, _verdict, _verdict_row, read_measurements_dask
-from netvigil.sources.ooni.facts import FactBuilder
+from netvigil.distributed.ooni import Fold, read_measurements_dask
+from netvigil.sources.ooni.facts import FactBuilder, ledger_row
 from netvigil.sources.ooni.importer import read_measurements
+from netvigil.sources.ooni.meta import Meta
 from netvigil.sources.ooni.reader import bucket_files
 from netvigil.sources.ooni.verdict import Outcome, Verdict
 from netvigil.store import Store
@@ -147,11 +148,18 @@ def test_chunks_merged_or_refolded_give_one_process_builder(
 
 
 def test_a_verdict_crosses_to_the_driver_whole() -> None:
-    """Every field of a Verdict survives the chunk file's row (a field left out would be
-    lost on the dask path only, as ``speed_ratio`` once was)."""
+    """Every field of a Verdict the ledger keeps survives the chunk file (JSON) whole: a
+    field lost on the way would differ on the dask path only, as ``speed_ratio`` once
+    did."""
     values = {"test_name": "sni_throttling", "platform": "tiktok", "outcome": Outcome.ANOMALY,
-              "rule": "throttling.target-failed", "mechanisms": ("tls",),
+              "rule": "throttling.target-failed", "mechanisms": ("tls", "dns"),
               "fingerprint": "fp", "tls_handshake_ms": 12.5, "speed_ratio": 0.04}
     assert set(values) == {f.name for f in fields(Verdict)}
     v = Verdict(**values)  # type: ignore[arg-type]
-    assert _verdict(json.loads(json.dumps(_verdict_row(v)))) == v
+    row = ledger_row(Meta("sni_throttling", 1_641_340_925, "KZ", 9198, "Kazakhtelecom"), v,
+                     ("uid", "20220105T000205Z_a"))
+    assert row is not None and tuple(json.loads(json.dumps(list(row)))) == row
+    a, b = FactBuilder(), FactBuilder()
+    a.add_row(row)
+    b.add_row(tuple(json.loads(json.dumps(list(row)))))
+    assert _builder(a) == _builder(b) and a.tls and a.speed

@@ -9,9 +9,10 @@ JSON, :func:`~netvigil.sources.ooni.meta.read_meta` and
 :func:`~netvigil.sources.ooni.verdict.verdict` — is per record and independent, so each
 worker judges a **contiguous chunk** of the file list, folds it exactly as
 :func:`~netvigil.sources.ooni.importer.read_measurements` folds records (:class:`Fold`:
-duplicates inside the chunk skipped, :meth:`FactBuilder.add`, counts per test and outcome,
-malformed records by reason) and writes per file its judged records (``(identity, Meta,
-Verdict)`` or ``(reason, line)``) beside the fold's sums and the chunk's identities. The
+duplicates inside the chunk skipped, :meth:`FactBuilder.add_row`, counts per test and
+outcome, malformed records by reason) and writes per file its judged records (identity
+and ledger row, or reason and line: :func:`netvigil.sources.ooni.importer.judge_file`)
+beside the fold's sums and the chunk's identities. The
 driver takes chunks in order: one that repeats no measurement of an earlier chunk is merged
 (sums added per cell); one that does is folded again record by record. Then it emits into
 the one pipeline like the single-process import (same points, entities, one ``imports``
@@ -44,23 +45,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netvigil.model import ErrorPolicy, InputError
+from netvigil.sources.ooni import importer
 from netvigil.sources.ooni.facts import FactBuilder
-from netvigil.sources.ooni.importer import (
-    FileResult,
-    OoniImport,
-    _file_sha256,
-    identity,
-)
-from netvigil.sources.ooni.meta import Meta, MetaError, read_meta
-from netvigil.sources.ooni.reader import iter_records
-from netvigil.sources.ooni.verdict import Outcome, Verdict, verdict
+from netvigil.sources.ooni.importer import FileResult, OoniImport
 
 if TYPE_CHECKING:
     from distributed import Client
 
 
 #: the chunk file's layout, in its name: a chunk an older NetVigil wrote is judged again
-CHUNK_FORMAT = "v2"
+CHUNK_FORMAT = "v3"
 
 
 def chunks(paths: Sequence[Path], per_chunk: int) -> list[list[Path]]:
@@ -80,50 +74,22 @@ def chunk_name(index: int, paths: Sequence[Path]) -> str:
     return f"chunk-{CHUNK_FORMAT}-{index:06d}-{digest}.json"
 
 
-def _verdict_row(v: Verdict) -> list[Any]:
-    return [v.test_name, v.platform, v.outcome.value if v.outcome else None, v.rule,
-            list(v.mechanisms), v.fingerprint, v.tls_handshake_ms, v.speed_ratio]
-
-
-def _verdict(row: list[Any]) -> Verdict:
-    name, platform, outcome, rule, mech, fp, tls, speed = row
-    return Verdict(name, platform, Outcome(outcome) if outcome else None, rule, tuple(mech),
-                   fp, tls, speed)
-
-
 def judge_file(path: Path, policy: ErrorPolicy) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One file's records judged in order; under ``fail`` also its first malformed one. A
-    whole-file problem (truncated gzip, size cap) ends the file as in ``read_measurements``:
-    one malformed record at ``file`` (or its line), the raw file's digest."""
-    sha = hashlib.sha256()
-    rows: list[list[Any]] = []
-    records = 0
-    try:
-        for rec in iter_records(path, sha=sha):
-            records += 1
-            reason = rec.error
-            if rec.doc is not None:
-                try:
-                    meta = read_meta(rec.doc)
-                except MetaError as exc:
-                    reason = str(exc)
-                else:
-                    key = identity(rec.doc)
-                    rows.append(["ok", list(key) if key is not None else None,
-                                 [meta.test_name, meta.time, meta.cc, meta.asn,
-                                  meta.network_name],
-                                 _verdict_row(verdict(rec.doc))])
-                    continue
-            if policy is ErrorPolicy.FAIL:
-                return {}, {"path": str(path), "line": rec.line,
-                            "reason": reason or "malformed"}
-            rows.append(["bad", reason or "malformed", rec.line])
-    except InputError as exc:
-        if policy is ErrorPolicy.FAIL:
-            return {}, {"path": exc.path, "line": exc.line, "reason": exc.reason}
-        rows.append(["bad", exc.reason, exc.line if exc.line is not None else "file"])
-        sha = _file_sha256(path)
-    return {"path": str(path), "sha256": sha.hexdigest(), "records": records, "rows": rows}, None
+    """One file judged by the single-process importer's :func:`importer.judge_file` (one
+    reading and judging path for both engines), as JSON for the chunk file: its records in
+    order (``["ok", identity, test name, outcome, ledger row]`` or ``["bad", reason,
+    line]``); under ``fail`` instead its first malformed record as ``{path, line,
+    reason}``. A whole-file problem (truncated gzip, size cap) ends the file as in
+    ``read_measurements``."""
+    judged = importer.judge_file(path, policy)
+    if judged.error is not None:
+        where, line, reason = judged.error
+        return {}, {"path": where, "line": line, "reason": reason}
+    rows = [["ok", list(e[1]) if e[1] is not None else None, e[2], e[3],
+             list(e[4]) if e[4] is not None else None] if e[0] == "ok" else list(e)
+            for e in judged.entries]
+    return {"path": judged.path, "sha256": judged.sha256, "records": judged.records,
+            "rows": rows}, None
 
 
 def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | None:
@@ -229,10 +195,10 @@ class Fold:
                 continue
             if key is not None:
                 self._seen.add(key)
-            meta, v = Meta(*row[2]), _verdict(row[3])
-            self.builder.add(meta, v, key)
-            out.by_test[meta.test_name] += 1
-            out.by_outcome[v.outcome.value if v.outcome else "no-verdict"] += 1
+            _ok, _key, test_name, outcome, ledger_row = row
+            self.builder.add_row(tuple(ledger_row) if ledger_row is not None else None)
+            out.by_test[test_name] += 1
+            out.by_outcome[outcome] += 1
             accepted += 1
         out.files.append(FileResult(doc["path"], doc["sha256"], doc["records"], accepted, bad))
         out.unattributed = self.builder.unattributed
