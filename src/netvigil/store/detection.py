@@ -34,6 +34,7 @@ from netvigil.model import (
     Scope,
     SignalEvidence,
 )
+from netvigil.store.grouping import by_series
 
 if TYPE_CHECKING:
     import duckdb
@@ -80,6 +81,19 @@ class PointColumns:
     idx: I64
     time: I64
     value: F64  # NaN = missing
+
+
+def _nan_filled(column: Any) -> F64:
+    """A fetched float column with NULLs as NaN, written into the fetched array itself
+    when it is a float64 one (``np.ma.filled`` copies it: 332 MB of fresh pages per
+    41.5 M-point read)."""
+    data = np.ma.getdata(column)
+    mask = np.ma.getmask(column)
+    if data.dtype != np.float64 or not data.flags.writeable:
+        return np.asarray(np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan))
+    if mask is not np.ma.nomask:
+        np.copyto(data, np.nan, where=mask)
+    return np.asarray(data)
 
 
 def _obj(values: Sequence[Any] | npt.NDArray[Any]) -> Obj:
@@ -174,24 +188,25 @@ class DetectionTables:
         """Rows (NULL values as NaN) of each series with ``time > after[idx]``, by idx, time.
 
         One statement. The smallest ``after`` is also given as a literal bound so DuckDB
-        skips the row groups before it (pass ``-2**62`` to read whole series).
+        skips the row groups before it (pass ``-2**62`` to read whole series). Streamed
+        (a relation, not a materialised result) and without ``ORDER BY``: the rows are put
+        in order by :func:`netvigil.store.grouping.by_series`, a third of the fresh memory
+        pages and CPU of DuckDB's sort at 41.5 M points (the module's docstring).
         """
         if len(keys) == 0:
             return PointColumns(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
         after = np.ascontiguousarray(after, dtype=np.int64)
         lo = int(after.min())
         with self._registered("_det_q", self._key_cols(keys, after=after)):
-            res = self._con.execute(
+            res = self._con.sql(
                 f"""
                 SELECT q.idx, p.time, p.value FROM points p
                 JOIN _det_q q USING (entity_type, entity_code, signal)
                 WHERE p.time > {lo} AND p.time > q.after
-                ORDER BY q.idx, p.time
                 """
             ).fetchnumpy()
-        return PointColumns(
-            np.asarray(res["idx"], dtype=np.int64), np.asarray(res["time"], dtype=np.int64),
-            np.asarray(np.ma.filled(np.ma.asarray(res["value"], dtype=np.float64), np.nan)))
+        return PointColumns(*by_series(res["idx"], res["time"], _nan_filled(res["value"]),
+                                       len(keys)))
 
     def read_alerts_of(self, entities: Sequence[EntityRef],
                        since: Sequence[int] | None = None) -> list[Alert]:
