@@ -2,7 +2,7 @@
 
 Binds 127.0.0.1 unless told otherwise: exposing the API is the operator's decision.
 
-uvicorn runs with uvloop (its "auto" loop when installed, as pyproject.toml declares) and
+uvicorn runs with asyncio's own loop (:data:`LOOP` says why not uvloop) and
 :class:`netvigil.serve.app.OneWriteProtocol` (its httptools parser, sending a response's
 head and body in one ``writev`` instead of two ``write`` calls: docs/api.md "Load").
 """
@@ -23,6 +23,16 @@ from netvigil.cli.common import LOCK_WAIT_ENV, WAIT_KEY, handle_errors, open_sto
 from netvigil.model.errors import NetVigilError
 
 SERVE_WAIT_DEFAULT = 10.0  # a request waits less than a command: 503 + Retry-After after
+
+#: uvicorn's event loop: the standard library's, not uvloop. Why: libuv (uvloop 0.23 bundles
+#: 1.52; since 1.45, libuv PR #3696) accepts ONE connection per loop iteration, so when a busy
+#: loop's iteration serves ~100 ready requests (~16 ms) a burst of new connections is taken
+#: one per iteration: in the load benchmark, the first requests of 70 of wrk's 100
+#: connections waited 0.10-1.19 s (packet capture on lo), which wrk's latency correction
+#: turns into a 302-638 ms p99 with one worker. asyncio's selector loop accepts up to the
+#: backlog per wake-up; with it the one-worker p99 was 22.6-34.2 ms at the same throughput
+#: and CPU per request (docs/api.md "Load").
+LOOP = "asyncio"
 
 
 def _request_wait(ctx: click.Context) -> float:
@@ -61,7 +71,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int,
     settings = {"store": str(store_path), "wait": _request_wait(ctx),
                 "memory_points": MAX_POINTS if memory_points is None else memory_points}
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
-                               "access_log": False, "http": OneWriteProtocol}
+                               "access_log": False, "http": OneWriteProtocol, "loop": LOOP}
     if workers == 1:
         uvicorn.run(_app(settings), **options)
         return
@@ -93,7 +103,7 @@ def _worker(settings: dict[str, Any], host: str, port: int) -> None:
 
     sock = _listener(host, port, reuse_port=True)
     config = uvicorn.Config(_app(settings), log_level="warning", access_log=False,
-                            http=OneWriteProtocol)
+                            http=OneWriteProtocol, loop=LOOP)
     uvicorn.Server(config).run(sockets=[sock])
 
 
