@@ -37,7 +37,10 @@ Options: ``[--days 30] [--clients 100] [--seconds 10] [--workers 1,2]
 
    Printed per kind: requests and distinct URLs asked, errors (non-200, socket errors,
    timeouts past 30 s), throughput, p50 and p99 at the client, the goal (p99 < 100 ms, 0
-   errors), the load average; the **server's own time** per request (its Server-Timing
+   errors), the load average (wrk's percentiles are after its coordinated-omission
+   correction, ``stats_correct``: a latency L over twice the mean cycle also counts at L minus
+   each multiple of that cycle, so one long wait weighs many samples: docs/api.md "Load");
+   the **server's own time** per request (its Server-Timing
    header: from the app's first line to its response start, so queueing in the kernel
    and in uvicorn's loop is excluded) p50/p99/mean; cache hits (``x-netvigil-cache``); then
    one client alone for a fifth of the time (the service time without queueing).
