@@ -115,7 +115,8 @@ def create_app(store_path: Path, *, open_store: StoreOpener,
 class _HeldTransport:
     """A connection's transport that can hold writes: between a response's start and its
     first body message they collect, then leave in one ``writelines`` (asyncio on Python
-    3.11: the bytes joined, one ``send``; uvloop: one ``writev``). Everything else is the transport's own."""
+    3.11: the bytes joined, one ``send``; uvloop: one ``writev``). Everything else is the
+    transport's own."""
 
     __slots__ = ("_transport", "_held")
 
@@ -182,11 +183,11 @@ class OneWriteProtocol(HttpToolsProtocol):
 
     Why: uvicorn writes the status line and headers when the app sends
     ``http.response.start`` and the body on ``http.response.body``; the loop (asyncio's or
-    uvloop) sends each write at once, so every answer cost two ``send`` system calls and, on loopback, two wake-ups
-    of the client (the head alone, then the body). Holding the head until the first body
-    message makes it one. The head of a response whose body never comes leaves when the
-    connection closes (uvicorn closes it after an app error). A streamed body's later
-    chunks are written as they come."""
+    uvloop) sends each write at once, so every answer cost two ``send`` system calls and,
+    on loopback, two wake-ups of the client (the head alone, then the body). Holding the
+    head until the first body message makes it one. The head of a response whose body never
+    comes leaves when the connection closes (uvicorn closes it after an app error). A
+    streamed body's later chunks are written as they come."""
 
     _held: _HeldTransport
     _one_write_app: _OneWriteApp | None = None
