@@ -316,6 +316,11 @@ def _warm(sample: str, detector: str) -> None:
                                source="warm", step=STEP)
         detect_shard(str(Path(tmp) / "warm.duckdb"), str(Path(tmp) / "out.duckdb"),
                      [("country", "KZ")], detector, False)
+    # the points read's compiled ordering kernel, which a short series does not load
+    # (netvigil.store.grouping.MIN_ROWS)
+    from netvigil.store.grouping import by_series
+
+    by_series(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), 1, compiled=True)
 
 
 def _warm_bgp(files: list[object], epoch: tuple[int | None, int | None], folder: str) -> None:
