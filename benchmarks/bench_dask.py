@@ -220,6 +220,9 @@ def main() -> int:
                     help="ooni files per task in --phase workers (0: the CLI's default)")
     ap.add_argument("--shards-per-worker", type=int, default=1,
                     help="detect shards per worker in --phase workers (1: the CLI's default)")
+    ap.add_argument("--detect-shards", type=int, default=0,
+                    help="--phase workers: this many detect shards for 1 and 2 workers alike"
+                         " (the same partitions: 0 = --shards-per-worker x workers)")
     ap.add_argument("--detect-cache", type=Path, default=None,
                     help="keep the generated detect store in this folder and reuse it"
                          " (named by --entities and --days; 41.5 M points take minutes)")
@@ -410,12 +413,22 @@ def _show(n: int, name: str, ph: Phase, load: str) -> None:
           f" worker CPU s {parts}, {load}")
 
 
-def _summary(name: str, amount: int, unit: str, by_n: dict[int, tuple[Phase, str]]) -> None:
-    """Per phase: rates, wall ratio, own-core ratio, total and per-part CPU ratios, load."""
-    (p1, l1), (p2, l2) = by_n[1], by_n[2]
+def _median(runs: list[tuple[Phase, str]]) -> tuple[Phase, str]:
+    """The run of median wall time (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r[0].wall)[(len(runs) - 1) // 2]
+
+
+def _summary(name: str, amount: int, unit: str,
+             by_n: dict[int, list[tuple[Phase, str]]]) -> None:
+    """Per phase: rates, wall ratio, own-core ratio, total and per-part CPU ratios, load;
+    of the median run per worker count, with every repeat's own ratio beside it."""
+    (p1, l1), (p2, l2) = _median(by_n[1]), _median(by_n[2])
     r1, r2 = amount / p1.wall, amount / p2.wall
+    each = " ".join(f"{a[0].wall / b[0].wall:.2f}x" for a, b in zip(by_n[1], by_n[2],
+                                                                    strict=True))
     print(f"{name:14s} wall:  1 worker {r1:10,.0f} {unit}/s ({l1}), 2 workers"
-          f" {r2:10,.0f} {unit}/s ({l2}): workers2 / workers1 = {r2 / r1:.2f}x")
+          f" {r2:10,.0f} {unit}/s ({l2}): workers2 / workers1 = {r2 / r1:.2f}x"
+          f" (median of {len(by_n[1])}; per repeat {each})")
     # the wall speed-up if each worker had a core of its own: one worker's CPU seconds over
     # the busiest of the two workers' (imbalance and overhead included)
     print(f"{name:14s} cpu:   1 worker {amount / p1.total():10,.0f} {unit}/cpu-s; own-core"
@@ -461,8 +474,11 @@ def workers_phase(a: argparse.Namespace) -> None:
               f" bgp {a.bgp_hours} h, {elems:,} update elements + RIBs of"
               f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points"
               f" ({a.entities} series x {a.days} days, {DEFAULT}); rows {rows}")
-        got: dict[str, dict[int, tuple[Phase, str]]] = {}
-        for n in (1, 2):
+        got: dict[str, dict[int, list[tuple[Phase, str]]]] = {}
+        # repeats interleave the worker counts, so a slow minute of the machine falls on
+        # both; each repeat makes its clusters afresh (as a command does)
+        for n in [n for _ in range(a.repeat) for n in (1, 2)]:
+            shards = a.detect_shards or n * a.shards_per_worker
             with dask_client(f"local:{n}") as client:  # the clusters the commands make
                 client.run(_warm, str(paths[0]), DEFAULT)  # type: ignore[no-untyped-call]
                 if archives:  # every worker: one epoch, before the clock (_warm_bgp)
@@ -479,16 +495,15 @@ def workers_phase(a: argparse.Namespace) -> None:
                         client, archives, _Drop(), VisibilityConfig(), ErrorPolicy.SKIP, w),
                         True),
                     "detect shards": (lambda w: _copy(tmp / "d.duckdb", w),
-                                      lambda s, n=n: _shards_note(run_detection_dask(
-                                          client, s, detector=DEFAULT,
-                                          shards=n * a.shards_per_worker)), False),
+                                      lambda s, k=shards: _shards_note(run_detection_dask(
+                                          client, s, detector=DEFAULT, shards=k)), False),
                 }
                 for name, (prepare, run, resumable) in runs.items():
                     if name.split()[0] not in rows:
                         continue
                     ph = _phase(client, prepare, run, tmp / f"{name.split()[0]}-{n}",
                                 resumable)
-                    got.setdefault(name, {})[n] = (ph, _load())
+                    got.setdefault(name, {}).setdefault(n, []).append((ph, _load()))
                     _show(n, name, ph, _load())
         for name, by_n in got.items():
             _summary(name, *amounts[name], by_n)
