@@ -312,3 +312,18 @@ def test_the_incident_report_calls_a_surge_a_rise(demand_store: Path,
     assert rep.headline.startswith("Kazakhstan: circumvention demand from 00:00 UTC on 4 Jan")
     assert rep.summary.startswith("Tor use from Kazakhstan rose 10x on 4 January 2022")
     assert [t.what for t in rep.transitions] == ["rose to"]
+
+
+def test_report_of_a_demand_event_claims_no_connectivity_loss(
+        demand_store: Path, demand: list[dict[str, Any]]) -> None:
+    """The incident report's severity row: a Tor surge is not a loss of connectivity."""
+    from netvigil.reports.incident import build_report
+    from netvigil.reports.render import blocks
+    from netvigil.store.duck import Store
+
+    (ev,) = [e for e in demand if e["entity_code"] == "KZ"]
+    with Store(demand_store, read_only=True) as store:
+        rep = build_report(store, ev["id"])
+    rows = dict(r for b in blocks(rep) if b.kind == "table" for r in b.rows if len(r) == 2)
+    assert "circumvention demand" in rows["Severity"]
+    assert "connectivity lost" not in rows["Severity"]

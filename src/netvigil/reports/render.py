@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from netvigil.events.classification import is_demand  # noqa: E402
+from netvigil.model import EventKind  # noqa: E402
 from netvigil.model.times import iso_utc  # noqa: E402
 from netvigil.reports.chart import render  # noqa: E402
 from netvigil.reports.incident import IncidentReport, level_text  # noqa: E402
@@ -45,6 +47,18 @@ def _usd(x: float) -> str:
     return f"${x / 1e9:,.2f}B" if x >= 1e9 else f"${x / 1e6:,.1f}M"
 
 
+def _severity_text(rep: IncidentReport) -> str:
+    """The severity row. A platform block (or a circumvention-demand event, founded on a
+    Tor surge alone) is not a loss of connectivity, so it gets no "share lost" figure."""
+    ev = rep.event
+    if is_demand(ev):
+        return (f"{rep.severity}: circumvention demand (a surge of Tor use), not a measured"
+                " loss of connectivity")
+    if ev.kind is EventKind.PLATFORM_BLOCK:
+        return f"{rep.severity}: platforms blocked, not a measured loss of connectivity"
+    return f"{rep.severity}: {percent(rep.share_lost)} of ordinary connectivity lost"
+
+
 def blocks(rep: IncidentReport) -> list[Block]:
     ev = rep.event
     out: list[Block] = [Block("h1", rep.headline)]
@@ -58,8 +72,7 @@ def blocks(rep: IncidentReport) -> list[Block]:
         facts.append(("This event", f"{_t(ev.start)} to {_t(ev.end)} (one of "
                                     f"{len(rep.episode)} events in this episode)"))
     facts += [("Scope", ev.scope.value), ("Kind", ev.kind.value),
-             ("Severity", f"{rep.severity}: {percent(rep.share_lost)} of ordinary "
-                          "connectivity lost"),
+             ("Severity", _severity_text(rep)),
              ("Lowest level", level_text(ev.min_ratio)),
              ("Confidence", f"{ev.confidence:.2f}"), ("Rank", rep.rank_words),
              ("Event id", ev.id)]
