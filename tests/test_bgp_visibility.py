@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from netvigil.sources.bgp.fastrib import RibColumns, read_rib_columns
 from netvigil.sources.bgp.mrt import MrtReader
@@ -217,3 +218,45 @@ def test_ipv6_visible_intervals_give_per_country_48_counts() -> None:
     after = per_country(1)
     assert "EG" not in after
     assert after == dict(_brute_v6_countries(["2a00:12f8::/40", "2001:678::/36"]))
+
+
+def _dense_inputs(seed: int) -> tuple[np.ndarray, ...]:
+    """Random routes of 80 peers (70 above the threshold: two 64-bit words of peer bits)
+    over nested prefixes of seven lengths, several origins per prefix (MOAS)."""
+    rng = np.random.default_rng(seed)
+    plens = np.array([14, 16, 19, 20, 22, 23, 24])
+    p_plen = rng.choice(plens, 3_000).astype(np.uint8)
+    base = rng.integers(1, 224, p_plen.size) << 24 | rng.integers(0, 1 << 24, p_plen.size)
+    p_net = (base >> (32 - p_plen.astype(np.int64)) << (32 - p_plen.astype(np.int64))
+             ).astype(np.uint64)
+    pidx, gid = [], []
+    for g in range(80):
+        take = rng.choice(p_plen.size, 2_000 if g < 70 else 300, replace=False)
+        pidx.append(take)
+        gid.append(np.full(take.size, g))
+    pidx_a, gid_a = np.concatenate(pidx), np.concatenate(gid)
+    origin = rng.integers(64_500, 64_504, pidx_a.size).astype(np.uint32)
+    return pidx_a, gid_a, origin, p_net, p_plen
+
+
+def test_compiled_snapshot_equals_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled span kernels (prefix bits, painting) and the numpy path give the same
+    /24s and origins, snapshot after snapshot on one reused scratch, and leave it clean."""
+    from netvigil.sources.bgp import fastrib, visibility
+
+    out = {}
+    for mode, min_work in (("numpy", 1 << 62), ("compiled", 0)):
+        monkeypatch.setattr(fastrib, "NUMBA_MIN_WORK", min_work)
+        monkeypatch.setattr(fastrib, "_COMPILED", {})  # nothing loaded before: gate applies
+        dense = visibility._Dense()
+        got = []
+        for seed in (1, 2):
+            b, o, nff = visibility._visible_v4_dense(*_dense_inputs(seed), 1_000, 0.5, dense)
+            assert not dense.cov.any() and not dense.count.any()
+            got.append((b.tolist(), o.tolist(), nff))
+        out[mode] = got
+        assert (mode == "compiled") == (visibility._paint_py in fastrib._COMPILED
+                                        and fastrib._COMPILED[visibility._paint_py]
+                                        is not None)
+    assert out["numpy"] == out["compiled"]
+    assert out["numpy"][0][2] == 70 and len(out["numpy"][0][0]) > 1_000

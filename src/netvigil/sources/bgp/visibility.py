@@ -534,6 +534,12 @@ class _Dense:
         self.cov = np.zeros(1 << 24, np.uint64)  # OR of the full-feed peers' bits
         self.count = np.zeros(1 << 24, np.uint16)  # full-feed peers covering the /24
         self.paint = np.zeros(1 << 24, np.uint32)  # origin of the most specific prefix
+        #: work of this state's snapshots so far (routes read, /24s painted): what the
+        #: compiled kernels are gated on (:func:`netvigil.sources.bgp.fastrib.compiled`), so
+        #: a state that snapshots every bin pays numba's once-per-process load once its
+        #: snapshots together have that much work, not only when one snapshot has
+        self.routes = 0
+        self.painted = 0
 
 
 Span = tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], int]
@@ -584,7 +590,8 @@ def _visible_v4_dense(
     rank = np.cumsum(ffg) - 1
     npfx = p_net.size
     words = (nff + 63) // 64
-    kern = compiled(_prefix_bits_py, int(gid.size))
+    dense.routes += int(gid.size)
+    kern = compiled(_prefix_bits_py, dense.routes)
     if kern is not None:  # one compiled pass over the routes
         gword = np.where(ffg, rank >> 6, -1).astype(np.int64)
         gbit = np.where(ffg, np.uint64(1) << (rank & 63).astype(np.uint64), np.uint64(0))
@@ -625,7 +632,15 @@ def _visible_v4_dense(
             word_bits.append(bits[used])
             del bits
         best = _majority_by_prefix(fp, fo, npfx)
-    spans = _spans((p_net[used] >> np.uint64(8)).astype(np.int64), p_plen[used])
+    start24 = (p_net[used] >> np.uint64(8)).astype(np.int64)
+    above = min(math.floor(fraction * nff), 0xFFFF)
+    sizes = np.left_shift(np.int64(1), 24 - p_plen[used].astype(np.int64))
+    dense.painted += int(sizes.sum())
+    paint = compiled(_paint_py, dense.painted)
+    if paint is not None:
+        return _paint_compiled(paint, start24, sizes, p_plen[used], word_bits, best[used],
+                               above, dense, nff)
+    spans = _spans(start24, p_plen[used])
     cov, count = dense.cov, dense.count
     for wb in word_bits:
         for idx, sel, size in spans:
@@ -637,7 +652,7 @@ def _visible_v4_dense(
     del word_bits
     # count > fraction*nff as integers (count > floor of it: a third of the float compare's
     # time over 2^24 entries); >= 1, so only /24s painted here
-    blocks = np.flatnonzero(count > np.uint16(min(math.floor(fraction * nff), 0xFFFF)))
+    blocks = np.flatnonzero(count > np.uint16(above))
     for idx, _, _ in spans:
         count[idx] = 0
     if blocks.size == 0:
@@ -647,6 +662,83 @@ def _visible_v4_dense(
     for idx, sel, size in spans:
         dense.paint[idx] = _spread(best[used], sel, size)
     return (blocks << 8).astype(np.uint32), dense.paint[blocks], nff
+
+
+def _paint_compiled(kern: Any, start: I64, size: I64, plen: npt.NDArray[Any],
+                    word_bits: list[npt.NDArray[np.uint64]], best: npt.NDArray[np.uint32],
+                    above: int, dense: _Dense, nff: int
+                    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], int]:
+    """The span part of :func:`_visible_v4_dense` through the compiled :func:`_paint_py`:
+    the same /24s and origins, without the numpy path's per-span index and value arrays
+    (8 bytes each per /24 covered, several passes: measured on the scaling benchmark's
+    epochs, that path was most of a snapshot's time, and two workers doing it at once
+    slowed each other down: docs/scaling.md, "BGP snapshots compiled")."""
+    empty = np.empty(0, np.uint32)
+    bits = np.ascontiguousarray(np.stack(word_bits)) if word_bits else \
+        np.zeros((0, start.size), np.uint64)
+    # the /24 passes visit prefixes by address, so the scratch is read and written in one
+    # direction and the blocks come out in ascending order (:func:`_paint_py`); the
+    # painting, shortest prefix first
+    by_addr = np.argsort(start, kind="stable").astype(np.int64)
+    by_len = np.argsort(plen, kind="stable").astype(np.int64)
+    blocks = np.empty(int(size.sum()), np.int64)
+    m = kern(start, size, by_addr, by_len, bits, best, above, dense.cov, dense.count,
+             dense.paint, blocks)
+    if m == 0:
+        return empty, empty, nff
+    found = blocks[:m]
+    return (found << 8).astype(np.uint32), dense.paint[found], nff
+
+
+def _paint_py(start: I64, size: I64, by_addr: I64, by_len: I64, bits: npt.NDArray[np.uint64],
+              best: npt.NDArray[np.uint32], above: int, cov: U64,
+              count: npt.NDArray[np.uint16], paint: npt.NDArray[np.uint32],
+              blocks: I64) -> int:
+    """Compiled span loops of :func:`_visible_v4_dense`, equal to its numpy path: per word,
+    OR every prefix's bits over the /24s it covers, then add each /24's popcount to
+    ``count`` and clear it (a /24 under several prefixes is counted once per word); the
+    /24s whose count exceeds ``above`` into ``blocks`` (unsorted, each once: its count is
+    cleared when first read), every count cleared; then the origins painted shortest
+    prefix first (``by_len``), so the most specific wins. The /24 passes take the prefixes
+    in ``by_addr`` order (by first /24), so ``blocks`` comes out ascending: CIDR prefixes
+    are nested or disjoint, so a prefix visited later either lies inside one visited before
+    (all its /24s already read and cleared) or starts where the earlier ones end or after
+    them, or shares their first /24 and covers them (those /24s cleared, the rest above).
+    Returns how many blocks."""
+    n = start.size
+    for w in range(bits.shape[0]):
+        for j in range(n):
+            i = by_addr[j]
+            b = bits[w, i]
+            for k in range(start[i], start[i] + size[i]):
+                cov[k] |= b
+        for j in range(n):
+            i = by_addr[j]
+            for k in range(start[i], start[i] + size[i]):
+                c = cov[k]
+                if c != 0:  # popcount (SWAR; uint64 throughout, wrapping multiply)
+                    c = c - ((c >> np.uint64(1)) & np.uint64(0x5555555555555555))
+                    c = (c & np.uint64(0x3333333333333333)) + \
+                        ((c >> np.uint64(2)) & np.uint64(0x3333333333333333))
+                    c = (c + (c >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+                    count[k] += (c * np.uint64(0x0101010101010101)) >> np.uint64(56)
+                    cov[k] = 0
+    m = 0
+    for j in range(n):
+        i = by_addr[j]
+        for k in range(start[i], start[i] + size[i]):
+            c2 = count[k]
+            if c2 != 0:
+                if c2 > above:
+                    blocks[m] = k
+                    m += 1
+                count[k] = 0
+    for j in range(n):
+        i = by_len[j]
+        o = best[i]
+        for k in range(start[i], start[i] + size[i]):
+            paint[k] = o
+    return m
 
 
 def _prefix_bits_py(pidx: npt.NDArray[Any], gid: npt.NDArray[Any], origin: npt.NDArray[Any],
