@@ -1,13 +1,18 @@
 """Single process beside ``--engine dask`` (1 and 2 local workers), end to end through the CLI.
 
-The scaling figure (issue 11, deliverable 6; docs/scaling.md section 1), one command (3 min
-19 s in all on this 2-core VM at load 5-7, run H of docs/scaling.md; not yet timed quiet)::
+The scaling figure (issue 11, deliverable 6; docs/scaling.md section 1, "Current figures"),
+one command (about 3 min on this 2-core VM, quiet)::
 
-    .venv/bin/python benchmarks/bench_dask.py --phase workers
+    .venv/bin/python benchmarks/bench_dask.py --phase workers --repeat 3
 
 (defaults: ``--measurements 40000``; ``--bgp-hours 16 --bgp-prefixes 20000 --bgp-updates
 200``; ``--entities 480 --days 30`` = 4,147,200 detection points; ``--rows ooni,bgp,detect``
-picks rows). ``--phase e2e`` runs the CLI rows below, ``--phase all`` (default) both.
+picks rows, in both phases). ``--repeat K`` runs 1 then 2 workers K times, interleaved, each
+on fresh clusters, and reports the run of median wall time per worker count with every
+repeat's own ratio; ``--detect-shards N`` gives both worker counts the same N detection
+shards. Detection at a size where the phase is seconds, not one: ``--rows detect --entities
+4800 --detect-cache DIR`` (41.5 M points). ``--phase e2e`` runs the CLI rows below,
+``--phase all`` (default) both.
 
 Every e2e row is a fresh ``netvigil`` process, as a user runs it, into a fresh store (copy):
 cluster start, task shipping, the driver's fold/merge and the store write are all inside the
@@ -215,7 +220,7 @@ def main() -> int:
     ap.add_argument("--phase", choices=("all", "e2e", "workers"), default="all",
                     help="e2e: CLI processes; workers: the distributed phase alone")
     ap.add_argument("--rows", default=",".join(ROWS),
-                    help="--phase workers: which of ooni,bgp,detect to run")
+                    help="which of ooni,bgp,detect to run (both phases)")
     ap.add_argument("--chunk-files", type=int, default=0,
                     help="ooni files per task in --phase workers (0: the CLI's default)")
     ap.add_argument("--shards-per-worker", type=int, default=1,
@@ -233,46 +238,60 @@ def main() -> int:
         workers_phase(a)
     if a.phase == "workers":
         return 0
+    rows = [r for r in a.rows.split(",") if r]
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        files, size = generate(tmp / "bucket", a.measurements, a.hours)
-        print(f"ooni input: {a.measurements} measurements in {len(files)} files, "
-              f"{size / 2**20:.1f} MiB gz")
-        best: dict[str, float] = {}
-        for r in range(a.repeat):
-            for label, extra in ENGINES:
-                dt, _ = _run(["ooni", "import", "--dir", str(tmp / "bucket"), "--store",
-                              str(tmp / f"o-{label}-{r}.duckdb"), *extra])
-                best[label] = min(best.get(label, dt), dt)
-        _rows("ooni import", "measurements", a.measurements, best)
-
-        elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates)
-        print(f"bgp input: {a.bgp_hours} h, 2 collectors, {elems:,} update elements, "
-              f"RIBs of {a.bgp_prefixes:,} prefixes x 10 peers")
-        best = {}
-        same = {}
-        for r in range(a.repeat):
-            for label, extra in ENGINES:
-                store = tmp / f"b-{label}-{r}.duckdb"
-                dt, _ = _run(["bgp", "ingest", "--dir", str(tmp / "mrt"), "--store",
-                              str(store), *extra])
-                best[label] = min(best.get(label, dt), dt)
-                if extra:
-                    same[label] = _points(store) == _points(tmp / f"b-single-{r}.duckdb")
-        _rows("bgp ingest", "elements", elems, best)
-        print(f"bgp ingest   identical points to single: {same}")
-
-        pts = _detect_store(tmp / "d.duckdb", a.entities, a.days)
-        print(f"detect input: {a.entities} series x {a.days} days = {pts:,} points")
-        best = {}
-        for r in range(a.repeat):
-            for label, extra in ENGINES:
-                store = tmp / f"d-{label}-{r}.duckdb"
-                shutil.copy(tmp / "d.duckdb", store)
-                dt, _ = _run(["detect", "--store", str(store), *extra])
-                best[label] = min(best.get(label, dt), dt)
-        _rows("detect", "points", pts, best)
+        if "ooni" in rows:
+            _e2e_ooni(a, tmp)
+        if "bgp" in rows:
+            _e2e_bgp(a, tmp)
+        if "detect" in rows:
+            _e2e_detect(a, tmp)
     return 0
+
+
+def _e2e_ooni(a: argparse.Namespace, tmp: Path) -> None:
+    files, size = generate(tmp / "bucket", a.measurements, a.hours)
+    print(f"ooni input: {a.measurements} measurements in {len(files)} files, "
+          f"{size / 2**20:.1f} MiB gz")
+    best: dict[str, float] = {}
+    for r in range(a.repeat):
+        for label, extra in ENGINES:
+            dt, _ = _run(["ooni", "import", "--dir", str(tmp / "bucket"), "--store",
+                          str(tmp / f"o-{label}-{r}.duckdb"), *extra])
+            best[label] = min(best.get(label, dt), dt)
+    _rows("ooni import", "measurements", a.measurements, best)
+
+
+def _e2e_bgp(a: argparse.Namespace, tmp: Path) -> None:
+    elems = _bgp_day(tmp / "mrt", a.bgp_hours, a.bgp_prefixes, a.bgp_updates)
+    print(f"bgp input: {a.bgp_hours} h, 2 collectors, {elems:,} update elements, "
+          f"RIBs of {a.bgp_prefixes:,} prefixes x 10 peers")
+    best: dict[str, float] = {}
+    same: dict[str, bool] = {}
+    for r in range(a.repeat):
+        for label, extra in ENGINES:
+            store = tmp / f"b-{label}-{r}.duckdb"
+            dt, _ = _run(["bgp", "ingest", "--dir", str(tmp / "mrt"), "--store",
+                          str(store), *extra])
+            best[label] = min(best.get(label, dt), dt)
+            if extra:
+                same[label] = _points(store) == _points(tmp / f"b-single-{r}.duckdb")
+    _rows("bgp ingest", "elements", elems, best)
+    print(f"bgp ingest   identical points to single: {same}")
+
+
+def _e2e_detect(a: argparse.Namespace, tmp: Path) -> None:
+    pts = _detect_input(tmp / "d.duckdb", a)
+    print(f"detect input: {a.entities} series x {a.days} days = {pts:,} points")
+    best: dict[str, float] = {}
+    for r in range(a.repeat):
+        for label, extra in ENGINES:
+            store = tmp / f"d-{label}-{r}.duckdb"
+            shutil.copy(tmp / "d.duckdb", store)
+            dt, _ = _run(["detect", "--store", str(store), *extra])
+            best[label] = min(best.get(label, dt), dt)
+    _rows("detect", "points", pts, best)
 
 
 class _Drop:
