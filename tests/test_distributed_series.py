@@ -155,3 +155,49 @@ def test_a_rerun_validates_only_the_files_not_done(tmp_path: Path, client: Clien
     rewritten = {f for f, t in parts.items() if (work / f).stat().st_mtime_ns != t}
     assert rewritten and all(f.startswith(units[1] + "/") for f in rewritten)
     assert _tables(tmp_path / "second.duckdb") == _tables(tmp_path / "first.duckdb")
+
+
+def test_a_worker_killed_mid_validation_changes_nothing(tmp_path: Path, client: Client) -> None:
+    """Deliverable 5 for series import: SIGKILL the worker validating a file; Dask runs the
+    unit again on the other worker (the scheduler's story shows it processing twice) and
+    the store equals the single-process import of the same files."""
+    import os
+    import signal
+    import threading
+    import time
+
+    ccs = ["KZ", "UZ", "KG", "TJ", "TM", "EG", "IR", "IQ"]
+    files = [_csv(tmp_path / f"big{j}.csv",
+                  [f"{T0 + 300 * i},country,{cc},probing,{(i * 7 + j) % 500},,"
+                   for cc in ccs for i in range(25_000)]) for j in range(2)]
+    one = _run("series", "import", *files, "--store", tmp_path / "one.duckdb")
+    assert one.exit_code == 0, one.output
+    pids: dict[str, int] = client.run(os.getpid)  # type: ignore[no-untyped-call]
+    done: dict[str, object] = {}
+    work = tmp_path / "work"
+
+    def job() -> None:  # two files of 200,000 rows: one validation task each
+        with Store(tmp_path / "dask.duckdb") as store:
+            done["run"] = import_files_dask(client, store, files, None, "fail", work,
+                                            sink=Pipeline(store))
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline:
+        for addr, keys in client.processing().items():  # type: ignore[no-untyped-call]
+            ours = [str(k) for k in keys if str(k).startswith("series-")]
+            if ours and addr in pids:
+                os.kill(pids[addr], signal.SIGKILL)
+                killed = ours
+                break
+        time.sleep(0.005)
+    thread.join(120)
+    assert killed is not None and "run" in done
+    moves = [(e[2], e[3]) for k in killed for e in client.story(k)  # type: ignore[no-untyped-call]
+             if e[0] == "scheduler"]
+    assert sum(1 for m in moves if m[1] == "processing") >= 2, moves
+    assert ("processing", "memory") in moves, moves
+    assert _tables(tmp_path / "dask.duckdb") == _tables(tmp_path / "one.duckdb")
+    client.wait_for_workers(2, timeout=60)  # type: ignore[no-untyped-call]
