@@ -10,11 +10,11 @@ JSON, :func:`~netvigil.sources.ooni.meta.read_meta` and
 worker judges a **contiguous chunk** of the file list, folds it exactly as
 :func:`~netvigil.sources.ooni.importer.read_measurements` folds records (:class:`Fold`:
 duplicates inside the chunk skipped, :meth:`FactBuilder.add_row`, counts per test and
-outcome, malformed records by reason) and writes per file its judged records (identity
-and ledger row, or reason and line: :func:`netvigil.sources.ooni.importer.judge_file`)
-beside the fold's sums and the chunk's identities. The
-driver takes chunks in order: one that repeats no measurement of an earlier chunk is merged
-(sums added per cell); one that does is folded again record by record. Then it emits into
+outcome, malformed records by reason) and writes the fold's sums (ledger rows included),
+the chunk's measurement identities and per file its counts and malformed records (reason
+and line: :func:`netvigil.sources.ooni.importer.judge_file`). The driver takes chunks in
+order: one that repeats no measurement of an earlier chunk is merged (sums added per
+cell); one that does is judged again on the driver and folded record by record. Then it emits into
 the one pipeline like the single-process import (same points, entities, one ``imports``
 row). The tests compare both on the shared OONI fixtures (a duplicate across chunks, a
 malformed file, a record without a country) and on a bucket whose chunks share cells.
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 
 #: the chunk file's layout, in its name: a chunk an older NetVigil wrote is judged again
-CHUNK_FORMAT = "v3"
+CHUNK_FORMAT = "v4"
 
 
 def chunks(paths: Sequence[Path], per_chunk: int) -> list[list[Path]]:
@@ -111,13 +111,25 @@ def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({"files": files, "fold": local.summary()}, fh)
+            json.dump({"files": [_file_meta(doc) for doc in files], "fold": local.summary()},
+                      fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return None
+
+
+def _file_meta(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the driver's merge needs of a judged file: its identity and counts and its
+    malformed records (reason, line), not its accepted records, whose ledger rows are in
+    the fold's sums already. A chunk that must be refolded is judged again on the driver
+    (:meth:`Fold.chunk`): carrying every record to the driver for the rare refold was half
+    the chunk file's bytes and of the driver's serial parse (docs/scaling.md, "OONI chunk
+    files")."""
+    return {"path": doc["path"], "sha256": doc["sha256"], "records": doc["records"],
+            "bad": [row[1:] for row in doc["rows"] if row[0] == "bad"]}
 
 
 def _cells(b: FactBuilder) -> dict[str, list[list[Any]]]:
@@ -211,25 +223,28 @@ class Fold:
                 "duplicates": r.duplicates, "accepted": [f.accepted for f in r.files],
                 "keys": [list(k) for k in self._seen]}
 
-    def chunk(self, doc: dict[str, Any]) -> None:
+    def chunk(self, doc: dict[str, Any], policy: ErrorPolicy) -> None:
         """The next chunk in order: merged, or refolded if it repeats an earlier one's
-        measurement (class docstring)."""
+        measurement (class docstring): its files judged again here, by the same
+        :func:`judge_file` the workers ran, and folded record by record."""
         s = doc["fold"]
         keys = [tuple(k) for k in s["keys"]]
         if not self._seen.isdisjoint(keys):
             for f in doc["files"]:
-                self.file(f)
+                full, error = judge_file(Path(f["path"]), policy)
+                if error is not None:  # the file changed since a worker judged it
+                    raise InputError(error["path"], error["line"], error["reason"])
+                self.file(full)
             return
         self._seen.update(keys)
         _merge_cells(self.builder, s["cells"], s["unattributed"])
         out = self.result
         for f, accepted in zip(doc["files"], s["accepted"], strict=True):
-            name, bad = Path(f["path"]).name, 0
-            for row in f["rows"]:
-                if row[0] == "bad":
-                    out.malformed.add(row[1], f"{name}:{row[2]}")
-                    bad += 1
-            out.files.append(FileResult(f["path"], f["sha256"], f["records"], accepted, bad))
+            name = Path(f["path"]).name
+            for reason, line in f["bad"]:
+                out.malformed.add(reason, f"{name}:{line}")
+            out.files.append(FileResult(f["path"], f["sha256"], f["records"], accepted,
+                                        len(f["bad"])))
         out.by_test.update(s["by_test"])
         out.by_outcome.update(s["by_outcome"])
         out.duplicates += s["duplicates"]
@@ -280,5 +295,5 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
         doc = json.loads(t.read_text(encoding="utf-8"))
         for f in doc["files"]:
             f["path"] = given.get(f["path"], f["path"])
-        fold.chunk(doc)
+        fold.chunk(doc, ErrorPolicy(pol))
     return fold.builder, fold.result, len(parts) - len(futures)
