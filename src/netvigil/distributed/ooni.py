@@ -111,8 +111,10 @@ def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({"files": [_file_meta(doc) for doc in files], "fold": local.summary()},
-                      fh)
+            # json.dumps, not json.dump: dump to a file runs the pure-Python encoder
+            # (a quarter of a chunk's time under cProfile), dumps the C one; the same text
+            fh.write(json.dumps({"files": [_file_meta(doc) for doc in files],
+                                 "fold": local.summary()}))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
