@@ -4,11 +4,7 @@ mid-job changes nothing in the result."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client
 
+from dask_faults import kill_a_worker_during
 from netvigil.cli.main import cli
 from netvigil.detect.registry import DEFAULT, get_detector
 from netvigil.distributed.detect import (
@@ -184,40 +181,16 @@ def test_cli_detect_engine_dask_on_a_scheduler_address(
     assert bad.exit_code == 1 and "local:N needs N >= 1" in bad.output
 
 
-def _worker_pids(client: Client) -> dict[str, int]:
-    return client.run(os.getpid)  # type: ignore[no-any-return]
-
-
 def test_a_worker_killed_mid_job_changes_nothing(
         tmp_path: Path, client: Client,
         reference: Reference) -> None:
     sharded = _copy(reference[0], tmp_path)
-    pids = _worker_pids(client)
-    done: dict[str, object] = {}
-
-    def job() -> None:
-        done["run"] = run_detection_dask(client, sharded, detector=DEFAULT, shards=4)
-
-    thread = threading.Thread(target=job)
-    thread.start()
-    killed = None
-    deadline = time.monotonic() + 30
-    while killed is None and time.monotonic() < deadline:
-        busy = {w: ks for w, ks in client.processing().items() if ks}
-        for addr, keys in busy.items():
-            if any(str(k).startswith("detect-shard-") for k in keys) and addr in pids:
-                os.kill(pids[addr], signal.SIGKILL)
-                killed = (addr, [str(k) for k in keys])
-                break
-        time.sleep(0.005)
-    thread.join(120)
-    assert killed is not None and "run" in done
+    _, moves = kill_a_worker_during(client, lambda: run_detection_dask(
+        client, sharded, detector=DEFAULT, shards=4), "detect-shard-")
     # the scheduler saw the killed worker's task start twice (lost with it, then rerun)
-    moves = [(e[2], e[3]) for k in killed[1] for e in client.story(k) if e[0] == "scheduler"]
     from_processing = [m[1] for m in moves if m[0] == "processing"]
     assert len(from_processing) >= 2 and "memory" in from_processing, moves
     assert _tables(sharded) == reference[1]
-    client.wait_for_workers(2, timeout=60)
 
 
 def _periodic(dask_worker: object) -> tuple[list[str], float]:

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from distributed import Client
 
+from dask_faults import kill_a_worker_during
 from netvigil.cli.main import cli
 from netvigil.distributed.ooni import Fold, read_measurements_dask
 from netvigil.sources.ooni.facts import FactBuilder, ledger_row
@@ -168,43 +169,17 @@ def test_a_worker_killed_mid_judging_changes_nothing(tmp_path: Path, client: Cli
     """Deliverable 5 for OONI: SIGKILL the worker judging a chunk; Dask runs the chunk again
     on the other worker (the scheduler's story shows it processing twice) and the import
     equals the single-process one (builder field by field, summary, files)."""
-    import os
-    import signal
-    import threading
-    import time
-
     hours = [h for h in range(20) if h not in BLACKOUT]  # one file per hour folder
     bucket(tmp_path / "b", [telegram(h, asn, asn == 9198 and h in BLOCK, k)
                             for h in hours for asn in (9198, 29355) for k in range(500)])
     paths = bucket_files(tmp_path / "b")
-    pids: dict[str, int] = client.run(os.getpid)  # type: ignore[no-untyped-call]
-    done: dict[str, object] = {}
-
-    def job() -> None:  # two chunks of about 9,000 measurements: a second or more each
-        done["run"] = read_measurements_dask(client, paths, "skip", tmp_path / "w",
-                                             per_chunk=-(-len(paths) // 2))
-
-    thread = threading.Thread(target=job)
-    thread.start()
-    killed = None
-    deadline = time.monotonic() + 60
-    while killed is None and time.monotonic() < deadline:
-        for addr, keys in client.processing().items():  # type: ignore[no-untyped-call]
-            ours = [str(k) for k in keys if str(k).startswith("ooni-")]
-            if ours and addr in pids:
-                os.kill(pids[addr], signal.SIGKILL)
-                killed = ours
-                break
-        time.sleep(0.005)
-    thread.join(120)
-    assert killed is not None and "run" in done
-    moves = [(e[2], e[3]) for k in killed for e in client.story(k)  # type: ignore[no-untyped-call]
-             if e[0] == "scheduler"]
-    assert [m[1] for m in moves if m[0] == "processing"].count("memory") >= 1, moves
+    # two chunks of about 9,000 measurements: a second or more of judging each
+    run, moves = kill_a_worker_during(client, lambda: read_measurements_dask(
+        client, paths, "skip", tmp_path / "w", per_chunk=-(-len(paths) // 2)), "ooni-")
     assert sum(1 for m in moves if m[1] == "processing") >= 2, moves
-    got, res, _ = done["run"]  # type: ignore[misc]
+    assert ("processing", "memory") in moves, moves
+    got, res, _ = run  # type: ignore[misc]
     ref = FactBuilder()
     want = read_measurements(paths, "skip", ref)
     assert res.text() == want.text() and res.files == want.files
     assert _builder(got) == _builder(ref) and len(ref.rows) == len(hours) * 2 * 500
-    client.wait_for_workers(2, timeout=60)  # type: ignore[no-untyped-call]

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from distributed import Client
 
+from dask_faults import kill_a_worker_during
 from netvigil.cli.main import cli
 from netvigil.distributed.dataset import DatasetWriter
 from netvigil.distributed.series import import_files_dask, unit_name, work_dir
@@ -161,43 +162,19 @@ def test_a_worker_killed_mid_validation_changes_nothing(tmp_path: Path, client: 
     """Deliverable 5 for series import: SIGKILL the worker validating a file; Dask runs the
     unit again on the other worker (the scheduler's story shows it processing twice) and
     the store equals the single-process import of the same files."""
-    import os
-    import signal
-    import threading
-    import time
-
     ccs = ["KZ", "UZ", "KG", "TJ", "TM", "EG", "IR", "IQ"]
     files = [_csv(tmp_path / f"big{j}.csv",
                   [f"{T0 + 300 * i},country,{cc},probing,{(i * 7 + j) % 500},,"
                    for cc in ccs for i in range(25_000)]) for j in range(2)]
     one = _run("series", "import", *files, "--store", tmp_path / "one.duckdb")
     assert one.exit_code == 0, one.output
-    pids: dict[str, int] = client.run(os.getpid)  # type: ignore[no-untyped-call]
-    done: dict[str, object] = {}
-    work = tmp_path / "work"
 
-    def job() -> None:  # two files of 200,000 rows: one validation task each
+    def job() -> object:  # two files of 200,000 rows: one validation task each
         with Store(tmp_path / "dask.duckdb") as store:
-            done["run"] = import_files_dask(client, store, files, None, "fail", work,
-                                            sink=Pipeline(store))
+            return import_files_dask(client, store, files, None, "fail", tmp_path / "work",
+                                     sink=Pipeline(store))
 
-    thread = threading.Thread(target=job)
-    thread.start()
-    killed = None
-    deadline = time.monotonic() + 60
-    while killed is None and time.monotonic() < deadline:
-        for addr, keys in client.processing().items():  # type: ignore[no-untyped-call]
-            ours = [str(k) for k in keys if str(k).startswith("series-")]
-            if ours and addr in pids:
-                os.kill(pids[addr], signal.SIGKILL)
-                killed = ours
-                break
-        time.sleep(0.005)
-    thread.join(120)
-    assert killed is not None and "run" in done
-    moves = [(e[2], e[3]) for k in killed for e in client.story(k)  # type: ignore[no-untyped-call]
-             if e[0] == "scheduler"]
+    _, moves = kill_a_worker_during(client, job, "series-")
     assert sum(1 for m in moves if m[1] == "processing") >= 2, moves
     assert ("processing", "memory") in moves, moves
     assert _tables(tmp_path / "dask.duckdb") == _tables(tmp_path / "one.duckdb")
-    client.wait_for_workers(2, timeout=60)  # type: ignore[no-untyped-call]
