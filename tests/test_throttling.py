@@ -141,6 +141,7 @@ class ThrottleLab:
     ca: Path = Path()
     store: Path = Path()
     uvicorn: uvicorn.Server | None = None
+    uvicorn_thread: threading.Thread | None = None
 
     @property
     def probe(self) -> str:
@@ -209,7 +210,9 @@ class ThrottleLab:
         sock = listen(ns, COLLECTOR, 8080)
         self.sockets.append(sock)
         server = self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True).start()
+        self.uvicorn_thread = threading.Thread(target=lambda: server.run(sockets=[sock]),
+                                               daemon=True)
+        self.uvicorn_thread.start()
         deadline = time.monotonic() + 15
         while not server.started:
             assert time.monotonic() < deadline, "collector did not start"
@@ -253,6 +256,11 @@ class ThrottleLab:
     def destroy(self) -> None:
         if self.uvicorn is not None:
             self.uvicorn.should_exit = True
+        if self.uvicorn_thread is not None:
+            # uvicorn closes its listening socket on the way out: closing it here first
+            # made that close fail in the thread ("Invalid file descriptor: -1"), which
+            # pytest then reported against whichever test ran next
+            self.uvicorn_thread.join(15)
         os.environ.pop(CONFIG_ENV, None)
         for srv in self.servers:
             srv.shutdown()
