@@ -311,6 +311,7 @@ class Lab:
     sockets: list[socket.socket] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
     uvicorn: uvicorn.Server | None = None
+    uvicorn_thread: threading.Thread | None = None
     store: Path = Path()
     archive: Path = Path()
     ca: Path = Path()
@@ -354,8 +355,10 @@ class Lab:
         self._servers(leaf, key)
         self._censor()
 
-    def _thread(self, target: Callable[..., None], *args: Any) -> None:
-        threading.Thread(target=target, args=args, daemon=True).start()
+    def _thread(self, target: Callable[..., None], *args: Any) -> threading.Thread:
+        th = threading.Thread(target=target, args=args, daemon=True)
+        th.start()
+        return th
 
     def _http(self, addr: str, port: int, handler: type, ctx: ssl.SSLContext | None) -> None:
         srv = http.server.ThreadingHTTPServer((addr, port), handler, bind_and_activate=False)
@@ -389,7 +392,8 @@ class Lab:
         app = create_app(self.store, open_store=open_store, lock_wait=10)
         sock = listen(self.srv, COLLECTOR, 8080)
         self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self._thread(lambda: self.uvicorn.run(sockets=[sock]))  # type: ignore[union-attr]
+        self.uvicorn_thread = self._thread(
+            lambda: self.uvicorn.run(sockets=[sock]))  # type: ignore[union-attr]
         self.sockets.append(sock)
 
     def nft(self, *rules: str) -> None:
@@ -476,6 +480,8 @@ class Lab:
     def destroy(self) -> None:
         if self.uvicorn is not None:
             self.uvicorn.should_exit = True
+        if self.uvicorn_thread is not None:  # it closes its socket on the way out (as in
+            self.uvicorn_thread.join(15)     # tests/test_throttling.py)
         for srv in self.servers:
             srv.shutdown()
             srv.server_close()
