@@ -14,6 +14,7 @@ from netvigil.model import (
     EventKind,
     EventStatus,
     Level,
+    Observed,
     Scope,
     make_ref,
 )
@@ -42,6 +43,26 @@ def test_score_is_drop_percent_times_minutes_on_a_hand_computed_case() -> None:
     assert ev.min_ratio == 0.0
     assert ev.signals[0].worst_level == "critical"
     assert (ev.signals[0].min_value, ev.signals[0].history_value) == (0.0, 1000.0)
+
+
+def test_observed_bins_score_as_the_grid_series_with_its_gaps() -> None:
+    """What the runner passes (only the observed bins, years of gaps left out) gives the
+    events a grid series gives, segment bounds included (a bin at a segment's end belongs
+    to the next segment)."""
+    s = series("probing", [1000, 1000, 0, 500, 600, np.nan, 1000, 700], start=T0 - 1200)
+    obs = Observed.of(s)
+    assert len(obs) == 7 and obs.step == 600
+    assert obs.between(T0, T0 + 1200).tolist() == [0.0, 500.0]
+    assert obs.between(T0 + 1, T0 + 1200).tolist() == [500.0]
+    assert obs.between(T0 + 2400).tolist() == [1000.0, 700.0]
+    assert obs.between(T0 + 600, T0 + 600).size == 0
+    alerts = [alert("probing", 0, C, 0, 1000), alert("probing", 1200, W, 600, 800),
+              alert("probing", 3000, N, 1000, 1000), alert("probing", 3000 + 600, C, 0, 1000)]
+    assert build_events(KZ, alerts, {"probing": obs}) == build_events(KZ, alerts,
+                                                                     {"probing": s})
+    far = Observed(np.array([T0, T0 + 14 * 365 * 86_400]), np.array([0.0, 1000.0]), 300)
+    (ev,) = build_events(KZ, [alert("probing", 0, C, 0, 1000)], {"probing": far})
+    assert ev.end is None and ev.score == pytest.approx(100.0 * 5)  # the one 0-bin
 
 
 def test_drop_percent_divides_by_the_larger_of_history_and_value() -> None:

@@ -45,6 +45,7 @@ from netvigil.model import (
     Event,
     EventStatus,
     Level,
+    Observed,
     Scope,
     Series,
     SignalEvidence,
@@ -105,7 +106,7 @@ def _signal_events(alerts: Sequence[Alert]) -> list[list[_Segment]]:
     return events
 
 
-def _evidence(segments: list[_Segment], series: Series | None) -> SignalEvidence:
+def _evidence(segments: list[_Segment], series: Observed | None) -> SignalEvidence:
     first = segments[0].alert
     score = 0.0
     best = (first.ratio, first.value, first.history_value)
@@ -118,11 +119,7 @@ def _evidence(segments: list[_Segment], series: Series | None) -> SignalEvidence
                 drop = abs(h - v) / denom * 100.0 if denom > 0 else 0.0
                 score += drop * (seg.end - seg.start) / 60.0
             continue
-        times = series.times
-        mask = times >= seg.start
-        if seg.end is not None:
-            mask &= times < seg.end
-        vals = series.values[mask]
+        vals = series.between(seg.start, seg.end)
         vals = vals[~np.isnan(vals)]
         if vals.size == 0 or not h > 0:
             continue
@@ -202,7 +199,7 @@ def event_id(entity: EntityRef, start: int, kind: str) -> str:
 def build_events(
     entity: EntityRef,
     alerts: Sequence[Alert],
-    series: Mapping[str, Series] | None = None,
+    series: Mapping[str, Series | Observed] | None = None,
     *,
     entity_name: str | None = None,
     rule_id: RuleIdLookup = default_rule_id,
@@ -217,7 +214,8 @@ def build_events(
     per_signal: list[SignalEvidence] = []
     for (signal, _method), group in sorted(by_key.items()):
         group.sort(key=lambda a: a.time)
-        s = None if series is None else series.get(signal)
+        got = None if series is None else series.get(signal)
+        s = Observed.of(got) if isinstance(got, Series) else got
         per_signal.extend(_evidence(segs, s) for segs in _signal_events(group))
     per_signal.sort(key=lambda e: (e.start, e.signal))
 

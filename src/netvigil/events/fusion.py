@@ -39,8 +39,8 @@ from netvigil.model import (
     Event,
     EventKind,
     EventStatus,
+    Observed,
     Scope,
-    Series,
     SourceFamily,
     signal_kind,
 )
@@ -50,7 +50,7 @@ from netvigil.model import (
 class EntityInputs:
     """What assessing one entity's events needs besides the events."""
 
-    series: Mapping[str, Series]  # every signal of the entity over the events' span
+    series: Mapping[str, Observed]  # every signal of the entity over the events' span
     signals: Sequence[str]  # every signal the store holds for the entity
     data_end: int | None  # last time with data on any signal
     step: int
@@ -65,13 +65,12 @@ def end_or(e: Event, data_end: int | None) -> int:
     return max(e.start, data_end if data_end is not None else e.start)
 
 
-def _window(series: Series | None, lo: int, hi: int) -> np.ndarray:
-    """The values of the bins in ``[lo, hi)`` (at least the bin at ``lo``)."""
+def _window(series: Observed | None, lo: int, hi: int) -> np.ndarray:
+    """The values of the observed bins in ``[lo, hi)`` (at least the bin at ``lo``); the
+    callers count, average or sum the non-NaN ones, so empty bins need not be there."""
     if series is None:
         return np.empty(0)
-    first = max(0, -(-(lo - series.start) // series.step))
-    last = max(first, -(-(max(hi, lo + series.step) - series.start) // series.step))
-    return series.values[first:last]
+    return series.between(lo, max(hi, lo + series.step))
 
 
 def health(event: Event, inputs: EntityInputs) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ from netvigil.events import classification, fusion
 from netvigil.events.build import build_events
 from netvigil.events.rules import CONFIDENCE_RULE
 from netvigil.geo.entities import default_registry
-from netvigil.model import Alert, EntityRef, EntityType, Event, EventKind, Scope, Series
+from netvigil.model import Alert, EntityRef, EntityType, Event, EventKind, Observed, Scope
 from netvigil.store.detection import PointColumns, SeriesKeys
 from netvigil.store.duck import Store
 
@@ -861,9 +861,11 @@ def _parents(store: Store, refs: list[EntityRef]) -> dict[EntityRef, EntityRef]:
 def _read_series(store: Store, wanted: list[tuple[tuple[EntityRef, str], int]],
                  view_index: dict[tuple[EntityRef, str], int], step: npt.NDArray[np.int64],
                  origin: npt.NDArray[np.int64], keys: SeriesKeys,
-                 held: _Held = _NOTHING_HELD) -> dict[EntityRef, dict[str, Series]]:
-    """The points of ``(entity, signal)`` from the given time on, as grid series: from
-    ``held`` for a series this run read whole, else read from the store (one statement)."""
+                 held: _Held = _NOTHING_HELD) -> dict[EntityRef, dict[str, Observed]]:
+    """The points of ``(entity, signal)`` from the given time on, as their observed bins
+    (:class:`~netvigil.model.Observed`: a span of years with a few points costs the points,
+    not the years' bins): from ``held`` for a series this run read whole, else read from
+    the store (one statement)."""
     rows = np.array([view_index[k] for k, _ in wanted], dtype=np.int64)
     read = [k for k, i in enumerate(rows.tolist()) if i not in held.span]
     pts = store.read_points_after(keys.take(rows[read]),
@@ -872,7 +874,7 @@ def _read_series(store: Store, wanted: list[tuple[tuple[EntityRef, str], int]],
     cols: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {
         k: (pts.time[offsets[j]:offsets[j + 1]], pts.value[offsets[j]:offsets[j + 1]])
         for j, k in enumerate(read)}
-    series: dict[EntityRef, dict[str, Series]] = defaultdict(dict)
+    series: dict[EntityRef, dict[str, Observed]] = defaultdict(dict)
     for k, ((ent, sig), since) in enumerate(wanted):
         i = int(rows[k])
         if k in cols:
@@ -885,8 +887,8 @@ def _read_series(store: Store, wanted: list[tuple[tuple[EntityRef, str], int]],
             continue
         st, org = int(step[i]), int(origin[i])
         bins = (t - org) // st
-        first = int(bins[0])
-        vals = np.full(int(bins[-1]) - first + 1, np.nan)
-        vals[bins - first] = v
-        series[ent][sig] = Series(ent, sig, first * st + org, st, vals)
+        # of points in one bin the last one wins, as Series.from_points places them
+        last = np.ones(bins.size, dtype=bool)
+        last[:-1] = bins[1:] != bins[:-1]
+        series[ent][sig] = Observed(bins[last] * st + org, v[last], st)
     return series

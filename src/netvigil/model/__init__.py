@@ -11,7 +11,7 @@ from netvigil.model.errors import (
     StoreError,
 )
 from netvigil.model.events import Event, EventKind, EventStatus, Scope, SignalEvidence
-from netvigil.model.series import Series
+from netvigil.model.series import Observed, Series
 from netvigil.model.signals import (
     KNOWN_SIGNALS,
     Direction,
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidEntity",
     "Level",
     "NetVigilError",
+    "Observed",
     "Scope",
     "Series",
     "SignalEvidence",
