@@ -5,6 +5,7 @@ mid-job changes nothing in the result."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client
 
+import netvigil.distributed.detect as detect_mod
 from dask_faults import kill_a_worker_during
 from netvigil.cli.main import cli
 from netvigil.detect.registry import DEFAULT, get_detector
@@ -209,3 +211,63 @@ def test_local_clusters_run_workers_with_less_periodic_work(client: Client) -> N
     assert list(default) == [(["profile", "profile-cycle"], 20)] * 2
     with dask_client("local:1") as ours:
         assert list(ours.run(_periodic).values()) == [([], 200)]
+
+
+def test_an_interrupted_run_resumes_the_shards_it_finished(
+        tmp_path: Path, client: Client, reference: Reference,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliverable 5 for detection: the driver stopped before its merge (here: the merge
+    raises) leaves the store as it was and the finished shards' files; the next run on the
+    unchanged store submits only the shard whose file is missing, and the result equals
+    the single-process run. A write to the store in between makes every shard run again."""
+    sharded = _copy(reference[0], tmp_path)
+
+    def stopped(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(detect_mod, "merge_shards", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            run_detection_dask(client, sharded, detector=DEFAULT, shards=3)
+    (work,) = tmp_path.glob(".netvigil-detect-*")
+    files = sorted(work.glob("shard-*.duckdb"))
+    assert len(files) == 3
+    with Store(sharded, read_only=True) as store:  # nothing merged
+        assert store.connection.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    files[1].unlink()  # a shard the interrupted run had not finished
+    kept = {f: f.stat().st_mtime_ns for f in (files[0], files[2])}
+    submitted: list[str] = []
+    real = client.submit
+
+    def spy(fn: object, *args: object, **kw: object) -> object:
+        submitted.append(str(args[1]))
+        return real(fn, *args, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(detect_mod, "merge_shards", _checked(kept, detect_mod.merge_shards))
+        m.setattr(client, "submit", spy)
+        again = run_detection_dask(client, sharded, detector=DEFAULT, shards=3)
+    assert submitted == [str(files[1])] and again.resumed == 2 and again.shards == 3
+    assert _tables(sharded) == reference[1]
+    assert again.report.series_recomputed == len(ENTITIES)  # reports read back from files
+    assert not list(tmp_path.glob(".netvigil-detect-*"))  # removed after the merge
+    # interrupted again, then the store changes: nothing of the stale folder is reused
+    (tmp_path / "b").mkdir()
+    fresh = _copy(reference[0], tmp_path / "b")
+    with monkeypatch.context() as m:
+        m.setattr(detect_mod, "merge_shards", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            run_detection_dask(client, fresh, detector=DEFAULT, shards=3)
+    with Store(fresh) as store:
+        _write(store, 9, start_day=8)
+    third = run_detection_dask(client, fresh, detector=DEFAULT, shards=3)
+    assert third.resumed == 0
+    assert not list(fresh.parent.glob(".netvigil-detect-*"))  # the stale folder too
+
+
+def _checked(kept: dict[Path, int], merge: Callable[..., object]) -> Callable[..., object]:
+    """``merge_shards`` that first checks the finished shards' files were not rewritten."""
+    def run(*args: object) -> object:
+        assert {f: f.stat().st_mtime_ns for f in kept} == kept
+        return merge(*args)
+    return run

@@ -47,7 +47,8 @@ def detect(store_path: Path, entity_text: str | None, rebuild: bool,
                                      shards=shards or n_workers(client), rebuild=rebuild)
         rep = run.report
         click.echo(f"dask: {run.shards} shard(s) of {run.groups} country group(s), "
-                   f"entities per shard {list(run.sizes)}")
+                   f"entities per shard {list(run.sizes)}"
+                   + (f", {run.resumed} resumed from an interrupted run" if run.resumed else ""))
     else:
         with open_store(store_path) as store:
             rep = run_detection(store, ref, rebuild=rebuild,

@@ -23,7 +23,10 @@ writes them; the shard then writes them to a small DuckDB file (temporary
 file, rename). The driver, once every shard is done, replaces each group's alerts and states
 (of the method) and events in the store with the shard's, all shards in one transaction. A
 shard task is a pure function of the store and its group list, so a task lost with a worker
-is simply run again (Dask reschedules it) and writes the same file.
+is simply run again (Dask reschedules it) and writes the same file. The files live in a
+folder beside the store named by :func:`store_fingerprint`, so a run interrupted before
+its merge is resumed by the next one on the unchanged store: only shards without a file
+run again (:func:`run_detection_dask`).
 
 Per-task fixed costs, measured (``benchmarks/bench_dask.py --phase workers``, docs/scaling.md
 section 1): a first version copied the groups' points into a new DuckDB file per shard and
@@ -41,9 +44,10 @@ incremental one).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -74,6 +78,9 @@ _WHOLE = ("entities", "points")
 #: tables ``run_detection`` writes: the shard's rows copied in, its results copied out
 _RESULT_TABLES = ("alerts", "events", "detector_state")
 _SHARD_ENTITIES = "shard_entities"
+_REPORT = "shard_report"
+#: a run's work folder, beside the store: ``.netvigil-detect-<method>-<fingerprint>``
+_WORK_PREFIX = ".netvigil-detect-"
 _LOCAL = threading.local()
 _MINE = ("(entity_type, entity_code) IN (SELECT entity_type, entity_code FROM"
          f" {_SHARD_ENTITIES})")
@@ -222,19 +229,25 @@ def detect_shard(store_path: str, result_path: str, members: list[tuple[str, str
             report = run_detection(shard, detector=get_detector(detector), rebuild=rebuild)
     finally:
         con.execute("DETACH src")
-    _write_results(con, Path(result_path))
+    _write_results(con, Path(result_path), report)
     return report
 
 
-def _write_results(con: duckdb.DuckDBPyConnection, target: Path) -> None:
-    """The shard's result tables and its entity list into a small DuckDB file, atomically
-    (a rescheduled task rewrites the same file)."""
+def _write_results(con: duckdb.DuckDBPyConnection, target: Path,
+                   report: DetectionReport) -> None:
+    """The shard's result tables, its entity list and its report into a small DuckDB file,
+    atomically (a rescheduled task rewrites the same file; a resumed run reads the report
+    back instead of detecting again)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         con.execute(f"ATTACH {_quote(tmp)} AS out")
         try:
             for table in (*_RESULT_TABLES, _SHARD_ENTITIES):
                 con.execute(f"CREATE TABLE out.{table} AS SELECT * FROM main.{table}")
+            cols = [f.name for f in fields(DetectionReport)]
+            con.execute(f"CREATE TABLE out.{_REPORT} ({', '.join(c + ' BIGINT' for c in cols)})")
+            con.execute(f"INSERT INTO out.{_REPORT} VALUES ({', '.join('?' for _ in cols)})",
+                        [getattr(report, c) for c in cols])
         finally:
             con.execute("DETACH out")
         os.replace(tmp, target)
@@ -243,14 +256,21 @@ def _write_results(con: duckdb.DuckDBPyConnection, target: Path) -> None:
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
 
 
-def merge_shards(store: Store, shard_paths: Sequence[Path], method: str) -> None:
+def merge_shards(store: Store, shard_paths: Sequence[Path], method: str
+                 ) -> list[DetectionReport]:
     """Each shard's groups: alerts and states of ``method`` and events replace the
-    store's, every shard in one transaction."""
+    store's, every shard in one transaction. Returns each shard's report (from its file)."""
     con = store.connection
     names = [f"shard{i}" for i in range(len(shard_paths))]
     for name, path in zip(names, shard_paths, strict=True):
         con.execute(f"ATTACH {_quote(path)} AS {name} (READ_ONLY)")
     try:
+        cols = [f.name for f in fields(DetectionReport)]
+        reports = []
+        for name in names:
+            row = con.execute(f"SELECT {', '.join(cols)} FROM {name}.{_REPORT}").fetchone()
+            assert row is not None  # one row per file (_write_results)
+            reports.append(DetectionReport(*map(int, row)))
         with store.transaction():
             for name in names:
                 mine = ("(entity_type, entity_code) IN (SELECT entity_type, entity_code"
@@ -265,11 +285,52 @@ def merge_shards(store: Store, shard_paths: Sequence[Path], method: str) -> None
     finally:
         for name in names:
             con.execute(f"DETACH {name}")
+    return reports
 
 
 def _sum_reports(reports: Sequence[DetectionReport]) -> DetectionReport:
     return DetectionReport(**{f.name: sum(getattr(r, f.name) for r in reports)
                               for f in fields(DetectionReport)})
+
+
+def store_fingerprint(store: Store, method: str) -> str:
+    """What a shard's result depends on in the store, in one statement of order-free
+    aggregates: every series' grid, bounds and write counts (``series`` is updated by every
+    points write, so new, changed or rewritten points change it), every detector state's
+    cursor and bytes, the stored events and the entities (names and parents: events carry
+    names, groups follow parents). A re-run on an unchanged store gets the same value, so
+    its finished shards are reused; any write that could change a shard's result changes
+    it, and the run starts over. DuckDB's ``hash`` is not stable across its versions: an
+    upgrade only costs a recomputation."""
+    row = store.connection.execute(
+        """
+        SELECT (SELECT count(*) || ':' || coalesce(bit_xor(hash(entity_type, entity_code,
+                signal, step, origin, first_time, last_time, n_points, rewrites)), 0)
+                FROM series),
+               (SELECT count(*) || ':' || coalesce(bit_xor(hash(entity_type, entity_code,
+                signal, method, config, cursor, md5(state::VARCHAR))), 0)
+                FROM detector_state),
+               (SELECT count(*) || ':' || coalesce(bit_xor(hash(id, entity_type,
+                entity_code, start_time, end_time, status, md5(evidence))), 0) FROM events),
+               (SELECT count(*) || ':' || coalesce(bit_xor(hash(type, code, name, parent)), 0)
+                FROM entities)
+        """).fetchone()
+    return hashlib.sha256("|".join([method, *map(str, row or ())]).encode()).hexdigest()
+
+
+def _work_dir(store_path: Path, method: str, fingerprint: str, rebuild: bool) -> Path:
+    """The run's folder beside the store (absolute: a worker on another host does not share
+    this process's working directory), named by method and fingerprint."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", method)
+    tag = hashlib.sha256(f"{store_path.resolve()}|{fingerprint}|{rebuild}".encode())
+    return (store_path.parent / f"{_WORK_PREFIX}{slug}-{tag.hexdigest()[:16]}").absolute()
+
+
+def _shard_file(work: Path, index: int, members: Sequence[EntityRef], detector: str) -> Path:
+    """A shard's result file, named by its members and detector: a different packing (other
+    shard count, other parents) never picks up another shard's file."""
+    digest = hashlib.sha256("\n".join([detector, *(e.fqid for e in members)]).encode())
+    return work / f"shard-{index:04d}-{digest.hexdigest()[:16]}.duckdb"
 
 
 @dataclass(frozen=True)
@@ -286,6 +347,8 @@ class ShardedRun:
     #: wall seconds of the driver's serial part (plan before the shards, merge after):
     #: what no worker count divides (reported by benchmarks/bench_dask.py)
     driver_seconds: float = 0.0
+    #: shards whose result file an interrupted run on the unchanged store had written
+    resumed: int = 0
 
 
 def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFAULT,
@@ -295,6 +358,14 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     The store must not be open for writing in this process while the shards read it: the
     driver opens it read-only to plan, closes it, waits for the shards, then opens it to
     merge.
+
+    Resume: shard results go to a folder named by the store's path and
+    :func:`store_fingerprint`, each file named by its members, written atomically. A run
+    interrupted before its merge (the driver stopped, the cluster lost) leaves them; the
+    next run on the unchanged store submits only the shards without a file. The merge is
+    one transaction, so an interruption during it leaves the store as it was. After a
+    merge the folder, and any other of this method's folders beside the store (left by
+    interrupted runs on an earlier state of the store, never reusable), are removed.
     """
     from distributed import wait
 
@@ -302,26 +373,29 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     t0 = time.perf_counter()
     with Store(store_path, read_only=True) as store:
         groups = country_groups(store, method, rebuild)
+        fingerprint = store_fingerprint(store, method)
     packed = _pack(groups, shards)
     parts = [p for p, _ in packed]
-    # absolute: a worker on another host does not share this process's working directory
-    work = Path(tempfile.mkdtemp(prefix=".netvigil-detect-", dir=store_path.parent)).absolute()
-    try:
-        paths = [work / f"shard-{i:04d}.duckdb" for i in range(len(parts))]
-        futures = [client.submit(
-            detect_shard, str(store_path.resolve()), str(p),
-            [(e.type.value, e.code) for e in part], detector, rebuild,
-            key=f"detect-shard-{i}-{p.parent.name}", pure=False,
-            priority=cost)  # with more shards than workers: costliest first (LPT)
-            for i, (p, (part, cost)) in enumerate(zip(paths, packed, strict=True))]
-        plan = time.perf_counter() - t0
-        wait(futures)  # type: ignore[no-untyped-call]
-        reports = [f.result() for f in futures]
-        t1 = time.perf_counter()
-        with Store(store_path) as store:
-            merge_shards(store, paths, method)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    work = _work_dir(store_path, method, fingerprint, rebuild)
+    work.mkdir(exist_ok=True)
+    paths = [_shard_file(work, i, part, detector) for i, part in enumerate(parts)]
+    todo = [i for i, p in enumerate(paths) if not p.is_file()]
+    futures = [client.submit(
+        detect_shard, str(store_path.resolve()), str(paths[i]),
+        [(e.type.value, e.code) for e in parts[i]], detector, rebuild,
+        key=f"detect-shard-{i}-{work.name}", pure=False,
+        priority=packed[i][1])  # with more shards than workers: costliest first (LPT)
+        for i in todo]
+    plan = time.perf_counter() - t0
+    wait(futures)  # type: ignore[no-untyped-call]
+    for f in futures:
+        f.result()  # a shard's exception is raised here
+    t1 = time.perf_counter()
+    with Store(store_path) as store:
+        reports = merge_shards(store, paths, method)
+    for old in store_path.parent.glob(f"{work.name.rsplit('-', 1)[0]}-*"):
+        shutil.rmtree(old, ignore_errors=True)
     return ShardedRun(_sum_reports(reports), len(parts), len(groups),
                       tuple(len(p) for p in parts), tuple(c for _, c in packed),
-                      groups[0].cost if groups else 0, plan + time.perf_counter() - t1)
+                      groups[0].cost if groups else 0, plan + time.perf_counter() - t1,
+                      len(parts) - len(todo))
