@@ -260,9 +260,13 @@ def test_an_interrupted_run_resumes_the_shards_it_finished(
             run_detection_dask(client, fresh, detector=DEFAULT, shards=3)
     with Store(fresh) as store:
         _write(store, 9, start_day=8)
+    method = get_detector(DEFAULT).method
+    other = fresh.parent / (detect_mod._work_stem(fresh.parent / "other.duckdb", method)
+                            + "0" * 16)
+    other.mkdir()  # an interrupted run's folder of another store beside this one
     third = run_detection_dask(client, fresh, detector=DEFAULT, shards=3)
     assert third.resumed == 0
-    assert not list(fresh.parent.glob(".netvigil-detect-*"))  # the stale folder too
+    assert list(fresh.parent.glob(".netvigil-detect-*")) == [other]  # the stale one went
 
 
 def _checked(kept: dict[Path, int], merge: Callable[..., object]) -> Callable[..., object]:

@@ -79,7 +79,7 @@ _WHOLE = ("entities", "points")
 _RESULT_TABLES = ("alerts", "events", "detector_state")
 _SHARD_ENTITIES = "shard_entities"
 _REPORT = "shard_report"
-#: a run's work folder, beside the store: ``.netvigil-detect-<method>-<fingerprint>``
+#: a run's work folder, beside the store: ``.netvigil-detect-<store>-<method>-<fingerprint>``
 _WORK_PREFIX = ".netvigil-detect-"
 _LOCAL = threading.local()
 _MINE = ("(entity_type, entity_code) IN (SELECT entity_type, entity_code FROM"
@@ -318,12 +318,18 @@ def store_fingerprint(store: Store, method: str) -> str:
     return hashlib.sha256("|".join([method, *map(str, row or ())]).encode()).hexdigest()
 
 
+def _work_stem(store_path: Path, method: str) -> str:
+    """The folder-name prefix of this store's and method's runs: another store in the same
+    folder never shares (or cleans up) them."""
+    where = hashlib.sha256(str(store_path.resolve()).encode()).hexdigest()[:8]
+    return f"{_WORK_PREFIX}{where}-{re.sub(r'[^A-Za-z0-9]+', '_', method)}-"
+
+
 def _work_dir(store_path: Path, method: str, fingerprint: str, rebuild: bool) -> Path:
     """The run's folder beside the store (absolute: a worker on another host does not share
-    this process's working directory), named by method and fingerprint."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", method)
-    tag = hashlib.sha256(f"{store_path.resolve()}|{fingerprint}|{rebuild}".encode())
-    return (store_path.parent / f"{_WORK_PREFIX}{slug}-{tag.hexdigest()[:16]}").absolute()
+    this process's working directory), named by store, method and fingerprint."""
+    tag = hashlib.sha256(f"{fingerprint}|{rebuild}".encode()).hexdigest()[:16]
+    return (store_path.parent / f"{_work_stem(store_path, method)}{tag}").absolute()
 
 
 def _shard_file(work: Path, index: int, members: Sequence[EntityRef], detector: str) -> Path:
@@ -364,7 +370,7 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     interrupted before its merge (the driver stopped, the cluster lost) leaves them; the
     next run on the unchanged store submits only the shards without a file. The merge is
     one transaction, so an interruption during it leaves the store as it was. After a
-    merge the folder, and any other of this method's folders beside the store (left by
+    merge the folder, and any other of this store's and method's folders (left by
     interrupted runs on an earlier state of the store, never reusable), are removed.
     """
     from distributed import wait
@@ -393,7 +399,7 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     t1 = time.perf_counter()
     with Store(store_path) as store:
         reports = merge_shards(store, paths, method)
-    for old in store_path.parent.glob(f"{work.name.rsplit('-', 1)[0]}-*"):
+    for old in store_path.parent.glob(f"{_work_stem(store_path, method)}*"):
         shutil.rmtree(old, ignore_errors=True)
     return ShardedRun(_sum_reports(reports), len(parts), len(groups),
                       tuple(len(p) for p in parts), tuple(c for _, c in packed),
