@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint imports types audit unit bench clean lock fuzz
+.PHONY: demo test check lint imports types audit unit bench bench-scaling clean lock fuzz
 
 # The environment is the LOCKED set (requirements/lock.txt: every package, build backends
 # included, pinned with sha256 hashes; pip refuses anything else), then our own two packages
@@ -69,6 +69,14 @@ bench: $(STAMP)
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
+	$(MAKE) bench-scaling
+
+# Issue 11's scaling figure (docs/scaling.md): the distributed phase alone with 1 and 2 Dask
+# workers (ratio of median walls of three repeats), then the commands end to end: single
+# process, `local:1`, `local:2` and a standing 2-worker cluster. About 5 min on 2 cores.
+bench-scaling: $(STAMP)
+	$(BIN)/python benchmarks/bench_dask.py --phase workers --repeat 3
+	$(BIN)/python benchmarks/bench_dask.py --phase e2e --standing
 
 # Coverage-guided fuzzing of every parser (atheris): >= 1M inputs per target, 0 crashes, 0 hangs
 # is the goal; a summary table at the end (docs/fuzzing.md). FUZZ_ARGS e.g. --max-time 60 mrt-elems
