@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from netvigil.model import (
     EntityRef,
@@ -104,3 +105,21 @@ def test_timeline_table_and_chart(tmp_path: Path) -> None:
     png = render([s], [e], tmp_path / "c.png", title="t", label="RECONSTRUCTION",
                  baseline_until=t0 + 300 * 600)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chart_ticks_follow_the_span_hours_to_years(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An event over a backfilled archive spans years (points in 2000 and 2016): the date
+    axis picks its ticks for the span instead of asking matplotlib for one every two days
+    (3,336 of them, past its MAXTICKS limit, 11 s to draw)."""
+    e = event(KZ, "Kazakhstan", EventKind.OUTAGE, ev("bgp", "2000-03-25T03:45", None, 0.02))
+    t0 = ts("2000-03-24T00:00")
+    vals = np.full(int((ts("2016-08-11T16:00") - t0) // 300), np.nan)
+    vals[:300] = 100.0
+    vals[-2:] = 2.0
+    with caplog.at_level("INFO", logger="matplotlib"):
+        for n, step in ((len(vals), 300), (600, 60)):  # 16 years; 10 hours
+            png = render([Series(KZ, "bgp", t0, step, vals[:n])], [e], tmp_path / f"{n}.png",
+                         title="t", label="", baseline_until=ts("2000-03-25T03:45"))
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [r for r in caplog.records if "MAXTICKS" in r.getMessage()]

@@ -67,8 +67,12 @@ def render(series: Sequence[Series], events: Sequence[Event], path: str | Path, 
     ax.set_ylim(-0.03, 1.25)
     ax.set_ylabel("share of ordinary level (median before the events)")
     ax.set_title(title)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(mdates.DayLocator(interval=2))  # type: ignore[no-untyped-call]
+    # ticks chosen for the span (hours of a cut, days of a shutdown, years of a backfilled
+    # archive); a fixed 2-day locator asked matplotlib for 3,336 ticks on a 2000-2016 event
+    # and spent 11 s drawing them
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.grid(alpha=0.25)
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.text(0.5, 0.5, label, transform=ax.transAxes, ha="center", va="center", fontsize=22,
@@ -76,7 +80,6 @@ def render(series: Sequence[Series], events: Sequence[Event], path: str | Path, 
     ax.text(0.995, 0.985, label, transform=ax.transAxes, ha="right", va="top", fontsize=9,
             color="#b00000", weight="bold",
             bbox={"facecolor": "white", "edgecolor": "#b00000", "alpha": 0.9})
-    fig.autofmt_xdate()
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
