@@ -195,6 +195,8 @@ def _both_engines(tmp_path: Path, mirror: Path, address: str) -> tuple[Path, Pat
                                        "--ff-v6", "1", "--store", str(store), *extra])
         assert res.exit_code == 0, res.output
         assert re.match(rf"files {n_files}\b", res.stdout), res.stdout
+        if extra:
+            assert re.search(r"^bgp epochs: (\d+)/\1 finished, ", res.stderr, re.M), res.stderr
         res = CliRunner().invoke(cli, ["detect", "--store", str(store), *extra])
         assert res.exit_code == 0, res.output
     return stores

@@ -177,6 +177,7 @@ def test_cli_detect_engine_dask_on_a_scheduler_address(
                                    "--scheduler", address, "--shards", "3"])
     assert res.exit_code == 0, res.output
     assert "dask: 3 shard(s) of 4 country group(s)" in res.output
+    assert "detect shards: 3/3 finished, " in res.output  # progress, on stderr
     assert _tables(sharded) == reference[1]
     bad = CliRunner().invoke(cli, ["detect", "--store", str(sharded), "--engine", "dask",
                                    "--scheduler", "local:0"])
@@ -275,3 +276,24 @@ def _checked(kept: dict[Path, int], merge: Callable[..., object]) -> Callable[..
         assert {f: f.stat().st_mtime_ns for f in kept} == kept
         return merge(*args)
     return run
+
+
+def test_progress_lines_are_throttled_and_count_resumed_tasks() -> None:
+    """A backfill's progress (:func:`netvigil.distributed.engine.report_progress`): the
+    first task's line, then at most one per interval, and always the last; resumed tasks
+    counted in the total."""
+    from netvigil.distributed.engine import _Progress
+
+    lines: list[str] = []
+    p = _Progress("detect shards", 5, 2, lines.append, every=3600.0)
+    for _ in range(5):
+        p(None)
+    assert len(lines) == 2
+    assert lines[0].startswith("detect shards: 3/7 finished (2 resumed), ")
+    assert "left" in lines[0] and "left" not in lines[1]
+    assert lines[1].startswith("detect shards: 7/7 finished (2 resumed), ")
+    every = _Progress("ooni chunks", 3, 0, lines.append, every=0.0)
+    for _ in range(3):
+        every(None)
+    assert [x.split(",")[0] for x in lines[2:]] == [f"ooni chunks: {k}/3 finished"
+                                                     for k in (1, 2, 3)]

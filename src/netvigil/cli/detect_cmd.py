@@ -44,7 +44,8 @@ def detect(store_path: Path, entity_text: str | None, rebuild: bool,
             pass
         with dask_client(scheduler) as client:
             run = run_detection_dask(client, store_path, detector=detector_name,
-                                     shards=shards or n_workers(client), rebuild=rebuild)
+                                     shards=shards or n_workers(client), rebuild=rebuild,
+                                     progress=lambda line: click.echo(line, err=True))
         rep = run.report
         click.echo(f"dask: {run.shards} shard(s) of {run.groups} country group(s), "
                    f"entities per shard {list(run.sizes)}"

@@ -135,8 +135,9 @@ def _import(files: tuple[Path, ...], bucket: Path | None, on_error: str, engine:
 
         work = work_dir(store_path.parent / f".{store_path.name}.work", paths, on_error)
         with dask_client(scheduler) as client:
-            builder, result, resumed = read_measurements_dask(client, paths, on_error, work,
-                                                              per_chunk=chunk_files)
+            builder, result, resumed = read_measurements_dask(
+                client, paths, on_error, work, per_chunk=chunk_files,
+                progress=lambda line: click.echo(line, err=True))
         click.echo(f"dask: {resumed} chunk(s) already read (resumed)", err=True)
     else:
         builder = FactBuilder()

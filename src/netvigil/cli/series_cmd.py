@@ -54,7 +54,8 @@ def import_cmd(files: tuple[Path, ...], fmt: str | None, on_error: str, engine: 
             work = work_dir(store_path.parent / f".{store_path.name}.work", files, fmt,
                             on_error)
             with dask_client(scheduler) as client:
-                done = import_files_dask(client, store, files, fmt, on_error, work, sink=sink)
+                done = import_files_dask(client, store, files, fmt, on_error, work, sink=sink,
+                                         progress=lambda line: click.echo(line, err=True))
             summaries = done.summaries
             click.echo(f"dask: {done.resumed} file(s) already validated (resumed)", err=True)
         else:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netvigil.distributed.engine import Echo, report_progress
 from netvigil.model.facts import BgpVisibility, Fact
 from netvigil.sources.bgp.ingest import ArchiveFile, BgpIngester
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy
@@ -251,9 +252,11 @@ class DaskIngest:
 
 def ingest_dask(client: Client, files: Sequence[ArchiveFile], sink: FactSink,
                 config: VisibilityConfig, policy: ErrorPolicy, work: Path, *,
-                shared: bool = True) -> DaskIngest:
+                shared: bool = True, progress: Echo = None) -> DaskIngest:
     """Epochs on the workers (those not done in ``work``), facts into ``sink`` in time
-    order, one flush at the end. The caller owns ``work`` (remove it once stored)."""
+    order, one flush at the end. The caller owns ``work`` (remove it once stored).
+    ``progress`` gets a line as epochs finish (:func:`~netvigil.distributed.engine.
+    report_progress`)."""
     from dataclasses import replace
 
     from distributed import wait
@@ -269,6 +272,7 @@ def ingest_dask(client: Client, files: Sequence[ArchiveFile], sink: FactSink,
     todo = [(ep, fs, t) for (ep, fs), t in zip(plan, targets, strict=True) if not t.is_file()]
     futures = [client.submit(ingest_epoch, fs, ep, config, policy.value, str(t),
                              key=f"bgp-{t.stem}", pure=False) for ep, fs, t in todo]
+    report_progress(futures, "bgp epochs", progress, resumed=len(plan) - len(todo))
     wait(futures)  # type: ignore[no-untyped-call]
     for f in futures:
         f.result()  # a worker's exception is raised here
@@ -306,7 +310,8 @@ def ingest_dask_cli(files: Sequence[ArchiveFile], config: VisibilityConfig,
     work = store_path.parent / f".{store_path.name}.work" / f"bgp-{digest.hexdigest()[:16]}"
     with dask_client(scheduler) as client, Store(store_path) as store:
         pipeline = Pipeline(store, GeoLookup.default())
-        rep = ingest_dask(client, files, pipeline, config, policy, work)
+        rep = ingest_dask(client, files, pipeline, config, policy, work,
+                          progress=lambda line: click.echo(line, err=True))
     shutil.rmtree(work, ignore_errors=True)
     click.echo(f"files {rep.files}, epochs {rep.epochs} (already done {rep.resumed}), "
                f"elements {rep.elements} (replays counted per epoch), bins {rep.bins}, "

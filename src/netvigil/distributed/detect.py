@@ -62,6 +62,7 @@ import numpy as np
 
 from netvigil.detect.registry import DEFAULT, get_detector
 from netvigil.distributed.bgp import roomy_malloc
+from netvigil.distributed.engine import Echo, report_progress
 from netvigil.events.runner import DetectionReport, _parents, run_detection
 from netvigil.model import EntityRef, EntityType
 from netvigil.store.duck import Store
@@ -358,7 +359,8 @@ class ShardedRun:
 
 
 def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFAULT,
-                       shards: int, rebuild: bool = False) -> ShardedRun:
+                       shards: int, rebuild: bool = False, progress: Echo = None
+                       ) -> ShardedRun:
     """Fan detection out over ``shards`` country shards on ``client``'s workers.
 
     The store must not be open for writing in this process while the shards read it: the
@@ -372,6 +374,8 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     one transaction, so an interruption during it leaves the store as it was. After a
     merge the folder, and any other of this store's and method's folders (left by
     interrupted runs on an earlier state of the store, never reusable), are removed.
+    ``progress`` gets a line as shards finish (:func:`~netvigil.distributed.engine.
+    report_progress`).
     """
     from distributed import wait
 
@@ -393,6 +397,7 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
         priority=packed[i][1])  # with more shards than workers: costliest first (LPT)
         for i in todo]
     plan = time.perf_counter() - t0
+    report_progress(futures, "detect shards", progress, resumed=len(parts) - len(todo))
     wait(futures)  # type: ignore[no-untyped-call]
     for f in futures:
         f.result()  # a shard's exception is raised here

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netvigil.model.errors import InputError
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
+
+#: where a job's progress lines go (the CLI: stderr); None: nowhere
+Echo = Callable[[str], None] | None
 
 ENGINES = ("local", "dask")
 #: Dask configuration of the clusters this module starts: the worker's own periodic work,
@@ -100,3 +105,46 @@ def _connect(address: str) -> Client:
 def n_workers(client: Client) -> int:
     info = client.scheduler_info()
     return max(1, len(info.get("workers", {})))
+
+
+class _Progress:
+    """The done-callback of a job's futures: a line when a task finishes, at most one per
+    ``every`` seconds and always the last (a backfill of thousands of chunks stays
+    readable)."""
+
+    def __init__(self, what: str, total: int, resumed: int, echo: Callable[[str], None],
+                 every: float) -> None:
+        self.what, self.total, self.resumed, self.echo, self.every = (
+            what, total, resumed, echo, every)
+        self.finished = 0
+        self.t0 = time.monotonic()
+        self.last = -every
+        self.lock = threading.Lock()
+
+    def __call__(self, _future: Any) -> None:
+        with self.lock:
+            self.finished += 1
+            now = time.monotonic()
+            if self.finished < self.total and now - self.last < self.every:
+                return
+            self.last = now
+            took = now - self.t0
+            left = took / self.finished * (self.total - self.finished)
+            self.echo(f"{self.what}: {self.finished + self.resumed}/"
+                      f"{self.total + self.resumed} finished"
+                      + (f" ({self.resumed} resumed)" if self.resumed else "")
+                      + f", {took:.0f} s" + (f", about {left:.0f} s left"
+                                             if self.finished < self.total else ""))
+
+
+def report_progress(futures: Sequence[Future[Any]], what: str, echo: Echo, *, resumed: int = 0,
+                    every: float = 5.0) -> None:
+    """Print ``what: K/N finished, T s, about S s left`` as ``futures`` finish, in whatever
+    order (Dask runs a callback per future in a thread of its own: hence the lock). A
+    backfill runs for hours; its only other sign of life is the scheduler's dashboard.
+    The estimate is the mean time per finished task so far, nothing more."""
+    if echo is None or not futures:
+        return
+    progress = _Progress(what, len(futures), resumed, echo, every)
+    for f in futures:
+        f.add_done_callback(progress)  # type: ignore[no-untyped-call]

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netvigil.distributed.engine import Echo, report_progress
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.sources.ooni import importer
 from netvigil.sources.ooni.facts import FactBuilder
@@ -260,7 +261,7 @@ def work_dir(base: Path, paths: Sequence[Path], policy: str) -> Path:
 
 
 def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorPolicy | str,
-                           work: Path, *, per_chunk: int = 64
+                           work: Path, *, per_chunk: int = 64, progress: Echo = None
                            ) -> tuple[FactBuilder, OoniImport, int]:
     """Judge ``paths`` on the workers (chunks not yet done), fold in order.
 
@@ -270,7 +271,8 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
     result and the first error under ``fail``, are those of one process.
 
     Returns the builder, the import summary (as ``read_measurements`` gives them) and how
-    many chunks were already done (resumed)."""
+    many chunks were already done (resumed). ``progress`` gets a line as chunks finish
+    (:func:`~netvigil.distributed.engine.report_progress`)."""
     pol = ErrorPolicy(policy).value
     work.mkdir(parents=True, exist_ok=True)
     parts = chunks(list(paths), per_chunk)
@@ -285,6 +287,8 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
                                 str(t.absolute()), key=f"ooni-{t.stem}-{work.name}",
                                 pure=False, priority=sum(p.stat().st_size for p in part))
                for part, t in zip(parts, targets, strict=True) if not t.is_file()}
+    report_progress(list(futures.values()), "ooni chunks", progress,
+                    resumed=len(parts) - len(futures))
     fold = Fold()
     for t in targets:
         if t in futures:

@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netvigil.distributed.dataset import DatasetWriter, UnitManifest, _atomic_copy, _atomic_text
+from netvigil.distributed.engine import Echo, report_progress
 from netvigil.model import Entity, InputError, make_ref
 from netvigil.pipeline import Pipeline
 from netvigil.series.batch import SkipReport
@@ -324,10 +325,13 @@ def _cancel_on_exit(futures: dict[str, Any]) -> Iterator[None]:
 
 
 def import_files_dask(client: Client, store: Store, paths: Sequence[Path], fmt: str | None,
-                      policy: str, work: Path, *, sink: Pipeline) -> DaskSeriesImport:
+                      policy: str, work: Path, *, sink: Pipeline,
+                      progress: Echo = None) -> DaskSeriesImport:
     """Validate ``paths`` on the workers (files not done yet), load them in order into
     ``store`` through ``sink`` in one transaction (module docstring). Raises the first
-    failing file's ``InputError`` (in the order given) and writes nothing."""
+    failing file's ``InputError`` (in the order given) and writes nothing. ``progress``
+    gets a line as files are validated (:func:`~netvigil.distributed.engine.
+    report_progress`)."""
     work.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(work)
     units = [unit_name(i, p, fmt, policy) for i, p in enumerate(paths)]
@@ -344,6 +348,8 @@ def import_files_dask(client: Client, store: Store, paths: Sequence[Path], fmt: 
                                 priority=len(paths) - i)
                for i, (u, p) in enumerate(zip(units, paths, strict=True))
                if not writer.done(u)}
+    report_progress(list(futures.values()), "series files validated", progress,
+                    resumed=len(paths) - len(futures))
     summaries = []
     with _cancel_on_exit(futures), import_budget(store.connection), store.transaction():
         for u, p in zip(units, paths, strict=True):
