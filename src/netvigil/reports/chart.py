@@ -72,7 +72,11 @@ def render(series: Sequence[Series], events: Sequence[Event], path: str | Path, 
     # and spent 11 s drawing them
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    # day ticks name their month ("25 Dec", "01 Jan"): a shutdown often spans a month's end
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+        locator, formats=["%Y", "%b", "%d %b", "%H:%M", "%H:%M", "%S.%f"],
+        zero_formats=["", "%Y", "%d %b", "%d %b", "%H:%M", "%H:%M"],
+        offset_formats=["", "%Y", "%Y", "%Y", "%d %b %Y", "%d %b %Y"]))
     ax.grid(alpha=0.25)
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.text(0.5, 0.5, label, transform=ax.transAxes, ha="center", va="center", fontsize=22,
