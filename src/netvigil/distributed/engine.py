@@ -121,7 +121,9 @@ class _Progress:
         self.last = -every
         self.lock = threading.Lock()
 
-    def __call__(self, _future: Any) -> None:
+    def __call__(self, future: Any) -> None:
+        if getattr(future, "status", "finished") != "finished":
+            return  # failed or cancelled: the command reports the failure itself
         with self.lock:
             self.finished += 1
             now = time.monotonic()
