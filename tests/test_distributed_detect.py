@@ -297,3 +297,6 @@ def test_progress_lines_are_throttled_and_count_resumed_tasks() -> None:
         every(None)
     assert [x.split(",")[0] for x in lines[2:]] == [f"ooni chunks: {k}/3 finished"
                                                      for k in (1, 2, 3)]
+    failed = type("Lost", (), {"status": "error"})()
+    every(failed)  # a failed or cancelled task is no progress
+    assert len(lines) == 5
