@@ -69,6 +69,8 @@ class Hosts:
     #: ``nvh<pid>x<random>``: the pid lets a later run remove what a killed run left
     tag: str = field(default_factory=lambda: f"nvh{os.getpid()}x{secrets.token_hex(2)}")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: added to the environment of every Dask process (e.g. the scheduler's worker TTL)
+    env: dict[str, str] = field(default_factory=dict)
     _made: list[str] = field(default_factory=list)
 
     # -------------------------------------------------------------- names and addresses
@@ -119,7 +121,7 @@ class Hosts:
         with self.log(host).open("wb") as log:
             self.procs[host] = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns(host), *argv], cwd=cwd, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
 
     def start(self, wait: bool = True) -> None:
         """``dask scheduler`` on sched, ``dask worker --nthreads 1`` on each worker host
@@ -173,6 +175,13 @@ class Hosts:
                 os.kill(pid, signal.SIGKILL)
         return pids
 
+    def cut_off(self, host: str) -> None:
+        """Take the host's only link down: its processes keep running, but nothing they
+        send leaves and the other hosts get no FIN, no RST, only silence (a network
+        partition, or a machine that lost power), which the scheduler notices only by the
+        missing heartbeats (``distributed.scheduler.worker-ttl``)."""
+        _ip("-n", self.ns(host), "link", "set", "eth0", "down")
+
     def logs(self) -> str:
         return "\n".join(f"--- {h}\n{self.log(h).read_text(errors='replace')[-1500:]}"
                          for h in self.procs if self.log(h).is_file())
@@ -213,9 +222,10 @@ def reap_stale() -> list[str]:
 
 
 @contextmanager
-def dask_hosts(base: Path, workers: int = 2, wait: bool = True) -> Iterator[Hosts]:
+def dask_hosts(base: Path, workers: int = 2, wait: bool = True,
+               env: dict[str, str] | None = None) -> Iterator[Hosts]:
     """Built and started hosts (registered, with ``wait``); always torn down."""
-    hosts = Hosts(base, workers)
+    hosts = Hosts(base, workers, env=dict(env or {}))
     try:
         hosts.build()
         hosts.start(wait)

@@ -8,8 +8,9 @@ filesystem docs/scaling.md section 5 requires).
 
 Checked: ``bgp ingest``, ``ooni import`` and ``detect`` with ``--engine dask`` leave the
 store one process leaves (points, series, entities, the imports row, alerts, events,
-detector states); a worker host whose processes are SIGKILLed while it runs a BGP epoch
-changes nothing in the result (the scheduler saw the epoch start twice)."""
+detector states); a worker host whose processes are SIGKILLed, or whose link goes down (a
+partition: silence, no closed connection), while it runs a BGP epoch changes nothing in
+the result (the scheduler saw the epoch start twice)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import select
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -184,12 +185,13 @@ def _line(proc: subprocess.Popen[str], timeout: float) -> dict[str, object]:
     return out
 
 
-def test_a_worker_host_killed_mid_epoch_changes_nothing(
-        started: Hosts, hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
-    """The watcher (a second client on the driver host) names the worker that holds a BGP
-    epoch; every process of that worker's namespace is SIGKILLed; the other host reruns
-    the epoch and the store equals one process's."""
-    shutil.copy(shared / "base.duckdb", shared / "killed.duckdb")
+def _fault_mid_epoch(hosts: Hosts, shared: Path, store: str,
+                     fault: Callable[[str], object]) -> dict[str, object]:
+    """Run ``BGP_FULL`` on ``hosts`` into ``shared/store``; when the watcher (a second client
+    on the driver host) names the worker holding an epoch, apply ``fault`` to that worker's
+    host. Returns the scheduler's story of the epoch keys, after checking the job ended
+    well and the epoch went to processing twice (lost with the host, then run again)."""
+    shutil.copy(shared / "base.duckdb", shared / store)
     with subprocess.Popen(
             hosts.driver_argv([sys.executable, str(HERE / "dask_hosts.py"), "watch",
                                hosts.scheduler, "bgp-epoch-"]),
@@ -200,7 +202,7 @@ def test_a_worker_host_killed_mid_epoch_changes_nothing(
             with subprocess.Popen(
                     hosts.driver_argv([str(Path(sys.executable).parent / "netvigil"), *BGP_FULL,
                                        "--engine", "dask", "--scheduler", hosts.scheduler,
-                                       "--store", "killed.duckdb"]),
+                                       "--store", store]),
                     cwd=shared, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True) as job:
                 try:
@@ -208,7 +210,7 @@ def test_a_worker_host_killed_mid_epoch_changes_nothing(
                     worker = str(seen["worker"])
                     host = next(h for h in hosts.worker_hosts
                                 if f"//{hosts.address(h)}:" in worker)
-                    assert hosts.kill_host(host), f"nothing ran on {host}"
+                    assert fault(host), f"nothing ran on {host}"
                     out, err = job.communicate(timeout=180)
                 except BaseException:
                     job.kill()  # never wait for a job the test gave up on
@@ -220,14 +222,45 @@ def test_a_worker_host_killed_mid_epoch_changes_nothing(
             story = _line(watcher, 60)
         finally:
             watcher.kill()
-    # the killed host's epoch went to processing twice, the second time to memory
+    # the faulty host's epoch went to processing twice, the second time to memory
     for key, moves in story.items():
         assert isinstance(moves, list)
         starts = [finish for start, finish in moves if start == "processing"]
         assert len(starts) >= 2 and "memory" in starts, (key, moves)
     assert story and "epochs 2" in out
+    return story
+
+
+def test_a_worker_host_killed_mid_epoch_changes_nothing(
+        started: Hosts, hosts: Hosts, shared: Path, reference: dict[str, Path]) -> None:
+    """Every process of the worker host holding a BGP epoch is SIGKILLed; the other host
+    reruns the epoch and the store equals one process's."""
+    _fault_mid_epoch(hosts, shared, "killed.duckdb", hosts.kill_host)
     assert _tables(shared / "killed.duckdb", BGP_TABLES) == _tables(reference["bgp"],
                                                                     BGP_TABLES)
+
+
+def test_a_worker_host_cut_off_mid_epoch_changes_nothing(
+        tmp_path_factory: pytest.TempPathFactory, shared: Path,
+        reference: dict[str, Path]) -> None:
+    """A network partition, not a crash: the link of the worker host holding a BGP epoch
+    goes down while its processes keep running, so the scheduler gets no FIN or RST,
+    only silence, and removes the worker when its heartbeats stop for the worker TTL
+    (5 s here, 300 s by default); the other host reruns the epoch and the store equals
+    one process's. Its own hosts: the TTL is the scheduler's, for every worker."""
+    ok, why = can_build()
+    require(ok, why)
+    ttl = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "5s"}
+    with dask_hosts(tmp_path_factory.mktemp("cut"), env=ttl) as hosts:
+        def cut(host: str) -> bool:
+            hosts.cut_off(host)
+            return True
+
+        _fault_mid_epoch(hosts, shared, "cut.duckdb", cut)
+        # removed for its silence (check-worker-ttl), not for a closed connection
+        assert "failed to heartbeat" in hosts.log("sched").read_text(errors="replace")
+    assert _tables(shared / "cut.duckdb", BGP_TABLES) == _tables(reference["bgp"],
+                                                                 BGP_TABLES)
 
 
 def test_an_unreachable_scheduler_is_one_os_error_naming_it(tmp_path: Path) -> None:
