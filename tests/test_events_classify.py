@@ -150,7 +150,7 @@ def test_nightly_cuts_are_intermittent_with_their_schedule() -> None:
 
 
 def context(**kw: Any) -> cl.CauseContext:
-    base: dict[str, Any] = {"step": STEP, "sibling_starts": (), "platform_starts": (),
+    base: dict[str, Any] = {"step": STEP, "sibling_ases": (), "platform_starts": (),
                             "bgp_present": False, "bgp_alerting": False}
     return cl.CauseContext(**{**base, **kw})
 
@@ -170,6 +170,41 @@ def test_cause_evidence_and_verdicts() -> None:
     assert fired == [] and got["likely"] == "technical"
     # hourly data: every start is on the hour, which is then no evidence
     assert cl.cause(ev, None, context(step=3600))[1] == []
+
+
+def test_simultaneous_ases_from_the_sibling_index_as_from_every_pair() -> None:
+    """The index answers what a scan of every (AS, start) pair answers: the distinct ASes
+    starting within the window, the entity itself (an AS) or its members (a roll-up) added,
+    counted, the first ten named; a national cut's window is resolved once."""
+    rng = np.random.default_rng(3)
+    sim = int(cl.load_config()["cause"]["simultaneous-ases"]["window_s"])
+    pairs = [(make_ref("asn", str(64_000 + int(rng.integers(300)))),
+              T0 + int(rng.integers(0, 40)) * 300) for _ in range(900)]
+    index = cl.SiblingIndex(pairs)
+    min_ases = int(cl.load_config()["cause"]["simultaneous-ases"]["min_ases"])
+    fired_count = 0
+    for k in range(60):
+        start = T0 + int(rng.integers(0, 40)) * 300 + 60 * int(rng.integers(0, 5))
+        entity = (make_ref("asn", str(64_000 + int(rng.integers(300)))) if k % 3
+                  else make_ref("country", "KZ"))
+        members = ([make_ref("asn", str(64_000 + int(m))) for m in rng.integers(0, 400, 5)]
+                   if k % 3 == 0 else [])
+        siblings = {r.fqid for r, t in pairs if abs(t - start) <= sim}
+        assert index.within(start - sim, start + sim) == tuple(sorted(siblings))
+        own = {entity.fqid} if entity.type.value == "asn" else {m.fqid for m in members}
+        near = sorted(siblings | own)
+        got, _ = cl.cause(event(start, 6, evidence("probing", 0.02), entity=entity), None,
+                          context(sibling_ases=index.within(start - sim, start + sim)),
+                          members)
+        fired = [e for e in got["evidence"] if e["rule"] == "cause.simultaneous-ases"]
+        if len(near) >= min_ases:
+            fired_count += 1
+            assert fired[0]["detail"] == (f"{len(near)} ASes down within {sim} s: "
+                                          + ", ".join(near[:10]))
+        else:
+            assert not fired
+    assert fired_count > 30
+    assert index.within(T0, T0 + sim) is index.within(T0, T0 + sim)  # resolved once
 
 
 def test_probability_rises_with_corroboration_and_depth() -> None:

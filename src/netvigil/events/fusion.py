@@ -25,7 +25,6 @@ event (ioda-api style: overlapping per-signal events, IODA's score product, the 
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,7 +53,9 @@ class EntityInputs:
     signals: Sequence[str]  # every signal the store holds for the entity
     data_end: int | None  # last time with data on any signal
     step: int
-    sibling_starts: Sequence[tuple[EntityRef, int]] = ()  # other ASes of the country
+    #: the event starts of the country's ASes (None: the entity has no country's ASes to
+    #: compare with: a region, an AS without a country)
+    siblings: cl.SiblingIndex | None = None
     platform_starts: Sequence[int] = ()  # platform-block starts on the entity or its country
 
 
@@ -159,12 +160,10 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
     history = cl.History.of(sorted([*ordered, *context], key=lambda e: e.start), end_of)
     out = []
     bgp = [s for s in inputs.signals if signal_kind(s).family is SourceFamily.BGP]
-    # each event is given the sibling starts inside its simultaneity window only (those
-    # are all cl.cause reads): a noisy AS of a large country has hundreds of events and
-    # its siblings thousands, and scanning them all per event was quadratic
+    # each event asks the country's index for the ASes starting inside its simultaneity
+    # window only (all cl.cause reads), resolved once per window (cl.SiblingIndex): a
+    # national cut of thousands of ASes was quadratic when each got every sibling's start
     sim = int(cl.load_config()["cause"]["simultaneous-ases"]["window_s"])
-    sib = sorted(inputs.sibling_starts, key=lambda p: p[1])
-    sib_t = [t for _, t in sib]
     for ev in ordered:
         sched = cl.schedule(ev, history, end_of[ev.id])
         kind, kind_rule = cl.kind(ev, sched)
@@ -177,8 +176,9 @@ def assess(events: Sequence[Event], inputs: EntityInputs,
             bgp_present = any(np.count_nonzero(~np.isnan(
                 _window(inputs.series.get(s), ev.start, end_of[ev.id]))) for s in bgp)
         ctx = cl.CauseContext(
-            step=inputs.step, sibling_starts=sib[bisect_left(sib_t, ev.start - sim):
-                                                 bisect_right(sib_t, ev.start + sim)],
+            step=inputs.step,
+            sibling_ases=(inputs.siblings.within(ev.start - sim, ev.start + sim)
+                          if inputs.siblings is not None else ()),
             platform_starts=inputs.platform_starts, bgp_present=bgp_present,
             bgp_alerting=any(signal_kind(s.signal).family is SourceFamily.BGP
                              for s in ev.signals))

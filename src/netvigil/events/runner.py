@@ -585,8 +585,8 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
         todo = [*(_raw(e) for e in redo), *fresh]
         p = parents.get(ent)
         home = ent if ent in countries else p if ent.type is EntityType.ASN else None
-        siblings = (siblings_of.near(home, ent, [e.start for e in todo])
-                    if home is not None and home in children else [])
+        siblings = (siblings_of.of(home)
+                    if home is not None and home in children else None)
         inputs = fusion.EntityInputs(ser, signals_of.get(ent, []), data_end,
                                      step_of.get(ent, 300), siblings, platform_starts(ent))
         kin = [e for k in holding.get(ent, []) if k.type is EntityType.ASN
@@ -607,40 +607,23 @@ def _rebuild_once(store: Store, ents: list[EntityRef], refs: list[EntityRef],
 
 
 class _Siblings:
-    """The event starts of each country's ASes, sorted once: the simultaneity evidence of
-    an event (:func:`classification.cause`) reads only the starts within its window, so
-    each entity is given only those near its own events (all ASes of an 11,000-AS country
-    to each of them would make a national rebuild quadratic)."""
+    """Per country, the :class:`~netvigil.events.classification.SiblingIndex` of its ASes'
+    event starts, built once when an entity of the country is first assessed: the
+    simultaneity evidence of an event reads only the ASes starting within its window
+    (handing each AS of an 11,000-AS country all the others' starts made a national rebuild
+    quadratic)."""
 
     def __init__(self, children: Mapping[EntityRef, list[EntityRef]],
                  events_of: Callable[[EntityRef], list[Event]]) -> None:
         self._children, self._events_of = children, events_of
-        self._sim = int(classification.load_config()["cause"]["simultaneous-ases"]
-                        ["window_s"])
-        self._index: dict[EntityRef, tuple[npt.NDArray[np.int64], list[EntityRef]]] = {}
+        self._index: dict[EntityRef, classification.SiblingIndex] = {}
 
-    def _of(self, country: EntityRef) -> tuple[npt.NDArray[np.int64], list[EntityRef]]:
+    def of(self, country: EntityRef) -> classification.SiblingIndex:
         if country not in self._index:
-            pairs = sorted(((e.start, k) for k in self._children.get(country, [])
-                            if k.type is EntityType.ASN for e in self._events_of(k)),
-                           key=lambda p: p[0])
-            self._index[country] = (np.array([t for t, _ in pairs], dtype=np.int64),
-                                    [k for _, k in pairs])
+            self._index[country] = classification.SiblingIndex(
+                (k, e.start) for k in self._children.get(country, [])
+                if k.type is EntityType.ASN for e in self._events_of(k))
         return self._index[country]
-
-    def near(self, country: EntityRef, ent: EntityRef,
-             starts: Sequence[int]) -> list[tuple[EntityRef, int]]:
-        """(AS, start) of the country's other ASes' events starting within the window of
-        one of ``starts``."""
-        times, who = self._of(country)
-        if not len(times) or not starts:
-            return []
-        s = np.asarray(starts, dtype=np.int64)
-        mark = np.zeros(len(times) + 1, dtype=np.int64)
-        np.add.at(mark, np.searchsorted(times, s - self._sim, "left"), 1)
-        np.add.at(mark, np.searchsorted(times, s + self._sim, "right"), -1)
-        return [(who[i], int(times[i])) for i in np.flatnonzero(np.cumsum(mark)[:-1] > 0)
-                if who[i] != ent]
 
 
 def _holders(countries: set[EntityRef], parents: Mapping[EntityRef, EntityRef],
