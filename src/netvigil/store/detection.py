@@ -156,12 +156,16 @@ class DetectionTables:
                 "signal": keys.signal, "idx": np.arange(len(keys), dtype=np.int64), **extra}
 
     # -- reads ------------------------------------------------------------------------
-    def detection_view(self, method: str) -> DetectionView:
-        """One statement: series rows joined with their ``method`` state."""
+    def detection_view(self, method: str, states: bool = True) -> DetectionView:
+        """One statement: series rows joined with their ``method`` state. ``states=False``
+        leaves the state bytes out (``state`` all None, ``has_state`` still true where a
+        state is stored): a shard plan needs only cursors, and the bytes are 1.8 KB a
+        series (126 MB at 70,000 series, 0.5-0.6 s to read)."""
         res = self._con.execute(
-            """
+            f"""
             SELECT s.entity_type, s.entity_code, s.signal, s.step, s.origin, s.n_points,
-                   s.last_time, s.rewrites, d.config, d.cursor, d.state
+                   s.last_time, s.rewrites, d.config, d.cursor,
+                   {'d.state' if states else 'NULL::BLOB AS state'}
             FROM series s LEFT JOIN detector_state d
               ON d.method = ? AND d.entity_type = s.entity_type
              AND d.entity_code = s.entity_code AND d.signal = s.signal
@@ -178,10 +182,11 @@ class DetectionTables:
         config = _obj(np.ma.filled(np.ma.asarray(res["config"], dtype=object), None))
         keys = SeriesKeys(_obj(res["entity_type"]), _obj(res["entity_code"]),
                           _obj(res["signal"]))
+        # cursor is NOT NULL in detector_state: NULL here means no state row
+        has_state = ~np.ma.getmaskarray(np.ma.asarray(res["cursor"]))
         return DetectionView(
             keys, ints("step", 0), ints("origin", 0), ints("n_points", 0),
-            ints("last_time", _NEG), ints("rewrites", 0),
-            np.array([s is not None for s in state], dtype=bool),
+            ints("last_time", _NEG), ints("rewrites", 0), has_state,
             config, ints("cursor", _NEG), state)
 
     def read_points_after(self, keys: SeriesKeys, after: I64) -> PointColumns:
