@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,10 +21,11 @@ from netvigil.detect.registry import DEFAULT, get_detector
 from netvigil.distributed.detect import (
     Group,
     country_groups,
+    merge_shards,
     pack_shards,
     run_detection_dask,
 )
-from netvigil.events.runner import run_detection
+from netvigil.events.runner import DetectionReport, run_detection
 from netvigil.model import Entity, make_ref
 from netvigil.store.duck import Store
 
@@ -104,6 +106,46 @@ def _pair(tmp_path: Path, days: float) -> tuple[Path, Path]:
         _write(store, days)
     shutil.copy(single, sharded)
     return single, sharded
+
+
+def test_a_merge_replaces_the_shards_states_and_no_other(reference: Reference,
+                                                         tmp_path: Path) -> None:
+    """The shard's states of the method replace the store's for its entities: a changed
+    state is updated, one the shard does not have is deleted; other entities' states and
+    another method's state of the same entity stay as they were."""
+    method = get_detector(DEFAULT).method
+    store_path = _copy(reference[2], tmp_path)
+    with Store(store_path) as store:
+        store.connection.execute(
+            "INSERT INTO detector_state SELECT 'other.method', entity_type, entity_code,"
+            " signal, config, cursor, state FROM detector_state WHERE entity_code = 'KZ'")
+        before = store.connection.execute(TABLES["detector_state"]).fetchall()
+    shard = tmp_path / "shard.duckdb"
+    con = duckdb.connect(str(shard))
+    con.execute(f"ATTACH '{store_path}' AS s (READ_ONLY)")
+    con.execute("CREATE TABLE shard_entities AS SELECT * FROM (VALUES ('country', 'KZ'),"
+                " ('asn', '9198')) t(entity_type, entity_code)")
+    for table in ("alerts", "events"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM s.{table} WHERE"
+                    " (entity_type, entity_code) IN (SELECT * FROM shard_entities)")
+    con.execute("CREATE TABLE detector_state AS SELECT * FROM s.detector_state WHERE"
+                f" method = '{method}' AND entity_code = 'KZ'")  # AS9198's left out
+    con.execute("UPDATE detector_state SET cursor = cursor + 1")
+    cols = list(DetectionReport.__dataclass_fields__)
+    con.execute(f"CREATE TABLE shard_report ({', '.join(c + ' BIGINT' for c in cols)})")
+    con.execute(f"INSERT INTO shard_report VALUES ({', '.join('0' for _ in cols)})")
+    con.execute("DETACH s")
+    con.close()
+    with Store(store_path) as store:
+        merge_shards(store, [shard], method)
+        after = store.connection.execute(TABLES["detector_state"]).fetchall()
+    # columns: method, entity_type, entity_code, signal, config, cursor, state
+    want = sorted([r[:5] + (r[5] + 1,) + r[6:] if (r[0], r[2]) == (method, "KZ") else r
+                   for r in before if (r[0], r[2]) != (method, "9198")])
+    assert after == want
+    assert any(r[0] == "other.method" and r[2] == "KZ" for r in after)
+    assert any(r[2] == "8193" for r in after) and not any(
+        r[0] == method and r[2] == "9198" for r in after)
 
 
 def test_country_groups_keep_regions_and_ases_with_their_country(

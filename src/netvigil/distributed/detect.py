@@ -276,17 +276,43 @@ def merge_shards(store: Store, shard_paths: Sequence[Path], method: str
             for name in names:
                 mine = ("(entity_type, entity_code) IN (SELECT entity_type, entity_code"
                         f" FROM {name}.{_SHARD_ENTITIES})")
-                for table, by_method in (("alerts", True), ("detector_state", True),
-                                         ("events", False)):
+                for table, by_method in (("alerts", True), ("events", False)):
                     cond = f"{mine} AND method = ?" if by_method else mine
                     params = [method] if by_method else []
                     con.execute(f"DELETE FROM {table} WHERE {cond}", params)
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}.{table}"
                                 f" WHERE {cond}", params)
+                _replace_states(con, name, f"{mine} AND method = ?", method)
     finally:
         for name in names:
             con.execute(f"DETACH {name}")
     return reports
+
+
+def _replace_states(con: duckdb.DuckDBPyConnection, name: str, cond: str, method: str
+                    ) -> None:
+    """The shard's states of ``method`` replace the store's for its entities: an upsert on
+    the key, then the store's states the shard does not have are deleted (none unless
+    something removed a state; the shard started from a copy of the store's).
+
+    Why not DELETE then INSERT as for alerts and events: the states' key is the table's
+    primary key, and deleting and re-inserting every key in one transaction made DuckDB's
+    commit the merge's main cost. Measured on an incremental round at 70,000 series (126 MB
+    of states; ``bench_dask.py --entities 70000 --days 8``, two shards): statements 0.78 s,
+    commit 3.90 s, close 0.05 s, against 0.77 s, 0.31 s and 0.90 s (the checkpoint) with the
+    upsert."""
+    con.execute(
+        f"""
+        INSERT INTO detector_state BY NAME SELECT * FROM {name}.detector_state WHERE {cond}
+        ON CONFLICT (method, entity_type, entity_code, signal) DO UPDATE SET
+            config = excluded.config, cursor = excluded.cursor, state = excluded.state
+        """, [method])
+    con.execute(
+        f"""
+        DELETE FROM detector_state WHERE {cond} AND (method, entity_type, entity_code, signal)
+            NOT IN (SELECT (method, entity_type, entity_code, signal)
+                    FROM {name}.detector_state WHERE {cond})
+        """, [method, method])
 
 
 def _sum_reports(reports: Sequence[DetectionReport]) -> DetectionReport:
