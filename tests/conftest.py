@@ -20,18 +20,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """The demo's store (``run_demo``: the Kazakhstan 2022 reconstruction through the one
-    pipeline and detection), built once per session and shared by every surface test
-    (serve API, IODA subset, dashboard). Returns the store's Path; open it read-only."""
+def demo_built(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``(store path, DemoResult)`` of one ``run_demo`` (the Kazakhstan 2022 reconstruction
+    through the one pipeline and detection), built once per test process and shared by the
+    demo's own checks and every surface test (serve API, IODA subset, alerts, reports)."""
     from netvigil.reports.demo import run_demo
     from netvigil.store.duck import Store
 
     base = tmp_path_factory.mktemp("demo_store")
     path = base / "demo.duckdb"
     with Store(path) as store:
-        run_demo(store, base / "report")
-    return path
+        result = run_demo(store, base / "report")
+    return path, result
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_built: tuple[object, object]) -> object:
+    """The demo's store (see ``demo_built``): a Path; open it read-only or copy it."""
+    return demo_built[0]
+
+
+@pytest.fixture(scope="session")
+def demo_result(demo_built: tuple[object, object]) -> object:
+    """What ``run_demo`` returned for the demo store (``netvigil.reports.demo.DemoResult``)."""
+    return demo_built[1]
 
 
 @pytest.fixture(scope="session")

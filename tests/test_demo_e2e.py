@@ -4,7 +4,6 @@ detection and events; detected events checked against the scenario's phases (anc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from click.testing import CliRunner
 
 from netvigil.model import EntityRef, EntityType, Event, EventKind, Scope, SourceFamily
 from netvigil.model import signal_kind as kind_of
-from netvigil.reports.demo import DemoResult, run_demo
-from netvigil.store.duck import Store
+from netvigil.reports.demo import DemoResult
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +26,9 @@ def ts(text: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
-    base = tmp_path_factory.mktemp("kz2022")
-    with Store(base / "store.duckdb") as store:
-        yield run_demo(store, base / "report")
+def demo(demo_result: DemoResult) -> DemoResult:
+    """The session's demo run (tests/conftest.py ``demo_built``): read it, never change it."""
+    return demo_result
 
 
 def evidence(e: Event, signal: str) -> list[int]:

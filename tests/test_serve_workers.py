@@ -110,7 +110,11 @@ class Serve:
         """{client port: pid of the process holding the server end of that connection}."""
         out: dict[int, int] = {}
         for p in [self.main, *self.children()]:
-            for c in p.net_connections(kind="tcp"):
+            try:  # a short-lived child can exit between the listing and this read
+                conns = p.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            for c in conns:
                 if c.laddr and c.raddr and c.laddr.port == self.port:
                     out[c.raddr.port] = int(p.pid)
         return out

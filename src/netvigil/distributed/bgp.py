@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netvigil.distributed.engine import Echo, report_progress
+from netvigil.distributed.engine import Echo, report_progress, task_key
 from netvigil.model.facts import BgpVisibility, Fact
 from netvigil.sources.bgp.ingest import ArchiveFile, BgpIngester
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy
@@ -271,7 +271,7 @@ def ingest_dask(client: Client, files: Sequence[ArchiveFile], sink: FactSink,
     targets = [work / epoch_name(i, ep, fs) for i, (ep, fs) in enumerate(plan)]
     todo = [(ep, fs, t) for (ep, fs), t in zip(plan, targets, strict=True) if not t.is_file()]
     futures = [client.submit(ingest_epoch, fs, ep, config, policy.value, str(t),
-                             key=f"bgp-{t.stem}", pure=False) for ep, fs, t in todo]
+                             key=task_key(f"bgp-{t.stem}"), pure=False) for ep, fs, t in todo]
     report_progress(futures, "bgp epochs", progress, resumed=len(plan) - len(todo))
     wait(futures)  # type: ignore[no-untyped-call]
     for f in futures:

@@ -62,7 +62,7 @@ import numpy as np
 
 from netvigil.detect.registry import DEFAULT, get_detector
 from netvigil.distributed.bgp import roomy_malloc
-from netvigil.distributed.engine import Echo, report_progress
+from netvigil.distributed.engine import Echo, report_progress, task_key
 from netvigil.events.runner import DetectionReport, _parents, run_detection
 from netvigil.model import EntityRef, EntityType
 from netvigil.store.duck import Store
@@ -421,7 +421,7 @@ def run_detection_dask(client: Client, store_path: Path, *, detector: str = DEFA
     futures = [client.submit(
         detect_shard, str(store_path.resolve()), str(paths[i]),
         [(e.type.value, e.code) for e in parts[i]], detector, rebuild,
-        key=f"detect-shard-{i}-{work.name}", pure=False,
+        key=task_key(f"detect-shard-{i}-{work.name}"), pure=False,
         priority=packed[i][1])  # with more shards than workers: costliest first (LPT)
         for i in todo]
     plan = time.perf_counter() - t0

@@ -14,6 +14,7 @@ import errno
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,19 @@ CLUSTER_CONFIG: dict[str, object] = {
     "distributed.admin.tick.interval": "200ms",
     "distributed.admin.system-monitor.interval": "2s",
 }
+
+
+def task_key(name: str) -> str:
+    """``name`` made unique to this call: the key of one submitted task.
+
+    Dask treats a submitted key that its scheduler still holds as the same task, even with
+    ``pure=False``, and hands back the held result without running anything. A resumed job
+    in the same client (its first run's keys not yet released) or a second job on a shared
+    scheduler naming its work folder alike would then skip a task whose output file it
+    needs; a test saw the first case (a re-run's OONI chunk never written). The readable
+    ``name`` stays the key's prefix, for the dashboard and for tests that watch a kind of
+    task."""
+    return f"{name}-{uuid.uuid4().hex[:12]}"
 
 
 def parse_scheduler(text: str) -> int | str:

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netvigil.distributed.engine import Echo, report_progress
+from netvigil.distributed.engine import Echo, report_progress, task_key
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.sources.ooni import importer
 from netvigil.sources.ooni.facts import FactBuilder
@@ -284,7 +284,7 @@ def read_measurements_dask(client: Client, paths: Sequence[Path], policy: ErrorP
     # differ in bytes, and the last chunk to start sets the run's tail (the
     # longest-processing-time rule); the driver still merges them in file order
     futures = {t: client.submit(judge_chunk, [str(p.absolute()) for p in part], pol,
-                                str(t.absolute()), key=f"ooni-{t.stem}-{work.name}",
+                                str(t.absolute()), key=task_key(f"ooni-{t.stem}-{work.name}"),
                                 pure=False, priority=sum(p.stat().st_size for p in part))
                for part, t in zip(parts, targets, strict=True) if not t.is_file()}
     report_progress(list(futures.values()), "ooni chunks", progress,

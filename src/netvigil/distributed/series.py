@@ -71,7 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netvigil.distributed.dataset import DatasetWriter, UnitManifest, _atomic_copy, _atomic_text
-from netvigil.distributed.engine import Echo, report_progress
+from netvigil.distributed.engine import Echo, report_progress, task_key
 from netvigil.model import Entity, InputError, make_ref
 from netvigil.pipeline import Pipeline
 from netvigil.series.batch import SkipReport
@@ -344,7 +344,7 @@ def import_files_dask(client: Client, store: Store, paths: Sequence[Path], fmt: 
     # first (the OONI chunks' rule) let a 1-worker run validate the files in an arbitrary
     # order when their sizes were alike, and the driver waited for file 0 until the end
     futures = {u: client.submit(validate_file, str(p.absolute()), fmt, policy, root, u,
-                                key=f"series-{u}-{work.name}", pure=False,
+                                key=task_key(f"series-{u}-{work.name}"), pure=False,
                                 priority=len(paths) - i)
                for i, (u, p) in enumerate(zip(units, paths, strict=True))
                if not writer.done(u)}
