@@ -134,10 +134,14 @@ class Serve:
             for c, _, _ in done:
                 c.close()
 
-    def ask_each(self, path: str, rounds: int = 20) -> dict[int, tuple[int, bytes]]:
-        """Ask until both workers have answered: {pid: (status, body)}."""
+    def ask_each(self, path: str, timeout: float = 60) -> dict[int, tuple[int, bytes]]:
+        """Ask until both workers have answered: {pid: (status, body)}. Until a deadline, not
+        a number of rounds: on a loaded machine one worker can take every connection for a
+        while (the other still building its snapshot, or not scheduled)."""
         seen: dict[int, tuple[int, bytes]] = {}
-        for _ in range(rounds):
+        rounds, deadline = 0, time.monotonic() + timeout
+        while rounds == 0 or time.monotonic() < deadline:
+            rounds += 1
             for pid, status, body in self.ask_many(path):
                 seen.setdefault(pid, (status, body))
             if len(seen) == 2:
@@ -149,7 +153,8 @@ class Serve:
         while True:
             try:
                 if len(self.workers()) == 2 and self.ask_many("/health", 1)[0][1] == 200:
-                    return
+                    if all(st == 200 for st, _ in self.ask_each("/health", timeout).values()):
+                        return  # both workers accept connections
             except (ConnectionError, OSError, KeyError):
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
