@@ -103,8 +103,8 @@ def _serve(lines: list[str], args: list[str], tmp_path: Path) -> Any:
     from netvigil.cli.bgp_cmd import bgp
 
     def handler(ws: ServerConnection) -> None:
-        ws.recv(timeout=2)
-        ws.recv(timeout=2)
+        ws.recv(timeout=30)
+        ws.recv(timeout=30)
         for line in lines:
             ws.send(line)
         try:

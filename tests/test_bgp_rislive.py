@@ -316,8 +316,8 @@ def test_cli_live_writes_points_and_health(tmp_path: Path) -> None:
     subs: list[str] = []
 
     def handler(ws: SyncConn) -> None:
-        subs.append(str(ws.recv(timeout=2)))
-        subs.append(str(ws.recv(timeout=2)))
+        subs.append(str(ws.recv(timeout=30)))
+        subs.append(str(ws.recv(timeout=30)))
         for line in lines:
             ws.send(line)
         try:

@@ -48,7 +48,7 @@ def test_ris_live_replay_through_the_observatory_equals_the_archive(tmp_path: Pa
 
     def handler(ws: ServerConnection) -> None:
         n = len(connections)
-        connections.append([str(ws.recv(timeout=5)), str(ws.recv(timeout=5))])
+        connections.append([str(ws.recv(timeout=30)), str(ws.recv(timeout=30))])
         chunk = lines[:half] if n == 0 else lines[half - OVERLAP:]
         for line in chunk:
             ws.send(line)
