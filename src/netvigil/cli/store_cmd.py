@@ -76,5 +76,30 @@ def compact_cmd(store_path: Path) -> None:
         f" in [{done.start}, {done.until})" if done.rows else " (nothing newly closed)"))
 
 
+@store_group.command("prune-round-log")
+@click.option("--keep-days", type=click.IntRange(0), default=7, show_default=True,
+              help="Days of probe rounds kept behind the newest logged round.")
+@store_option
+@handle_errors
+def prune_round_log_cmd(store_path: Path, keep_days: int) -> None:
+    """Fold old probe rounds into the round log's base (pipeline.roundlog.prune_log).
+
+    A late remote round older than the base can then no longer be combined in order: the
+    collector archives it and answers that it was not folded. The observatory does this by
+    itself (round_log_keep_days)."""
+    from netvigil.pipeline.roundlog import prune_log
+
+    if not store_path.exists():
+        raise StoreError(f"no store at {store_path} (import something first)")
+    with open_store(store_path) as store:
+        done = prune_log(store, keep_days * 86_400)
+    if done.kept < 0:
+        click.echo(f"nothing newly prunable (log base before {done.before})")
+        return
+    click.echo(f"folded {done.folded} round(s) into the base before {done.before}; kept "
+               f"{done.kept}; dropped {done.stale} stale; log {done.bytes_before} -> "
+               f"{done.bytes_after} bytes")
+
+
 def register(group: click.Group) -> None:
     group.add_command(store_group)

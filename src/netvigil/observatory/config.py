@@ -73,6 +73,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Check]]] = {
         "bin_seconds": (int, 300, _positive),
         "lock_wait_seconds": (float, 30.0, _non_negative),
         "compact": (bool, True, _ok),
+        "round_log_keep_days": (int, 7, _non_negative),
     },
     "watch": {
         "dirs": (_PATHS, _REQUIRED, _non_empty),
@@ -136,6 +137,9 @@ class ObservatoryConfig:
     lock_wait_seconds: float = 30.0
     #: cluster closed days of points by series once they close (Store.compact_points)
     compact: bool = True
+    #: days of the probe round log kept behind its newest round; older rounds are folded
+    #: into the log's base (pipeline.roundlog.prune_log), 0 = never prune
+    round_log_keep_days: int = 7
     watch: WatchConfig | None = None
     probing: ProbingConfig | None = None
     bgp: BgpConfig | None = None
@@ -220,7 +224,8 @@ def parse_config(text: str, path: Path) -> ObservatoryConfig:
         bgp = BgpConfig(**sections["bgp"])
     return ObservatoryConfig(path=path, store=top["store"], bin_seconds=top["bin_seconds"],
                              lock_wait_seconds=top["lock_wait_seconds"],
-                             compact=top["compact"], watch=watch,
+                             compact=top["compact"],
+                             round_log_keep_days=top["round_log_keep_days"], watch=watch,
                              probing=probing, bgp=bgp,
                              sources=tuple(sorted(n for n in sections if n != "alerts")),
                              alerts=sections["alerts"]["config"] if "alerts" in sections

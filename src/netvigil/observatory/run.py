@@ -245,6 +245,7 @@ class Observatory:
             outcomes = self._ingest(store, arrived)
             det = run_detection(store)
             self._compact(store)
+            self._prune_round_log(store)
             queued = self._enqueue_alerts(store)
             self.totals.bins += 1
             self.totals.facts += facts
@@ -280,6 +281,22 @@ class Observatory:
         if done.rows:
             self.log.info("store.compacted", rows=done.rows, start=done.start,
                           until=done.until, seconds=round(self.clock() - t0, 3))
+
+    def _prune_round_log(self, store: Store) -> None:
+        """Fold probe rounds older than ``round_log_keep_days`` into the round log's base
+        (``pipeline.roundlog.prune_log``: reads nothing until the day turns), so the log and
+        a late round's replay stop growing with the store's probing history."""
+        keep = self.config.round_log_keep_days
+        if keep <= 0:
+            return
+        from netvigil.pipeline.roundlog import prune_log
+
+        t0 = self.clock()
+        done = prune_log(store, keep * 86_400)
+        if done.folded or done.stale:
+            self.log.info("probing.round_log_pruned", before=done.before, folded=done.folded,
+                          kept=done.kept, stale=done.stale, bytes_before=done.bytes_before,
+                          bytes_after=done.bytes_after, seconds=round(self.clock() - t0, 3))
 
     def _enqueue_alerts(self, store: Store) -> int:
         """New transitions of the stored events into the alert outbox (durable, idempotent)."""

@@ -248,6 +248,8 @@ class Pipeline:
 
         self._probing_token = self.store.get_state(PROBING_TOKEN_KEY)
         self._saved_revision = 0
+        if self._probing_options is not None and self._probing_options.start_over:
+            return self._restore_base(pagg)
         text = self.store.get_state(PROBING_STATE_KEY)
         if text is None:
             return pagg
@@ -258,6 +260,19 @@ class Pipeline:
             return pagg
         self._note_restored(f"probing: {pagg.summary()}")
         self._saved_revision = pagg.revision
+        return pagg
+
+    def _restore_base(self, pagg: ProbingAggregator) -> ProbingAggregator:
+        """A replay of the round log (``start_over``) starts where the log starts: the
+        initial belief, or the base its pruning left (``pipeline.roundlog``). A base of
+        another belief model cannot be replayed from: that is an error, not a restart from
+        the initial belief, which would silently drop every pruned round."""
+        from netvigil.pipeline.roundlog import read_base
+
+        base = read_base(self.store.get_state)
+        if base is not None:
+            pagg.restore(base.state, from_base=True)
+            self._note_restored(f"probing: round log base before {base.before}")
         return pagg
 
     def _aggregator(self, cls: type[_A]) -> _A:

@@ -324,14 +324,15 @@ class ProbingAggregator:
         """A bin some known vantage point has not reached yet: a later report may combine."""
         return any(self._last.get(v, -math.inf) < t for v in self._beliefs)
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, *, from_base: bool = False) -> None:
         """Continue from :meth:`state` (replaces whatever this aggregator holds).
 
         Raises :class:`StateMismatch` for another format or belief model: beliefs computed
         with other constants are not this model's beliefs. With ``start_over`` (a replay of
-        the round log) nothing is restored.
+        the round log) nothing is restored unless ``from_base``: ``data`` is then the round
+        log's base (:func:`netvigil.pipeline.roundlog.prune_log`), where the log starts.
         """
-        if self.options.start_over:
+        if self.options.start_over and not from_base:
             return
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             man = json.loads(z["manifest"].tobytes())

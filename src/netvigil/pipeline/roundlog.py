@@ -28,6 +28,23 @@ Layout (``state`` table, text values; no schema change):
 * ``pipeline:probing:round-summary`` → the number of chunks, per vantage point its last
   round start and the newest distinct bins: what :func:`folds_in_order` needs without
   reading the log.
+* ``pipeline:probing:log-base`` → after :func:`prune_log`, the day ``before`` which rounds
+  left the log and the probing checkpoint (:meth:`ProbingAggregator.state`) of one in-order
+  fold of exactly those rounds. A replay restores it and folds the remaining log on top.
+
+Pruning (:func:`prune_log`): without it the log grows by every round forever and a replay's
+cost with the store's probing history (decision 51, "Costs"). Rounds whose start is before
+a day boundary ``C`` are folded, in the replay's order, into the base (starting from the
+previous base), and leave the log, in one transaction. Why that is exact: a replay sorts
+rounds by (round start, vantage point), so every pruned round comes before every kept one;
+folding is deterministic, and a checkpoint continued is the run it was cut from (the
+pipeline's restart guarantee, ``pipeline/probing.py`` "Checkpoint"); ``C`` is a multiple of
+every logged round length, so no bin holds rounds from both sides and a replay rewrites only
+bins from its late round's on, all at or after ``C``. What it costs: a round *older* than
+``C`` can no longer be combined in order (the rounds it would combine with are gone), so
+the collector archives it but does not fold it and says so (:class:`RoundTooOld`); the
+observatory keeps :data:`KEEP_SECONDS` (7 days) of log by default, far beyond a probe's
+spool of a few hours offline.
 """
 
 from __future__ import annotations
@@ -39,16 +56,26 @@ import json
 import math
 import zlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netvigil.model.entities import EntityRef, EntityType
 from netvigil.model.facts import ProbeRound
 
+if TYPE_CHECKING:
+    from netvigil.pipeline.probing import ProbingOptions
+    from netvigil.store.duck import Store
+
 CHUNK_PREFIX = "pipeline:probing:log:"
 TARGETS_PREFIX = "pipeline:probing:targets:"
 SUMMARY_KEY = "pipeline:probing:round-summary"
+BASE_KEY = "pipeline:probing:log-base"
+#: how much of the log the observatory keeps behind its newest round (``prune_log``)
+KEEP_SECONDS = 7 * 86_400
+_DAY = 86_400
+_NEVER = -(2**62)
 #: distinct bins the summary keeps (more than any ``ProbingOptions.keep_bins`` in use)
 SUMMARY_BINS = 64
 
@@ -158,8 +185,14 @@ def folds_in_order(get_state: GetState, vantage: str, round_start: float, step: 
 
 def read_log(get_state: GetState) -> list[ProbeRound]:
     """Every logged round, the latest copy of each, sorted by (round start, vantage point):
-    the one replay order."""
+    the one replay order. After :func:`prune_log`, the rounds before the base's day are not
+    here: a replay starts from :func:`read_base` instead of the initial belief."""
     targets: dict[str, tuple[Any, Any, Any]] = {}
+    return [_decode(d, targets, get_state) for d in _latest(get_state)]
+
+
+def _latest(get_state: GetState) -> list[dict[str, Any]]:
+    """The logged rounds as stored (encoded), the latest copy of each, in replay order."""
     latest: dict[tuple[str, float], dict[str, Any]] = {}
     for i in range(int(_summary(get_state).get("chunks", 0))):
         text = get_state(f"{CHUNK_PREFIX}{i}")
@@ -167,8 +200,126 @@ def read_log(get_state: GetState) -> list[ProbeRound]:
             raise ValueError(f"round log: chunk {i} missing")
         for d in json.loads(text)["rounds"]:
             latest[(str(d["vantage"]), float(d["round_start"]))] = d
-    out = [_decode(d, targets, get_state) for d in latest.values()]
-    return sorted(out, key=lambda f: (f.round_start, f.vantage))
+    return [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[0]))]
+
+
+class RoundTooOld(ValueError):
+    """A round older than the round log's base (:func:`prune_log`): the rounds it would be
+    combined with were folded into the base, so it cannot be combined in order."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where the pruned log starts: rounds before ``before`` are folded into ``state``."""
+
+    before: int  # unix seconds, a day boundary
+    state: bytes  # a probing checkpoint (ProbingAggregator.state)
+    rounds: int  # rounds folded into it, over every prune
+
+
+def read_base(get_state: GetState) -> Base | None:
+    text = get_state(BASE_KEY)
+    if text is None:
+        return None
+    d = json.loads(text)
+    return Base(int(d["before"]), base64.b64decode(d["state"]), int(d["rounds"]))
+
+
+def check_not_pruned(get_state: GetState, rounds: Iterable[ProbeRound]) -> None:
+    """Raise :class:`RoundTooOld` for the first round before the base's day, if any."""
+    base = read_base(get_state)
+    if base is None:
+        return
+    for f in rounds:
+        if f.round_start < base.before:
+            raise RoundTooOld(
+                f"round of {f.vantage} at {f.round_start:.0f} is older than the round log's "
+                f"base ({base.before}: rounds before it were pruned into a checkpoint), so it "
+                "cannot be combined in order; it is archived, not folded")
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :func:`prune_log` did."""
+
+    before: int | None  # the base's day after the call (None: the log has no base)
+    folded: int  # rounds moved from the log into the base by this call
+    kept: int  # rounds left in the log (-1: not read, nothing newly prunable this day)
+    bytes_before: int  # the log's text (chunks and target lists) before and after
+    bytes_after: int
+    stale: int = 0  # rounds older than the previous base, dropped unfolded (logged since)
+
+
+def prune_log(store: Store, keep_seconds: int = KEEP_SECONDS,
+              options: ProbingOptions | None = None) -> Pruned:
+    """Fold the rounds that start before ``C`` into the log's base and drop them from the
+    log, in one transaction (module docstring, "Pruning"). ``C`` is the day boundary at or
+    before the newest logged bin minus ``keep_seconds``; a second call with nothing older
+    changes nothing. ``options`` must be those of the pipelines replaying the log (the
+    belief model is part of a checkpoint): the default, as the collector's and the
+    observatory's."""
+    from netvigil.pipeline.probing import ProbingAggregator, ProbingOptions
+
+    get = store.get_state
+    with store.transaction():
+        summary = _summary(get)
+        base = read_base(get)
+        if not summary["bins"]:
+            return Pruned(base.before if base else None, 0, 0, 0, 0)
+        cut = (int(summary["bins"][-1]) - keep_seconds) // _DAY * _DAY
+        if cut <= int(summary.get("pruned_before", _NEVER)):
+            return Pruned(base.before if base else None, 0, -1, -1, -1)  # read nothing
+        size = _log_bytes(store)
+        rounds = _latest(get)
+        steps = {int(d["round_seconds"]) for d in rounds}
+        odd = sorted(s for s in steps if _DAY % s)
+        if odd:
+            raise ValueError(f"round log: rounds of {odd[0]} s do not divide a day; "
+                             "the log cannot be cut at a day without splitting a bin")
+        # a round a local pipeline logged after an earlier prune, older than its base:
+        # it cannot be placed in order any more (as the collector refuses such rounds)
+        floor = base.before if base is not None else _NEVER
+        stale = sum(float(d["round_start"]) < floor for d in rounds)
+        old = [d for d in rounds if floor <= float(d["round_start"]) < cut]
+        summary["pruned_before"] = cut  # the next call this day reads nothing
+        if not old and not stale:
+            store.set_state(SUMMARY_KEY, json.dumps(summary))
+            return Pruned(base.before if base else None, 0, len(rounds), size, size)
+        opts = options or ProbingOptions()
+        agg = ProbingAggregator(None, _silent(opts))  # type: ignore[arg-type]  # never emits
+        if base is not None:
+            agg.restore(base.state, from_base=True)
+        targets: dict[str, tuple[Any, Any, Any]] = {}
+        for d in old:
+            agg.points(_decode(d, targets, get))
+        kept = [d for d in rounds if float(d["round_start"]) >= cut]
+        for i in range(int(summary.get("chunks", 0))):
+            store.delete_state(f"{CHUNK_PREFIX}{i}")
+        if kept:
+            store.set_state(f"{CHUNK_PREFIX}0", json.dumps({"rounds": kept}))
+        summary["chunks"] = 1 if kept else 0
+        store.set_state(SUMMARY_KEY, json.dumps(summary))
+        used = {str(d["targets"]) for d in kept}
+        for key in store.state_keys(TARGETS_PREFIX):
+            if key[len(TARGETS_PREFIX):] not in used:
+                store.delete_state(key)
+        folded = (base.rounds if base else 0) + len(old)
+        store.set_state(BASE_KEY, json.dumps({
+            "before": cut, "rounds": folded,
+            "state": base64.b64encode(agg.state()).decode("ascii")}))
+        return Pruned(cut, len(old), len(kept), size, _log_bytes(store), stale)
+
+
+def _silent(opts: ProbingOptions) -> ProbingOptions:
+    """The options of a fold that only moves beliefs and kept bins (no points, no log)."""
+    from dataclasses import replace
+
+    return replace(opts, log_rounds=False, emit_only=frozenset(), start_over=False)
+
+
+def _log_bytes(store: Store) -> int:
+    return sum(len(store.get_state(k) or "") for k in (
+        *store.state_keys(CHUNK_PREFIX), *store.state_keys(TARGETS_PREFIX)))
 
 
 def _decode(d: dict[str, Any], targets: dict[str, tuple[Any, Any, Any]],

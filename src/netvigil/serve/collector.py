@@ -510,10 +510,17 @@ async def submit_round(request: Request) -> dict[str, Any]:
             f"{uid}.json")
 
     def work() -> dict[str, Any]:
+        from netvigil.pipeline.roundlog import RoundTooOld
+
         with _WRITE_LOCK:
             created = write_once(path, canonical(stored))
-            facts = _derive_round(request, cfg, rows, sender.name, uid,
-                                  received.timestamp())
+            try:
+                facts = _derive_round(request, cfg, rows, sender.name, uid,
+                                      received.timestamp())
+            except RoundTooOld as exc:  # kept in the archive; the sender need not retry
+                log.warning("round %s from %s: %s", uid[:16], sender.name, exc)
+                return {"uid": uid, "duplicate": not created, "facts": 0,
+                        "not_folded": str(exc)}
         return {"uid": uid, "duplicate": not created, "facts": facts}
 
     out = await run_in_threadpool(work)
@@ -598,7 +605,12 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
     from netvigil.events.runner import run_detection
     from netvigil.pipeline import Pipeline
     from netvigil.pipeline.probing import ProbingOptions
-    from netvigil.pipeline.roundlog import folds_in_order, log_entries, read_log
+    from netvigil.pipeline.roundlog import (
+        check_not_pruned,
+        folds_in_order,
+        log_entries,
+        read_log,
+    )
     from netvigil.sources.probing.signals import facts_from_lines
 
     assert cfg.targets is not None
@@ -613,6 +625,7 @@ def _derive_round(request: Request, cfg: CollectorConfig, rows: list[Any], vanta
         late = not all(folds_in_order(store.get_state, f.vantage, f.round_start,
                                       f.round_seconds, opts.keep_bins) for f in new)
         if late:
+            check_not_pruned(store.get_state, new)  # RoundTooOld: archived, not folded
             union = {(f.vantage, f.round_start): f for f in read_log(store.get_state)}
             union.update({(f.vantage, f.round_start): f for f in new})  # a re-sent round wins
             todo = sorted(union.values(), key=lambda f: (f.round_start, f.vantage))

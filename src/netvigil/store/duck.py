@@ -1053,6 +1053,15 @@ class Store(DetectionTables):
                 [key, value],
             )
 
+    def delete_state(self, key: str) -> None:
+        with self.transaction():
+            self._con.execute("DELETE FROM state WHERE key = ?", [key])
+
+    def state_keys(self, prefix: str) -> list[str]:
+        """The state keys starting with ``prefix``, sorted."""
+        return [str(r[0]) for r in self._con.execute(
+            "SELECT key FROM state WHERE starts_with(key, ?) ORDER BY key", [prefix]).fetchall()]
+
     def record_import(self, rec: ImportRecord) -> int:
         """Append one imports row (bookkeeping is a log, not a fact: not deduplicated)."""
         with self.transaction():
