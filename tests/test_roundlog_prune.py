@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -183,3 +184,54 @@ def test_a_base_of_another_belief_model_is_an_error(
                                                       log_rounds=False))
         with pytest.raises(StateMismatch):
             pipe.emit(read_log(store.get_state)[0])
+
+
+def _hourly(vantage: str, h: int, second: str) -> ProbeRound:
+    """An hourly round (3,600 s divides a day) of three /24s; the second is ``up`` (2 of 2
+    replies), ``down`` (15 probes lost) or ``light`` (one probe, lost: judged by the chain)."""
+    blocks = np.array([0xC6120100, 0xC6120200, 0xC6120300], np.uint32)
+    sent = np.array([2, {"up": 2, "down": 15, "light": 1}[second], 2], np.uint8)
+    rep = np.array([2, 2 if second == "up" else 0, 2], np.uint8)
+    return ProbeRound(vantage, float(MIDNIGHT - DAY + 3600 * h), 3600, blocks,
+                      np.array([0.8, 0.5, 0.9], np.float32), sent, rep,
+                      np.zeros(3, np.uint8), sent - rep, np.array([0, 0], np.int32),
+                      np.array([0.004, 0.005]), None)
+
+
+def test_prunes_day_by_day_equal_one_prune(tmp_path: Path) -> None:
+    """The base of two prunes a day apart (the second continuing the first's base) is the
+    base of one prune over both days: a replay from either gives the same points. vp-b
+    reports only on the first day (its second block down) and on the third (light rounds),
+    so on the third day its block reads down only through beliefs carried across both
+    cuts; the local prober sees the block down from hour 30 on."""
+    rounds = [_hourly("local", h, "down" if h >= 30 else "up") for h in range(60)]
+    rounds += [_hourly("vp-b", h, "down" if h >= 10 else "up") for h in range(24)]
+    rounds += [_hourly("vp-b", h, "light") for h in range(48, 60)]
+    rounds.sort(key=lambda f: (f.round_start, f.vantage))
+    paths = [tmp_path / "steps.duckdb", tmp_path / "once.duckdb"]
+    for p in paths:
+        _write(p, rounds)
+    third_day = MIDNIGHT + DAY  # hours 48-59; the newest bin is 11:00 of it
+    with Store(paths[0]) as store:
+        first = prune_log(store, DAY + 11 * 3600)  # cuts at the second day
+        second = prune_log(store, 11 * 3600)  # cuts at the third, from the first's base
+    with Store(paths[1]) as store:
+        once = prune_log(store, 11 * 3600)
+    assert (first.before, first.folded, first.kept) == (MIDNIGHT, 48, 48)
+    assert (second.before, second.folded, second.kept) == (third_day, 24, 24)
+    assert (once.before, once.folded, once.kept) == (third_day, 72, 24)
+    replays = []
+    for p in paths:
+        with Store(p) as store:
+            base = read_base(store.get_state)
+            assert base is not None and base.rounds == 72
+            pipe = Pipeline(store, probing=ProbingOptions(start_over=True, log_rounds=False))
+            for f in read_log(store.get_state):
+                pipe.emit(f)
+            replays.append([(b.entity_codes.tolist(), b.signals.tolist(), b.times.tolist(),
+                             np.round(b.values, 9).tolist()) for b in pipe._pending])
+    assert replays[0] == replays[1]
+    second = [v for codes, sigs, _t, vals in replays[0]
+              for c, sig, v in zip(codes, sigs, vals, strict=True)
+              if c == "198.18.2.0/24" and sig == "probing"]
+    assert len(second) == 24 and set(second) == {0.0}  # down for both vantage points

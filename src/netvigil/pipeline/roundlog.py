@@ -27,7 +27,9 @@ Layout (``state`` table, text values; no schema change):
   a target list, stored once (rounds of one prober share it: a round costs its counts only).
 * ``pipeline:probing:round-summary`` → the number of chunks, per vantage point its last
   round start and the newest distinct bins: what :func:`folds_in_order` needs without
-  reading the log.
+  reading the log; after a prune also the base's day (``base_before``) and the day the
+  last prune cut at (``pruned_before``), so neither a late round's check nor the
+  observatory's call per bin reads the base.
 * ``pipeline:probing:log-base`` → after :func:`prune_log`, the day ``before`` which rounds
   left the log and the probing checkpoint (:meth:`ProbingAggregator.state`) of one in-order
   fold of exactly those rounds. A replay restores it and folds the remaining log on top.
@@ -226,15 +228,16 @@ def read_base(get_state: GetState) -> Base | None:
 
 
 def check_not_pruned(get_state: GetState, rounds: Iterable[ProbeRound]) -> None:
-    """Raise :class:`RoundTooOld` for the first round before the base's day, if any."""
-    base = read_base(get_state)
-    if base is None:
+    """Raise :class:`RoundTooOld` for the first round before the base's day, if any (from
+    the summary: the base itself is a checkpoint of every block's beliefs, not read here)."""
+    before = _summary(get_state).get("base_before")
+    if before is None:
         return
     for f in rounds:
-        if f.round_start < base.before:
+        if f.round_start < before:
             raise RoundTooOld(
                 f"round of {f.vantage} at {f.round_start:.0f} is older than the round log's "
-                f"base ({base.before}: rounds before it were pruned into a checkpoint), so it "
+                f"base ({before}: rounds before it were pruned into a checkpoint), so it "
                 "cannot be combined in order; it is archived, not folded")
 
 
@@ -263,12 +266,13 @@ def prune_log(store: Store, keep_seconds: int = KEEP_SECONDS,
     get = store.get_state
     with store.transaction():
         summary = _summary(get)
-        base = read_base(get)
+        was = summary.get("base_before")
         if not summary["bins"]:
-            return Pruned(base.before if base else None, 0, 0, 0, 0)
+            return Pruned(was, 0, 0, 0, 0)
         cut = (int(summary["bins"][-1]) - keep_seconds) // _DAY * _DAY
         if cut <= int(summary.get("pruned_before", _NEVER)):
-            return Pruned(base.before if base else None, 0, -1, -1, -1)  # read nothing
+            return Pruned(was, 0, -1, -1, -1)  # read nothing (the observatory, every bin)
+        base = read_base(get)
         size = _log_bytes(store)
         rounds = _latest(get)
         steps = {int(d["round_seconds"]) for d in rounds}
@@ -298,6 +302,7 @@ def prune_log(store: Store, keep_seconds: int = KEEP_SECONDS,
         if kept:
             store.set_state(f"{CHUNK_PREFIX}0", json.dumps({"rounds": kept}))
         summary["chunks"] = 1 if kept else 0
+        summary["base_before"] = cut
         store.set_state(SUMMARY_KEY, json.dumps(summary))
         used = {str(d["targets"]) for d in kept}
         for key in store.state_keys(TARGETS_PREFIX):
@@ -318,8 +323,7 @@ def _silent(opts: ProbingOptions) -> ProbingOptions:
 
 
 def _log_bytes(store: Store) -> int:
-    return sum(len(store.get_state(k) or "") for k in (
-        *store.state_keys(CHUNK_PREFIX), *store.state_keys(TARGETS_PREFIX)))
+    return store.state_size(CHUNK_PREFIX) + store.state_size(TARGETS_PREFIX)
 
 
 def _decode(d: dict[str, Any], targets: dict[str, tuple[Any, Any, Any]],

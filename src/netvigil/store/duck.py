@@ -1062,6 +1062,12 @@ class Store(DetectionTables):
         return [str(r[0]) for r in self._con.execute(
             "SELECT key FROM state WHERE starts_with(key, ?) ORDER BY key", [prefix]).fetchall()]
 
+    def state_size(self, prefix: str) -> int:
+        """Characters of the state values whose keys start with ``prefix``."""
+        row = self._con.execute("SELECT coalesce(sum(length(value)), 0) FROM state"
+                                " WHERE starts_with(key, ?)", [prefix]).fetchone()
+        return int(row[0]) if row else 0
+
     def record_import(self, rec: ImportRecord) -> int:
         """Append one imports row (bookkeeping is a log, not a fact: not deduplicated)."""
         with self.transaction():
