@@ -34,8 +34,10 @@ ran the store migrations on it; the copy (about 0.3 CPU s per million points, mo
 detecting them with ``netvigil.seasonal``) and the migrations (about 0.1 CPU s per shard)
 did not divide, so two workers spent up to 1.6x the CPU of one. Now nothing but results is
 copied and the migrated in-memory store is kept per worker thread (emptied per task).
-What still grows with the shard count: each shard's join probes the keys of every points
-row (measured at 41.5 M points: 1.01-1.26x the read CPU of one shard for two) and a fixed
+What still grows with the shard count: each shard scans every points row (its key list
+is pushed into the scan as an IN filter, :data:`_SCAN_FILTER_KEYS`, so other shards' rows
+no longer probe the join: two halves of 41.5 M points read 1.69 CPU s each against 2.70 for
+all, where the join alone cost 2.25 against 3.12) and a fixed
 0.08-0.12 CPU s of DuckDB statements per shard, so one shard per worker is the default
 (docs/scaling.md, "Detection shards, 2026-12-02 06:00-07:00"). The result is identical to
 the single-process run (tests compare alerts, events and states, on a first run and on an
@@ -83,6 +85,8 @@ _REPORT = "shard_report"
 #: a run's work folder, beside the store: ``.netvigil-detect-<store>-<method>-<fingerprint>``
 _WORK_PREFIX = ".netvigil-detect-"
 _LOCAL = threading.local()
+#: the most key values a shard's join pushes into the points scan as an IN filter
+_SCAN_FILTER_KEYS = 1_000_000
 _MINE = ("(entity_type, entity_code) IN (SELECT entity_type, entity_code FROM"
          f" {_SHARD_ENTITIES})")
 
@@ -172,6 +176,14 @@ def _shard_store() -> Store:
         # single worker use 1.28 cores of 2 and two workers fight over them (41 M points:
         # 1 worker 11.6 CPU s in 9.0 s wall, 2 workers 1.09x; bench_dask.py, docs/scaling.md).
         con.execute("SET threads = 1")
+        # The shard's key list pushed into the points scan as an IN filter (DuckDB builds
+        # one from a hash join's build side up to this many values; its default is 50), so
+        # rows of other shards are dropped in the scan instead of probing the join:
+        # `bench_dask.py --phase workers --repeat 5 --rows detect --entities 4800`, two
+        # alternated rounds, 2 workers / 1 1.77x and 1.55x with it against 1.50x and 1.30x
+        # without (tasks' CPU 1.02-1.21x against 1.21-1.39x); at 70,000 series (35,000 keys
+        # a shard) 1.64x against 1.60x (docs/scaling.md, 2026-12-03).
+        con.execute(f"SET dynamic_or_filter_threshold = {_SCAN_FILTER_KEYS}")
         for table in (*_WHOLE, *_FILTERED):
             con.execute(f"DROP TABLE {table}")  # views over the store, made per task
         con.execute(f"CREATE TABLE {_SHARD_ENTITIES} (entity_type VARCHAR, entity_code"
