@@ -162,10 +162,14 @@ def _round_body(vantage: str, start: int, blocks: list[str], down: int) -> bytes
         "vantage": vantage, "round_start": start, "round_seconds": 600, "lines": lines}}).encode()
 
 
-def bench_rounds(n_blocks: int, n_rounds: int) -> None:
+def bench_rounds(n_blocks: int, n_rounds: int, keep_days: int | None = None) -> None:
+    """A late round's replay over ``n_rounds`` of two vantage points; with ``keep_days``
+    the round log is first pruned to that many days (``netvigil store prune-round-log``),
+    so the replay starts from the log's base (docs/probe.md, "Pruning the round log")."""
     import duckdb
 
     from netvigil.pipeline import Pipeline
+    from netvigil.pipeline.roundlog import prune_log
     from netvigil.sources.probing.signals import facts_from_lines
     from netvigil.sources.probing.targets import load_targets_csv
 
@@ -194,6 +198,13 @@ def bench_rounds(n_blocks: int, n_rounds: int) -> None:
                 for f in facts_from_lines(validate_round(body, v), tl, 600):
                     pipe.emit(f)
         pipe.flush()
+        pruned = None
+        if keep_days is not None:
+            t0 = time.perf_counter()
+            pruned = prune_log(s, keep_days * 86_400)
+            print(f"pruned to {keep_days} day(s) in {time.perf_counter() - t0:.2f} s: "
+                  f"{pruned.folded} rounds folded into the base, {pruned.kept} kept, log "
+                  f"{pruned.bytes_before:,} -> {pruned.bytes_after:,} bytes")
         s.close()
         con = duckdb.connect(str(store), read_only=True)
         logged = con.execute(  # the round log's own rows (state keys, pipeline.roundlog)
@@ -211,6 +222,7 @@ def bench_rounds(n_blocks: int, n_rounds: int) -> None:
         th.start()
         while not server.started:
             time.sleep(0.01)
+        in_log = pruned.kept if pruned is not None else 2 * n_rounds
         url = "/api/v1/collector/rounds"
         # warm-up (first request: targets, geo tables, the first detection of every series)
         post_all(port, url, [_round_body("vp-a", T0 + 600 * n_rounds, blocks, 1)], 1)
@@ -227,17 +239,22 @@ def bench_rounds(n_blocks: int, n_rounds: int) -> None:
               f"(local + remote); load average {os.getloadavg()[0]:.1f}")
         print(f"  peer (a round continuing its chain): {t_next:8.2f} s")
         print(f"  late by one round (log replayed):    {t_recent:8.2f} s  "
-              f"({t_recent / t_next:.1f}x the peer's)")
-        print(f"  late by a day (log replayed):        {t_late:8.2f} s  "
-              f"({t_late / t_next:.1f}x the peer's; {2 * n_rounds + 2} rounds, "
-              f"{(2 * n_rounds + 2) / t_late:.0f} rounds/s)")
-        print(f"  round log: {int(logged[1]) / (2 * n_rounds):.0f} bytes per round "
-              f"({int(logged[0])} state rows)")
+              f"({t_recent / t_next:.1f}x the peer's; {in_log} logged rounds refolded)")
+        if pruned is not None and pruned.before is not None and T0 < pruned.before:
+            print(f"  the first round again:               {t_late:8.2f} s  (older than "
+                  "the log's base: archived, not folded)")
+        else:
+            print(f"  late by {n_rounds} rounds (log replayed):  {t_late:8.2f} s  "
+                  f"({t_late / t_next:.1f}x the peer's; {2 * n_rounds + 2} rounds, "
+                  f"{(2 * n_rounds + 2) / t_late:.0f} rounds/s)")
+        print(f"  round log: {int(logged[1]):,} bytes for {in_log} rounds "
+              f"({int(logged[1]) / in_log:.0f} a round; {int(logged[0])} state rows)")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "rounds":
         bench_rounds(int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
-                     int(sys.argv[3]) if len(sys.argv) > 3 else 144)
+                     int(sys.argv[3]) if len(sys.argv) > 3 else 144,
+                     int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
         main()
