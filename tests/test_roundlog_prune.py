@@ -235,3 +235,29 @@ def test_prunes_day_by_day_equal_one_prune(tmp_path: Path) -> None:
               for c, sig, v in zip(codes, sigs, vals, strict=True)
               if c == "198.18.2.0/24" and sig == "probing"]
     assert len(second) == 24 and set(second) == {0.0}  # down for both vantage points
+
+
+def test_the_observatory_prunes_by_its_config(tmp_path: Path) -> None:
+    """`netvigil run` with `round_log_keep_days = 1` folds the log's first day into the base
+    after a bin (and logs it once: later bins of the same day read nothing)."""
+    from test_observatory_support import log_records, start_run, stop, wait_for, write_config
+
+    rounds = sorted((_hourly(v, h, "up") for h in range(60) for v in ("local", "vp-b")),
+                    key=lambda f: (f.round_start, f.vantage))
+    store = tmp_path / "obs.duckdb"
+    _write(store, rounds)
+    (tmp_path / "incoming").mkdir()
+    cfg = write_config(tmp_path, f'store = "{store}"\nbin_seconds = 1\nround_log_keep_days = 1\n'
+                                 '[watch]\ndirs = ["incoming"]\nsettle_seconds = 0.2\n')
+    log = tmp_path / "run.jsonl"
+    proc = start_run(cfg, log)
+    wait_for(lambda: sum(r["event"] == "bin" for r in log_records(log)) >= 3, 90,
+             "three bins", proc)
+    stop(proc)
+    pruned = [r for r in log_records(log) if r["event"] == "probing.round_log_pruned"]
+    assert len(pruned) == 1
+    assert (pruned[0]["before"], pruned[0]["folded"], pruned[0]["kept"]) == (MIDNIGHT, 48, 72)
+    with Store(store, read_only=True) as s:
+        base = read_base(s.get_state)
+        assert base is not None and (base.before, base.rounds) == (MIDNIGHT, 48)
+        assert len(read_log(s.get_state)) == 72
