@@ -231,10 +231,10 @@ def test_prunes_day_by_day_equal_one_prune(tmp_path: Path) -> None:
             replays.append([(b.entity_codes.tolist(), b.signals.tolist(), b.times.tolist(),
                              np.round(b.values, 9).tolist()) for b in pipe._pending])
     assert replays[0] == replays[1]
-    second = [v for codes, sigs, _t, vals in replays[0]
+    block2 = [v for codes, sigs, _t, vals in replays[0]
               for c, sig, v in zip(codes, sigs, vals, strict=True)
               if c == "198.18.2.0/24" and sig == "probing"]
-    assert len(second) == 24 and set(second) == {0.0}  # down for both vantage points
+    assert len(block2) == 24 and set(block2) == {0.0}  # down for both vantage points
 
 
 def test_the_observatory_prunes_by_its_config(tmp_path: Path) -> None:
