@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
+import shutil
+
 import pytest
 
 from prereq import MARKER, check_markers
@@ -22,16 +27,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def demo_built(tmp_path_factory: pytest.TempPathFactory) -> object:
     """``(store path, DemoResult)`` of one ``run_demo`` (the Kazakhstan 2022 reconstruction
-    through the one pipeline and detection), built once per test process and shared by the
-    demo's own checks and every surface test (serve API, IODA subset, alerts, reports)."""
+    through the one pipeline and detection), shared by the demo's own checks and every
+    surface test (serve API, IODA subset, alerts, reports).
+
+    Built once per suite run, not once per xdist worker: the first worker to ask builds it
+    under an exclusive lock in the folder the workers' temporary folders share, and leaves
+    the result pickled beside the store; the others wait on the lock and read it (a second
+    build cost about 29 s of CPU). Tests open the store read-only or copy it.
+    """
     from netvigil.reports.demo import run_demo
     from netvigil.store.duck import Store
 
-    base = tmp_path_factory.mktemp("demo_store")
-    path = base / "demo.duckdb"
-    with Store(path) as store:
-        result = run_demo(store, base / "report")
-    return path, result
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker's basetemp is in one folder
+        root = root.parent
+    base = root / "demo_store_shared"
+    done = base / "result.pickle"
+    with open(root / "demo_store.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(base, ignore_errors=True)  # a build interrupted before its pickle
+            base.mkdir()
+            with Store(base / "demo.duckdb") as store:
+                result = run_demo(store, base / "report")
+            tmp = done.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps(result))
+            tmp.rename(done)
+        result = pickle.loads(done.read_bytes())
+    return base / "demo.duckdb", result
 
 
 @pytest.fixture(scope="session")
