@@ -75,8 +75,14 @@ def dask_client() -> object:
     every distributed test module of the session, instead of one per module: each start
     costs 1.6-1.9 s here. A test that kills a worker waits for the nanny's replacement
     (``client.wait_for_workers(2)``) before it returns, so the next module finds 2."""
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    from netvigil.distributed.engine import LOST_WORKER_TIMEOUT
+
+    # Dask's other defaults stay (a test compares them with engine.CLUSTER_CONFIG's); the
+    # lost-worker timer would close the nanny of a worker killed twice 15 s apart
+    with dask.config.set(LOST_WORKER_TIMEOUT), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client

@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 Echo = Callable[[str], None] | None
 
 ENGINES = ("local", "dask")
+
+#: ``distributed.deploy.lost-worker-timeout``: 15 s after the scheduler loses a worker,
+#: Dask's SpecCluster closes that worker's nanny for good unless a worker of the same name
+#: is registered at that instant. The nanny of a local cluster restarts its killed worker
+#: itself, so the timer only does harm: a worker killed again just before the first kill's
+#: timer fires (a test's second kill 14.6 s after the first) loses its nanny, and the
+#: cluster stays one worker short (a CI run failed on it: "Only 1/2 workers arrived").
+#: Ten years: the timer never fires while a cluster runs.
+LOST_WORKER_TIMEOUT: dict[str, object] = {"distributed.deploy.lost-worker-timeout": "3650d"}
+
 #: Dask configuration of the clusters this module starts: the worker's own periodic work,
 #: which costs CPU per *wall* second, not per task, so it grew with a loaded machine's wall
 #: time (docs/scaling.md, "Dask's own worker threads": 3-14 % of task CPU). The statistical
@@ -45,6 +55,7 @@ ENGINES = ("local", "dask")
 #: ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL=2s``): a client cannot change the
 #: periodic callbacks of a running worker.
 CLUSTER_CONFIG: dict[str, object] = {
+    **LOST_WORKER_TIMEOUT,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "200ms",
     "distributed.admin.system-monitor.interval": "2s",
