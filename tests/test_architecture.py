@@ -208,7 +208,10 @@ def test_no_untyped_store() -> None:
 
 def _on_error_options(group: click.Group) -> list[tuple[str, click.Parameter]]:
     out = []
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         if isinstance(cmd, click.Group):
             out += [(f"{name} {n}", p) for n, p in _on_error_options(cmd)]
         else:
@@ -232,3 +235,31 @@ def test_one_error_policy_vocabulary() -> None:
     wrong = {name: sorted(p.type.choices) for name, p in options
              if not isinstance(p.type, click.Choice) or sorted(p.type.choices) != values}
     assert not wrong, f"--on-error must offer exactly {values}: {wrong}"
+
+
+def test_the_command_table_names_what_each_module_registers() -> None:
+    """``netvigil.cli.main.COMMANDS`` (command -> module, read before any module is
+    imported) says exactly what each module's ``register`` adds: a command missing from the
+    table would not be found, a wrong module would not define it."""
+    import importlib
+
+    from netvigil.cli.main import COMMANDS
+
+    registered: dict[str, str] = {}
+    for module in sorted(set(COMMANDS.values())):
+        probe = click.Group("probe")
+        importlib.import_module(module).register(probe)
+        registered |= {name: module for name in probe.commands}
+    assert registered == COMMANDS
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """A fresh process running ``netvigil store --help`` loads the store command's module
+    and none of the other command modules (the serve stack, OONI, probing, Dask...)."""
+    code = ("import sys\nfrom netvigil.cli.main import cli\n"
+            "try:\n    cli(['store', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('netvigil.cli.')"
+            " and m.endswith('_cmd')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip().splitlines()[-1] == "['netvigil.cli.store_cmd']", out

@@ -46,9 +46,17 @@ def table_rows(text: str, heading: str) -> list[list[str]]:
     return body
 
 
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands through Click's API (the root group loads its modules lazily, so
+    its ``commands`` dict holds only those asked for so far)."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
+
+
 def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     out: set[tuple[str, ...]] = set()
-    for name, cmd in group.commands.items():
+    for name, cmd in _subcommands(group).items():
         if isinstance(cmd, click.Group):
             out |= _leaf_commands(cmd, (*prefix, name))
         else:
@@ -70,9 +78,9 @@ def readme_commands() -> set[tuple[str, ...]]:
 def _resolves(path: tuple[str, ...]) -> bool:
     cmd: click.Command = cli
     for word in path:
-        if not isinstance(cmd, click.Group) or word not in cmd.commands:
+        if not isinstance(cmd, click.Group) or word not in _subcommands(cmd):
             return False
-        cmd = cmd.commands[word]
+        cmd = _subcommands(cmd)[word]
     return not isinstance(cmd, click.Group)
 
 

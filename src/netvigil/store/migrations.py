@@ -258,13 +258,16 @@ def _ensure_migrations_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The highest applied migration, 0 for an empty database."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    """The highest applied migration, 0 for an empty database.
+
+    One statement, a missing table caught: every store open asks, and asking
+    ``information_schema.tables`` first cost 5-10 ms a time here (DuckDB builds that view
+    from every catalog entry), against 1 ms for the read (0.6 ms for the miss).
+    """
+    try:
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    except duckdb.CatalogException:
         return 0
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
     return int(row[0]) if row else 0
 
 
