@@ -273,8 +273,10 @@ def test_read_only_file_and_directory_as_non_root(request: pytest.FixtureRequest
     shutil.copy(good_store, store)
     store.chmod(0o444)
     ro.chmod(0o555)
-    # import while still root (the interpreter may live under /root), then drop privileges
-    code = ("import os, sys; from netvigil.cli.main import main; import netvigil.store; "
+    # import while still root (the interpreter may live under /root), every command's
+    # module included (the group imports them on demand), then drop privileges
+    code = ("import os, sys, click; from netvigil.cli.main import main, cli, COMMANDS; "
+            "import netvigil.store; [cli.get_command(click.Context(cli), n) for n in COMMANDS]; "
             "os.setgid(65534); os.setuid(65534); sys.argv[0] = 'netvigil'; main()")
     env = {**os.environ, "HOME": str(ro)}
 
