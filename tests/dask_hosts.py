@@ -44,6 +44,7 @@ from pathlib import Path
 SUBNET = "10.77.0"
 PORT = 8786
 VENV_BIN = Path(sys.executable).parent
+SSHD = "/usr/sbin/sshd"  # Debian's openssh-server
 #: seconds to wait for the scheduler and every worker to register
 START_TIMEOUT = 60.0
 
@@ -93,9 +94,13 @@ class Hosts:
         return self.base / f"{host}.log"
 
     # -------------------------------------------------------------- build and start
-    def build(self) -> None:
+    def build(self, default_route: bool = False) -> None:
         """The switch and one namespace per host, linked by veth pairs (after removing the
-        namespaces of runs whose process is gone: :func:`reap_stale`)."""
+        namespaces of runs whose process is gone: :func:`reap_stale`). ``default_route``:
+        each host also gets a default route onto the switch, as a real machine has one, so
+        that a process asking which of its addresses faces the world (Dask's ``get_ip``: a
+        UDP ``connect``, which sends nothing) gets ``eth0``'s, not 127.0.0.1; the switch has
+        no way out, so nothing sent along it leaves."""
         reap_stale()
         sw = self.ns("sw")
         self._add(sw)
@@ -111,6 +116,8 @@ class Hosts:
             _ip("-n", ns, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
             _ip("-n", ns, "link", "set", "lo", "up")
+            if default_route:
+                _ip("-n", ns, "route", "add", "default", "dev", "eth0")
 
     def _add(self, ns: str) -> None:
         _ip("netns", "add", ns)
@@ -140,6 +147,18 @@ class Hosts:
         if wait:
             self.wait_for_workers(self.workers)
 
+    def start_sshd(self, host: str, config: Path) -> None:
+        """OpenSSH's ``sshd`` (foreground, log on stderr) in the host's namespace with
+        ``config``, until it says it listens (:data:`START_TIMEOUT`). ``sshd`` needs its
+        privilege-separation directory, which a machine that never ran the service lacks."""
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self._spawn(host, [SSHD, "-D", "-e", "-f", str(config)], self.base / host)
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Server listening on" not in self.log(host).read_text(errors="replace"):
+            if self.procs[host].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sshd on {host} did not start\n{self.logs()}")
+            time.sleep(0.05)
+
     def wait_for_workers(self, n: int) -> None:
         """Until ``n`` worker logs say ``Registered to:`` (the line ``dask worker`` prints
         once the scheduler accepted it; docs.dask.org, "Command Line"), a process exits,
@@ -160,11 +179,13 @@ class Hosts:
     def driver_argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.ns("drv"), *argv]
 
-    def netvigil(self, argv: Sequence[str], cwd: Path,
-                 timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-        """``netvigil ARGV`` in the driver namespace, from ``cwd``."""
+    def netvigil(self, argv: Sequence[str], cwd: Path, timeout: float = 180.0,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``netvigil ARGV`` in the driver namespace, from ``cwd`` (``env``: added to this
+        process's environment)."""
         return subprocess.run(self.driver_argv([str(VENV_BIN / "netvigil"), *argv]),
-                              cwd=cwd, capture_output=True, text=True, timeout=timeout)
+                              cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
 
     # -------------------------------------------------------------- faults and teardown
     def kill_host(self, host: str) -> list[int]:

@@ -149,7 +149,8 @@ def visibility(rib: Path, ff_v4: int | None, ff_v6: int | None, full_feed: str,
               show_default=True, help="dask: RIB epochs on Dask workers, facts into the one "
                                       "pipeline in time order (docs/distributed.md).")
 @click.option("--scheduler", default="local:2", show_default=True,
-              help="With --engine dask: local:N worker processes or a scheduler address.")
+              help="With --engine dask: local:N worker processes, ssh:SCHEDULER,WORKER[,...]"
+                   " (Dask's SSHCluster, for this command) or a scheduler address.")
 @store_option
 @handle_errors
 def ingest(files: tuple[Path, ...], directory: Path | None, collector: str | None,

@@ -25,7 +25,8 @@ from netvigil.model import EntityRef
               show_default=True, help="dask: country shards on Dask workers "
                                       "(docs/distributed.md).")
 @click.option("--scheduler", default="local:2", show_default=True,
-              help="With --engine dask: local:N worker processes or a scheduler address.")
+              help="With --engine dask: local:N worker processes, ssh:SCHEDULER,WORKER[,...]"
+                   " (Dask's SSHCluster, for this command) or a scheduler address.")
 @click.option("--shards", type=click.IntRange(min=1), default=None,
               help="With --engine dask: country shards (default: one per worker).")
 @handle_errors

@@ -92,7 +92,8 @@ def ooni_group() -> None:
               show_default=True, help="dask: files read on Dask workers in chunks, merged "
                                       "in order; a re-run resumes (docs/distributed.md).")
 @click.option("--scheduler", default="local:2", show_default=True,
-              help="With --engine dask: local:N worker processes or a scheduler address.")
+              help="With --engine dask: local:N worker processes, ssh:SCHEDULER,WORKER[,...]"
+                   " (Dask's SSHCluster, for this command) or a scheduler address.")
 @click.option("--chunk-files", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --engine dask: files per task.")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,

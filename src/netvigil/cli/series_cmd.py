@@ -34,7 +34,8 @@ def series_group() -> None:
               help="dask: files validated on Dask workers, written here in the order given; "
                    "the same store as local; a re-run resumes (docs/distributed.md).")
 @click.option("--scheduler", default="local:2", show_default=True,
-              help="With --engine dask: local:N worker processes or a scheduler address.")
+              help="With --engine dask: local:N worker processes, ssh:SCHEDULER,WORKER[,...]"
+                   " (Dask's SSHCluster, for this command) or a scheduler address.")
 @store_option
 @handle_errors
 def import_cmd(files: tuple[Path, ...], fmt: str | None, on_error: str, engine: str,

@@ -6,17 +6,33 @@ functions, so the same task code runs on a laptop's LocalCluster and on a real c
 a scheduler address (``tcp://host:8786``). Worker processes are spawned: a script that makes
 a ``local:N`` cluster needs an ``if __name__ == "__main__":`` guard (the ``netvigil`` console
 script has one).
+
+Three ways to name the cluster (``--scheduler``): ``local:N`` (N worker processes here, for
+the command's duration), a scheduler address (``tcp://host:8786``: a cluster someone else
+runs), and ``ssh:SCHEDULER,WORKER[,WORKER...]``: Dask's ``SSHCluster`` (asyncssh) starts a
+scheduler on the first host and one single-threaded worker (with its nanny) per further
+host name over SSH for the command's duration, and stops them after it (a host named twice
+runs two workers). The hosts need the same Python at the same path as this process
+(``sys.executable``: the same virtual environment on the shared filesystem) and this user's
+OpenSSH setup is used as it is: ``~/.ssh/config`` (user, port, identity), keys and
+``~/.ssh/known_hosts`` (a host whose key is not known is refused, never trusted on first
+use). Why ``SSHCluster`` and not ``dask ssh``: that CLI is Dask's older paramiko cluster,
+which accepts any host key (``AutoAddPolicy``); asyncssh is the ``ssh`` extra
+(docs/scaling.md section 5; tests/test_distributed_ssh.py runs it against real ``sshd``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netvigil.model.errors import InputError
@@ -75,8 +91,21 @@ def task_key(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:12]}"
 
 
-def parse_scheduler(text: str) -> int | str:
-    """``local:N`` -> N worker processes; anything else is a scheduler address."""
+SSH_PREFIX = "ssh:"
+
+
+@dataclass(frozen=True)
+class SshHosts:
+    """``ssh:SCHEDULER,WORKER[,WORKER...]``: where ``SSHCluster`` starts the scheduler and
+    the workers (one per entry: a host named twice runs two)."""
+
+    scheduler: str
+    workers: tuple[str, ...]
+
+
+def parse_scheduler(text: str) -> int | str | SshHosts:
+    """``local:N`` -> N worker processes; ``ssh:S,W1[,W2...]`` -> :class:`SshHosts`;
+    anything else is a scheduler address."""
     if text.startswith("local:"):
         try:
             n = int(text.removeprefix("local:"))
@@ -85,16 +114,24 @@ def parse_scheduler(text: str) -> int | str:
         if n < 1:
             raise InputError("--scheduler", None, f"{text!r}: local:N needs N >= 1")
         return n
+    if text.startswith(SSH_PREFIX):
+        hosts = [h.strip() for h in text.removeprefix(SSH_PREFIX).split(",")]
+        if len(hosts) < 2 or not all(hosts):
+            raise InputError("--scheduler", None,
+                             f"{text!r}: ssh:SCHEDULER,WORKER[,WORKER...] needs a scheduler"
+                             " host and at least one worker host, comma-separated")
+        return SshHosts(hosts[0], tuple(hosts[1:]))
     if "://" not in text and ":" not in text:
         raise InputError("--scheduler", None,
-                         f"{text!r}: give local:N or a scheduler address (tcp://host:port)")
+                         f"{text!r}: give local:N, ssh:SCHEDULER,WORKER[,...] or a scheduler"
+                         " address (tcp://host:port)")
     return text
 
 
 @contextmanager
 def dask_client(scheduler: str) -> Iterator[Client]:
-    """A connected client; a local cluster is shut down on exit, a remote one is only
-    disconnected."""
+    """A connected client; a cluster this call starts (``local:N``, ``ssh:...``) is shut
+    down on exit, a remote one is only disconnected."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -109,9 +146,67 @@ def dask_client(scheduler: str) -> Iterator[Client]:
                              dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
                 Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
+    elif isinstance(target, SshHosts):
+        with dask.config.set(CLUSTER_CONFIG), _ssh_cluster(target) as cluster, \
+                Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield client
     else:
         with _connect(target) as client:
             yield client
+
+
+@contextmanager
+def _ssh_cluster(hosts: SshHosts) -> Iterator[Any]:
+    """``SSHCluster`` on ``hosts`` (module docstring), after every host answered SSH
+    (:func:`_check_ssh`), so a failure names its host. ``CLUSTER_CONFIG`` reaches the
+    remote processes: SSHCluster passes the current Dask configuration to them."""
+    try:
+        import asyncssh  # noqa: F401 (SSHCluster imports it late, with a vaguer message)
+    except ImportError as exc:
+        raise InputError("--scheduler", None, "ssh: needs the asyncssh package: pip install"
+                         " 'netvigil[ssh]'") from exc
+    from distributed import SSHCluster
+
+    asyncio.run(_check_ssh([hosts.scheduler, *dict.fromkeys(hosts.workers)]))
+    # SSHCluster relays every line the remote processes log at INFO (a hint to install
+    # jupyter-server-proxy among them) to this process's stderr: warnings and errors only,
+    # as a local:N cluster's silence_logs does
+    relay = logging.getLogger("distributed.deploy.ssh")
+    level = relay.level
+    relay.setLevel(logging.WARNING)
+    try:
+        cluster = SSHCluster(
+            [hosts.scheduler, *hosts.workers], connect_options={},
+            worker_options={"nthreads": 1}, remote_python=sys.executable,
+            scheduler_options={"port": 0, "dashboard_address": ":0"})
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+    finally:
+        relay.setLevel(level)
+
+
+async def _check_ssh(hosts: Sequence[str]) -> None:
+    """Open and close one SSH connection to each host at once (asyncssh, this user's OpenSSH
+    configuration). The first failure is an OS error naming its host: refused
+    authentication or an unknown host key is a permission error (exit status 6), anything
+    else (no route, refused, timed out) exit status 7."""
+    import asyncssh
+
+    async def one(host: str) -> None:
+        try:
+            async with asyncssh.connect(host):
+                pass
+        except (asyncssh.PermissionDenied, asyncssh.HostKeyNotVerifiable) as exc:
+            raise PermissionError(errno.EACCES, f"SSH to {host} refused: {exc}", host) from exc
+        except asyncssh.Error as exc:
+            raise OSError(errno.ECONNABORTED, f"SSH to {host} failed: {exc}", host) from exc
+        except OSError as exc:
+            raise OSError(exc.errno or errno.EHOSTUNREACH,
+                          f"SSH to {host} failed: {exc.strerror or exc}", host) from exc
+
+    await asyncio.gather(*(one(h) for h in hosts))
 
 
 def _connect(address: str) -> Client:
