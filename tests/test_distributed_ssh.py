@@ -122,7 +122,7 @@ def test_detect_over_ssh_equals_one_process(ssh_hosts: tuple[Hosts, Path, Path],
     _invoke(["detect", "--store", str(tmp_path / "one.duckdb")])
 
     proc = hosts.netvigil(["detect", "--store", "ssh.duckdb", "--engine", "dask",
-                           "--scheduler", _ssh_target(hosts), "--shards", "2"],
+                           "--scheduler", _ssh_target(hosts)],  # a shard per worker
                           tmp_path, env={"HOME": str(home)})
     assert proc.returncode == 0, f"{proc.stderr[-3000:]}\n{hosts.logs()}"
     assert "dask: 2 shard(s)" in proc.stdout, proc.stdout

@@ -92,6 +92,8 @@ def task_key(name: str) -> str:
 
 
 SSH_PREFIX = "ssh:"
+#: seconds for every worker of an ``ssh:`` cluster to register with its scheduler
+SSH_START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,10 @@ def dask_client(scheduler: str) -> Iterator[Client]:
     elif isinstance(target, SshHosts):
         with dask.config.set(CLUSTER_CONFIG), _ssh_cluster(target) as cluster, \
                 Client(cluster) as client:  # type: ignore[no-untyped-call]
+            # SSHCluster returns once each remote worker printed its address, which may be
+            # before the scheduler registered it: the commands count workers for their
+            # default shard and chunk counts (n_workers)
+            client.wait_for_workers(len(target.workers), timeout=SSH_START_TIMEOUT)
             yield client
     else:
         with _connect(target) as client:
