@@ -5,9 +5,10 @@ on a driver host whose ``HOME`` holds an ordinary user's SSH setup (a key, ``kno
 and a ``~/.ssh/config`` that moves the port to 2222, so the test also shows that the
 user's configuration is read).
 
-Checked: ``detect --engine dask`` over SSH leaves the alerts, events and detector states
-one process leaves; each host's ``sshd`` ran a command session for the driver's address
-(the scheduler and the workers ran there, not on the driver); nothing but ``sshd``
+Checked: ``bgp ingest`` and ``detect`` with ``--engine dask`` over SSH leave the points,
+series, alerts, events and detector states one process leaves; each host's ``sshd`` ran a
+command session for the driver's address (the scheduler and the workers ran there, not on
+the driver); nothing but ``sshd``
 is left running on the hosts afterwards; a host whose key is not in ``known_hosts`` is
 refused before anything starts, with the exit status of a permission error and the host
 named; malformed ``ssh:`` values are input errors."""
@@ -29,7 +30,7 @@ from netvigil.distributed.engine import SshHosts, parse_scheduler
 from netvigil.model.errors import InputError
 from netvigil.store.duck import Store
 from prereq import require
-from test_distributed_hosts import _invoke, _series_csv, _tables
+from test_distributed_hosts import BGP, MRT, SERIES, _cwd, _invoke, _series_csv, _tables
 
 PORT = 2222
 DETECTION = ("alerts", "events", "detector_state")
@@ -112,27 +113,37 @@ def _left_running(hosts: Hosts, host: str) -> list[str]:
     return [n for n in names if n != "sshd"]
 
 
-def test_detect_over_ssh_equals_one_process(ssh_hosts: tuple[Hosts, Path, Path],
-                                            tmp_path: Path) -> None:
+def test_ingest_and_detect_over_ssh_equal_one_process(ssh_hosts: tuple[Hosts, Path, Path],
+                                                      tmp_path: Path) -> None:
     hosts, home, _ = ssh_hosts
+    (tmp_path / "mrt").mkdir()
+    for name in BGP[2:4]:  # the updates file and the RIB's first 4,000 entries
+        (tmp_path / name).symlink_to(MRT / Path(name).name)
     _series_csv(tmp_path / "series.csv")
     _invoke(["series", "import", str(tmp_path / "series.csv"), "--store",
              str(tmp_path / "one.duckdb")])
     shutil.copy(tmp_path / "one.duckdb", tmp_path / "ssh.duckdb")
-    _invoke(["detect", "--store", str(tmp_path / "one.duckdb")])
+    with _cwd(tmp_path):
+        _invoke([*BGP, "--store", "one.duckdb"])
+        _invoke(["detect", "--store", "one.duckdb"])
 
-    proc = hosts.netvigil(["detect", "--store", "ssh.duckdb", "--engine", "dask",
-                           "--scheduler", _ssh_target(hosts)],  # a shard per worker
-                          tmp_path, env={"HOME": str(home)})
-    assert proc.returncode == 0, f"{proc.stderr[-3000:]}\n{hosts.logs()}"
-    assert "dask: 2 shard(s)" in proc.stdout, proc.stdout
-    assert "jupyter-server-proxy" not in proc.stderr, proc.stderr  # Dask's INFO relay is quiet
-    one = _tables(tmp_path / "one.duckdb", DETECTION)
+    dask = ["--store", "ssh.duckdb", "--engine", "dask", "--scheduler", _ssh_target(hosts)]
+    out = {}
+    for name, argv in (("bgp", BGP), ("detect", ["detect"])):  # a cluster per command
+        proc = hosts.netvigil([*argv, *dask], tmp_path, env={"HOME": str(home)})
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}\n{hosts.logs()}"
+        assert "jupyter-server-proxy" not in proc.stderr, proc.stderr  # Dask's INFO relay
+        out[name] = proc.stdout
+    assert "epochs 2" in out["bgp"], out["bgp"]
+    assert "dask: 2 shard(s)" in out["detect"], out["detect"]  # one per worker host
+    names = ("points", "series", *DETECTION)
+    one = _tables(tmp_path / "one.duckdb", names)
     assert one["alerts"] and one["events"], "the input must give detection something to find"
-    assert _tables(tmp_path / "ssh.duckdb", DETECTION) == one
+    assert len(one["points"]) > len(SERIES) * 8 * 144, "BGP adds points to the CSV's"
+    assert _tables(tmp_path / "ssh.duckdb", names) == one
 
     driver = hosts.address("drv")
-    for host in ("sched", *hosts.worker_hosts):  # a command ran there, sent by the driver
+    for host in ("sched", *hosts.worker_hosts):  # commands ran there, sent by the driver
         log = hosts.log(host).read_text(errors="replace")
         assert f"Starting session: command for root from {driver}" in log, (host, log[-2000:])
     deadline = time.monotonic() + 10
