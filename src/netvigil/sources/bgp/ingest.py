@@ -24,16 +24,17 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from netvigil.model.facts import FactSink
 from netvigil.sources.bgp.fastrib import RibColumns, read_rib_columns
-from netvigil.sources.bgp.mrt.elem import BgpElem
+from netvigil.sources.bgp.fastupdates import UpdateColumns, columns_of, read_update_columns
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy, ReadStats
 from netvigil.sources.bgp.mrt.io import open_mrt
 from netvigil.sources.bgp.mrt.reader import MrtReader
@@ -261,16 +262,8 @@ class BgpIngester:
             while j < len(todo) and not todo[j].is_rib:
                 j += 1
             group = todo[i:j]
-            streams = [self._elems(g, rep) for g in group]
-            for ts, coll, e in heapq.merge(*streams, key=lambda x: x[0]):
-                if bin_start is None:
-                    bin_start = ts // step * step
-                bin_start, last_snap, active = self._roll(bin_start, ts, last_snap, active,
-                                                          collectors, rep)
-                self.state.apply(coll, e)
-                active[coll] = 1
-                last_snap = None
-                rep.elements += 1
+            bin_start, last_snap, active = self._apply_group(group, bin_start, last_snap,
+                                                             active, collectors, rep)
             for g in group:
                 done.add(g.key)
             i = j
@@ -299,12 +292,71 @@ class BgpIngester:
         self.progress(f"rib {path.name}: {len(cols)} routes")
         return cols
 
-    def _elems(self, f: ArchiveFile, rep: IngestReport) -> Iterator[tuple[int, str, BgpElem]]:
-        reader = MrtReader(f.path, self.policy,
-                           time_window=(f.time - RECORD_SLACK, f.time + RECORD_SLACK))
-        for e in reader:
-            yield e.timestamp, f.collector, e
-        self._note(f.path, reader.stats, rep)
+    def _columns(self, f: ArchiveFile, rep: IngestReport, work: int) -> UpdateColumns:
+        """The elements of update file ``f`` as rows: the compiled reader, else the full
+        one (:mod:`netvigil.sources.bgp.fastupdates`); its records must lie within
+        ``RECORD_SLACK`` of the file's time."""
+        window = (f.time - RECORD_SLACK, f.time + RECORD_SLACK)
+        got = read_update_columns(f.path, self.policy, window, work)
+        if got is None:
+            reader = MrtReader(f.path, self.policy, time_window=window)
+            got = columns_of(reader), reader.stats
+        cols, stats = got
+        self._note(f.path, stats, rep)
+        return cols
+
+    def _apply_group(self, group: Sequence[ArchiveFile], bin_start: int | None,
+                     last: Snapshot | None, active: dict[str, int], collectors: list[str],
+                     rep: IngestReport) -> tuple[int | None, Snapshot | None, dict[str, int]]:
+        """Roll the state through consecutive update files (no RIB between them).
+
+        Their elements are taken in the order ``heapq.merge`` of the files by element time
+        gives (ties: the earlier file; within a file, file order), and each is applied in
+        the bin open when it comes: a bin closes (:meth:`_roll`) at the first element at
+        or after its end. Per bin, the state takes the bin's rows at once
+        (:meth:`RoutingState.apply_columns`), so the per-element work is compiled or
+        vectorised; the result is the one of applying them one at a time."""
+        work = sum(g.path.stat().st_size for g in group)
+        parts = [self._columns(g, rep, work) for g in group]
+        n = sum(len(c) for c in parts)
+        if not n:
+            return bin_start, last, active
+        times = np.concatenate([c.time for c in parts])
+        order = merge_order([c.time for c in parts])
+        t = times[order]
+        # rows' peers: registered in order of first use, as one element at a time does
+        file_of = np.repeat(np.arange(len(parts)), [len(c) for c in parts])
+        base = np.cumsum([0] + [len(c.peers) for c in parts])
+        peer = (np.concatenate([c.peer for c in parts]).astype(np.int64) + base[file_of])[order]
+        _, first = np.unique(peer, return_index=True)
+        gid_of = np.zeros(int(base[-1]), np.int64)
+        for k in np.sort(first).tolist():
+            p = int(peer[k])
+            f = int(np.searchsorted(base, p, side="right")) - 1
+            addr, asn = parts[f].peers[p - int(base[f])]
+            gid_of[p] = self.state.peer_id(group[f].collector, addr, asn)
+        gid = gid_of[peer]
+        coll = file_of[order]
+        kind, afi, net, plen, origin = (np.concatenate([getattr(c, a) for c in parts])[order]
+                                        for a in ("kind", "afi", "net", "plen", "origin"))
+        step = self.config.step
+        if bin_start is None:
+            bin_start = int(t[0]) // step * step
+        # element i closes bins iff its bin is past every earlier element's (and the open one)
+        fl = t // step * step
+        seen = np.maximum.accumulate(np.concatenate([[bin_start], fl[:-1]]))
+        starts = np.flatnonzero(fl > seen).tolist()
+        bounds = [0, *[s for s in starts if s > 0], n]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            bin_start, last, active = self._roll(bin_start, int(t[lo]), last, active,
+                                                 collectors, rep)
+            self.state.apply_columns(gid[lo:hi], kind[lo:hi], afi[lo:hi], net[lo:hi],
+                                     plen[lo:hi], origin[lo:hi])
+            for f in np.unique(coll[lo:hi]).tolist():
+                active[group[f].collector] = 1
+            last = None
+            rep.elements += hi - lo
+        return bin_start, last, active
 
     @staticmethod
     def _note(path: Path, stats: ReadStats, rep: IngestReport) -> None:
@@ -349,6 +401,19 @@ class BgpIngester:
         self.sink.emit(snap.to_fact(t, self.config.step, silent))
         rep.note_bin(snap)
         return snap
+
+
+def merge_order(times: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    """Positions (in the concatenation of ``times``) in the order ``heapq.merge`` of the
+    streams by time yields them: the smallest head first, ties to the earlier stream. For
+    streams in time order that is a stable sort; a stream out of order (a record stamped
+    before its predecessor) is merged as ``heapq.merge`` does it, head by head."""
+    if all(bool(np.all(t[1:] >= t[:-1])) for t in times):
+        return np.argsort(np.concatenate(times), kind="stable")
+    offsets = np.cumsum([0] + [len(t) for t in times])
+    streams = [zip(t.tolist(), range(int(o), int(o) + len(t)), strict=True)
+               for t, o in zip(times, offsets, strict=False)]
+    return np.fromiter((k for _, k in heapq.merge(*streams)), np.int64, int(offsets[-1]))
 
 
 def _add_span(silent: dict[str, list[list[int]]], coll: str, a: int, b: int) -> None:

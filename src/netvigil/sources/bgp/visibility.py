@@ -32,8 +32,9 @@ import numpy.typing as npt
 
 from netvigil.model.facts import BgpVisibility
 from netvigil.sources.bgp.fastrib import RibColumns, compiled
+from netvigil.sources.bgp.fastupdates import K_ANNOUNCE, K_DOWN, K_WITHDRAW, elem_row
 from netvigil.sources.bgp.mrt.elem import BgpElem
-from netvigil.sources.bgp.mrt.types import AFI_IP, AFI_IP6, STATE_ESTABLISHED
+from netvigil.sources.bgp.mrt.types import AFI_IP, AFI_IP6
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -342,37 +343,55 @@ class RoutingState:
 
     # ------------------------------------------------------------------ updates
     def apply(self, collector: str, e: BgpElem) -> None:
-        """Roll the state forward by one element (A, W or STATE)."""
+        """Roll the state forward by one element (A, W or STATE): :meth:`apply_columns` of
+        its row (:func:`~netvigil.sources.bgp.fastupdates.elem_row`), one rule for both."""
         from netvigil.sources.bgp.mrt.attributes import format_ip
 
         gid = self.peer_id(collector, format_ip(e.peer_ip), e.peer_asn)
-        if e.kind == "STATE":
-            if e.old_state == STATE_ESTABLISHED and e.new_state != STATE_ESTABLISHED:
-                self.drop_peer(gid)
+        k, afi, net, plen, origin = elem_row(e)
+        self.apply_columns(np.array([gid], np.int64), np.array([k], np.uint8),
+                           np.array([afi], np.uint8), np.array([net], np.uint64),
+                           np.array([plen], np.uint8), np.array([origin], np.int64))
+
+    def apply_columns(self, gid: npt.NDArray[np.int64], kind: npt.NDArray[np.uint8],
+                      afi: npt.NDArray[np.uint8], net: npt.NDArray[np.uint64],
+                      plen: npt.NDArray[np.uint8], origin: npt.NDArray[np.int64]) -> None:
+        """Roll the state forward by rows in order (:class:`~netvigil.sources.bgp.
+        fastupdates.UpdateColumns`; ``gid``: each row's peer, already registered).
+
+        A run of announcements and withdrawals is one dict update (the last row of a
+        (peer, prefix) wins, as one element at a time); a session that leaves Established
+        (``K_DOWN``) ends a run and drops its peer's routes (:meth:`drop_peer`). Prefixes
+        outside the counted lengths (IPv4 /min_v4-/24, IPv6 /min_v6-/48) are ignored.
+        Key: peer in the top bits, family bit 49, then the prefix code (network shifted
+        left one, a one bit below it marking the length)."""
+        downs = np.flatnonzero(kind == K_DOWN).tolist()
+        lo = 0
+        for stop in [*downs, int(kind.size)]:
+            if stop > lo:
+                self._overlay_rows(gid[lo:stop], kind[lo:stop], afi[lo:stop], net[lo:stop],
+                                   plen[lo:stop], origin[lo:stop])
+            if stop < kind.size:
+                self.drop_peer(int(gid[stop]))
+            lo = stop + 1
+
+    def _overlay_rows(self, gid: npt.NDArray[np.int64], kind: npt.NDArray[np.uint8],
+                      afi: npt.NDArray[np.uint8], net: npt.NDArray[np.uint64],
+                      plen: npt.NDArray[np.uint8], origin: npt.NDArray[np.int64]) -> None:
+        use = ((kind == K_ANNOUNCE) | (kind == K_WITHDRAW)) & self._in_range(afi, plen)
+        if not use.all():
+            gid, afi, net, plen, origin = gid[use], afi[use], net[use], plen[use], origin[use]
+        if not gid.size:
             return
-        n = e.nlri
-        if n is None:
-            return
-        plen = n.plen
-        c = self.config
-        if n.afi == AFI_IP:
-            if not c.min_v4 <= plen <= 24:
-                return
-            net = int.from_bytes(n.addr, "big")
-            code = (net << 1) | (1 << (32 - plen))
-            key = (gid << 50) | code
-        else:
-            if not c.min_v6 <= plen <= 48:
-                return
-            net = int.from_bytes(n.addr[:8], "big")
-            code = ((net >> 16) << 1) | (1 << (48 - plen))
-            key = (gid << 50) | (1 << 49) | code
-        origin = -1
-        if e.kind in ("A", "B"):
-            a = e.attrs
-            o = a.origin_asns() if a is not None else ()
-            origin = o[-1] if o else 0
-        self._overlay[key] = (gid, n.afi, net, plen, origin)
+        one = np.uint64(1)
+        v6 = afi == AFI_IP6
+        shift = np.where(v6, 48, 32).astype(np.uint64) - plen.astype(np.uint64)
+        body = np.where(v6, net >> np.uint64(16), net)
+        key = (gid.astype(np.uint64) << np.uint64(50)) | (v6.astype(np.uint64) << np.uint64(49)) \
+            | (body << one) | (one << shift)
+        self._overlay.update(zip(key.tolist(), zip(
+            gid.tolist(), afi.tolist(), net.tolist(), plen.tolist(), origin.tolist(),
+            strict=True), strict=True))
 
     def drop_peer(self, gid: int) -> None:
         """The session went down: every route it sent is gone (RFC 4271 §8, Cease/Idle).

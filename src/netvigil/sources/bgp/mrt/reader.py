@@ -56,26 +56,32 @@ class MrtReader:
                     self.stats.note(err)
 
     def __iter__(self) -> Iterator[BgpElem]:
+        for rec in self.records():
+            yield from self.read_record(rec)
+
+    def read_record(self, rec: RawRecord) -> list[BgpElem]:
+        """One framed record's elements under the policy: the time window, the decoders, the
+        counts (what ``__iter__`` yields per record; the compiled update reader hands the
+        records it does not decode here, :mod:`netvigil.sources.bgp.fastupdates`)."""
         stats = self.stats
         window = self.time_window
-        for rec in self.records():
-            try:
-                if window is not None and not window[0] <= rec.timestamp <= window[1]:
-                    raise AttributeError_(f"timestamp {rec.timestamp} outside the file's time "
-                                          f"window {window[0]}..{window[1]}")
-                elems = self.decode(rec)
-            except Unsupported:
-                stats.unsupported += 1
-                continue
-            except (AttributeError_, struct.error, IndexError, ValueError) as exc:
-                err = CorruptRecord(rec.offset, f"type {rec.type}/{rec.subtype}: {exc}",
-                                    _name(self.source))
-                if self.policy is ErrorPolicy.FAIL:
-                    raise err from exc
-                stats.note(err)
-                continue
-            stats.elements += len(elems)
-            yield from elems
+        try:
+            if window is not None and not window[0] <= rec.timestamp <= window[1]:
+                raise AttributeError_(f"timestamp {rec.timestamp} outside the file's time "
+                                      f"window {window[0]}..{window[1]}")
+            elems = self.decode(rec)
+        except Unsupported:
+            stats.unsupported += 1
+            return []
+        except (AttributeError_, struct.error, IndexError, ValueError) as exc:
+            err = CorruptRecord(rec.offset, f"type {rec.type}/{rec.subtype}: {exc}",
+                                _name(self.source))
+            if self.policy is ErrorPolicy.FAIL:
+                raise err from exc
+            stats.note(err)
+            return []
+        stats.elements += len(elems)
+        return elems
 
     def decode(self, rec: RawRecord) -> list[BgpElem]:
         t = rec.type
