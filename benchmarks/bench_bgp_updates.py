@@ -75,7 +75,7 @@ def build(root: Path, files: int, updates: int) -> tuple[Path, int]:
     from netvigil.testing.mrt_encode import bgp4mp_update, state_change, synthetic_rib
 
     d = root / f"updates-{files}x{updates}" / "rrc00"
-    stamp_file = d.parent / "ELEMENTS"  # beside the collector folder, not an archive file
+    stamp_file = root / f"updates-{files}x{updates}.elements"  # outside the --dir folder
     if stamp_file.is_file():
         return d.parent, int(stamp_file.read_text())
     shutil.rmtree(d.parent, ignore_errors=True)
