@@ -73,6 +73,7 @@ bench: $(STAMP)
 	bash benchmarks/setup_bgp_peers.sh
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
+	$(BIN)/python benchmarks/bench_bgp_updates.py
 	$(MAKE) bench-scaling
 
 # Issue 11's scaling figure (docs/scaling.md): the distributed phase alone with 1 and 2 Dask
