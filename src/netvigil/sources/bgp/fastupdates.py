@@ -190,36 +190,39 @@ def _scan_updates_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the poi
         if typ == 5 or typ == 12 or not (sub <= 1 or (sub >= 4 and sub <= 7)):
             continue  # other types, deprecated and ADD-PATH subtypes: full decoder
         asn_len = 4 if (sub == 4 or sub == 5 or sub == 7) else 2
-        if sub == 0 or sub == 5:  # STATE_CHANGE (RFC 6396 §4.4.1)
-            p = s
-            if p + 2 * asn_len > e:
+        state = sub == 0 or sub == 5  # STATE_CHANGE (RFC 6396 §4.4.1), else a MESSAGE
+        # common header: peer AS, local AS, interface index, AFI, peer and local address
+        p = s
+        if p + 2 * asn_len > e:
+            continue
+        if asn_len == 2:
+            pas = (int(b[p]) << 8) | int(b[p + 1])
+        else:
+            pas = ((int(b[p]) << 24) | (int(b[p + 1]) << 16) | (int(b[p + 2]) << 8)
+                   | int(b[p + 3]))
+        p += 2 * asn_len
+        hi = np.uint64(0)
+        lo = np.uint64(0)
+        width = 4
+        if not (state and asn_len == 2 and e - s == 8):  # Zebra's short state change has none
+            if p + 4 > e:
                 continue
-            if asn_len == 2:
-                pas = (int(b[p]) << 8) | int(b[p + 1])
-            else:
-                pas = ((int(b[p]) << 24) | (int(b[p + 1]) << 16) | (int(b[p + 2]) << 8)
-                       | int(b[p + 3]))
-            p += 2 * asn_len
-            if e - s == 8 and asn_len == 2:  # Zebra's short state change: no addresses
-                width = 4
-                hi = np.uint64(0)
-                lo = np.uint64(0)
-            else:
-                if p + 4 > e:
-                    continue
-                afi = (int(b[p + 2]) << 8) | int(b[p + 3])
-                p += 4
-                width = 4 if afi == 1 else (16 if afi == 2 else 0)
-                if width == 0 or p + 2 * width + 4 > e:
-                    continue
-                hi = np.uint64(0)
-                lo = np.uint64(0)
-                for k in range(width):
-                    if k < 8:
-                        hi = (hi << np.uint64(8)) | np.uint64(b[p + k])
-                    else:
-                        lo = (lo << np.uint64(8)) | np.uint64(b[p + k])
-                p += 2 * width
+            ifindex = (int(b[p]) << 8) | int(b[p + 1])
+            afi = (int(b[p + 2]) << 8) | int(b[p + 3])
+            p += 4
+            if not state and afi == 0xFFFF and ifindex == 0xFFFF:
+                r_fate[nrec - 1] = _DONE  # Zebra's corrupted OPEN: no elements
+                continue
+            width = 4 if afi == 1 else (16 if afi == 2 else 0)
+            if width == 0 or p + 2 * width + (4 if state else 19) > e:
+                continue
+            for k in range(width):
+                if k < 8:
+                    hi = (hi << np.uint64(8)) | np.uint64(b[p + k])
+                else:
+                    lo = (lo << np.uint64(8)) | np.uint64(b[p + k])
+            p += 2 * width
+        if state:
             old = (int(b[p]) << 8) | int(b[p + 1])
             new = (int(b[p + 2]) << 8) | int(b[p + 3])
             r_pas[nrec - 1] = pas
@@ -235,33 +238,7 @@ def _scan_updates_py(  # noqa: C901, PLR0912, PLR0915 - one flat loop is the poi
             nel += 1
             r_fate[nrec - 1] = _DONE
             continue
-        # BGP4MP_MESSAGE[_AS4][_LOCAL] (RFC 6396 §4.4.2-4.4.6)
-        p = s
-        if p + 2 * asn_len + 4 > e:
-            continue
-        if asn_len == 2:
-            pas = (int(b[p]) << 8) | int(b[p + 1])
-        else:
-            pas = ((int(b[p]) << 24) | (int(b[p + 1]) << 16) | (int(b[p + 2]) << 8)
-                   | int(b[p + 3]))
-        p += 2 * asn_len
-        ifindex = (int(b[p]) << 8) | int(b[p + 1])
-        afi = (int(b[p + 2]) << 8) | int(b[p + 3])
-        p += 4
-        if afi == 0xFFFF and ifindex == 0xFFFF:
-            r_fate[nrec - 1] = _DONE  # Zebra's corrupted OPEN: no elements
-            continue
-        width = 4 if afi == 1 else (16 if afi == 2 else 0)
-        if width == 0 or p + 2 * width + 19 > e:
-            continue
-        hi = np.uint64(0)
-        lo = np.uint64(0)
-        for k in range(width):
-            if k < 8:
-                hi = (hi << np.uint64(8)) | np.uint64(b[p + k])
-            else:
-                lo = (lo << np.uint64(8)) | np.uint64(b[p + k])
-        p += 2 * width
+        # BGP4MP_MESSAGE[_AS4][_LOCAL] (RFC 6396 §4.4.2-4.4.6): the BGP message
         marker = True
         for k in range(16):
             if b[p + k] != 0xFF:
