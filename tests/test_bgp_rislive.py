@@ -341,3 +341,36 @@ def test_cli_live_writes_points_and_health(tmp_path: Path) -> None:
     with Store(store) as s:
         assert json.loads(s.get_state(HEALTH_KEY) or "{}")["messages"] == 2
         assert _points(s)
+
+
+def test_prefix_parts_reads_prefixes_as_ipaddress_does() -> None:
+    """The IPv4 fast path of ``prefix_parts`` against ``ipaddress.ip_network(strict=False)``:
+    equal results, and an error wherever ``ipaddress`` raises."""
+    import ipaddress
+
+    from netvigil.sources.bgp.rislive import prefix_parts
+
+    rng = random.Random(9)
+    edge = ["1.2.3.4/24", "0.0.0.0/0", "255.255.255.255/32", "1.2.3.0/08", "01.2.3.0/24",
+            "1.2.3.0/33", "256.1.1.1/8", "1.2.3.0/24 ", " 1.2.3.0/24", "1.2.3.0/24\n",
+            "10.0.0.0/255.0.0.0", "1.2.3/24", "1.2.3.0.0/24", "1.2.3.0/", "1.2.3.0",
+            "\u0661.2.3.0/24", "1.2.3.0/\u0662\u0664", "2001:db8::/32", "1.2.3.00/24",
+            "1.2.3.0/-1", "+1.2.3.0/24", "1.2.3.0/3 2"]
+    digits = "0123456789"
+    randoms = [".".join("".join(rng.choice(digits) for _ in range(rng.randrange(1, 4)))
+                        for _ in range(4)) + "/" + str(rng.randrange(0, 40)).zfill(
+                            rng.choice((1, 1, 2))) for _ in range(5000)]
+    fast = 0
+    for text in edge + randoms:
+        try:
+            n = ipaddress.ip_network(text, strict=False)
+            want: object = (1 if n.version == 4 else 2, n.network_address.packed, n.prefixlen)
+        except ValueError:
+            want = "error"
+        try:
+            got: object = prefix_parts(text)
+        except ValueError:
+            got = "error"
+        assert got == want, text
+        fast += want != "error"
+    assert fast > 500
