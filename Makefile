@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bgp_parse.py
 	$(BIN)/python benchmarks/bench_bgp_ingest.py
 	$(BIN)/python benchmarks/bench_bgp_updates.py
+	$(BIN)/python benchmarks/bench_rislive.py
 	$(MAKE) bench-scaling
 
 # Issue 11's scaling figure (docs/scaling.md): the distributed phase alone with 1 and 2 Dask
