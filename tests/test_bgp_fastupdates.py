@@ -2,10 +2,11 @@
 
 Differential: every MRT fixture but the RIB dumps (real RIS and RouteViews update files of
 2000-2016, bird and quagga dumps; tests/fixtures/mrt/README.md) and copies of five of them
-with random bytes of their records' bodies changed (framing kept, so each damaged record reaches a decoder), read
-both ways: the rows the routing state applies, their peers and the read's counts and
-problems must be equal. Then the routing state: rows applied a bin at a time equal the
-elements applied one at a time, and ``merge_order`` equals ``heapq.merge``.
+with random bytes of their records' bodies changed (framing kept, so each damaged record
+reaches a decoder), read both ways: the rows the routing state applies, their peers and
+the read's counts and problems must be equal. Then the routing state: rows applied a bin
+at a time equal the elements applied one at a time, and ``merge_order`` equals
+``heapq.merge``.
 """
 
 from __future__ import annotations
