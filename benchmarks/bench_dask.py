@@ -57,6 +57,14 @@ the commands make (Amdahl's split made visible):
   serial part (plan + merge, wall). ``--detect-cache DIR`` keeps the generated store for
   the next run (``--entities 4800``, 41.5 M points, takes minutes to write).
 
+``--plain`` (detect row) also runs, after each Dask run, the same shards as plain
+processes without Dask (one process, then the two halves in two processes at once;
+``benchmarks/pairs.py``) and, once before the repeats, the machine's reference pairs
+(compute, memory stream, fresh pages: two processes at once against one). It prints the
+plain processes' ratio beside Dask's: the ceiling this machine gives two processes on this
+work, in the same minutes, which says whether a figure under the goal is Dask's or the
+machine's.
+
 Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
 OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
 has paid that once; for ``bgp``, one epoch of the archive on every worker: ``_warm_bgp``).
@@ -96,6 +104,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pairs  # noqa: E402  (plain processes: the ceiling a 2-worker figure is read against)
 from bench_ooni_import import generate  # noqa: E402  (the same replicated OONI data)
 
 if TYPE_CHECKING:
@@ -246,6 +255,10 @@ def main() -> int:
                     help="--phase e2e: also run the dask commands against a 2-worker cluster"
                          " started and warmed before the clock (--scheduler ADDRESS), as an"
                          " observatory keeps one running: row 'standing'")
+    ap.add_argument("--plain", action="store_true",
+                    help="--phase workers, detect row: also the same shards as plain"
+                         " processes (no Dask) and the machine's reference pairs"
+                         " (benchmarks/pairs.py)")
     ap.add_argument("--detect-cache", type=Path, default=None,
                     help="keep the generated detect store in this folder and reuse it"
                          " (named by --entities and --days; 41.5 M points take minutes)")
@@ -544,6 +557,11 @@ def workers_phase(a: argparse.Namespace) -> None:
               f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points"
               f" ({a.entities} series x {a.days} days, {DEFAULT}); rows {rows}")
         got: dict[str, dict[int, list[tuple[Phase, str]]]] = {}
+        plain = a.plain and "detect" in rows
+        plain_walls: dict[int, list[float]] = {1: [], 2: []}
+        if plain:
+            print("the machine, two plain processes at once against one (benchmarks/pairs.py):")
+            refs = pairs.references()
         # repeats interleave the worker counts, so a slow minute of the machine falls on
         # both; each repeat makes its clusters afresh (as a command does)
         for n in [n for _ in range(a.repeat) for n in (1, 2)]:
@@ -574,8 +592,33 @@ def workers_phase(a: argparse.Namespace) -> None:
                                 resumable)
                     got.setdefault(name, {}).setdefault(n, []).append((ph, _load()))
                     _show(n, name, ph, _load())
+            if plain:  # the same shards without Dask, in the same minute (pairs.py)
+                runs_ = pairs.plain_shards(tmp / "d.duckdb", DEFAULT, shards)
+                plain_walls[n].append(max(r.wall for r in runs_))
+                print(f"  {n} plain process(es): detect shards wall"
+                      f" {plain_walls[n][-1]:7.2f} s, CPU s " + ", ".join(
+                          f"{r.user + r.system:.2f} (system {r.system:.2f}, {r.faults:,}"
+                          " minor faults)" for r in runs_) + f", {_load()}")
         for name, by_n in got.items():
             _summary(name, *amounts[name], by_n)
+        if plain:
+            _plain_summary(plain_walls, got["detect shards"], refs)
+
+
+def _plain_summary(walls: dict[int, list[float]], dask: dict[int, list[tuple[Phase, str]]],
+                   refs: dict[str, float]) -> None:
+    """Dask's detection figure beside the same shards as plain processes and the machine's
+    reference pairs (``--plain``): how much of the ceiling this machine gives two processes
+    on this work Dask reaches, and which kind of work the ceiling resembles."""
+    p1, p2 = sorted(walls[1]), sorted(walls[2])
+    m1, m2 = p1[(len(p1) - 1) // 2], p2[(len(p2) - 1) // 2]
+    each = " ".join(f"{x / y:.2f}x" for x, y in zip(walls[1], walls[2], strict=True))
+    d = _median(dask[1])[0].wall / _median(dask[2])[0].wall
+    print(f"detect shards  plain processes (no Dask): 1 process {m1:.2f} s, 2 at once"
+          f" {m2:.2f} s: 2 / 1 = {m1 / m2:.2f}x (median of {len(p1)}; per repeat {each})")
+    print(f"detect shards  Dask workers2 / workers1 {d:.2f}x = {d / (m1 / m2):.2f} of the"
+          f" plain processes' ratio (Dask's includes the driver's plan and merge); machine"
+          f" pairs: " + ", ".join(f"{k} {v:.2f}x" for k, v in refs.items()))
 
 
 def _detect_input(path: Path, a: argparse.Namespace) -> int:
