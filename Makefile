@@ -80,11 +80,11 @@ bench: $(STAMP)
 # Issue 11's scaling figure (docs/scaling.md): the distributed phase alone with 1 and 2 Dask
 # workers (ratio of median walls of three repeats; detection also at 41.5 M points, where
 # the phase is seconds, not one), then the commands end to end: single process, `local:1`,
-# `local:2` and a standing 2-worker cluster. `--plain`: the same detection shards as plain
-# processes (no Dask) and the machine's reference pairs, the ceiling the 2-worker figure is
-# read against (benchmarks/pairs.py). About 8 min on 2 cores.
+# `local:2` and a standing 2-worker cluster. `--plain`: the same OONI chunks and detection
+# shards as plain processes (no Dask) and the machine's reference pairs, the ceiling the
+# 2-worker figure is read against (benchmarks/pairs.py). About 12 min on 2 cores.
 bench-scaling: $(STAMP)
-	$(BIN)/python benchmarks/bench_dask.py --phase workers --repeat 3
+	$(BIN)/python benchmarks/bench_dask.py --phase workers --repeat 3 --plain
 	$(BIN)/python benchmarks/bench_dask.py --phase workers --repeat 3 --rows detect --entities 4800 --plain
 	$(BIN)/python benchmarks/bench_dask.py --phase e2e --standing
 

@@ -57,10 +57,11 @@ the commands make (Amdahl's split made visible):
   serial part (plan + merge, wall). ``--detect-cache DIR`` keeps the generated store for
   the next run (``--entities 4800``, 41.5 M points, takes minutes to write).
 
-``--plain`` (detect row) also runs, after each Dask run, the same shards as plain
-processes without Dask (one process, then the two halves in two processes at once;
-``benchmarks/pairs.py``) and, once before the repeats, the machine's reference pairs
-(compute, memory stream, fresh pages: two processes at once against one). It prints the
+``--plain`` (ooni and detect rows) also runs, after each Dask run, the same work as plain
+processes without Dask (OONI: the same chunks through the task's function; detection: the
+same shards; one process, then two at once; ``benchmarks/pairs.py``) and, once before
+the repeats, the machine's reference pairs (compute, memory stream, fresh pages: two
+processes at once against one). It prints the
 plain processes' ratio beside Dask's: the ceiling this machine gives two processes on this
 work, in the same minutes, which says whether a figure under the goal is Dask's or the
 machine's.
@@ -557,8 +558,8 @@ def workers_phase(a: argparse.Namespace) -> None:
               f" {a.bgp_prefixes:,} prefixes x 10 peers; detect {pts:,} points"
               f" ({a.entities} series x {a.days} days, {DEFAULT}); rows {rows}")
         got: dict[str, dict[int, list[tuple[Phase, str]]]] = {}
-        plain = a.plain and "detect" in rows
-        plain_walls: dict[int, list[float]] = {1: [], 2: []}
+        plain = [r for r in ("ooni", "detect") if a.plain and r in rows]
+        plain_walls: dict[str, dict[int, list[float]]] = {r: {1: [], 2: []} for r in plain}
         if plain:
             print("the machine, two plain processes at once against one (benchmarks/pairs.py):")
             refs = pairs.references()
@@ -592,32 +593,39 @@ def workers_phase(a: argparse.Namespace) -> None:
                                 resumable)
                     got.setdefault(name, {}).setdefault(n, []).append((ph, _load()))
                     _show(n, name, ph, _load())
-            if plain:  # the same shards without Dask, in the same minute (pairs.py)
-                runs_ = pairs.plain_shards(tmp / "d.duckdb", DEFAULT, shards)
-                plain_walls[n].append(max(r.wall for r in runs_))
-                print(f"  {n} plain process(es): detect shards wall"
-                      f" {plain_walls[n][-1]:7.2f} s, CPU s " + ", ".join(
+            for row in plain:  # the same work without Dask, in the same minute (pairs.py)
+                runs_ = pairs.plain_shards(tmp / "d.duckdb", DEFAULT, shards) \
+                    if row == "detect" else pairs.plain_chunks(  # the library's default
+                        paths, n, a.chunk_files or read_measurements_dask.__kwdefaults__[
+                            "per_chunk"])  # (the CLI's) when not given, as the Dask row
+                plain_walls[row][n].append(max(r.wall for r in runs_))
+                print(f"  {n} plain process(es): {PLAIN_ROW[row]:13s} wall"
+                      f" {plain_walls[row][n][-1]:7.2f} s, CPU s " + ", ".join(
                           f"{r.user + r.system:.2f} (system {r.system:.2f}, {r.faults:,}"
                           " minor faults)" for r in runs_) + f", {_load()}")
         for name, by_n in got.items():
             _summary(name, *amounts[name], by_n)
-        if plain:
-            _plain_summary(plain_walls, got["detect shards"], refs)
+        for row in plain:
+            _plain_summary(PLAIN_ROW[row], plain_walls[row], got[PLAIN_ROW[row]], refs)
 
 
-def _plain_summary(walls: dict[int, list[float]], dask: dict[int, list[tuple[Phase, str]]],
-                   refs: dict[str, float]) -> None:
-    """Dask's detection figure beside the same shards as plain processes and the machine's
+#: rows ``--plain`` also runs as plain processes, and the worker-phase row each stands beside
+PLAIN_ROW = {"ooni": "ooni judge", "detect": "detect shards"}
+
+
+def _plain_summary(name: str, walls: dict[int, list[float]],
+                   dask: dict[int, list[tuple[Phase, str]]], refs: dict[str, float]) -> None:
+    """A Dask row's figure beside the same work as plain processes and the machine's
     reference pairs (``--plain``): how much of the ceiling this machine gives two processes
     on this work Dask reaches, and which kind of work the ceiling resembles."""
     p1, p2 = sorted(walls[1]), sorted(walls[2])
     m1, m2 = p1[(len(p1) - 1) // 2], p2[(len(p2) - 1) // 2]
     each = " ".join(f"{x / y:.2f}x" for x, y in zip(walls[1], walls[2], strict=True))
     d = _median(dask[1])[0].wall / _median(dask[2])[0].wall
-    print(f"detect shards  plain processes (no Dask): 1 process {m1:.2f} s, 2 at once"
+    print(f"{name:14s} plain processes (no Dask): 1 process {m1:.2f} s, 2 at once"
           f" {m2:.2f} s: 2 / 1 = {m1 / m2:.2f}x (median of {len(p1)}; per repeat {each})")
-    print(f"detect shards  Dask workers2 / workers1 {d:.2f}x = {d / (m1 / m2):.2f} of the"
-          f" plain processes' ratio (Dask's includes the driver's plan and merge); machine"
+    print(f"{name:14s} Dask workers2 / workers1 {d:.2f}x = {d / (m1 / m2):.2f} of the"
+          f" plain processes' ratio (Dask's includes the driver's part); machine"
           f" pairs: " + ", ".join(f"{k} {v:.2f}x" for k, v in refs.items()))
 
 

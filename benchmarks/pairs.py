@@ -16,6 +16,8 @@ together by one event, so nothing of Dask (scheduler, comms, nanny) is in these 
   - ``fresh pages``: 256 MiB arrays allocated, written and freed (``np.ones``): every page
     faulted in and zeroed by the kernel, as a detection read's columns are (docs/scaling.md);
 
+* **OONI judging as plain processes** (:func:`plain_chunks`): the Dask run's chunks judged
+  by its task function, all in one process, then dealt to two at once;
 * **detection shards as plain processes**: :func:`netvigil.distributed.detect.detect_shard`
   (the Dask task's own function) on every country group in one process, then on the two
   halves the driver's packing makes (:func:`~netvigil.distributed.detect.pack_shards`) in
@@ -101,6 +103,12 @@ def _child(kind: str, arg: Any, ready: Any, go: Any, out: Any) -> None:
     buffers: list[Any] = []
     if kind == "stream":
         buffers = [np.ones(_ARRAY // 8), np.zeros(_ARRAY // 8)]
+    elif kind == "chunks":
+        from netvigil.distributed.ooni import judge_chunk, judge_file
+        from netvigil.model import ErrorPolicy
+
+        lists, sample, scratch = arg
+        judge_file(Path(sample), ErrorPolicy.SKIP)  # warm: modules, verdict tables
     elif kind == "shard":
         from netvigil.distributed.detect import detect_shard
 
@@ -117,6 +125,9 @@ def _child(kind: str, arg: Any, ready: Any, go: Any, out: Any) -> None:
         _stream(arg, buffers)
     elif kind == "fresh":
         _fresh(arg)
+    elif kind == "chunks":
+        for i, paths in enumerate(lists):
+            judge_chunk(paths, "skip", str(Path(scratch) / f"chunk-{os.getpid()}-{i}.json"))
     else:
         detect_shard(store, str(Path(scratch) / f"out-{os.getpid()}.duckdb"), members,
                      detector, False)
@@ -191,3 +202,23 @@ def plain_shards(store: Path, detector: str, n: int) -> list[Run]:
         return together("shard", [(str(store.resolve()), [(e.type.value, e.code)
                                                            for e in part], detector, scratch)
                                   for part in parts])
+
+
+def plain_chunks(paths: Sequence[Path], n: int, per_chunk: int = 64) -> list[Run]:
+    """OONI judging of ``paths`` in ``n`` plain processes at once: the chunks the Dask run
+    makes (:func:`netvigil.distributed.ooni.chunks`, the CLI's 64 files each), each judged
+    by the Dask task's own function (``judge_chunk``), dealt out biggest first to the
+    process with the fewest bytes so far (what Dask's byte priorities and free workers
+    come to); their runs."""
+    from netvigil.distributed.ooni import chunks
+
+    parts = chunks(list(paths), per_chunk)
+    size = [sum(p.stat().st_size for p in part) for part in parts]
+    lists: list[list[list[str]]] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in sorted(range(len(parts)), key=lambda i: -size[i]):
+        k = load.index(min(load))
+        lists[k].append([str(p.absolute()) for p in parts[i]])
+        load[k] += size[i]
+    with tempfile.TemporaryDirectory() as scratch:
+        return together("chunks", [(lst, str(paths[0]), scratch) for lst in lists])
