@@ -61,10 +61,9 @@ the commands make (Amdahl's split made visible):
 processes without Dask (OONI: the same chunks through the task's function; detection: the
 same shards; one process, then two at once; ``benchmarks/pairs.py``) and, once before
 the repeats, the machine's reference pairs (compute, memory stream, fresh pages: two
-processes at once against one). It prints the
-plain processes' ratio beside Dask's: the ceiling this machine gives two processes on this
-work, in the same minutes, which says whether a figure under the goal is Dask's or the
-machine's.
+processes at once against one). It prints the plain processes' ratio beside Dask's: the
+ceiling this machine gives two processes on this work, in the same minutes, which says
+whether a figure under the goal is Dask's or the machine's.
 
 Both clusters are warmed the same way before the clock (``_warm``: the task modules, one
 OONI file judged, one short series detected, so numba kernels are loaded: a running cluster
@@ -257,9 +256,9 @@ def main() -> int:
                          " started and warmed before the clock (--scheduler ADDRESS), as an"
                          " observatory keeps one running: row 'standing'")
     ap.add_argument("--plain", action="store_true",
-                    help="--phase workers, detect row: also the same shards as plain"
-                         " processes (no Dask) and the machine's reference pairs"
-                         " (benchmarks/pairs.py)")
+                    help="--phase workers, ooni and detect rows: also the same work as"
+                         " plain processes (no Dask, one per worker) and the machine's"
+                         " reference pairs (benchmarks/pairs.py)")
     ap.add_argument("--detect-cache", type=Path, default=None,
                     help="keep the generated detect store in this folder and reuse it"
                          " (named by --entities and --days; 41.5 M points take minutes)")
@@ -610,7 +609,7 @@ def workers_phase(a: argparse.Namespace) -> None:
                     got.setdefault(name, {}).setdefault(n, []).append((ph, _load()))
                     _show(n, name, ph, _load())
             for row in plain:  # the same work without Dask, in the same minute (pairs.py)
-                runs_ = pairs.plain_shards(tmp / "d.duckdb", DEFAULT, shards) \
+                runs_ = pairs.plain_shards(tmp / "d.duckdb", DEFAULT, n) \
                     if row == "detect" else pairs.plain_chunks(  # the library's default
                         paths, n, a.chunk_files or read_measurements_dask.__kwdefaults__[
                             "per_chunk"])  # (the CLI's) when not given, as the Dask row
@@ -641,7 +640,7 @@ def _plain_summary(name: str, walls: dict[int, list[float]],
     print(f"{name:14s} plain processes (no Dask): 1 process {m1:.2f} s, 2 at once"
           f" {m2:.2f} s: 2 / 1 = {m1 / m2:.2f}x (median of {len(p1)}; per repeat {each})")
     print(f"{name:14s} Dask workers2 / workers1 {d:.2f}x = {d / (m1 / m2):.2f} of the"
-          f" plain processes' ratio (Dask's includes the driver's part); machine"
+          f" plain processes' ratio (Dask's as its wall above); machine"
           f" pairs: " + ", ".join(f"{k} {v:.2f}x" for k, v in refs.items()))
 
 

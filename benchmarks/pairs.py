@@ -190,12 +190,11 @@ def references(rounds: int = 3) -> dict[str, float]:
 def plain_shards(store: Path, detector: str, n: int) -> list[Run]:
     """Detection of every country group of ``store`` as ``n`` shards (the driver's packing)
     in ``n`` plain processes at once; their runs. The store is only read."""
+    from netvigil.detect.registry import get_detector
     from netvigil.distributed.detect import country_groups, pack_shards
     from netvigil.store.duck import Store
 
     with Store(store, read_only=True) as st:
-        from netvigil.detect.registry import get_detector
-
         groups = country_groups(st, get_detector(detector).method)
     parts = pack_shards(groups, n)
     with tempfile.TemporaryDirectory() as scratch:
@@ -204,9 +203,9 @@ def plain_shards(store: Path, detector: str, n: int) -> list[Run]:
                                   for part in parts])
 
 
-def plain_chunks(paths: Sequence[Path], n: int, per_chunk: int = 64) -> list[Run]:
+def plain_chunks(paths: Sequence[Path], n: int, per_chunk: int) -> list[Run]:
     """OONI judging of ``paths`` in ``n`` plain processes at once: the chunks the Dask run
-    makes (:func:`netvigil.distributed.ooni.chunks`, the CLI's 64 files each), each judged
+    makes (:func:`netvigil.distributed.ooni.chunks`, ``per_chunk`` files each), each judged
     by the Dask task's own function (``judge_chunk``), dealt out biggest first to the
     process with the fewest bytes so far (what Dask's byte priorities and free workers
     come to); their runs."""
