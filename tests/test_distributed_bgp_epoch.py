@@ -8,9 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from netvigil.distributed import bgp
 from netvigil.distributed.bgp import _Collect, epoch_files, epochs
 from netvigil.model.facts import BgpVisibility
 from netvigil.sources.bgp.fastrib import read_rib_columns
@@ -99,22 +97,3 @@ def test_snapshot_scratch_carries_nothing_into_the_next_snapshot(tmp_path: Path)
     assert want.full_feed_v4 == 36 and want.visible_v4 == 21  # 1 + 4 + 16 /24s
     assert _snap(used.snapshot(T0)) == _snap(want)
     assert np.array_equal(used.snapshot(T0).v4_blocks, want.v4_blocks)  # and again
-
-
-def test_epoch_malloc_thresholds_are_raised_then_the_environments_put_back(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under Dask's nanny (MALLOC_TRIM_THRESHOLD_ set) an epoch runs with glibc's largest
-    mmap threshold and the environment's values come back after, even when it raises;
-    without such a variable nothing is touched (glibc's dynamic threshold stays on)."""
-    calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(bgp, "_mallopt", lambda: lambda p, v: calls.append((p, v)) or 1)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    with bgp.roomy_malloc():
-        pass
-    assert calls == []
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with pytest.raises(RuntimeError), bgp.roomy_malloc():
-        assert calls == [(bgp.M_MMAP_THRESHOLD, 32 << 20), (bgp.M_TRIM_THRESHOLD, 256 << 20)]
-        raise RuntimeError
-    assert calls[2:] == [(bgp.M_TRIM_THRESHOLD, 65536), (bgp.M_MMAP_THRESHOLD, 128 * 1024)]

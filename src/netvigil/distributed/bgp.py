@@ -33,20 +33,18 @@ them.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netvigil.distributed.engine import Echo, report_progress, task_key
+from netvigil.distributed.engine import Echo, report_progress, roomy_malloc, task_key
 from netvigil.model.facts import BgpVisibility, Fact
 from netvigil.sources.bgp.ingest import ArchiveFile, BgpIngester
 from netvigil.sources.bgp.mrt.errors import ErrorPolicy
@@ -165,55 +163,6 @@ def _load(path: Path) -> tuple[list[BgpVisibility], dict[str, Any]]:
             v6_by_origin={int(k): int(v) for k, v in m["v6_by_origin"]},
             silent_collectors=tuple(m["silent"])) for i, m in enumerate(doc["facts"])]
     return facts, doc["report"]
-
-
-#: glibc ``mallopt`` parameters (malloc.h) and the values an epoch runs with: the largest
-#: mmap threshold glibc accepts on 64-bit (HEAP_MAX_SIZE / 2), and a trim threshold above it
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-EPOCH_MALLOC = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20}
-_MALLOC_ENV = {M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
-               M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_"}
-_GLIBC_DEFAULT = 128 * 1024
-
-
-def _mallopt() -> Callable[[int, int], int] | None:
-    """The C library's ``mallopt`` (glibc), or None (another libc, or none to load)."""
-    try:
-        fn: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-    return fn
-
-
-@contextmanager
-def roomy_malloc() -> Iterator[None]:
-    """Raise glibc's mmap and trim thresholds for one epoch, then put back the environment's.
-
-    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``
-    (``distributed.nanny.pre-spawn-environ``, so that workers hand freed memory back), and
-    setting any threshold turns off glibc's dynamic mmap threshold (mallopt(3)): every
-    allocation above 128 KiB — each numpy temporary of the snapshots and RIB loads — became
-    a fresh mmap, page-faulted and zeroed by the kernel. Measured in one process on an epoch
-    of the scaling benchmark: 2.2 M page faults and 4.8-5.4 s of system time per epoch with
-    the variable against 1,500-40,000 and 0.04-0.14 s without (the user time 4.6 against
-    3.9-4.2 s), and two workers faulting at once contend in the kernel (docs/scaling.md).
-    Only when such a variable is set (the dynamic threshold is then off anyway); afterwards
-    the worker returns memory as Dask configured it (``malloc_trim``)."""
-    mallopt = _mallopt() if any(os.environ.get(v) for v in _MALLOC_ENV.values()) else None
-    if mallopt is None:
-        yield
-        return
-    for param, value in EPOCH_MALLOC.items():
-        mallopt(param, value)
-    try:
-        yield
-    finally:
-        for param, var in _MALLOC_ENV.items():
-            text = os.environ.get(var, "")
-            mallopt(param, int(text) if text.isdigit() else _GLIBC_DEFAULT)
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
 
 
 def ingest_epoch(files: list[ArchiveFile], epoch: Epoch, config: VisibilityConfig,

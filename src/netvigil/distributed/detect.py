@@ -63,8 +63,7 @@ import duckdb
 import numpy as np
 
 from netvigil.detect.registry import DEFAULT, get_detector
-from netvigil.distributed.bgp import roomy_malloc
-from netvigil.distributed.engine import Echo, report_progress, task_key
+from netvigil.distributed.engine import Echo, report_progress, roomy_malloc, task_key
 from netvigil.events.runner import DetectionReport, _parents, run_detection
 from netvigil.model import EntityRef, EntityType
 from netvigil.store.duck import Store

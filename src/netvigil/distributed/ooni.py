@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netvigil.distributed.engine import Echo, report_progress, task_key
+from netvigil.distributed.engine import Echo, report_progress, roomy_malloc, task_key
 from netvigil.model import ErrorPolicy, InputError
 from netvigil.sources.ooni import importer
 from netvigil.sources.ooni.facts import FactBuilder
@@ -100,11 +100,12 @@ def judge_chunk(paths: list[str], policy: str, target: str) -> dict[str, Any] | 
     arguments)."""
     pol = ErrorPolicy(policy)
     files = []
-    for p in paths:
-        doc, error = judge_file(Path(p), pol)
-        if error is not None:
-            return error
-        files.append(doc)
+    with roomy_malloc():  # a fresh page per decoded body otherwise, under Dask's nanny
+        for p in paths:
+            doc, error = judge_file(Path(p), pol)
+            if error is not None:
+                return error
+            files.append(doc)
     local = Fold()
     for doc in files:
         local.file(doc)

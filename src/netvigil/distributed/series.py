@@ -71,7 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netvigil.distributed.dataset import DatasetWriter, UnitManifest, _atomic_copy, _atomic_text
-from netvigil.distributed.engine import Echo, report_progress, task_key
+from netvigil.distributed.engine import Echo, report_progress, roomy_malloc, task_key
 from netvigil.model import Entity, InputError, make_ref
 from netvigil.pipeline import Pipeline
 from netvigil.series.batch import SkipReport
@@ -223,7 +223,8 @@ def validate_file(path: str, fmt: str | None, policy: str, root: str,
     writer.manifest_path(unit).unlink(missing_ok=True)  # not done while rewriting
     store = part_store(base, unit)
     try:
-        summary = import_file(store, path, fmt, policy, sink=Pipeline(store))
+        with roomy_malloc():  # the parsers' columns: fresh pages each under Dask's nanny
+            summary = import_file(store, path, fmt, policy, sink=Pipeline(store))
     except InputError as exc:
         return {"path": exc.path, "line": exc.line, "reason": exc.reason}
     rec = store.record
